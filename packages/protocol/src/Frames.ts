@@ -1,0 +1,396 @@
+/**
+ * The complete wire contract (SPEC §2.2–§2.5, §2.13 with DECISIONS D-1 to D-8): every frame is a
+ * JSON object discriminated by `type`; admin ops, payloads and errors by `kind`.
+ *
+ * Optional values are JSON `null` when absent and a missing key decodes as `null` (SPEC §2.13).
+ * Request ids (D-2) are the exception: absent stays absent.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+import { Base64UrlString } from "./Base64Url.js"
+import { MAX_DATE_MS, REQUEST_ID_MAX_LENGTH, U32_MAX } from "./Limits.js"
+import { SessionPath } from "./Names.js"
+
+const nullable = <S extends Schema.Schema.Any>(schema: S) =>
+  Schema.optionalWith(Schema.NullOr(schema), { default: () => null })
+
+/** @since 0.1.0 @category values */
+export const Int = Schema.Number.pipe(Schema.int(), Schema.between(-MAX_DATE_MS, MAX_DATE_MS))
+/** @since 0.1.0 @category values */
+export const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.between(0, Number.MAX_SAFE_INTEGER))
+/** @since 0.1.0 @category values */
+export const U32 = Schema.Number.pipe(Schema.int(), Schema.between(0, U32_MAX))
+
+/** A client-chosen request id, copied onto the one reply (D-2). @since 0.1.0 @category values */
+export const RequestId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(REQUEST_ID_MAX_LENGTH))
+const id = Schema.optional(RequestId)
+
+/** @since 0.1.0 @category values */
+export const Visibility = Schema.Literal("public", "unlisted", "private")
+/** @since 0.1.0 @category values */
+export type Visibility = typeof Visibility.Type
+
+/** Who sent a message, from the sender's `hello.client` (D-6). @since 0.1.0 @category values */
+export const Origin = Schema.Literal("agent", "human")
+/** @since 0.1.0 @category values */
+export type Origin = typeof Origin.Type
+
+/** @since 0.1.0 @category values */
+export const ClientKind = Schema.Literal("bridge", "cli", "web")
+/** @since 0.1.0 @category values */
+export type ClientKind = typeof ClientKind.Type
+
+/** @since 0.1.0 @category values */
+export const PlainPayload = Schema.Struct({ kind: Schema.Literal("plain"), text: Schema.String })
+/** Reserved for end-to-end encryption: relayed and stored verbatim. @since 0.1.0 @category values */
+export const EncryptedPayload = Schema.Struct({
+  kind: Schema.Literal("encrypted"),
+  ciphertext: Base64UrlString,
+  key_id: nullable(Schema.String)
+})
+/** @since 0.1.0 @category values */
+export const Payload = Schema.Union(PlainPayload, EncryptedPayload).annotations({ identifier: "Payload" })
+/** @since 0.1.0 @category values */
+export type Payload = typeof Payload.Type
+
+/** @since 0.1.0 @category values */
+export const ChannelInfo = Schema.Struct({ name: Schema.String, visibility: Visibility, member: Schema.Boolean })
+/** @since 0.1.0 @category values */
+export type ChannelInfo = typeof ChannelInfo.Type
+/** @since 0.1.0 @category values */
+export const MachineInfo = Schema.Struct({ name: Schema.String, pubkey: Schema.String, added_at: Schema.String })
+/** @since 0.1.0 @category values */
+export type MachineInfo = typeof MachineInfo.Type
+/** @since 0.1.0 @category values */
+export const InviteInfo = Schema.Struct({
+  token: Schema.String,
+  uses_remaining: nullable(NonNegativeInt),
+  expires_at: nullable(Schema.String)
+})
+/** @since 0.1.0 @category values */
+export type InviteInfo = typeof InviteInfo.Type
+
+/** One retained channel message (D-4, D-6). @since 0.1.0 @category values */
+export const HistoryMessage = Schema.Struct({
+  seq: NonNegativeInt,
+  from: SessionPath,
+  ts_ms: Int,
+  payload: Payload,
+  origin: Origin,
+  reply_to: nullable(NonNegativeInt)
+})
+/** @since 0.1.0 @category values */
+export type HistoryMessage = typeof HistoryMessage.Type
+
+// ---------------------------------------------------------------------------------------------
+// Errors (SPEC §2.5 + D-8)
+// ---------------------------------------------------------------------------------------------
+
+const messageError = <K extends string>(kind: K) => Schema.Struct({ kind: Schema.Literal(kind), message: Schema.String })
+
+/** @since 0.1.0 @category errors */
+export const ProtocolError = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("version_mismatch"), ours: U32, theirs: U32 }),
+  messageError("malformed_frame"),
+  messageError("unauthorized"),
+  messageError("not_found"),
+  messageError("internal"),
+  messageError("conflict"),
+  Schema.Struct({ kind: Schema.Literal("rate_limited"), message: Schema.String, retry_after_ms: NonNegativeInt }),
+  Schema.Struct({ kind: Schema.Literal("too_large"), message: Schema.String, limit: NonNegativeInt })
+).annotations({ identifier: "ProtocolError" })
+/** @since 0.1.0 @category errors */
+export type ProtocolError = typeof ProtocolError.Type
+/** @since 0.1.0 @category errors */
+export type ProtocolErrorKind = ProtocolError["kind"]
+
+// ---------------------------------------------------------------------------------------------
+// Admin operations (SPEC §2.4)
+// ---------------------------------------------------------------------------------------------
+
+const op = <K extends string, F extends Schema.Struct.Fields>(kind: K, fields: F) =>
+  Schema.Struct({ kind: Schema.Literal(kind), ...fields })
+
+/** @since 0.1.0 @category admin */
+export const CreateChannel = op("create_channel", { name: Schema.String, visibility: Visibility })
+/** @since 0.1.0 @category admin */
+export const DeleteChannel = op("delete_channel", { name: Schema.String })
+/** @since 0.1.0 @category admin */
+export const RenameChannel = op("rename_channel", { name: Schema.String, new_name: Schema.String })
+/** @since 0.1.0 @category admin */
+export const SetVisibility = op("set_visibility", { name: Schema.String, visibility: Visibility })
+/** @since 0.1.0 @category admin */
+export const AclAdd = op("acl_add", { channel: Schema.String, user: Schema.String })
+/** @since 0.1.0 @category admin */
+export const AclRemove = op("acl_remove", { channel: Schema.String, user: Schema.String })
+/**
+ * `expires_in_secs` accepts any non-negative integer: an unrepresentable expiry is answered by the
+ * handler with `malformed_frame`, never by closing the connection (SPEC §2.13).
+ *
+ * @since 0.1.0
+ * @category admin
+ */
+export const InviteCreate = op("invite_create", {
+  channel: Schema.String,
+  uses: nullable(U32),
+  expires_in_secs: nullable(Schema.Number.pipe(Schema.int(), Schema.nonNegative()))
+})
+/** @since 0.1.0 @category admin */
+export const InviteRevoke = op("invite_revoke", { token: Schema.String })
+/** `target` is a session path string or a username. @since 0.1.0 @category admin */
+export const Kick = op("kick", { channel: Schema.String, target: Schema.String })
+/** @since 0.1.0 @category admin */
+export const Ban = op("ban", { channel: Schema.String, user: Schema.String })
+/** @since 0.1.0 @category admin */
+export const UserRemove = op("user_remove", { username: Schema.String })
+/** @since 0.1.0 @category admin */
+export const MachineRemove = op("machine_remove", { name: Schema.String })
+/** @since 0.1.0 @category admin */
+export const MachineAdd = op("machine_add", { name: Schema.String, pubkey: Base64UrlString })
+/** @since 0.1.0 @category admin */
+export const AclList = op("acl_list", { channel: Schema.String })
+/** @since 0.1.0 @category admin */
+export const Unban = op("unban", { channel: Schema.String, user: Schema.String })
+/** @since 0.1.0 @category admin */
+export const BanList = op("ban_list", { channel: Schema.String })
+/** @since 0.1.0 @category admin */
+export const InviteList = op("invite_list", { channel: Schema.String })
+
+/** @since 0.1.0 @category admin */
+export const AdminOp = Schema.Union(
+  CreateChannel,
+  DeleteChannel,
+  RenameChannel,
+  SetVisibility,
+  AclAdd,
+  AclRemove,
+  InviteCreate,
+  InviteRevoke,
+  Kick,
+  Ban,
+  UserRemove,
+  MachineRemove,
+  MachineAdd,
+  AclList,
+  Unban,
+  BanList,
+  InviteList
+).annotations({ identifier: "AdminOp" })
+/** @since 0.1.0 @category admin */
+export type AdminOp = typeof AdminOp.Type
+/** @since 0.1.0 @category admin */
+export type AdminOpKind = AdminOp["kind"]
+/** @since 0.1.0 @category admin */
+export const ADMIN_OP_KINDS: ReadonlyArray<AdminOpKind> = AdminOp.members.map((m) => m.fields.kind.literals[0])
+
+// ---------------------------------------------------------------------------------------------
+// Client → server frames
+// ---------------------------------------------------------------------------------------------
+
+const frame = <T extends string, F extends Schema.Struct.Fields>(type: T, fields: F) =>
+  Schema.Struct({ type: Schema.Literal(type), ...fields })
+
+/**
+ * First frame of every connection. `host` is the authority the client dialed and `client` what it
+ * is (D-3, D-6); both decode leniently (missing → null / `"bridge"`).
+ *
+ * @since 0.1.0
+ * @category client frames
+ */
+export const Hello = frame("hello", {
+  protocol_version: U32,
+  session: Schema.String,
+  host: nullable(Schema.String),
+  client: Schema.optionalWith(ClientKind, { default: () => "bridge" as const })
+})
+/** @since 0.1.0 @category client frames */
+export const Register = frame("register", { username: Schema.String, machine: Schema.String, pubkey: Base64UrlString })
+/** @since 0.1.0 @category client frames */
+export const Auth = frame("auth", { pubkey: Base64UrlString, signature: Base64UrlString })
+/** @since 0.1.0 @category client frames */
+export const Join = frame("join", { id, channel: Schema.String, token: nullable(Schema.String) })
+/** @since 0.1.0 @category client frames */
+export const Leave = frame("leave", { id, channel: Schema.String })
+/** @since 0.1.0 @category client frames */
+export const Who = frame("who", { id, channel: nullable(Schema.String) })
+/** @since 0.1.0 @category client frames */
+export const Admin = frame("admin", { id, op: AdminOp })
+/** A post; any client-supplied `from` is ignored and dropped (D-2). @since 0.1.0 @category client frames */
+export const Post = frame("channel_msg", {
+  id,
+  channel: Schema.String,
+  payload: Payload,
+  reply_to: nullable(NonNegativeInt)
+})
+/** @since 0.1.0 @category client frames */
+export const WhisperRequest = frame("whisper", { id, target: SessionPath, payload: Payload })
+/** @since 0.1.0 @category client frames */
+export const ListChannels = frame("list_channels", { id })
+/** @since 0.1.0 @category client frames */
+export const Ping = frame("ping", { id })
+/** @since 0.1.0 @category client frames */
+export const ListMachines = frame("list_machines", { id })
+/** @since 0.1.0 @category client frames */
+export const ListUsers = frame("list_users", { id })
+/**
+ * History page: exactly one of `since_seq` (exclusive; 0 = everything retained) or `since_ms` (D-4).
+ *
+ * @since 0.1.0
+ * @category client frames
+ */
+export const ReadSince = frame("read_since", {
+  id,
+  channel: Schema.String,
+  since_seq: nullable(NonNegativeInt),
+  since_ms: nullable(Int)
+})
+
+/** @since 0.1.0 @category client frames */
+export const ClientFrame = Schema.Union(
+  Hello,
+  Register,
+  Auth,
+  Join,
+  Leave,
+  Who,
+  Admin,
+  Post,
+  WhisperRequest,
+  ListChannels,
+  Ping,
+  ListMachines,
+  ListUsers,
+  ReadSince
+).annotations({ identifier: "ClientFrame" })
+/** @since 0.1.0 @category client frames */
+export type ClientFrame = typeof ClientFrame.Type
+/** @since 0.1.0 @category client frames */
+export type ClientFrameType = ClientFrame["type"]
+/** Client frames that expect exactly one reply. @since 0.1.0 @category client frames */
+export type Request = Exclude<ClientFrame, { readonly type: "hello" | "register" | "auth" }>
+
+// ---------------------------------------------------------------------------------------------
+// Server → client frames
+// ---------------------------------------------------------------------------------------------
+
+/** @since 0.1.0 @category server frames */
+export const Challenge = frame("challenge", { nonce: Base64UrlString })
+/** @since 0.1.0 @category server frames */
+export const Established = frame("established", { path: SessionPath })
+/** @since 0.1.0 @category server frames */
+export const ServerInfo = frame("server_info", { admin: Schema.Boolean })
+/** @since 0.1.0 @category server frames */
+export const Joined = frame("joined", { id, channel: Schema.String })
+/** `seq` is the stored message's seq when the ack answers a post, else null (D-4). @since 0.1.0 @category server frames */
+export const Ack = frame("ack", { id, detail: nullable(Schema.String), seq: nullable(NonNegativeInt) })
+/** @since 0.1.0 @category server frames */
+export const Presence = frame("presence", { id, channel: nullable(Schema.String), sessions: Schema.Array(SessionPath) })
+/** @since 0.1.0 @category server frames */
+export const ErrorFrame = frame("error", { id, error: ProtocolError })
+/** @since 0.1.0 @category server frames */
+export const ChannelList = frame("channel_list", { id, channels: Schema.Array(ChannelInfo) })
+/** @since 0.1.0 @category server frames */
+export const InviteToken = frame("invite_token", { id, token: Schema.String })
+/** @since 0.1.0 @category server frames */
+export const Pong = frame("pong", { id })
+/** @since 0.1.0 @category server frames */
+export const MachineList = frame("machine_list", { id, machines: Schema.Array(MachineInfo) })
+/** Answers `list_users`, `acl_list` and `ban_list`. @since 0.1.0 @category server frames */
+export const UserList = frame("user_list", { id, users: Schema.Array(Schema.String) })
+/** @since 0.1.0 @category server frames */
+export const InviteListFrame = frame("invite_list", { id, invites: Schema.Array(InviteInfo) })
+/** @since 0.1.0 @category server frames */
+export const History = frame("history", {
+  id,
+  channel: Schema.String,
+  messages: Schema.Array(HistoryMessage),
+  more: Schema.optionalWith(Schema.Boolean, { default: () => false })
+})
+/** A fanned-out channel message, `from` stamped by the server. @since 0.1.0 @category server frames */
+export const Delivery = frame("channel_msg", {
+  channel: Schema.String,
+  from: SessionPath,
+  payload: Payload,
+  seq: NonNegativeInt,
+  origin: Origin,
+  reply_to: nullable(NonNegativeInt)
+})
+/** A delivered whisper. @since 0.1.0 @category server frames */
+export const WhisperDelivery = frame("whisper", {
+  from: SessionPath,
+  target: SessionPath,
+  payload: Payload,
+  origin: Schema.optionalWith(Origin, { default: () => "agent" as const })
+})
+/** @since 0.1.0 @category server frames */
+export const UnsubscribeReason = Schema.Literal("kicked", "banned", "removed", "deleted", "renamed")
+/** @since 0.1.0 @category server frames */
+export type UnsubscribeReason = typeof UnsubscribeReason.Type
+/** A live subscription ended (or, for `renamed`, moved to `new_name`) (D-7). @since 0.1.0 @category server frames */
+export const Unsubscribed = frame("unsubscribed", {
+  channel: Schema.String,
+  reason: UnsubscribeReason,
+  new_name: nullable(Schema.String)
+})
+/** The server is draining; treat like a dropped link (D-19). @since 0.1.0 @category server frames */
+export const Shutdown = frame("shutdown", { reason: Schema.String })
+
+/** @since 0.1.0 @category server frames */
+export const ServerFrame = Schema.Union(
+  Challenge,
+  Established,
+  ServerInfo,
+  Joined,
+  Ack,
+  Presence,
+  ErrorFrame,
+  ChannelList,
+  InviteToken,
+  Pong,
+  MachineList,
+  UserList,
+  InviteListFrame,
+  History,
+  Delivery,
+  WhisperDelivery,
+  Unsubscribed,
+  Shutdown
+).annotations({ identifier: "ServerFrame" })
+/** @since 0.1.0 @category server frames */
+export type ServerFrame = typeof ServerFrame.Type
+/** @since 0.1.0 @category server frames */
+export type ServerFrameType = ServerFrame["type"]
+/** Server frames that answer a request (and echo its `id`). @since 0.1.0 @category server frames */
+export type Reply = Extract<
+  ServerFrame,
+  {
+    readonly type:
+      | "joined"
+      | "ack"
+      | "presence"
+      | "error"
+      | "channel_list"
+      | "invite_token"
+      | "pong"
+      | "machine_list"
+      | "user_list"
+      | "invite_list"
+      | "history"
+  }
+>
+
+/** @since 0.1.0 @category type helpers */
+export type ClientFrameOf<T extends ClientFrameType> = Extract<ClientFrame, { readonly type: T }>
+/** @since 0.1.0 @category type helpers */
+export type ServerFrameOf<T extends ServerFrameType> = Extract<ServerFrame, { readonly type: T }>
+/** @since 0.1.0 @category type helpers */
+export type AdminOpOf<K extends AdminOpKind> = Extract<AdminOp, { readonly kind: K }>
+
+/** Every frame `type` in the protocol, request and reply alike. @since 0.1.0 @category constants */
+export const FRAME_TYPES: ReadonlyArray<ClientFrameType | ServerFrameType> = [
+  ...new Set([
+    ...ClientFrame.members.map((m) => m.fields.type.literals[0]),
+    ...ServerFrame.members.map((m) => m.fields.type.literals[0])
+  ])
+]

@@ -1,0 +1,77 @@
+/**
+ * Semantic checks a decoded frame must pass before anything is written (D-15): names, byte lengths.
+ * The server answers a failure with `malformed_frame` and keeps the session.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Either from "effect/Either"
+import * as Base64Url from "./Base64Url.js"
+import type { AdminOp, ClientFrame } from "./Frames.js"
+import { PUBLIC_KEY_BYTES } from "./Limits.js"
+import { nameProblem } from "./Names.js"
+
+/** @since 0.1.0 @category errors */
+export class InvalidFrame extends Data.TaggedError("InvalidFrame")<{ readonly detail: string }> {
+  override get message() {
+    return this.detail
+  }
+}
+
+const name = (what: string, value: string): InvalidFrame | undefined => {
+  const problem = nameProblem(value)
+  return problem === undefined ? undefined : new InvalidFrame({ detail: `invalid ${what}: \`${value}\` (${problem})` })
+}
+
+const pubkey = (value: string): InvalidFrame | undefined => {
+  const bytes = Base64Url.decode(value)
+  return bytes !== undefined && bytes.length === PUBLIC_KEY_BYTES
+    ? undefined
+    : new InvalidFrame({ detail: "malformed key or signature: public key must be 32 bytes" })
+}
+
+/**
+ * The first problem with an admin op's names or keys, if any. Only names that are about to be
+ * created are checked: referring to an existing odd name must still work.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const adminOpProblem = (op: AdminOp): InvalidFrame | undefined => {
+  switch (op.kind) {
+    case "create_channel":
+      return name("channel name", op.name)
+    case "rename_channel":
+      return name("channel name", op.new_name)
+    case "acl_add":
+      return name("username", op.user)
+    case "machine_add":
+      return name("machine name", op.name) ?? pubkey(op.pubkey)
+    default:
+      return undefined
+  }
+}
+
+/** @since 0.1.0 @category validation */
+export const validateClientFrame = (frame: ClientFrame): Either.Either<ClientFrame, InvalidFrame> => {
+  let problem: InvalidFrame | undefined
+  switch (frame.type) {
+    case "register":
+      problem = name("username", frame.username) ?? name("machine name", frame.machine)
+      break
+    case "hello":
+      problem = name("session handle", frame.session)
+      break
+    case "admin":
+      problem = adminOpProblem(frame.op)
+      break
+    case "read_since":
+      if ((frame.since_seq === null) === (frame.since_ms === null)) {
+        problem = new InvalidFrame({ detail: "read_since takes exactly one of `since_seq` or `since_ms`" })
+      }
+      break
+    default:
+      break
+  }
+  return problem === undefined ? Either.right(frame) : Either.left(problem)
+}

@@ -1,0 +1,204 @@
+/**
+ * The durable state of a conclave server (SPEC §3.17, DECISIONS D-4, D-5, D-14, D-18, D-20).
+ *
+ * The hub depends on this port only; `SqliteStore.layer` is the embedded default. Every method that
+ * mutates more than one row runs in one transaction. Presence, subscriptions, the admin allowlist
+ * and whispers are never stored.
+ *
+ * @since 0.1.0
+ */
+import type { Frames } from "@conclave/protocol"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+
+/** A storage failure: answered as `internal` on the wire, text never includes SQL. @since 0.1.0 @category errors */
+export class StoreError extends Data.TaggedError("StoreError")<{
+  readonly operation: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `storage failure during ${this.operation}`
+  }
+}
+
+/** A uniqueness conflict: answered as `conflict` on the wire (D-8). @since 0.1.0 @category errors */
+export class StoreConflict extends Data.TaggedError("StoreConflict")<{
+  readonly what: "username" | "pubkey" | "machine" | "channel"
+  readonly value: string
+}> {}
+
+/** @since 0.1.0 @category models */
+export interface UserRow {
+  readonly username: string
+  /** RFC 3339 */
+  readonly created_at: string
+}
+
+/** @since 0.1.0 @category models */
+export interface MachineRow {
+  readonly user: string
+  readonly name: string
+  /** base64url, 32 bytes */
+  readonly pubkey: string
+  /** RFC 3339 */
+  readonly added_at: string
+}
+
+/** @since 0.1.0 @category models */
+export interface ChannelRow {
+  readonly name: string
+  readonly visibility: Frames.Visibility
+  readonly created_by: string
+  /** RFC 3339 */
+  readonly created_at: string
+}
+
+/** @since 0.1.0 @category models */
+export interface InviteRow {
+  readonly token: string
+  readonly channel: string
+  readonly uses_remaining: number | null
+  /** RFC 3339, or null for never */
+  readonly expires_at: string | null
+  readonly created_by: string
+}
+
+/** A message to retain. `from` is the sender's path string `user/machine/session`. @since 0.1.0 @category models */
+export interface NewMessage {
+  readonly channel: string
+  readonly from: string
+  readonly payload: Frames.Payload
+  readonly ts_ms: number
+  readonly origin: Frames.Origin
+  readonly reply_to: number | null
+}
+
+/** Where a history page starts (exclusive). @since 0.1.0 @category models */
+export type Since = { readonly _tag: "Seq"; readonly seq: number } | { readonly _tag: "Ms"; readonly ms: number }
+
+/** @since 0.1.0 @category models */
+export interface HistoryPage {
+  /** Oldest first, ordered by seq; rows that cannot be decoded are skipped. */
+  readonly messages: ReadonlyArray<Frames.HistoryMessage>
+  /** True when the page limit cut the page. */
+  readonly more: boolean
+}
+
+/** Outcome of redeeming an invite token for a user (SPEC §3.13). @since 0.1.0 @category models */
+export type Redemption = "redeemed" | "invalid"
+
+/** What `removeUser` deleted, so the hub can drop live state. @since 0.1.0 @category models */
+export interface RemovedUser {
+  /** Channels the user had created, now deleted with their cascades. */
+  readonly deletedChannels: ReadonlyArray<string>
+}
+
+/** @since 0.1.0 @category models */
+export interface StoreShape {
+  /** The persistent random id of this data dir, created race-free on first use (SPEC §3.18). */
+  readonly instanceId: Effect.Effect<string, StoreError>
+
+  // users and machines
+  /**
+   * Create the user and its first machine in one transaction. Fails with `StoreConflict` on a taken
+   * username (`what: "username"`) or an enrolled key (`what: "pubkey"`).
+   */
+  readonly registerUser: (input: {
+    readonly username: string
+    readonly machine: string
+    readonly pubkey: string
+    readonly now: string
+  }) => Effect.Effect<void, StoreError | StoreConflict>
+  readonly userExists: (username: string) => Effect.Effect<boolean, StoreError>
+  readonly listUsers: Effect.Effect<ReadonlyArray<string>, StoreError>
+  /** Delete the user's created channels (full cascade), memberships everywhere, machines and user row. Idempotent. */
+  readonly removeUser: (username: string) => Effect.Effect<RemovedUser, StoreError>
+  readonly findMachineByKey: (pubkey: string) => Effect.Effect<Option.Option<MachineRow>, StoreError>
+  readonly listMachines: (user: string) => Effect.Effect<ReadonlyArray<MachineRow>, StoreError>
+  /** `StoreConflict` with `what: "machine"` (name taken for this user) or `"pubkey"` (key enrolled anywhere). */
+  readonly addMachine: (
+    input: { readonly user: string; readonly name: string; readonly pubkey: string; readonly now: string }
+  ) => Effect.Effect<void, StoreError | StoreConflict>
+  /** Idempotent. */
+  readonly removeMachine: (user: string, name: string) => Effect.Effect<void, StoreError>
+
+  // channels
+  readonly getChannel: (name: string) => Effect.Effect<Option.Option<ChannelRow>, StoreError>
+  /** Insert the channel and the creator's membership in one transaction; `StoreConflict` `"channel"` if taken. */
+  readonly createChannel: (input: {
+    readonly name: string
+    readonly visibility: Frames.Visibility
+    readonly createdBy: string
+    readonly now: string
+  }) => Effect.Effect<void, StoreError | StoreConflict>
+  /** Delete with memberships, invites, bans and messages. Idempotent. */
+  readonly deleteChannel: (name: string) => Effect.Effect<void, StoreError>
+  /** Memberships, invites, bans and messages follow. `StoreConflict` `"channel"` if `newName` is taken. */
+  readonly renameChannel: (name: string, newName: string) => Effect.Effect<void, StoreError | StoreConflict>
+  readonly setVisibility: (name: string, visibility: Frames.Visibility) => Effect.Effect<void, StoreError>
+  /**
+   * Channels visible to `user` (SPEC §3.7): all of them for a server admin, else public ones plus any
+   * whose ACL holds the user. `member` is ACL membership.
+   */
+  readonly listVisibleChannels: (
+    user: string,
+    isServerAdmin: boolean
+  ) => Effect.Effect<ReadonlyArray<Frames.ChannelInfo>, StoreError>
+
+  // ACL and bans
+  readonly isMember: (channel: string, user: string) => Effect.Effect<boolean, StoreError>
+  /** Idempotent insert. */
+  readonly addMember: (channel: string, user: string) => Effect.Effect<void, StoreError>
+  /** Add to the ACL and lift any ban, in one transaction (SPEC §3.12 `acl_add`). */
+  readonly aclAdd: (channel: string, user: string) => Effect.Effect<void, StoreError>
+  /** Idempotent. */
+  readonly removeMember: (channel: string, user: string) => Effect.Effect<void, StoreError>
+  readonly listMembers: (channel: string) => Effect.Effect<ReadonlyArray<string>, StoreError>
+  /** Remove from the ACL and record the ban, in one transaction. Idempotent. */
+  readonly ban: (channel: string, user: string) => Effect.Effect<void, StoreError>
+  /** Idempotent; grants no membership. */
+  readonly unban: (channel: string, user: string) => Effect.Effect<void, StoreError>
+  readonly listBans: (channel: string) => Effect.Effect<ReadonlyArray<string>, StoreError>
+  /** Every ban, for the in-memory mirror loaded at startup. */
+  readonly allBans: Effect.Effect<ReadonlyArray<{ readonly channel: string; readonly user: string }>, StoreError>
+
+  // invites
+  readonly createInvite: (row: InviteRow) => Effect.Effect<void, StoreError>
+  readonly getInvite: (token: string) => Effect.Effect<Option.Option<InviteRow>, StoreError>
+  readonly deleteInvite: (token: string) => Effect.Effect<void, StoreError>
+  readonly listInvites: (channel: string) => Effect.Effect<ReadonlyArray<InviteRow>, StoreError>
+  /**
+   * Atomically redeem `token` for `user` on `channel` at `nowMs` and add the ACL entry, in one
+   * transaction (D-14). `"invalid"` when the token is absent, bound to another channel, expired
+   * (then deleted; an unparseable expiry counts as expired) or spent; the use that takes the last
+   * remaining use deletes the token. Unlimited tokens (`uses_remaining` null) are never consumed.
+   */
+  readonly redeemInvite: (input: {
+    readonly token: string
+    readonly channel: string
+    readonly user: string
+    readonly nowMs: number
+  }) => Effect.Effect<Redemption, StoreError>
+
+  // messages
+  /** Append and commit; resolves with the new seq only once the row is durable (D-5). */
+  readonly appendMessage: (message: NewMessage) => Effect.Effect<number, StoreError>
+  readonly messageExists: (channel: string, seq: number) => Effect.Effect<boolean, StoreError>
+  /**
+   * Up to `limit` messages of `channel` after `since` (exclusive), ordered by seq, skipping rows
+   * with `ts_ms < cutoffMs` (D-18) and rows that cannot be decoded.
+   */
+  readonly readSince: (input: {
+    readonly channel: string
+    readonly since: Since
+    readonly cutoffMs: number
+    readonly limit: number
+  }) => Effect.Effect<HistoryPage, StoreError>
+  /** Delete messages with `ts_ms < cutoffMs`; returns how many. */
+  readonly purgeOlderThan: (cutoffMs: number) => Effect.Effect<number, StoreError>
+}
+
+/** @since 0.1.0 @category tags */
+export class Store extends Context.Tag("@conclave/server/Store")<Store, StoreShape>() {}
