@@ -1,0 +1,58 @@
+// Schema migrations for the SQLite store, applied in order; `PRAGMA user_version` records the last
+// one applied. Append new versions, never edit a shipped one. Version 1 uses IF NOT EXISTS so two
+// processes racing on a fresh file both succeed.
+
+export interface Migration {
+  readonly version: number
+  readonly statements: ReadonlyArray<string>
+}
+
+export const migrations: ReadonlyArray<Migration> = [
+  {
+    version: 1,
+    statements: [
+      `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS users (username TEXT PRIMARY KEY, created_at TEXT NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS machines (
+        user TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        pubkey TEXT NOT NULL UNIQUE,
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (user, name))`,
+      `CREATE TABLE IF NOT EXISTS channels (
+        name TEXT PRIMARY KEY,
+        visibility TEXT NOT NULL CHECK (visibility IN ('public', 'unlisted', 'private')),
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL)`,
+      `CREATE INDEX IF NOT EXISTS channels_created_by ON channels(created_by)`,
+      `CREATE TABLE IF NOT EXISTS memberships (
+        channel TEXT NOT NULL REFERENCES channels(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        user TEXT NOT NULL,
+        PRIMARY KEY (channel, user))`,
+      `CREATE INDEX IF NOT EXISTS memberships_user ON memberships(user)`,
+      `CREATE TABLE IF NOT EXISTS bans (
+        channel TEXT NOT NULL REFERENCES channels(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        user TEXT NOT NULL,
+        PRIMARY KEY (channel, user))`,
+      `CREATE TABLE IF NOT EXISTS invites (
+        token TEXT PRIMARY KEY,
+        channel TEXT NOT NULL REFERENCES channels(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        uses_remaining INTEGER,
+        expires_at TEXT,
+        created_by TEXT NOT NULL)`,
+      `CREATE INDEX IF NOT EXISTS invites_channel ON invites(channel)`,
+      `CREATE TABLE IF NOT EXISTS messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL REFERENCES channels(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        sender TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        reply_to INTEGER)`,
+      `CREATE INDEX IF NOT EXISTS messages_channel_id ON messages(channel, id)`,
+      `CREATE INDEX IF NOT EXISTS messages_ts ON messages(ts_ms)`
+    ]
+  }
+]
+
+export const latestVersion = migrations.reduce((max, m) => Math.max(max, m.version), 0)
