@@ -6,4 +6,4 @@ import { document } from "../src/JsonSchema.js"
 
 const target = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "protocol.schema.json")
 fs.writeFileSync(target, document())
-console.log(`wrote ${target}`)
+process.stdout.write(`wrote ${target}\n`)

@@ -3,9 +3,9 @@
  *
  * @since 0.1.0
  */
-import * as Crypto from "node:crypto"
 import * as Data from "effect/Data"
 import * as Either from "effect/Either"
+import * as Crypto from "node:crypto"
 import * as Base64Url from "./Base64Url.js"
 import { PUBLIC_KEY_BYTES, SEED_BYTES, SIGNATURE_BYTES } from "./Limits.js"
 
@@ -13,14 +13,16 @@ import { PUBLIC_KEY_BYTES, SEED_BYTES, SIGNATURE_BYTES } from "./Limits.js"
 export const AUTH_CONTEXT = "conclave-auth-v1"
 
 /**
- * The authority of a dialed URL as D-3 signs it: `host[:port]`, lowercased, default port omitted.
+ * The authority of a dialed URL as D-3 signs it: `host[:port]`, lowercased, default port omitted;
+ * undefined when the URL does not parse or has no authority.
  *
  * @since 0.1.0
  * @category auth
  */
 export const authorityOf = (url: string): string | undefined => {
   try {
-    return new URL(url).host.toLowerCase()
+    const host = new URL(url).host.toLowerCase()
+    return host.length > 0 ? host : undefined
   } catch {
     return undefined
   }
@@ -40,6 +42,7 @@ export const authMessage = (host: string, handle: string, nonce: Uint8Array | st
   )
 
 /** The signature does not verify. @since 0.1.0 @category errors */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- no fields: `new BadSignature()`
 export class BadSignature extends Data.TaggedError("BadSignature")<{}> {
   override get message() {
     return "signature verification failed"

@@ -11,7 +11,8 @@ const alphabet = /^[A-Za-z0-9_-]*$/
 export const isBase64Url = (s: string): boolean => alphabet.test(s) && s.length % 4 !== 1
 
 /** @since 0.1.0 @category encoding */
-export const encode = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url")
+export const encode = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url")
 
 /**
  * Strict decode: undefined for anything that is not canonical base64url without padding.
@@ -35,6 +36,10 @@ export const decode = (s: string): Uint8Array | undefined => {
  * @category schemas
  */
 export const Base64UrlString = Schema.String.pipe(
-  Schema.filter((s) => isBase64Url(s) || "expected base64url without padding"),
+  Schema.filter((s) => isBase64Url(s) || "expected base64url without padding", {
+    jsonSchema: { pattern: "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$" },
+    // Canonical text of random bytes (filtering random strings would be slow and rarely realistic).
+    arbitrary: () => (fc) => fc.uint8Array({ maxLength: 96 }).map(encode)
+  }),
   Schema.annotations({ identifier: "Base64Url", description: "base64url without padding (RFC 4648 §5)" })
 )

@@ -52,6 +52,12 @@ const toText = (raw: RawMessage): string | undefined => {
 
 const knownTypes = new Set<string>(FRAME_TYPES)
 
+// Parse issues quote the offending value; keep a hostile or buggy frame from echoing megabytes
+// (or a mistyped body) into error frames and logs.
+const DETAIL_MAX_CHARS = 1024
+const capDetail = (detail: string): string =>
+  detail.length <= DETAIL_MAX_CHARS ? detail : `${detail.slice(0, DETAIL_MAX_CHARS)}…`
+
 const decodeWith = <A>(decodeUnknown: (u: unknown) => Either.Either<A, ParseResult.ParseError>, types: Set<string>) =>
 (
   raw: RawMessage,
@@ -87,7 +93,7 @@ const decodeWith = <A>(decodeUnknown: (u: unknown) => Either.Either<A, ParseResu
   return Either.mapLeft(decodeUnknown(json), (e) =>
     new FrameDecodeError({
       reason: "invalid",
-      detail: `invalid \`${type}\` frame: ${ParseResult.TreeFormatter.formatIssueSync(e.issue)}`,
+      detail: capDetail(`invalid \`${type}\` frame: ${ParseResult.TreeFormatter.formatIssueSync(e.issue)}`),
       frameType: type
     }))
 }

@@ -3,7 +3,7 @@
  * JSON object discriminated by `type`; admin ops, payloads and errors by `kind`.
  *
  * Optional values are JSON `null` when absent and a missing key decodes as `null` (SPEC §2.13).
- * Request ids (D-2) are the exception: absent stays absent.
+ * Request ids (D-2) are the exception: absent stays absent, and `"id": null` decodes as absent.
  *
  * @since 0.1.0
  */
@@ -24,7 +24,7 @@ export const U32 = Schema.Number.pipe(Schema.int(), Schema.between(0, U32_MAX))
 
 /** A client-chosen request id, copied onto the one reply (D-2). @since 0.1.0 @category values */
 export const RequestId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(REQUEST_ID_MAX_LENGTH))
-const id = Schema.optional(RequestId)
+const id = Schema.optionalWith(RequestId, { nullable: true })
 
 /** @since 0.1.0 @category values */
 export const Visibility = Schema.Literal("public", "unlisted", "private")
@@ -87,7 +87,8 @@ export type HistoryMessage = typeof HistoryMessage.Type
 // Errors (SPEC §2.5 + D-8)
 // ---------------------------------------------------------------------------------------------
 
-const messageError = <K extends string>(kind: K) => Schema.Struct({ kind: Schema.Literal(kind), message: Schema.String })
+const messageError = <K extends string>(kind: K) =>
+  Schema.Struct({ kind: Schema.Literal(kind), message: Schema.String })
 
 /** @since 0.1.0 @category errors */
 export const ProtocolError = Schema.Union(
@@ -124,6 +125,17 @@ export const SetVisibility = op("set_visibility", { name: Schema.String, visibil
 export const AclAdd = op("acl_add", { channel: Schema.String, user: Schema.String })
 /** @since 0.1.0 @category admin */
 export const AclRemove = op("acl_remove", { channel: Schema.String, user: Schema.String })
+// Any finite integer-valued number, not only safe integers: `Schema.int()` would refuse 1e17 and so
+// close the connection where SPEC §2.13 wants the handler to answer `malformed_frame`.
+const ExpirySeconds = Schema.Number.pipe(
+  Schema.filter((n) => Number.isInteger(n) || "expected an integer-valued number", {
+    title: "integer",
+    jsonSchema: { type: "integer" },
+    arbitrary: () => (fc) => fc.oneof(fc.nat(), fc.constantFrom(2 ** 53, 1e17, 1e300))
+  }),
+  Schema.nonNegative()
+)
+
 /**
  * `expires_in_secs` accepts any non-negative integer: an unrepresentable expiry is answered by the
  * handler with `malformed_frame`, never by closing the connection (SPEC §2.13).
@@ -134,7 +146,7 @@ export const AclRemove = op("acl_remove", { channel: Schema.String, user: Schema
 export const InviteCreate = op("invite_create", {
   channel: Schema.String,
   uses: nullable(U32),
-  expires_in_secs: nullable(Schema.Number.pipe(Schema.int(), Schema.nonNegative()))
+  expires_in_secs: nullable(ExpirySeconds)
 })
 /** @since 0.1.0 @category admin */
 export const InviteRevoke = op("invite_revoke", { token: Schema.String })
@@ -202,7 +214,7 @@ export const Hello = frame("hello", {
   protocol_version: U32,
   session: Schema.String,
   host: nullable(Schema.String),
-  client: Schema.optionalWith(ClientKind, { default: () => "bridge" as const })
+  client: Schema.optionalWith(ClientKind, { default: () => "bridge" as const, nullable: true })
 })
 /** @since 0.1.0 @category client frames */
 export const Register = frame("register", { username: Schema.String, machine: Schema.String, pubkey: Base64UrlString })
@@ -305,7 +317,7 @@ export const History = frame("history", {
   id,
   channel: Schema.String,
   messages: Schema.Array(HistoryMessage),
-  more: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  more: Schema.optionalWith(Schema.Boolean, { default: () => false, nullable: true })
 })
 /** A fanned-out channel message, `from` stamped by the server. @since 0.1.0 @category server frames */
 export const Delivery = frame("channel_msg", {
@@ -321,7 +333,7 @@ export const WhisperDelivery = frame("whisper", {
   from: SessionPath,
   target: SessionPath,
   payload: Payload,
-  origin: Schema.optionalWith(Origin, { default: () => "agent" as const })
+  origin: Schema.optionalWith(Origin, { default: () => "agent" as const, nullable: true })
 })
 /** @since 0.1.0 @category server frames */
 export const UnsubscribeReason = Schema.Literal("kicked", "banned", "removed", "deleted", "renamed")

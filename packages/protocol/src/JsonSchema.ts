@@ -18,4 +18,11 @@ export const ProtocolSchema = Schema.Struct({
 })
 
 /** The document as committed in `protocol.schema.json`. @since 0.1.0 @category schemas */
-export const document = (): string => JSON.stringify(JSONSchema.make(ProtocolSchema), null, 2) + "\n"
+export const document = (): string => {
+  // Receivers ignore unknown fields (and D-2 lets a client send `from` on a post), so the document
+  // allows additional properties rather than forbidding what a real decoder accepts.
+  const definitions: Record<string, JSONSchema.JsonSchema7> = {}
+  const root = JSONSchema.fromAST(ProtocolSchema.ast, { definitions, additionalPropertiesStrategy: "allow" })
+  const out = { $schema: "http://json-schema.org/draft-07/schema#", $defs: definitions, ...root }
+  return JSON.stringify(out, null, 2) + "\n"
+}

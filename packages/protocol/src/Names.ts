@@ -17,8 +17,9 @@ export const SessionPath = Schema.Struct({
 export type SessionPath = typeof SessionPath.Type
 
 // Whitespace, control and format (zero-width, bidi) characters: invisible or layout-changing text
-// in a name is how one identity is made to look like another.
-const forbidden = /[\s\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Zs}/]/u
+// in a name is how one identity is made to look like another. Lone surrogates (\p{Cs}) are not text
+// at all: UTF-8 storage would turn distinct names into the same U+FFFD string.
+const forbidden = /[\s\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\p{Zs}/]/u
 
 /**
  * Why a name is not valid under D-15, or undefined when it is.
