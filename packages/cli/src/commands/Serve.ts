@@ -1,5 +1,209 @@
-// Placeholder: replaced by the server work (the `serve` verb).
+/**
+ * `conclave serve` (SPEC §3.1, DECISIONS D-9, D-10, D-13, D-15, D-19): run the central server until
+ * SIGINT/SIGTERM, which drains it (sessions get `shutdown` and close 1001) and exits 0.
+ *
+ * @since 0.1.0
+ */
+import { Auth, Limits } from "@conclave/protocol"
+import * as Admins from "@conclave/server/Admins"
+import * as ServerConfig from "@conclave/server/ServerConfig"
+import * as ServerLive from "@conclave/server/ServerLive"
+import * as SqliteStore from "@conclave/server/SqliteStore"
+import type { Store, StoreError } from "@conclave/server/Store"
+import * as Telemetry from "@conclave/server/Telemetry"
 import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { CliError } from "../CliError.js"
 
-export const serve = Command.make("serve", {}, () => Effect.logError("serve is not built yet"))
+const withEnv = <A>(option: Options.Options<A>, config: Config.Config<A>) =>
+  option.pipe(Options.withFallbackConfig(config))
+
+const bind = withEnv(Options.text("bind"), Config.string("CONCLAVE_BIND")).pipe(
+  Options.withDefault(Limits.DEFAULT_BIND),
+  Options.withPseudoName("ADDR"),
+  Options.withDescription("Listen address host:port (env CONCLAVE_BIND; default 0.0.0.0:4390).")
+)
+const dataDir = Options.text("data-dir").pipe(
+  Options.withPseudoName("PATH"),
+  Options.withDescription(
+    "Directory of the embedded store, created if missing (env CONCLAVE_DATA_DIR; default $XDG_DATA_HOME/conclave or ~/.local/share/conclave)."
+  ),
+  Options.optional
+)
+const ephemeral = Options.boolean("ephemeral").pipe(
+  Options.withDescription("Use a throwaway in-memory store (mutually exclusive with --data-dir).")
+)
+const admin = Options.text("admin").pipe(
+  Options.withPseudoName("USER[=PUBKEY]"),
+  Options.withDescription(
+    "Server admin; pin the name to a base64url key with USER=PUBKEY. Repeatable; comma lists allowed (env CONCLAVE_ADMINS)."
+  ),
+  Options.repeated
+)
+const publicUrl = Options.text("public-url").pipe(
+  Options.withPseudoName("URL"),
+  Options.withDescription("A URL clients dial this server at (its host is accepted in signed handshakes). Repeatable."),
+  Options.repeated
+)
+const integer = (name: string, env: string, fallback: number, description: string) =>
+  withEnv(Options.integer(name), Config.integer(env)).pipe(
+    Options.withDefault(fallback),
+    Options.withPseudoName("N"),
+    Options.withDescription(`${description} (env ${env}; default ${fallback}).`)
+  )
+const maxFrameBytes = integer(
+  "max-frame-bytes",
+  "CONCLAVE_MAX_FRAME_BYTES",
+  Limits.DEFAULT_MAX_FRAME_BYTES,
+  "WebSocket message cap in bytes"
+)
+const maxBodyBytes = integer(
+  "max-body-bytes",
+  "CONCLAVE_MAX_BODY_BYTES",
+  Limits.DEFAULT_MAX_BODY_BYTES,
+  "Message body cap in UTF-8 bytes"
+)
+const rate = withEnv(Options.float("rate"), Config.number("CONCLAVE_RATE")).pipe(
+  Options.withDefault(Limits.DEFAULT_RATE_PER_SECOND),
+  Options.withPseudoName("N"),
+  Options.withDescription("Messages + whispers per second per session, refilled (env CONCLAVE_RATE; 0 = unlimited).")
+)
+const burst = integer("burst", "CONCLAVE_BURST", Limits.DEFAULT_RATE_BURST, "Rate-limit burst per session")
+const maxPendingPerIp = integer(
+  "max-pending-per-ip",
+  "CONCLAVE_MAX_PENDING_PER_IP",
+  Limits.DEFAULT_MAX_PENDING_PER_IP,
+  "Connections still in the handshake per remote address (0 = unlimited)"
+)
+const registerLimit = integer(
+  "register-limit",
+  "CONCLAVE_REGISTER_LIMIT",
+  Limits.DEFAULT_REGISTER_LIMIT_PER_MINUTE,
+  "Register attempts per remote address per minute (0 = unlimited)"
+)
+
+const fail = (message: string) => Effect.fail(new CliError({ message }))
+
+/**
+ * Parse `host:port` (`[v6]:port` for IPv6; an empty host means all interfaces).
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseBind = (value: string): Either.Either<{ readonly host: string; readonly port: number }, string> => {
+  const match = /^(?:\[([^\]]*)\]|([^:]*)):(\d{1,5})$/.exec(value.trim())
+  const port = match === null ? NaN : Number(match[3])
+  if (match === null || !Number.isInteger(port) || port > 65535) {
+    return Either.left(`invalid --bind \`${value}\`: expected host:port`)
+  }
+  const host = match[1] ?? match[2] ?? ""
+  return Either.right({ host: host === "" ? "0.0.0.0" : host, port })
+}
+
+/** The per-user data directory (D-13). @since 0.1.0 @category paths */
+export const defaultDataDir = Effect.gen(function*() {
+  const xdg = yield* Config.option(Config.string("XDG_DATA_HOME"))
+  const home = yield* Config.option(Config.string("HOME"))
+  const configured = Option.filter(xdg, (d) => d.trim().length > 0 && Path.isAbsolute(d))
+  if (Option.isSome(configured)) return Path.join(configured.value, "conclave")
+  const homeDir = Option.getOrElse(Option.filter(home, (h) => h.length > 0), () => Os.homedir())
+  if (process.platform === "darwin") return Path.join(homeDir, "Library", "Application Support", "conclave")
+  return Path.join(homeDir, ".local", "share", "conclave")
+}).pipe(Effect.orElseSucceed(() => Path.join(Os.homedir(), ".local", "share", "conclave")))
+
+const checkRange = (flag: string, value: number, min: number, max: number) =>
+  value >= min && value <= max ? Effect.void : fail(`invalid --${flag} ${value}: expected ${min}..${max}`)
+
+/** @since 0.1.0 @category commands */
+export const serve = Command.make(
+  "serve",
+  {
+    bind,
+    dataDir,
+    ephemeral,
+    admin,
+    publicUrl,
+    maxFrameBytes,
+    maxBodyBytes,
+    rate,
+    burst,
+    maxPendingPerIp,
+    registerLimit
+  },
+  (flags) =>
+    Effect.gen(function*() {
+      if (flags.ephemeral && Option.isSome(flags.dataDir)) {
+        return yield* fail("--data-dir and --ephemeral are mutually exclusive: pick one")
+      }
+      const address = parseBind(flags.bind)
+      if (Either.isLeft(address)) return yield* fail(address.left)
+      yield* checkRange("max-frame-bytes", flags.maxFrameBytes, 1024, Limits.MAX_FRAME_BYTES_CEILING)
+      yield* checkRange("max-body-bytes", flags.maxBodyBytes, 1, Limits.MAX_FRAME_BYTES_CEILING)
+      yield* checkRange("rate", flags.rate, 0, 1_000_000)
+      yield* checkRange("burst", flags.burst, 1, 1_000_000)
+      yield* checkRange("max-pending-per-ip", flags.maxPendingPerIp, 0, 1_000_000)
+      yield* checkRange("register-limit", flags.registerLimit, 0, 1_000_000)
+
+      // The env fallback of a repeatable option does not fire (STACK.md): read it here.
+      const envAdmins = yield* Config.option(Config.string("CONCLAVE_ADMINS")).pipe(Effect.orElseSucceed(Option.none))
+      const specs = flags.admin.length > 0 ? flags.admin : Option.toArray(envAdmins)
+      const admins = Admins.parse(specs)
+      if (Either.isLeft(admins)) return yield* fail(admins.left.message)
+
+      for (const url of flags.publicUrl) {
+        if (Auth.authorityOf(url) === undefined) return yield* fail(`invalid --public-url \`${url}\`: not a URL`)
+      }
+
+      const envDataDir = yield* Config.option(Config.string("CONCLAVE_DATA_DIR")).pipe(
+        Effect.orElseSucceed(Option.none)
+      )
+      let store: Layer.Layer<Store, StoreError>
+      if (flags.ephemeral) {
+        yield* Effect.logInfo("using an ephemeral in-memory store (nothing survives a restart)")
+        store = SqliteStore.layerMemory
+      } else {
+        const dir = Path.resolve(
+          Option.getOrElse(
+            Option.orElse(flags.dataDir, () => Option.filter(envDataDir, (d) => d.length > 0)),
+            () => ""
+          ) || (yield* defaultDataDir)
+        )
+        yield* Effect.try({
+          try: () => Fs.mkdirSync(dir, { recursive: true, mode: 0o700 }),
+          catch: (cause) => new CliError({ message: `cannot create data directory \`${dir}\``, cause })
+        })
+        yield* Effect.logInfo("using data directory").pipe(Effect.annotateLogs({ path: dir }))
+        store = SqliteStore.layer({ filename: Path.join(dir, "conclave.db") })
+      }
+
+      const config = ServerConfig.layer({
+        host: address.right.host,
+        port: address.right.port,
+        publicUrls: flags.publicUrl,
+        admins: admins.right,
+        maxFrameBytes: flags.maxFrameBytes,
+        maxBodyBytes: flags.maxBodyBytes,
+        ratePerSecond: flags.rate,
+        rateBurst: flags.burst,
+        maxPendingPerIp: flags.maxPendingPerIp,
+        registerLimitPerMinute: flags.registerLimit
+      })
+      const server = ServerLive.ServerLive.pipe(Layer.provide(config), Layer.provide(store))
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          yield* Layer.build(server)
+          // Runs first when runMain interrupts us on SIGINT/SIGTERM, before the drain.
+          yield* Effect.addFinalizer(() => Effect.logInfo("shutdown signal received"))
+          return yield* Effect.never
+        })
+      ).pipe(Effect.provide(Telemetry.layer))
+    })
+).pipe(Command.withDescription("Run the central conclave server."))

@@ -1,0 +1,288 @@
+// End-to-end tests of `conclave serve`: spawn the real binary (needs `npx tsc -b packages/cli` first)
+// and talk to it with a raw WebSocket client.
+import { Auth, Base64Url, Codec, type Frames } from "@conclave/protocol"
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Either, Exit, Queue, type Scope } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Http from "node:http"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import WebSocket from "ws"
+
+const BIN = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "../bin/conclave.js")
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "conclave-serve-"))),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+interface Serve {
+  readonly child: ChildProcess
+  readonly url: string
+  readonly lines: Array<Record<string, unknown>>
+  readonly stderr: () => string
+  readonly exited: Effect.Effect<{ readonly code: number | null; readonly signal: string | null }>
+}
+
+const baseEnv = (extra: Record<string, string>) => {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("CONCLAVE_")) env[k] = v
+  return { ...env, CONCLAVE_LOG_FORMAT: "json", ...extra }
+}
+
+/** Spawn `conclave serve` and wait for its "listening" line. */
+const startServe = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string> = {}
+): Effect.Effect<Serve, Error, Scope.Scope> =>
+  Effect.gen(function*() {
+    const exited = yield* Deferred.make<{ code: number | null; signal: string | null }>()
+    const listening = yield* Deferred.make<string, Error>()
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() => spawn(process.execPath, [BIN, "serve", ...args], { env: baseEnv(env), stdio: "pipe" })),
+      (c) => Effect.sync(() => c.exitCode === null && c.signalCode === null && c.kill("SIGKILL"))
+    )
+    let text = ""
+    const lines: Array<Record<string, unknown>> = []
+    child.stderr!.on("data", (chunk: Buffer) => {
+      text += chunk.toString()
+      const parts = text.split("\n")
+      text = parts.pop() ?? ""
+      for (const line of parts) {
+        try {
+          const json = JSON.parse(line) as Record<string, unknown>
+          lines.push(json)
+          if (json.message === "conclave server listening") {
+            Deferred.unsafeDone(listening, Exit.succeed(String(json.address)))
+          }
+        } catch {
+          lines.push({ raw: line })
+        }
+      }
+    })
+    child.on("exit", (code, signal) => {
+      Deferred.unsafeDone(exited, Exit.succeed({ code, signal }))
+      Deferred.unsafeDone(
+        listening,
+        Exit.fail(new Error(`serve exited (${code ?? signal}) before listening: ${JSON.stringify(lines)}`))
+      )
+    })
+    const address = yield* Deferred.await(listening).pipe(
+      Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("serve did not start listening") })
+    )
+    return {
+      child,
+      url: `ws://${address}`,
+      lines,
+      stderr: () => lines.map((l) => JSON.stringify(l)).join("\n"),
+      exited: Deferred.await(exited)
+    }
+  })
+
+/** Run `conclave serve` expecting it to exit on its own. */
+const runServe = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  Effect.async<{ code: number | null; stderr: string }>((resume) => {
+    const child = spawn(process.execPath, [BIN, "serve", ...args], { env: baseEnv(env), stdio: "pipe" })
+    let stderr = ""
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()))
+    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000)
+    child.on("exit", (code) => {
+      clearTimeout(timer)
+      resume(Effect.succeed({ code, stderr }))
+    })
+  })
+
+interface Raw {
+  readonly ws: WebSocket
+  readonly send: (frame: Record<string, unknown>) => void
+  readonly next: Effect.Effect<Frames.ServerFrame>
+  readonly closed: Effect.Effect<number>
+}
+
+const rawClient = (url: string): Effect.Effect<Raw, Error, Scope.Scope> =>
+  Effect.gen(function*() {
+    const inbox = yield* Queue.unbounded<Frames.ServerFrame>()
+    const open = yield* Deferred.make<void, Error>()
+    const closed = yield* Deferred.make<number>()
+    const ws = yield* Effect.acquireRelease(Effect.sync(() => new WebSocket(url)), (ws) =>
+      Effect.sync(() => ws.terminate()))
+    ws.on("open", () =>
+      Deferred.unsafeDone(open, Exit.void))
+    ws.on("error", (e) => Deferred.unsafeDone(open, Exit.fail(e)))
+    ws.on("close", (code) => Deferred.unsafeDone(closed, Exit.succeed(code)))
+    ws.on("message", (data) => {
+      const frame = Codec.decodeServerFrame(data.toString())
+      if (Either.isRight(frame)) Queue.unsafeOffer(inbox, frame.right)
+    })
+    yield* Deferred.await(open).pipe(Effect.timeoutFail({
+      duration: "5 seconds",
+      onTimeout: () => new Error("dial timeout")
+    }))
+    return {
+      ws,
+      send: (frame) => ws.send(JSON.stringify(frame)),
+      next: Queue.take(inbox).pipe(
+        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("no frame") }),
+        Effect.orDie
+      ),
+      closed: Deferred.await(closed).pipe(
+        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("not closed") }),
+        Effect.orDie
+      )
+    }
+  })
+
+const identity = () => Either.getOrThrow(Auth.keyPairFromSeed(Auth.generateSeed()))
+
+/** Handshake; registers when `username` is given. */
+const login = (url: string, key: Auth.KeyPair, handle: string, username?: string) =>
+  Effect.gen(function*() {
+    const c = yield* rawClient(url)
+    const host = Auth.authorityOf(url)!
+    const pubkey = Base64Url.encode(key.publicKey)
+    c.send({ type: "hello", protocol_version: 1, session: handle, host, client: "cli" })
+    const challenge = yield* c.next
+    assert.strictEqual(challenge.type, "challenge")
+    if (username !== undefined) c.send({ type: "register", username, machine: "box", pubkey })
+    const nonce = (challenge as { nonce: string }).nonce
+    c.send({
+      type: "auth",
+      pubkey,
+      signature: Base64Url.encode(Auth.sign(key.privateKey, Auth.authMessage(host, handle, nonce)))
+    })
+    const established = yield* c.next
+    assert.strictEqual(established.type, "established", JSON.stringify(established))
+    assert.strictEqual((yield* c.next).type, "server_info")
+    return c
+  })
+
+const request = (c: Raw, frame: Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const id = `q${Math.random()}`
+    c.send({ ...frame, id })
+    for (;;) {
+      const f = yield* c.next
+      if ("id" in f && f.id === id) return f
+    }
+  })
+
+const httpGet = (url: string, path: string) =>
+  Effect.async<number, Error>((resume) => {
+    Http.get(url.replace("ws://", "http://") + path, (res) => {
+      res.resume()
+      resume(Effect.succeed(res.statusCode ?? 0))
+    }).on("error", (e) => resume(Effect.fail(e)))
+  })
+
+describe("conclave serve", () => {
+  it.scopedLive("every acknowledged message survives SIGKILL mid-stream (D-5)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const key = identity()
+      const acked = new Map<number, string>()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const serve = yield* startServe(["--data-dir", dir, "--bind", "127.0.0.1:0", "--rate", "0"])
+        const c = yield* login(serve.url, key, "writer", "aaron")
+        assert.strictEqual(
+          (yield* request(c, { type: "admin", op: { kind: "create_channel", name: "log", visibility: "public" } }))
+            .type,
+          "ack"
+        )
+        assert.strictEqual((yield* request(c, { type: "join", channel: "log", token: null })).type, "joined")
+        const total = 400
+        for (let i = 0; i < total; i++) {
+          c.send({ type: "channel_msg", id: `m${i}`, channel: "log", payload: { kind: "plain", text: `msg ${i}` } })
+        }
+        while (acked.size < 150) {
+          const f = yield* c.next
+          if (f.type === "ack" && f.seq !== null && f.id !== undefined) acked.set(f.seq, `msg ${f.id.slice(1)}`)
+        }
+        serve.child.kill("SIGKILL")
+        // acks already on the wire when the process died still count
+        for (;;) {
+          const f = yield* c.next.pipe(Effect.timeoutOption("300 millis"))
+          if (f._tag === "None") break
+          if (f.value.type === "ack" && f.value.seq !== null && f.value.id !== undefined) {
+            acked.set(f.value.seq, `msg ${f.value.id.slice(1)}`)
+          }
+        }
+        assert.strictEqual((yield* serve.exited).signal, "SIGKILL")
+      }))
+      const serve = yield* startServe(["--data-dir", dir, "--bind", "127.0.0.1:0"])
+      const c = yield* login(serve.url, key, "reader")
+      yield* request(c, { type: "join", channel: "log", token: null })
+      const stored = new Map<number, string>()
+      let since = 0
+      for (;;) {
+        const page = yield* request(c, { type: "read_since", channel: "log", since_seq: since })
+        assert.strictEqual(page.type, "history")
+        if (page.type !== "history") break
+        for (const m of page.messages) stored.set(m.seq, (m.payload as { text: string }).text)
+        if (!page.more) break
+        since = page.messages[page.messages.length - 1]!.seq
+      }
+      assert.isAtLeast(acked.size, 150)
+      for (const [seq, text] of acked) assert.strictEqual(stored.get(seq), text, `acked seq ${seq} lost`)
+    }))
+
+  it.scopedLive("with no flags it uses the embedded default store and says where (D-13); routes answer", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const xdg = Path.join(home, "xdg")
+      const serve = yield* startServe([], { HOME: home, XDG_DATA_HOME: xdg, CONCLAVE_BIND: "127.0.0.1:0" })
+      const expected = Path.join(xdg, "conclave")
+      const announced = serve.lines.find((l) => l.message === "using data directory")
+      assert.strictEqual(announced?.path, expected, serve.stderr())
+      assert.isTrue(Fs.existsSync(Path.join(expected, "conclave.db")))
+      assert.strictEqual(yield* httpGet(serve.url, "/health"), 200)
+      assert.strictEqual(yield* httpGet(serve.url, "/"), 426)
+      assert.strictEqual(yield* httpGet(serve.url, "/elsewhere"), 404)
+      const fallback = yield* startServe([], { HOME: home, XDG_DATA_HOME: "", CONCLAVE_BIND: "127.0.0.1:0" })
+      assert.strictEqual(
+        fallback.lines.find((l) => l.message === "using data directory")?.path,
+        process.platform === "darwin"
+          ? Path.join(home, "Library", "Application Support", "conclave")
+          : Path.join(home, ".local", "share", "conclave")
+      )
+    }))
+
+  it.scopedLive("SIGTERM drains: clients get shutdown and close 1001; exit 0 within 5 s (D-19, S-112)", () =>
+    Effect.gen(function*() {
+      const serve = yield* startServe(["--ephemeral", "--bind", "127.0.0.1:0", "--admin", "root"])
+      assert.isTrue(
+        serve.lines.some((l) =>
+          String(l.message).includes("can be squatted") && String(l.message).includes("root=<pubkey>")
+        )
+      )
+      const c = yield* login(serve.url, identity(), "s", "aaron")
+      const started = Date.now()
+      serve.child.kill("SIGTERM")
+      assert.deepStrictEqual(yield* c.next, { type: "shutdown", reason: "server shutting down" })
+      assert.strictEqual(yield* c.closed, 1001)
+      const exit = yield* serve.exited
+      assert.strictEqual(exit.code, 0)
+      assert.isBelow(Date.now() - started, 5_000)
+      assert.isTrue(serve.lines.some((l) => l.message === "shutdown signal received"))
+    }))
+
+  it.live("bad flags exit non-zero with a clear error (D-15, G-13)", () =>
+    Effect.gen(function*() {
+      const badPin = yield* runServe(["--ephemeral", "--admin", "root=not-a-key"])
+      assert.notStrictEqual(badPin.code, 0)
+      assert.include(badPin.stderr, "invalid --admin `root=not-a-key`")
+      const badEnvPin = yield* runServe(["--ephemeral"], { CONCLAVE_ADMINS: "ok,root=AAAA" })
+      assert.notStrictEqual(badEnvPin.code, 0)
+      assert.include(badEnvPin.stderr, "root=AAAA")
+      const both = yield* runServe(["--ephemeral", "--data-dir", Os.tmpdir()])
+      assert.notStrictEqual(both.code, 0)
+      assert.include(both.stderr, "mutually exclusive")
+      const badBind = yield* runServe(["--ephemeral", "--bind", "nowhere"])
+      assert.notStrictEqual(badBind.code, 0)
+      assert.include(badBind.stderr, "invalid --bind")
+      const cannotBind = yield* runServe(["--ephemeral", "--bind", "203.0.113.7:4390"])
+      assert.notStrictEqual(cannotBind.code, 0)
+      assert.include(cannotBind.stderr, "failed to bind `203.0.113.7:4390`")
+    }))
+})

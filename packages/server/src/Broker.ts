@@ -1,0 +1,61 @@
+/**
+ * Fan-out between hub instances (DECISIONS D-20). Every delivery the hub makes — channel fan-out,
+ * whispers, notices — is published here; each hub instance subscribes one local deliverer. The
+ * default `layerMemory` delivers in-process, synchronously, so a frame is encoded once and handed
+ * to every local socket in a plain loop. A distributed broker (Redis, NATS) can replace it later.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+
+/** An already-encoded frame addressed to a channel's subscribers or to one session. @since 0.1.0 @category models */
+export type Envelope =
+  | {
+    readonly _tag: "Channel"
+    readonly channel: string
+    /** The frame text, encoded once. */
+    readonly frame: string
+    /** Rendered session path excluded from the fan-out (the sender), or null. */
+    readonly exclude: string | null
+  }
+  | {
+    readonly _tag: "Session"
+    /** Rendered session path of the one recipient. */
+    readonly path: string
+    readonly frame: string
+  }
+
+/** A local deliverer; it must not block and must not throw. @since 0.1.0 @category models */
+export type Deliver = (envelope: Envelope) => void
+
+/** @since 0.1.0 @category models */
+export interface BrokerShape {
+  readonly publish: (envelope: Envelope) => Effect.Effect<void>
+  /** Receive every published envelope for the lifetime of the scope. */
+  readonly subscribe: (deliver: Deliver) => Effect.Effect<void, never, Scope.Scope>
+}
+
+/** @since 0.1.0 @category tags */
+export class Broker extends Context.Tag("@conclave/server/Broker")<Broker, BrokerShape>() {}
+
+/** An in-process broker. @since 0.1.0 @category constructors */
+export const makeMemory: Effect.Effect<BrokerShape> = Effect.sync(() => {
+  const deliverers = new Set<Deliver>()
+  return {
+    publish: (envelope) =>
+      Effect.sync(() => {
+        for (const deliver of deliverers) deliver(envelope)
+      }),
+    subscribe: (deliver) =>
+      Effect.acquireRelease(
+        Effect.sync(() => deliverers.add(deliver)),
+        () => Effect.sync(() => deliverers.delete(deliver))
+      ).pipe(Effect.asVoid)
+  }
+})
+
+/** The in-process default (one server process). @since 0.1.0 @category layers */
+export const layerMemory: Layer.Layer<Broker> = Layer.effect(Broker, makeMemory)

@@ -1,0 +1,469 @@
+/**
+ * Request handling for established sessions (SPEC §2.9, §3.5–§3.15, DECISIONS D-2 to D-10, D-16,
+ * D-17): each request frame yields exactly one reply frame echoing its `id`. Refusals are typed
+ * `ProtocolFailure`s turned into `error` frames here; nothing escapes.
+ *
+ * @since 0.1.0
+ */
+import { Auth, Codec, Errors, type Frames, Limits, Names } from "@conclave/protocol"
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Admins from "./Admins.js"
+import { Hub, type SessionEntry } from "./Hub.js"
+import type { TokenBucket } from "./RateLimit.js"
+import { ServerConfig } from "./ServerConfig.js"
+import { type ChannelRow, Store, type StoreConflict, type StoreError } from "./Store.js"
+
+/** The established session a request comes from. @since 0.1.0 @category models */
+export interface Caller {
+  readonly entry: SessionEntry
+  readonly isAdmin: boolean
+  /** The session's token bucket over `channel_msg` + `whisper` (D-10). */
+  readonly bucket: TokenBucket
+}
+
+const refuse = (error: Frames.ProtocolError) => Effect.fail(new Errors.ProtocolFailure({ error }))
+
+const withId = <F extends Frames.Reply>(frame: F, id: string | undefined): F =>
+  id === undefined ? frame : { ...frame, id }
+
+const bodyBytes = (payload: Frames.Payload): number =>
+  payload.kind === "plain"
+    ? Buffer.byteLength(payload.text, "utf8")
+    : Buffer.byteLength(payload.ciphertext, "base64url")
+
+const iso = (ms: number): string => DateTime.formatIso(DateTime.unsafeMake(ms))
+
+/** @since 0.1.0 @category services */
+export class Requests extends Effect.Service<Requests>()("@conclave/server/Requests", {
+  effect: Effect.gen(function*() {
+    const hub = yield* Hub
+    const store = yield* Store
+    const config = yield* ServerConfig
+    const admins = Admins.allowlist(config.admins)
+    const postLock = yield* Effect.makeSemaphore(1)
+
+    /** Storage failures become `internal` (logged at warn, text never includes SQL). */
+    const db = <A, E extends StoreError | StoreConflict>(
+      operation: string,
+      effect: Effect.Effect<A, E>
+    ): Effect.Effect<A, Exclude<E, StoreError> | Errors.ProtocolFailure> =>
+      Effect.catchAll(
+        effect,
+        (e): Effect.Effect<never, Exclude<E, StoreError> | Errors.ProtocolFailure> =>
+          e._tag === "StoreError"
+            ? Effect.logWarning("store failure").pipe(
+              Effect.annotateLogs({ operation, cause: String(e.cause) }),
+              Effect.zipRight(refuse(Errors.internal(`storage failure during ${operation}`)))
+            )
+            : Effect.fail(e as Exclude<E, StoreError>)
+      )
+
+    const nowMs = Clock.currentTimeMillis
+    const nowIso = Effect.map(nowMs, iso)
+
+    const loadChannel = (name: string) =>
+      db("load channel", store.getChannel(name)).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => refuse(Errors.notFound(Errors.Messages.channelNotFound(name))),
+          onSome: Effect.succeed
+        }))
+      )
+
+    const canSee = (caller: Caller, channel: ChannelRow) =>
+      caller.isAdmin || channel.visibility === "public"
+        ? Effect.succeed(true)
+        : db("check membership", store.isMember(channel.name, caller.entry.path.user))
+
+    /** Channel-admin gate with uniform denials (SPEC §3.12, D-16). */
+    const authorizeChannelAdmin = (caller: Caller, name: string) =>
+      Effect.gen(function*() {
+        const channel = yield* loadChannel(name)
+        if (caller.isAdmin || channel.created_by === caller.entry.path.user) return channel
+        if (!(yield* canSee(caller, channel))) {
+          return yield* refuse(Errors.notFound(Errors.Messages.channelNotFound(name)))
+        }
+        return yield* refuse(Errors.unauthorized(Errors.Messages.adminRequired))
+      })
+
+    const requireServerAdmin = (caller: Caller) =>
+      caller.isAdmin ? Effect.void : refuse(Errors.unauthorized(Errors.Messages.adminRequired))
+
+    const ack = (detail: string | null, seq: number | null = null): Frames.Reply => ({ type: "ack", detail, seq })
+
+    const join = (caller: Caller, channel: string, token: string | null) =>
+      Effect.gen(function*() {
+        const { entry } = caller
+        const user = entry.path.user
+        const row = yield* loadChannel(channel)
+        if (yield* hub.isBanned(channel, user)) {
+          return yield* refuse(Errors.unauthorized(Errors.Messages.banned(channel)))
+        }
+        const member = yield* db("check membership", store.isMember(channel, user))
+        if (!member) {
+          if (row.visibility === "unlisted") {
+            yield* db("add member", store.addMember(channel, user))
+          } else if (row.visibility === "private") {
+            const denied = refuse(Errors.notFound(Errors.Messages.channelNotFound(channel)))
+            if (token === null) return yield* denied
+            const now = yield* nowMs
+            const outcome = yield* db("redeem invite", store.redeemInvite({ token, channel, user, nowMs: now }))
+            if (outcome !== "redeemed") return yield* denied
+          }
+        }
+        const result = yield* hub.subscribe(entry, channel)
+        if (result !== "subscribed") return yield* refuse(Errors.unauthorized(Errors.Messages.banned(channel)))
+        return { type: "joined", channel } satisfies Frames.Reply
+      }).pipe(Effect.withSpan("join", { attributes: { path: caller.entry.key, channel } }))
+
+    const who = (caller: Caller, channel: string | null) =>
+      Effect.gen(function*() {
+        if (channel === null) return { type: "presence", channel, sessions: yield* hub.presence } satisfies Frames.Reply
+        const row = yield* loadChannel(channel)
+        if (!(yield* canSee(caller, row))) {
+          return yield* refuse(Errors.notFound(Errors.Messages.channelNotFound(channel)))
+        }
+        return { type: "presence", channel, sessions: yield* hub.subscribersOf(channel) } satisfies Frames.Reply
+      })
+
+    const checkBody = (payload: Frames.Payload) => {
+      const size = bodyBytes(payload)
+      return size > config.maxBodyBytes
+        ? refuse(Errors.tooLarge(`message body exceeds ${config.maxBodyBytes} bytes`, config.maxBodyBytes))
+        : Effect.void
+    }
+
+    const checkRate = (caller: Caller) =>
+      Effect.flatMap(caller.bucket.take, (wait) =>
+        wait > 0
+          ? refuse(
+            Errors.rateLimited(`rate limit: ${config.rateBurst} messages burst, ${config.ratePerSecond}/s`, wait)
+          )
+          : Effect.void)
+
+    const post = (caller: Caller, frame: Frames.ClientFrameOf<"channel_msg">) =>
+      Effect.gen(function*() {
+        const { entry } = caller
+        const channel = frame.channel
+        if (!(yield* hub.isSubscribed(entry, channel))) {
+          return yield* refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
+        }
+        yield* checkBody(frame.payload)
+        yield* checkRate(caller)
+        if (frame.reply_to !== null) {
+          const exists = yield* db("check reply_to", store.messageExists(channel, frame.reply_to))
+          if (!exists) {
+            return yield* refuse(Errors.notFound(`message ${frame.reply_to} not found in channel \`${channel}\``))
+          }
+        }
+        const ts = yield* nowMs
+        // Append and publish under one lock so subscribers see seqs in increasing order.
+        const seq = yield* postLock.withPermits(1)(
+          Effect.gen(function*() {
+            const seq = yield* db(
+              "append message",
+              store.appendMessage({
+                channel,
+                from: entry.key,
+                payload: frame.payload,
+                ts_ms: ts,
+                origin: entry.origin,
+                reply_to: frame.reply_to
+              })
+            )
+            const delivery = Codec.encodeFrame({
+              type: "channel_msg",
+              channel,
+              from: entry.path,
+              payload: frame.payload,
+              seq,
+              origin: entry.origin,
+              reply_to: frame.reply_to
+            })
+            yield* hub.publish(channel, delivery, entry.key)
+            return seq
+          })
+        )
+        return ack(null, seq)
+      }).pipe(Effect.withSpan("post", { attributes: { path: caller.entry.key, channel: frame.channel } }))
+
+    const whisper = (caller: Caller, frame: Frames.ClientFrameOf<"whisper">) =>
+      Effect.gen(function*() {
+        const target = Names.renderPath(frame.target)
+        if (!(yield* hub.online(frame.target))) return yield* refuse(Errors.notFound(Errors.Messages.notOnline(target)))
+        yield* checkBody(frame.payload)
+        yield* checkRate(caller)
+        yield* hub.sendTo(
+          target,
+          Codec.encodeFrame({
+            type: "whisper",
+            from: caller.entry.path,
+            target: frame.target,
+            payload: frame.payload,
+            origin: caller.entry.origin
+          })
+        )
+        return ack(null)
+      }).pipe(
+        Effect.withSpan("whisper", {
+          attributes: { path: caller.entry.key, target: Names.renderPath(frame.target) }
+        })
+      )
+
+    const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
+      Effect.gen(function*() {
+        const channel = frame.channel
+        if (!(yield* hub.isSubscribed(caller.entry, channel))) {
+          return yield* refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
+        }
+        const now = yield* nowMs
+        const page = yield* db(
+          "read history",
+          store.readSince({
+            channel,
+            since: frame.since_seq !== null
+              ? { _tag: "Seq", seq: frame.since_seq }
+              : { _tag: "Ms", ms: frame.since_ms ?? 0 },
+            cutoffMs: now - Duration.toMillis(config.retention),
+            limit: config.historyPageCap
+          })
+        )
+        return { type: "history", channel, messages: page.messages, more: page.more } satisfies Frames.Reply
+      }).pipe(Effect.withSpan("read_since", { attributes: { path: caller.entry.key, channel: frame.channel } }))
+
+    const conflictMessage = (e: StoreConflict): Frames.ProtocolError => {
+      switch (e.what) {
+        case "channel":
+          return Errors.conflict(Errors.Messages.channelExists(e.value))
+        case "machine":
+          return Errors.conflict(`machine \`${e.value}\` already exists`)
+        case "pubkey":
+          return Errors.conflict("public key is already enrolled")
+        case "username":
+          return Errors.conflict(Errors.Messages.usernameTaken(e.value))
+      }
+    }
+    const conflicts = <A>(effect: Effect.Effect<A, Errors.ProtocolFailure | StoreConflict>) =>
+      Effect.catchTag(effect, "StoreConflict", (e) => refuse(conflictMessage(e)))
+
+    const adminOp = (caller: Caller, op: Frames.AdminOp): Effect.Effect<Frames.Reply, Errors.ProtocolFailure> => {
+      const user = caller.entry.path.user
+      switch (op.kind) {
+        case "create_channel":
+          return Effect.gen(function*() {
+            const now = yield* nowIso
+            yield* conflicts(
+              db(
+                "create channel",
+                store.createChannel({ name: op.name, visibility: op.visibility, createdBy: user, now })
+              )
+            )
+            return ack(op.name)
+          })
+        case "delete_channel":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.name)
+            yield* db("delete channel", store.deleteChannel(op.name))
+            yield* hub.dropChannel(op.name)
+            return ack(op.name)
+          })
+        case "rename_channel":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.name)
+            if (op.new_name !== op.name) {
+              yield* conflicts(db("rename channel", store.renameChannel(op.name, op.new_name)))
+              yield* hub.renameChannel(op.name, op.new_name)
+            }
+            return ack(op.new_name)
+          })
+        case "set_visibility":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.name)
+            yield* db("set visibility", store.setVisibility(op.name, op.visibility))
+            return ack(op.name)
+          })
+        case "acl_add":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.channel)
+            yield* db("add member", store.aclAdd(op.channel, op.user))
+            yield* hub.removeBan(op.channel, op.user)
+            return ack(op.user)
+          })
+        case "acl_remove":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.channel)
+            yield* db("remove member", store.removeMember(op.channel, op.user))
+            yield* hub.unsubscribeUser(op.channel, op.user, "removed")
+            return ack(op.user)
+          })
+        case "acl_list":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.channel)
+            const users = yield* db("list members", store.listMembers(op.channel))
+            return { type: "user_list", users } satisfies Frames.Reply
+          })
+        case "invite_create":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.channel)
+            if (op.uses === 0) return yield* refuse(Errors.malformed("invite uses must be at least 1"))
+            const now = yield* nowMs
+            let expiresAt: string | null = null
+            if (op.expires_in_secs !== null) {
+              const at = now + op.expires_in_secs * 1000
+              if (!Number.isFinite(at) || at > Limits.MAX_DATE_MS) {
+                return yield* refuse(Errors.malformed(Errors.Messages.inviteExpiryTooFar))
+              }
+              expiresAt = iso(at)
+            }
+            const token = Auth.randomToken()
+            yield* db(
+              "create invite",
+              store.createInvite({
+                token,
+                channel: op.channel,
+                uses_remaining: op.uses,
+                expires_at: expiresAt,
+                created_by: user
+              })
+            )
+            return { type: "invite_token", token } satisfies Frames.Reply
+          })
+        case "invite_revoke":
+          return Effect.gen(function*() {
+            const invite = yield* db("load invite", store.getInvite(op.token))
+            if (Option.isSome(invite)) {
+              const allowed = yield* authorizeChannelAdmin(caller, invite.value.channel).pipe(
+                Effect.as(true),
+                Effect.catchTag(
+                  "ProtocolFailure",
+                  (e) => e.error.kind === "internal" ? Effect.fail(e) : Effect.succeed(false)
+                )
+              )
+              if (allowed) yield* db("delete invite", store.deleteInvite(op.token))
+            }
+            return ack(op.token)
+          })
+        case "invite_list":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.channel)
+            const rows = yield* db("list invites", store.listInvites(op.channel))
+            const invites = rows.map((r) => ({
+              token: r.token,
+              uses_remaining: r.uses_remaining,
+              expires_at: r.expires_at
+            }))
+            return { type: "invite_list", invites } satisfies Frames.Reply
+          })
+        case "kick":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.channel)
+            const path = Names.parsePath(op.target)
+            if (path !== undefined) yield* hub.unsubscribePath(op.channel, Names.renderPath(path), "kicked")
+            else yield* hub.unsubscribeUser(op.channel, op.target, "kicked")
+            return ack(op.target)
+          })
+        case "ban":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.channel)
+            yield* db("ban", store.ban(op.channel, op.user))
+            yield* hub.addBan(op.channel, op.user)
+            yield* hub.unsubscribeUser(op.channel, op.user, "banned")
+            return ack(op.user)
+          })
+        case "unban":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.channel)
+            yield* db("unban", store.unban(op.channel, op.user))
+            yield* hub.removeBan(op.channel, op.user)
+            return ack(op.user)
+          })
+        case "ban_list":
+          return Effect.gen(function*() {
+            yield* authorizeChannelAdmin(caller, op.channel)
+            const users = yield* db("list bans", store.listBans(op.channel))
+            return { type: "user_list", users } satisfies Frames.Reply
+          })
+        case "user_remove":
+          return Effect.gen(function*() {
+            yield* requireServerAdmin(caller)
+            const removed = yield* db("remove user", store.removeUser(op.username))
+            for (const channel of removed.deletedChannels) yield* hub.dropChannel(channel)
+            yield* hub.killUser(op.username, Errors.KillReasons.userRemoved)
+            return ack(op.username)
+          })
+        case "machine_remove":
+          return Effect.gen(function*() {
+            yield* db("remove machine", store.removeMachine(user, op.name))
+            yield* hub.killUser(user, Errors.KillReasons.machineRevoked, op.name)
+            return ack(op.name)
+          })
+        case "machine_add":
+          return Effect.gen(function*() {
+            const now = yield* nowIso
+            yield* conflicts(db("add machine", store.addMachine({ user, name: op.name, pubkey: op.pubkey, now })))
+            return ack(op.name)
+          })
+      }
+    }
+
+    const adminSpanAttributes = (caller: Caller, op: Frames.AdminOp): Record<string, string> => {
+      const attributes: Record<string, string> = { path: caller.entry.key, op: op.kind }
+      if ("channel" in op) attributes.channel = op.channel
+      else if ("name" in op && op.kind !== "machine_add" && op.kind !== "machine_remove") attributes.channel = op.name
+      return attributes
+    }
+
+    const dispatch = (caller: Caller, frame: Frames.Request): Effect.Effect<Frames.Reply, Errors.ProtocolFailure> => {
+      switch (frame.type) {
+        case "ping":
+          return Effect.succeed({ type: "pong" })
+        case "join":
+          return join(caller, frame.channel, frame.token)
+        case "leave":
+          return Effect.as(hub.unsubscribe(caller.entry, frame.channel), ack(frame.channel))
+        case "who":
+          return who(caller, frame.channel)
+        case "list_channels":
+          return Effect.map(
+            db("list channels", store.listVisibleChannels(caller.entry.path.user, caller.isAdmin)),
+            (channels) => ({ type: "channel_list", channels })
+          )
+        case "list_machines":
+          return Effect.map(db("list machines", store.listMachines(caller.entry.path.user)), (rows) => ({
+            type: "machine_list",
+            machines: rows.map((r) => ({ name: r.name, pubkey: r.pubkey, added_at: r.added_at }))
+          }))
+        case "list_users":
+          return Effect.zipRight(
+            requireServerAdmin(caller),
+            Effect.map(db("list users", store.listUsers), (users): Frames.Reply => ({ type: "user_list", users }))
+          )
+        case "channel_msg":
+          return post(caller, frame)
+        case "whisper":
+          return whisper(caller, frame)
+        case "read_since":
+          return readSince(caller, frame)
+        case "admin":
+          return adminOp(caller, frame.op).pipe(
+            Effect.withSpan("admin", { attributes: adminSpanAttributes(caller, frame.op) })
+          )
+      }
+    }
+
+    /** Answer one request: the success frame or an `error` frame, echoing the request's `id`. */
+    const handle = (caller: Caller, frame: Frames.Request): Effect.Effect<Frames.Reply> =>
+      dispatch(caller, frame).pipe(
+        Effect.catchTag("ProtocolFailure", (e): Effect.Effect<Frames.Reply> =>
+          Effect.succeed({ type: "error", error: e.error })),
+        Effect.map((reply) =>
+          withId(reply, frame.id)
+        )
+      )
+
+    return { handle, isAdmin: admins.isAdmin } as const
+  })
+}) {}

@@ -1,0 +1,85 @@
+/**
+ * Configuration of an embedded conclave server (SPEC §3.1, §8, DECISIONS D-3, D-9, D-10).
+ *
+ * @since 0.1.0
+ */
+import { Limits } from "@conclave/protocol"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Layer from "effect/Layer"
+import type * as Admins from "./Admins.js"
+
+/** @since 0.1.0 @category models */
+export interface ServerConfigShape {
+  /** Interface to bind (default `0.0.0.0`). */
+  readonly host: string
+  /** Port to bind; `0` picks a free one (observe it through `ServerAddress`). Default 4390. */
+  readonly port: number
+  /** Public URLs the server is reachable at; their authorities are accepted as `hello.host` (D-3). */
+  readonly publicUrls: ReadonlyArray<string>
+  /** The server-admin allowlist (SPEC §3.15), already parsed and validated. */
+  readonly admins: ReadonlyArray<Admins.AdminEntry>
+  /** WebSocket message cap enforced before buffering (D-9, default 1 MiB). */
+  readonly maxFrameBytes: number
+  /** Message body cap in UTF-8 bytes (D-9, default 64 KiB). */
+  readonly maxBodyBytes: number
+  /** Token-bucket refill per session over `channel_msg` + `whisper` (D-10, default 2/s; 0 = unlimited). */
+  readonly ratePerSecond: number
+  /** Token-bucket size (D-10, default 20). */
+  readonly rateBurst: number
+  /** Connections still in the handshake per remote address (D-10, default 32; 0 = unlimited). */
+  readonly maxPendingPerIp: number
+  /** `register` attempts per remote address per minute (D-10, default 30; 0 = unlimited). */
+  readonly registerLimitPerMinute: number
+  /** Whole-handshake deadline (SPEC §2.6, 10 s). */
+  readonly handshakeTimeout: Duration.Duration
+  /** Sessions with no inbound frame for this long are reaped (SPEC §3.4, 60 s). */
+  readonly idleTimeout: Duration.Duration
+  /** How often the reaper runs (15 s). */
+  readonly reaperInterval: Duration.Duration
+  /** Channel history retention (SPEC §3.17.3, 7 days). */
+  readonly retention: Duration.Duration
+  /** How often the retention sweep runs (1 hour; the first run is at startup). */
+  readonly retentionSweepInterval: Duration.Duration
+  /** How long the graceful drain waits for writers to flush (D-19, 5 s). */
+  readonly drainTimeout: Duration.Duration
+  /** Server→client frames in flight per session before it is dropped as a slow consumer (1024). */
+  readonly outboxCapacity: number
+  /** Undecoded client frames read ahead per session before the socket is paused (D-11, 64). */
+  readonly inboxCapacity: number
+  /** Rows per history page (500). */
+  readonly historyPageCap: number
+}
+
+/** @since 0.1.0 @category tags */
+export class ServerConfig extends Context.Tag("@conclave/server/ServerConfig")<ServerConfig, ServerConfigShape>() {}
+
+/** @since 0.1.0 @category defaults */
+export const defaults: ServerConfigShape = {
+  host: "0.0.0.0",
+  port: Limits.DEFAULT_PORT,
+  publicUrls: [],
+  admins: [],
+  maxFrameBytes: Limits.DEFAULT_MAX_FRAME_BYTES,
+  maxBodyBytes: Limits.DEFAULT_MAX_BODY_BYTES,
+  ratePerSecond: Limits.DEFAULT_RATE_PER_SECOND,
+  rateBurst: Limits.DEFAULT_RATE_BURST,
+  maxPendingPerIp: Limits.DEFAULT_MAX_PENDING_PER_IP,
+  registerLimitPerMinute: Limits.DEFAULT_REGISTER_LIMIT_PER_MINUTE,
+  handshakeTimeout: Duration.millis(Limits.HANDSHAKE_TIMEOUT_MS),
+  idleTimeout: Duration.millis(Limits.IDLE_TIMEOUT_MS),
+  reaperInterval: Duration.millis(Limits.REAPER_INTERVAL_MS),
+  retention: Duration.millis(Limits.HISTORY_RETENTION_MS),
+  retentionSweepInterval: Duration.millis(Limits.RETENTION_SWEEP_INTERVAL_MS),
+  drainTimeout: Duration.seconds(5),
+  outboxCapacity: Limits.OUTBOX_CAPACITY,
+  inboxCapacity: Limits.INBOX_CAPACITY,
+  historyPageCap: Limits.HISTORY_PAGE_CAP
+}
+
+/** The defaults overridden by `options`. @since 0.1.0 @category constructors */
+export const make = (options: Partial<ServerConfigShape> = {}): ServerConfigShape => ({ ...defaults, ...options })
+
+/** @since 0.1.0 @category layers */
+export const layer = (options: Partial<ServerConfigShape> = {}): Layer.Layer<ServerConfig> =>
+  Layer.succeed(ServerConfig, make(options))

@@ -1,0 +1,184 @@
+/**
+ * The HTTP origin (SPEC §2.1, §3.2, §3.19, DECISIONS D-9, D-10, D-19): `GET /` upgrades to a
+ * WebSocket (frame cap enforced by `ws` before buffering; the 101 carries `x-conclave-server-id`),
+ * `GET /` without an upgrade is 426, `GET /health` is 200 `ok`, anything else 404. At most
+ * `maxPendingPerIp` connections per remote address may be in the handshake at once.
+ *
+ * Closing the layer's scope drains: stop accepting, send every session `shutdown`, close with 1001,
+ * wait (bounded) for the sockets to close, then interrupt what is left.
+ *
+ * @since 0.1.0
+ */
+import { Limits } from "@conclave/protocol"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Http from "node:http"
+import type * as Net from "node:net"
+import { WebSocketServer } from "ws"
+import type { Hub } from "./Hub.js"
+import type { RegisterLimiter } from "./RateLimit.js"
+import type { Requests } from "./Requests.js"
+import { ServerConfig } from "./ServerConfig.js"
+import * as Session from "./Session.js"
+import { Store } from "./Store.js"
+
+/** Where the server actually listens (port 0 resolved). @since 0.1.0 @category models */
+export interface ServerAddressShape {
+  /** The bound interface as given (`0.0.0.0`, `127.0.0.1`, `::` …). */
+  readonly host: string
+  /** The actual bound port. */
+  readonly port: number
+  /** A dialable URL, `ws://<host>:<port>` (wildcard interfaces become loopback). */
+  readonly url: string
+}
+
+/** @since 0.1.0 @category tags */
+export class ServerAddress extends Context.Tag("@conclave/server/ServerAddress")<ServerAddress, ServerAddressShape>() {}
+
+/** The listener could not be bound. @since 0.1.0 @category errors */
+export class BindError extends Data.TaggedError("BindError")<{ readonly address: string; readonly cause: unknown }> {
+  override get message() {
+    return `failed to bind \`${this.address}\`: ${
+      this.cause instanceof Error ? this.cause.message : String(this.cause)
+    }`
+  }
+}
+
+const formatHostPort = (host: string, port: number) => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
+
+const dialHost = (host: string) => (host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "::1" : host)
+
+const rejectUpgrade = (socket: Net.Socket, status: string) => {
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+}
+
+const pathOf = (url: string | undefined) => {
+  const raw = url ?? "/"
+  const q = raw.indexOf("?")
+  return q < 0 ? raw : raw.slice(0, q)
+}
+
+type SessionEnv = Hub | Requests | Store | ServerConfig | RegisterLimiter
+
+const make = Effect.gen(function*() {
+  const config = yield* ServerConfig
+  const store = yield* Store
+  const instanceId = yield* store.instanceId.pipe(Effect.orDie)
+  const sessions = yield* FiberSet.make<void, never>()
+  const runFork = yield* FiberSet.runtime(sessions)<SessionEnv>()
+
+  const links = new Set<Session.LinkState>()
+  const pending = new Map<string, number>()
+  let draining = false
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false })
+  wss.on("headers", (headers) => {
+    headers.push(`${Limits.INSTANCE_ID_HEADER}: ${instanceId}`)
+  })
+  wss.on("error", () => {})
+
+  const server = Http.createServer((req, res) => {
+    const path = pathOf(req.url)
+    if (req.method === "GET" && path === "/health") {
+      res.writeHead(200, { "content-type": "text/plain; charset=utf-8" }).end("ok")
+    } else if (req.method === "GET" && path === "/") {
+      res.writeHead(426, { "content-type": "text/plain; charset=utf-8", upgrade: "websocket" }).end(
+        "upgrade required"
+      )
+    } else {
+      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("not found")
+    }
+  })
+  server.on("clientError", (_err, socket) => socket.destroy())
+
+  server.on("upgrade", (req: Http.IncomingMessage, socket: Net.Socket, head: Buffer) => {
+    socket.on("error", () => {})
+    if (pathOf(req.url) !== "/") return rejectUpgrade(socket, "404 Not Found")
+    if (draining) return rejectUpgrade(socket, "503 Service Unavailable")
+    const address = req.socket.remoteAddress ?? "unknown"
+    const count = pending.get(address) ?? 0
+    if (config.maxPendingPerIp > 0 && count >= config.maxPendingPerIp) {
+      return rejectUpgrade(socket, "429 Too Many Requests")
+    }
+    pending.set(address, count + 1)
+    let released = false
+    const handshakeDone = () => {
+      if (released) return
+      released = true
+      const n = (pending.get(address) ?? 1) - 1
+      if (n <= 0) pending.delete(address)
+      else pending.set(address, n)
+    }
+    socket.once("close", handshakeDone)
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const link = Session.makeLink(ws, { inboxCapacity: config.inboxCapacity, outboxCapacity: config.outboxCapacity })
+      links.add(link)
+      runFork(
+        Session.run(link, {
+          remoteAddress: address,
+          hostHeader: (req.headers.host ?? "").toLowerCase(),
+          handshakeDone
+        }).pipe(
+          Effect.ensuring(Effect.sync(() => {
+            links.delete(link)
+            handshakeDone()
+          }))
+        )
+      )
+    })
+  })
+
+  for (const admin of config.admins) {
+    if (admin.pin === null) {
+      yield* Effect.logWarning(
+        `admin \`${admin.user}\` is not pinned: the name can be squatted by the first client to register it; pin it as ${admin.user}=<pubkey>`
+      )
+    }
+  }
+
+  const requested = formatHostPort(config.host, config.port)
+  yield* Effect.acquireRelease(
+    Effect.async<void, BindError>((resume) => {
+      const onError = (cause: Error) => resume(Effect.fail(new BindError({ address: requested, cause })))
+      server.once("error", onError)
+      server.listen(config.port, config.host, () => {
+        server.off("error", onError)
+        resume(Effect.void)
+      })
+    }),
+    () =>
+      Effect.async<void>((resume) => {
+        wss.close()
+        server.close(() => resume(Effect.void))
+        server.closeAllConnections()
+      })
+  )
+  const bound = server.address() as Net.AddressInfo
+  const address: ServerAddressShape = {
+    host: config.host,
+    port: bound.port,
+    url: `ws://${formatHostPort(dialHost(config.host), bound.port)}`
+  }
+  yield* Effect.logInfo("conclave server listening").pipe(
+    Effect.annotateLogs({ address: formatHostPort(config.host, bound.port) })
+  )
+
+  // Registered last, so it runs first when the scope closes (D-19).
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      draining = true
+      server.close()
+      yield* Effect.logInfo("draining sessions").pipe(Effect.annotateLogs({ sessions: links.size }))
+      for (const link of links) link.shutdown()
+      yield* FiberSet.awaitEmpty(sessions).pipe(Effect.timeoutOption(config.drainTimeout))
+      for (const link of links) link.terminate()
+    })
+  )
+  return address
+})
+
+/** The listening server; requires the hub services, the store and the config. @since 0.1.0 @category layers */
+export const TransportLive: Layer.Layer<ServerAddress, BindError, SessionEnv> = Layer.scoped(ServerAddress, make)

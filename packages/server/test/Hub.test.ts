@@ -1,0 +1,145 @@
+import { Errors, type Names } from "@conclave/protocol"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, TestClock } from "effect"
+import * as Broker from "../src/Broker.js"
+import { type Conn, Hub } from "../src/Hub.js"
+import { ReaperLive, reapOnce } from "../src/Reaper.js"
+import * as ServerConfig from "../src/ServerConfig.js"
+import * as SqliteStore from "../src/SqliteStore.js"
+
+const HubTest = Hub.Default.pipe(
+  Layer.provideMerge(Layer.mergeAll(SqliteStore.layerMemory, Broker.layerMemory, ServerConfig.layer()))
+)
+
+interface FakeConn extends Conn {
+  readonly frames: Array<string>
+  killed: string | undefined
+}
+
+/** A connection whose outbox holds `capacity` frames and is never drained. */
+const fakeConn = (capacity = 1024): FakeConn => {
+  const conn: FakeConn = {
+    frames: [],
+    killed: undefined,
+    send: (frame) => {
+      if (conn.frames.length >= capacity) return false
+      conn.frames.push(frame)
+      return true
+    },
+    kill: (reason) => {
+      conn.killed ??= reason
+    }
+  }
+  return conn
+}
+
+const path = (user: string, machine = "m", session = "s"): Names.SessionPath => ({ user, machine, session })
+
+const attach = (p: Names.SessionPath, conn: FakeConn) =>
+  Effect.gen(function*() {
+    const hub = yield* Hub
+    const { entry } = yield* hub.attach({ path: p, origin: "agent", conn, now: 0 })
+    return entry
+  })
+
+describe("Hub", () => {
+  it.effect("the reaper kills sessions idle for 60 s and spares those that pinged (S-087, S-088)", () =>
+    Effect.gen(function*() {
+      const hub = yield* Hub
+      yield* TestClock.setTime(1_000_000)
+      const idle = fakeConn()
+      const busy = fakeConn()
+      const idleEntry = yield* hub.attach({ path: path("idle"), origin: "agent", conn: idle, now: 1_000_000 })
+      const busyEntry = yield* hub.attach({ path: path("busy"), origin: "agent", conn: busy, now: 1_000_000 })
+      yield* TestClock.adjust("50 seconds")
+      yield* hub.touch(busyEntry.entry, 1_050_000)
+      assert.strictEqual(yield* reapOnce, 0)
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual(yield* reapOnce, 1)
+      assert.strictEqual(idle.killed, Errors.KillReasons.idle)
+      assert.isFalse(yield* hub.isPresent(idleEntry.entry))
+      assert.isTrue(yield* hub.isPresent(busyEntry.entry))
+      assert.isUndefined(busy.killed)
+    }).pipe(Effect.provide(HubTest)))
+
+  it.scoped("the reaper layer ticks on the Clock: first at startup, then every 15 s", () =>
+    Effect.gen(function*() {
+      const hub = yield* Hub
+      const conn = fakeConn()
+      yield* hub.attach({ path: path("a"), origin: "agent", conn, now: 0 })
+      yield* Layer.build(ReaperLive)
+      yield* TestClock.adjust("59 seconds")
+      assert.isUndefined(conn.killed)
+      yield* TestClock.adjust("16 seconds")
+      assert.strictEqual(conn.killed, Errors.KillReasons.idle)
+      assert.strictEqual(yield* hub.size, 0)
+    }).pipe(Effect.provide(HubTest)))
+
+  it.effect("a slow consumer is force-dropped when its outbox is full (S-078)", () =>
+    Effect.gen(function*() {
+      const hub = yield* Hub
+      const bob = fakeConn(1)
+      const carol = fakeConn()
+      const bobEntry = yield* attach(path("bob"), bob)
+      const carolEntry = yield* attach(path("carol"), carol)
+      yield* hub.subscribe(bobEntry, "ops")
+      yield* hub.subscribe(carolEntry, "ops")
+      yield* hub.publish("ops", "one", "aaron/m/s")
+      assert.isUndefined(bob.killed)
+      yield* hub.publish("ops", "two", "aaron/m/s")
+      assert.strictEqual(bob.killed, Errors.KillReasons.slowConsumer)
+      assert.deepStrictEqual(carol.frames, ["one", "two"])
+      assert.deepStrictEqual(yield* hub.subscribersOf("ops"), [carolEntry.path])
+    }).pipe(Effect.provide(HubTest)))
+
+  it.effect("fan-out skips only the sender's exact path", () =>
+    Effect.gen(function*() {
+      const hub = yield* Hub
+      const sender = fakeConn()
+      const sibling = fakeConn()
+      const s1 = yield* attach(path("aaron", "m", "s1"), sender)
+      const s2 = yield* attach(path("aaron", "m", "s2"), sibling)
+      yield* hub.subscribe(s1, "ops")
+      yield* hub.subscribe(s2, "ops")
+      yield* hub.publish("ops", "hi", s1.key)
+      assert.deepStrictEqual(sender.frames, [])
+      assert.deepStrictEqual(sibling.frames, ["hi"])
+    }).pipe(Effect.provide(HubTest)))
+
+  it.effect("supersede kills the old entry; the old entry's detach cannot evict its replacement", () =>
+    Effect.gen(function*() {
+      const hub = yield* Hub
+      const oldConn = fakeConn()
+      const newConn = fakeConn()
+      const old = yield* attach(path("aaron"), oldConn)
+      yield* hub.subscribe(old, "ops")
+      const { entry: fresh, superseded } = yield* hub.attach({
+        path: path("aaron"),
+        origin: "agent",
+        conn: newConn,
+        now: 0
+      })
+      assert.isTrue(superseded)
+      assert.strictEqual(oldConn.killed, Errors.KillReasons.superseded)
+      assert.deepStrictEqual(yield* hub.subscribersOf("ops"), [])
+      assert.isFalse(yield* hub.detach(old))
+      assert.isTrue(yield* hub.isPresent(fresh))
+      assert.strictEqual(yield* hub.subscribe(old, "ops"), "absent")
+      assert.isTrue(yield* hub.detach(fresh))
+      assert.isFalse(yield* hub.detach(fresh))
+    }).pipe(Effect.provide(HubTest)))
+
+  it.effect("a ban in the mirror wins over a subscribe; bans move with renames and die with deletes", () =>
+    Effect.gen(function*() {
+      const hub = yield* Hub
+      const e = yield* attach(path("bob"), fakeConn())
+      yield* hub.addBan("ops", "bob")
+      assert.strictEqual(yield* hub.subscribe(e, "ops"), "banned")
+      yield* hub.renameChannel("ops", "ops2")
+      assert.isFalse(yield* hub.isBanned("ops", "bob"))
+      assert.isTrue(yield* hub.isBanned("ops2", "bob"))
+      yield* hub.dropChannel("ops2")
+      assert.isFalse(yield* hub.isBanned("ops2", "bob"))
+      assert.strictEqual(yield* hub.subscribe(e, "ops2"), "subscribed")
+    }).pipe(Effect.provide(HubTest)))
+})

@@ -1,0 +1,151 @@
+import { assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Context, Effect, HashMap, Layer, Logger, LogLevel, Option, Tracer } from "effect"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import * as Path from "node:path"
+import * as ServerConfig from "../src/ServerConfig.js"
+import { ServerAddress, ServerLive } from "../src/ServerLive.js"
+import * as SqliteStore from "../src/SqliteStore.js"
+import * as Telemetry from "../src/Telemetry.js"
+import { expectType, op } from "./support/Assert.js"
+import { plain, register } from "./support/TestClient.js"
+import { tempDir } from "./support/TestServer.js"
+
+interface Line {
+  readonly level: string
+  readonly message: string
+  readonly annotations: Record<string, unknown>
+}
+
+describe("Observability", () => {
+  it.scopedLive("logs and spans carry paths, kinds and channels, never bodies (S-101, SPEC §3.20)", () =>
+    Effect.gen(function*() {
+      const lines: Array<Line> = []
+      const capture = Logger.make(({ annotations, logLevel, message }) => {
+        const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+        lines.push({
+          level: logLevel.label,
+          message: text,
+          annotations: Object.fromEntries(HashMap.toEntries(annotations))
+        })
+      })
+      const base = yield* Effect.tracer
+      const spans: Array<Tracer.Span> = []
+      const recording = Tracer.make({
+        span: (name, parent, context, links, startTime, kind, options) => {
+          const span = base.span(name, parent, context, links, startTime, kind, options)
+          spans.push(span)
+          return span
+        },
+        context: base.context
+      })
+      const dir = yield* tempDir
+      const ctx = yield* Layer.build(
+        ServerLive.pipe(
+          Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0, admins: [{ user: "root", pin: null }] })),
+          Layer.provide(SqliteStore.layer({ filename: Path.join(dir, "conclave.db") }))
+        )
+      ).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, capture)),
+        Logger.withMinimumLogLevel(LogLevel.Debug),
+        Effect.withTracer(recording)
+      )
+      const { port, url } = Context.get(ctx, ServerAddress)
+      const aaron = yield* register(url, "aaron", "machine", "session")
+      yield* aaron.request(op({ kind: "create_channel", name: "ops", visibility: "public" }))
+      yield* aaron.request({ type: "join", channel: "ops", token: null })
+      expectType(yield* aaron.request({ type: "channel_msg", channel: "ops", payload: plain("observable") }), "ack")
+      yield* aaron.request({ type: "read_since", channel: "ops", since_seq: 0 })
+      yield* aaron.request({ type: "join", channel: "ghost", token: null })
+      const token = expectType(
+        yield* aaron.request(op({ kind: "invite_create", channel: "ops", uses: null, expires_in_secs: null })),
+        "invite_token"
+      ).token
+
+      const listening = lines.find((l) => l.message === "conclave server listening")
+      assert.strictEqual(listening?.annotations.address, `127.0.0.1:${port}`)
+      const established = lines.find((l) => l.message === "session established")
+      assert.strictEqual(established?.level, "INFO")
+      assert.strictEqual(established?.annotations.path, "aaron/machine/session")
+      assert.strictEqual(established?.annotations.user, "aaron")
+      assert.strictEqual(established?.annotations.machine, "machine")
+      assert.isTrue(
+        lines.some((l) => l.level === "WARN" && l.message.includes("root") && l.message.includes("squatted"))
+      )
+      const errorLine = lines.find((l) => l.message === "error frame emitted")
+      assert.strictEqual(errorLine?.level, "WARN")
+      assert.strictEqual(errorLine?.annotations.kind, "not_found")
+      assert.isTrue(
+        lines.some((l) => l.level === "DEBUG" && l.message === "frame" && l.annotations.kind === "channel_msg")
+      )
+
+      const named = (name: string) => spans.filter((s) => s.name === name)
+      for (const name of ["register", "join", "post", "read_since", "admin"]) {
+        assert.isAbove(named(name).length, 0, name)
+      }
+      const post = named("post")[0]!
+      assert.strictEqual(post.attributes.get("channel"), "ops")
+      assert.strictEqual(post.attributes.get("path"), "aaron/machine/session")
+      assert.strictEqual(
+        named("admin").find((s) => s.attributes.get("op") === "invite_create")?.attributes.get("channel"),
+        "ops"
+      )
+
+      const everything = JSON.stringify(lines) +
+        JSON.stringify(spans.map((s) => [s.name, [...s.attributes.entries()]]))
+      assert.notInclude(everything, "observable")
+      assert.notInclude(everything, token)
+      assert.notInclude(everything, aaron.identity.pubkey)
+    }))
+
+  it("OTEL_EXPORTER_OTLP_HEADERS parsing", () => {
+    assert.deepStrictEqual(Telemetry.parseHeaders("authorization=Basic%20dGVzdA==, x-tenant = a=b ,bad,=x"), {
+      authorization: "Basic dGVzdA==",
+      "x-tenant": "a=b"
+    })
+  })
+
+  it.scopedLive("the OTLP exporter posts spans to <base>/v1/traces with the configured headers (S-114)", () =>
+    Effect.gen(function*() {
+      const seen: Array<{ path: string; auth: string | undefined; body: string }> = []
+      const collector = yield* Effect.acquireRelease(
+        Effect.async<Http.Server>((resume) => {
+          const s = Http.createServer((req, res) => {
+            let body = ""
+            req.on("data", (c) => (body += c))
+            req.on("end", () => {
+              seen.push({ path: req.url ?? "", auth: req.headers.authorization, body })
+              res.writeHead(200, { "content-type": "application/json" }).end("{}")
+            })
+          })
+          s.listen(0, "127.0.0.1", () => resume(Effect.succeed(s)))
+        }),
+        (s) => Effect.sync(() => s.close())
+      )
+      const base = `http://127.0.0.1:${(collector.address() as AddressInfo).port}/`
+      const found = yield* Telemetry.settings.pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(
+          new Map([
+            ["CONCLAVE_OTLP_ENDPOINT", base],
+            ["OTEL_EXPORTER_OTLP_HEADERS", "authorization=Basic dGVzdC10b2tlbg=="],
+            ["OTEL_BSP_SCHEDULE_DELAY", "100"]
+          ])
+        ))
+      )
+      const settings = Option.getOrThrow(found)
+      assert.strictEqual(settings.baseUrl, base.slice(0, -1))
+      yield* Effect.scoped(
+        Effect.withSpan("join", { attributes: { channel: "ops" } })(Effect.void).pipe(
+          Effect.provide(Telemetry.layerOtlp(settings))
+        )
+      )
+      const traces = seen.find((r) => r.path === "/v1/traces")
+      assert.isDefined(traces, JSON.stringify(seen))
+      assert.strictEqual(traces!.auth, "Basic dGVzdC10b2tlbg==")
+      assert.include(traces!.body, "\"join\"")
+      assert.include(traces!.body, "conclave")
+      // no endpoint → no exporter
+      const none = yield* Telemetry.settings.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
+      assert.isTrue(Option.isNone(none))
+    }))
+})

@@ -1,0 +1,44 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, TestClock } from "effect"
+import { makeTokenBucket, RegisterLimiter } from "../src/RateLimit.js"
+import * as ServerConfig from "../src/ServerConfig.js"
+
+describe("RateLimit", () => {
+  it.effect("the token bucket allows a burst, then refills at the rate (D-10)", () =>
+    Effect.gen(function*() {
+      const bucket = yield* makeTokenBucket(2, 20)
+      for (let i = 0; i < 20; i++) assert.strictEqual(yield* bucket.take, 0)
+      const wait = yield* bucket.take
+      assert.strictEqual(wait, 500)
+      yield* TestClock.adjust("499 millis")
+      assert.isAbove(yield* bucket.take, 0)
+      yield* TestClock.adjust("2 millis")
+      assert.strictEqual(yield* bucket.take, 0)
+      // refill never exceeds the burst
+      yield* TestClock.adjust("1 hour")
+      for (let i = 0; i < 20; i++) assert.strictEqual(yield* bucket.take, 0)
+      assert.isAbove(yield* bucket.take, 0)
+    }))
+
+  it.effect("rate 0 disables the bucket", () =>
+    Effect.gen(function*() {
+      const bucket = yield* makeTokenBucket(0, 1)
+      for (let i = 0; i < 100; i++) assert.strictEqual(yield* bucket.take, 0)
+    }))
+
+  it.effect("register attempts are capped per address per minute; 0 = unlimited", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RegisterLimiter
+      for (let i = 0; i < 30; i++) assert.isTrue(yield* limiter.attempt("1.2.3.4"))
+      assert.isFalse(yield* limiter.attempt("1.2.3.4"))
+      assert.isTrue(yield* limiter.attempt("5.6.7.8"))
+      yield* TestClock.adjust("61 seconds")
+      assert.isTrue(yield* limiter.attempt("1.2.3.4"))
+    }).pipe(Effect.provide(RegisterLimiter.Default), Effect.provide(ServerConfig.layer())))
+
+  it.effect("registerLimitPerMinute 0 is unlimited", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RegisterLimiter
+      for (let i = 0; i < 100; i++) assert.isTrue(yield* limiter.attempt("1.2.3.4"))
+    }).pipe(Effect.provide(RegisterLimiter.Default), Effect.provide(ServerConfig.layer({ registerLimitPerMinute: 0 }))))
+})

@@ -1,0 +1,132 @@
+import { Limits } from "@conclave/protocol"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Schedule, Scope } from "effect"
+import * as Http from "node:http"
+import WebSocket from "ws"
+import { errorOf, expectType } from "./support/Assert.js"
+import { dial, register } from "./support/TestClient.js"
+import { startServer, tempDir } from "./support/TestServer.js"
+
+const get = (url: string, path: string) =>
+  Effect.async<{ status: number; body: string }, Error>((resume) => {
+    const req = Http.get(url.replace("ws://", "http://") + path, (res) => {
+      let body = ""
+      res.on("data", (c) => (body += c))
+      res.on("end", () => resume(Effect.succeed({ status: res.statusCode ?? 0, body })))
+    })
+    req.on("error", (e) => resume(Effect.fail(e)))
+  })
+
+describe("Transport", () => {
+  it.scopedLive("routes: /health is ok, / without upgrade is 426, anything else 404; upgrades elsewhere are refused", () =>
+    Effect.gen(function*() {
+      const { url } = yield* startServer()
+      assert.deepStrictEqual(yield* get(url, "/health"), { status: 200, body: "ok" })
+      assert.strictEqual((yield* get(url, "/")).status, 426)
+      assert.strictEqual((yield* get(url, "/nope")).status, 404)
+      const refused = yield* Effect.either(dial(url + "/other"))
+      assert.isTrue(refused._tag === "Left" && refused.left.message.includes("404"))
+      // a query string still reaches `/`
+      const c = yield* dial(url + "/?via=alias")
+      assert.isString(c.headers[Limits.INSTANCE_ID_HEADER])
+    }))
+
+  it.scopedLive("the instance id is stable across connections and restarts (S-111)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const first = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const { url } = yield* startServer({}, dir)
+          const a = yield* dial(url)
+          const b = yield* dial(url)
+          assert.strictEqual(a.headers[Limits.INSTANCE_ID_HEADER], b.headers[Limits.INSTANCE_ID_HEADER])
+          return a.headers[Limits.INSTANCE_ID_HEADER]
+        })
+      )
+      const { url } = yield* startServer({}, dir)
+      assert.strictEqual((yield* dial(url)).headers[Limits.INSTANCE_ID_HEADER], first)
+    }))
+
+  it.scopedLive("undecodable frames get malformed_frame then close; invalid ones keep the session (D-8, S-046)", () =>
+    Effect.gen(function*() {
+      const { url } = yield* startServer()
+      const a = yield* register(url, "aaron")
+      // semantically invalid: the session stays
+      const bad = yield* a.request({ type: "admin", op: { kind: "create_channel", name: "a/b", visibility: "public" } })
+      assert.strictEqual(errorOf(bad).kind, "malformed_frame")
+      // handshake frames mid-session: unexpected, session stays
+      yield* a.send({ type: "hello", protocol_version: 1, session: "x", host: null })
+      assert.deepStrictEqual(errorOf(yield* a.next()), {
+        kind: "malformed_frame",
+        message: "unexpected frame from client"
+      })
+      expectType(yield* a.request({ type: "ping" }), "pong")
+      // a server→client kind from a client: unexpected, session stays (SPEC §2.9)
+      yield* a.send({ type: "pong" })
+      assert.deepStrictEqual(errorOf(yield* a.next()), {
+        kind: "malformed_frame",
+        message: "unexpected frame from client"
+      })
+      expectType(yield* a.request({ type: "ping" }), "pong")
+      // binary UTF-8 JSON is accepted
+      yield* Effect.sync(() => a.ws.send(Buffer.from(JSON.stringify({ type: "ping", id: "bin" }))))
+      assert.deepStrictEqual(yield* a.next(), { type: "pong", id: "bin" })
+      // undecodable: error frame, then close
+      yield* a.send("{not json")
+      assert.strictEqual(errorOf(yield* a.next()).kind, "malformed_frame")
+      yield* a.closed
+      const b = yield* register(url, "bob")
+      yield* b.send({ type: "teleport" })
+      assert.strictEqual(errorOf(yield* b.next()).kind, "malformed_frame")
+      yield* b.closed
+      // the server keeps serving
+      const c = yield* register(url, "carol")
+      expectType(yield* c.request({ type: "ping" }), "pong")
+    }))
+
+  it.scopedLive("the frame cap is enforced by the WebSocket layer (D-9)", () =>
+    Effect.gen(function*() {
+      const { url } = yield* startServer({ maxFrameBytes: 4096 })
+      const a = yield* register(url, "aaron")
+      yield* a.send({ type: "ping", id: "x".repeat(5000) })
+      const closed = yield* a.closed
+      assert.strictEqual(closed.code, 1009)
+      const b = yield* register(url, "bob")
+      expectType(yield* b.request({ type: "ping" }), "pong")
+    }))
+
+  it.scopedLive("at most maxPendingPerIp connections may sit in the handshake (D-10)", () =>
+    Effect.gen(function*() {
+      const { url } = yield* startServer({ maxPendingPerIp: 2 })
+      const established = yield* register(url, "aaron")
+      const first = yield* dial(url)
+      yield* dial(url)
+      const third = yield* Effect.either(dial(url))
+      assert.isTrue(third._tag === "Left" && third.left.message.includes("429"))
+      // a pending connection that goes away frees its slot; established sessions never held one
+      yield* first.close
+      yield* first.closed
+      yield* dial(url).pipe(Effect.retry(Schedule.intersect(Schedule.spaced("20 millis"), Schedule.recurs(50))))
+      expectType(yield* established.request({ type: "ping" }), "pong")
+    }))
+
+  it.scopedLive("graceful drain: sessions receive shutdown and close 1001; new connections are refused (D-19)", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const { url } = yield* startServer().pipe(Scope.extend(scope))
+      const a = yield* register(url, "aaron")
+      const b = yield* register(url, "bob")
+      const pending = yield* dial(url)
+      const started = Date.now()
+      yield* Scope.close(scope, Exit.void)
+      assert.isBelow(Date.now() - started, 5_000)
+      for (const s of [a, b]) {
+        assert.deepStrictEqual(yield* s.nextOther(), { type: "shutdown", reason: "server shutting down" })
+        assert.strictEqual((yield* s.closed).code, 1001)
+      }
+      assert.strictEqual((yield* pending.closed).code, 1001)
+      const after = yield* Effect.either(Effect.scoped(dial(url)))
+      assert.strictEqual(after._tag, "Left")
+      assert.isTrue(a.ws.readyState === WebSocket.CLOSED)
+    }))
+})

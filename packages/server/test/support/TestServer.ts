@@ -1,0 +1,40 @@
+/**
+ * Run the real server Layer on 127.0.0.1:0 over a real SQLite file in a temp dir.
+ */
+import { Context, Effect, Layer, Logger, LogLevel, type Scope } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as ServerConfig from "../../src/ServerConfig.js"
+import { ServerAddress, ServerLive } from "../../src/ServerLive.js"
+import * as SqliteStore from "../../src/SqliteStore.js"
+
+export const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "conclave-server-"))),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+export interface Running {
+  readonly url: string
+  readonly port: number
+  readonly dir: string
+  readonly dbFile: string
+}
+
+/** Build the server in a child scope; closing that scope drains it. */
+export const startServer = (
+  options: Partial<ServerConfig.ServerConfigShape> = {},
+  dir?: string
+): Effect.Effect<Running, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    const base = dir ?? (yield* tempDir)
+    const dbFile = Path.join(base, "conclave.db")
+    const context = yield* Layer.build(
+      ServerLive.pipe(
+        Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0, ...options })),
+        Layer.provide(SqliteStore.layer({ filename: dbFile }))
+      )
+    )
+    const address = Context.get(context, ServerAddress)
+    return { url: address.url, port: address.port, dir: base, dbFile }
+  }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
