@@ -6,7 +6,8 @@ const result = await madge([
   "packages/client/dist",
   "packages/server/dist",
   "packages/bridge/dist",
-  "packages/cli/dist"
+  "packages/cli/dist",
+  "packages/reliability/dist"
 ], {
   fileExtensions: ["js"],
   excludeRegExp: [/node_modules/]
