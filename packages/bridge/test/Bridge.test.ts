@@ -1,0 +1,155 @@
+import { Bridge } from "@conclave/bridge"
+import type { Connection } from "@conclave/client"
+import { Identity, LocalConfig } from "@conclave/client"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Either, Fiber, Option, Stream } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { PassThrough } from "node:stream"
+import { ME } from "./Harness.js"
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "conclave-bridge-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+const options = (dir: string, over: Partial<Bridge.BridgeOptions> = {}): Bridge.BridgeOptions => ({
+  configDir: dir,
+  servers: [],
+  handle: Option.none(),
+  loopLimit: Option.none(),
+  cwd: "/work/proj",
+  ...over
+})
+
+const withKey = (dir: string) => Identity.save(dir, Identity.generate())
+
+describe("Bridge startup (SPEC §4.1)", () => {
+  it.scoped("a missing key says to run `conclave key` / `register`", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const r = yield* Effect.either(Bridge.run(options(dir)))
+      assert.isTrue(Either.isLeft(r))
+      if (Either.isLeft(r)) {
+        assert.include(r.left.message, "conclave key")
+        assert.include(r.left.message, "conclave register")
+      }
+    }))
+
+  it.scoped("no registrations, or no --server match, is the no-server error", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      yield* withKey(dir)
+      const r = yield* Effect.either(Bridge.run(options(dir)))
+      assert.deepStrictEqual(Either.getLeft(r).pipe(Option.map((e) => e.message)), Option.some(Bridge.NO_SERVER))
+      yield* LocalConfig.save(dir, {
+        ...LocalConfig.empty,
+        servers: [{ url: "ws://127.0.0.1:1", username: "a", machine: "m" }]
+      })
+      const r2 = yield* Effect.either(Bridge.run(options(dir, { servers: ["ws://elsewhere:9"] })))
+      assert.deepStrictEqual(Either.getLeft(r2).pipe(Option.map((e) => e.message)), Option.some(Bridge.NO_SERVER))
+    }))
+
+  it.scoped("a broken config file and a bad --as are startup errors", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      yield* withKey(dir)
+      fs.writeFileSync(path.join(dir, "config.toml"), "default_permission = [\n")
+      const r = yield* Effect.either(Bridge.run(options(dir)))
+      assert.isTrue(Either.isLeft(r))
+      fs.writeFileSync(path.join(dir, "config.toml"), `[[servers]]\nurl = "ws://h:1"\nusername = "a"\nmachine = "m"\n`)
+      const bad = yield* Effect.either(Bridge.run(options(dir, { handle: Option.some("a/b") })))
+      assert.include(
+        Either.getLeft(bad).pipe(Option.map((e) => e.message), Option.getOrElse(() => "")),
+        "invalid session handle"
+      )
+    }))
+
+  it("default handle: cwd basename, `session` for /, invalid characters replaced", () => {
+    assert.strictEqual(Bridge.defaultHandle("/home/a/razel"), "razel")
+    assert.strictEqual(Bridge.defaultHandle("/"), "session")
+    assert.strictEqual(Bridge.defaultHandle("/home/a/my project"), "my-project")
+    assert.strictEqual(Bridge.defaultHandle("/x/" + "y".repeat(100)).length, 64)
+  })
+
+  it("--server selection compares normalized URLs", () => {
+    const config = {
+      ...LocalConfig.empty,
+      servers: [
+        { url: "ws://a.test", username: "u", machine: "m" },
+        { url: "ws://b.test", username: "u", machine: "m" }
+      ]
+    }
+    assert.deepStrictEqual(Bridge.selectServers(config, []).selected.length, 2)
+    const picked = Bridge.selectServers(config, ["WS://A.test/", "ws://nope"])
+    assert.deepStrictEqual(picked.selected.map((r) => r.url), ["ws://a.test"])
+    assert.deepStrictEqual(picked.unknown, ["ws://nope"])
+  })
+
+  it.live("runs MCP on stdio, links the servers, and stops when stdin ends", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      yield* withKey(dir)
+      yield* LocalConfig.save(dir, {
+        ...LocalConfig.empty,
+        servers: [{ url: "ws://fake.test", username: "aaron", machine: "workstation" }]
+      })
+      const dialed: Array<string> = []
+      const connect = (o: Connection.ConnectOptions) =>
+        Effect.sync(() => {
+          dialed.push(`${o.url} as ${o.handle} (${o.client})`)
+          return {
+            url: o.url,
+            handle: o.handle,
+            instanceId: Option.none(),
+            path: { ...ME, session: o.handle },
+            admin: true,
+            request: () => Effect.never,
+            send: () => Effect.void,
+            unsolicited: Stream.never,
+            closed: Effect.never,
+            isClosed: Effect.succeed(false)
+          } satisfies Connection.Connection
+        })
+      const stdin = new PassThrough()
+      const stdout = new PassThrough()
+      const lines: Array<Record<string, unknown>> = []
+      let buffer = ""
+      stdout.on("data", (b: Buffer) => {
+        buffer += b.toString("utf8")
+        let i: number
+        while ((i = buffer.indexOf("\n")) >= 0) {
+          lines.push(JSON.parse(buffer.slice(0, i)))
+          buffer = buffer.slice(i + 1)
+        }
+      })
+      const fiber = yield* Effect.fork(Bridge.run(options(dir, { stdin, stdout, connect, cwd: "/tmp/myproj" })))
+      const send = (m: unknown) => stdin.write(JSON.stringify(m) + "\n")
+      send({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } }
+      })
+      send({ jsonrpc: "2.0", method: "notifications/initialized" })
+      for (let i = 0; i < 200 && !lines.some((l) => l["method"] === "notifications/tools/list_changed"); i++) {
+        yield* Effect.sleep(10)
+      }
+      send({ jsonrpc: "2.0", id: 2, method: "tools/list" })
+      send({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { arguments: {} } })
+      for (let i = 0; i < 200 && !lines.some((l) => l["id"] === 3); i++) yield* Effect.sleep(10)
+      const init = lines.find((l) => l["id"] === 1)!["result"] as Record<string, unknown>
+      assert.strictEqual(init["protocolVersion"], "2025-06-18")
+      assert.deepStrictEqual(dialed, ["ws://fake.test as myproj (bridge)"])
+      // admin asserted by the (fake) server: list_changed, then the admin tools are listed
+      assert.isTrue(lines.some((l) => l["method"] === "notifications/tools/list_changed"))
+      const tools = (lines.find((l) => l["id"] === 2)!["result"] as { tools: Array<{ name: string }> }).tools
+      assert.include(tools.map((t) => t.name), "create_channel")
+      assert.strictEqual((lines.find((l) => l["id"] === 3)!["error"] as { code: number }).code, -32601)
+      stdin.end()
+      yield* Fiber.join(fiber).pipe(
+        Effect.timeoutFail({ duration: 1000, onTimeout: () => "did not stop on stdin end" })
+      )
+    }).pipe(Effect.scoped))
+})
