@@ -1,0 +1,150 @@
+/**
+ * Local permission policy (`perm set`, `perm show`) and `join` (SPEC §6.2, GAPS #24/#25).
+ *
+ * @since 0.1.0
+ */
+import { LocalConfig, type Permission } from "@conclave/client"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { CliError } from "../CliError.js"
+import * as Ctx from "../Context.js"
+import * as Flags from "../Flags.js"
+import * as Output from "../Output.js"
+import * as Remote from "../Remote.js"
+
+/** The lines of `perm show` (also the tail of `status`). @since 0.1.0 @category rendering */
+export const permLines = (config: Permission.Policy): ReadonlyArray<string> => [
+  `default: ${config.default_permission}`,
+  ...config.overrides.map((o) => `${o.server} ${o.channel ?? "<whisper>"} -> ${o.level}`)
+]
+
+/** The JSON shape of the policy. @since 0.1.0 @category rendering */
+export const permJson = (config: LocalConfig.LocalConfig) => ({
+  default_permission: config.default_permission,
+  overrides: config.overrides.map((o) => ({ server: o.server, channel: o.channel, level: o.level }))
+})
+
+const permSet = Command.make(
+  "set",
+  {
+    level: Args.text({ name: "LEVEL" }).pipe(Args.withDescription("mute | notify | converse | act")),
+    server: Flags.server.pipe(Options.optional),
+    channel: Options.text("channel").pipe(
+      Options.withPseudoName("NAME"),
+      Options.optional,
+      Options.withDescription("Scope: this channel on --server.")
+    ),
+    whisper: Options.boolean("whisper").pipe(Options.withDescription("Scope: whispers on --server.")),
+    json: Flags.json
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const level = yield* Ctx.parseLevel(args.level)
+      let scope: { readonly server: string; readonly channel: string | null } | undefined
+      if (Option.isSome(args.server)) {
+        const hasChannel = Option.isSome(args.channel)
+        if (hasChannel && args.whisper) {
+          return yield* new CliError({ message: "`--channel` and `--whisper` are mutually exclusive" })
+        }
+        if (!hasChannel && !args.whisper) {
+          return yield* new CliError({
+            message:
+              "`--server` needs an explicit scope: add `--channel NAME` or `--whisper` (run without `--server` to change the default)"
+          })
+        }
+        const server = yield* Ctx.parseUrl(args.server.value)
+        scope = { server, channel: Option.isSome(args.channel) ? args.channel.value : null }
+      } else if (Option.isSome(args.channel) || args.whisper) {
+        return yield* new CliError({ message: "`--channel` and `--whisper` require `--server URL`" })
+      }
+      yield* Ctx.updateConfig((c) =>
+        scope === undefined ? LocalConfig.setDefault(c, level) : LocalConfig.setOverride(c, { ...scope, level })
+      )
+      const what = scope === undefined
+        ? "default permission"
+        : scope.channel === null
+        ? `whispers on ${scope.server}`
+        : `#${scope.channel} on ${scope.server}`
+      if (args.json) {
+        return yield* Output.json({
+          scope: scope === undefined ? { default: true } : { server: scope.server, channel: scope.channel },
+          level
+        })
+      }
+      yield* Output.success(
+        `${what} set to ${level}; applies to bridges started from now on (a running session changes levels live with its set_perm tool)`
+      )
+    })
+).pipe(
+  Command.withDescription(
+    "Set a local permission level: the machine default (no flags), or with --server exactly one scope: --channel NAME or --whisper."
+  )
+)
+
+const permShow = Command.make("show", { json: Flags.json }, (args) =>
+  Effect.gen(function*() {
+    const config = yield* Ctx.loadConfig
+    if (args.json) return yield* Output.json(permJson(config))
+    for (const l of permLines(config)) yield* Output.line(l)
+  })).pipe(Command.withDescription("Show the local permission policy: the default, then each override in file order."))
+
+/** @since 0.1.0 @category commands */
+export const permCommands = [permSet, permShow] as const
+
+/** `conclave perm`. @since 0.1.0 @category commands */
+export const perm = Command.make("perm").pipe(
+  Command.withDescription("Local permission levels (mute < notify < converse < act) for future bridges."),
+  Command.withSubcommands(permCommands)
+)
+
+/** `conclave join`. @since 0.1.0 @category commands */
+export const join = Command.make(
+  "join",
+  {
+    server: Flags.server,
+    channel: Args.text({ name: "CHANNEL" }).pipe(Args.withDescription("Channel to join.")),
+    token: Options.text("token").pipe(
+      Options.withPseudoName("TOKEN"),
+      Options.optional,
+      Options.withDescription("Invite token (private channels).")
+    ),
+    perm: Options.text("perm").pipe(
+      Options.withPseudoName("LEVEL"),
+      Options.optional,
+      Options.withDescription("Also set the local level for this channel (only after the join succeeds).")
+    ),
+    json: Flags.json
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const level = Option.isSome(args.perm) ? Option.some(yield* Ctx.parseLevel(args.perm.value)) : Option.none()
+      const url = yield* Ctx.parseUrl(args.server)
+      const joined = yield* Remote.withSession(url, (conn) =>
+        Remote.call(
+          conn,
+          { type: "join", channel: args.channel, token: Option.getOrNull(args.token) },
+          "joined",
+          "join rejected"
+        ))
+      if (Option.isSome(level)) {
+        yield* Ctx.updateConfig((c) =>
+          LocalConfig.setOverride(c, { server: url, channel: joined.channel, level: level.value })
+        )
+      }
+      yield* args.json
+        ? Output.json({ joined: joined.channel, server: url, perm: Option.getOrNull(level) })
+        : Output.success(`joined ${joined.channel}`)
+      yield* Output.note(
+        `note: this verified access${
+          Option.isSome(level) ? ` and set the local level to ${level.value}` : ""
+        }; a live Claude Code session subscribes with its join_channel tool (this one-shot session's subscription ended when it disconnected)`
+      )
+    })
+).pipe(
+  Command.withDescription(
+    "Verify that you can join a channel (optionally with an invite token) and, on success only, record a local permission level for it."
+  )
+)

@@ -1,0 +1,293 @@
+/**
+ * `conclave tail` (SPEC §6.2, D-4, D-31, GAPS #42): a persistent watch loop with seq watermarks,
+ * reconnect with backoff (reset after a stable link), gap-free resume through `read_since`,
+ * control characters stripped from bodies.
+ *
+ * @since 0.1.0
+ */
+import { Backoff, Connection, type Identity } from "@conclave/client"
+import { Errors, type Frames, Limits, Names } from "@conclave/protocol"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { CliError } from "../CliError.js"
+import * as Ctx from "../Context.js"
+import * as Flags from "../Flags.js"
+import * as Output from "../Output.js"
+import { pathText } from "../Remote.js"
+
+/** The link went away; reconnect. */
+class LinkLost extends Data.TaggedError("LinkLost")<{ readonly reason: string }> {}
+
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * Make a body safe for a terminal (D-31): control characters (ESC, CR, BEL, C1, bidi overrides)
+ * are removed; each newline becomes an indented continuation line, so a body cannot forge a
+ * line that looks like another message.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const sanitize = (text: string): string =>
+  text.replace(/\r\n?/g, "\n").replace(CONTROL, "").split("\n").join("\n    ")
+
+const bodyOf = (payload: Frames.Payload): string =>
+  payload.kind === "plain" ? payload.text : "[encrypted message: this client cannot decrypt it]"
+
+/** One channel line: `[<channel>] <from>: <text>`. @since 0.1.0 @category rendering */
+export const channelLine = (channel: string, from: Names.SessionPath, payload: Frames.Payload): string =>
+  `[${sanitize(channel)}] ${sanitize(pathText(from))}: ${sanitize(bodyOf(payload))}`
+
+/** One whisper line: `[whisper] <from>: <text>`. @since 0.1.0 @category rendering */
+export const whisperLine = (from: Names.SessionPath, payload: Frames.Payload): string =>
+  `[whisper] ${sanitize(pathText(from))}: ${sanitize(bodyOf(payload))}`
+
+interface Message {
+  readonly channel: string
+  readonly from: Names.SessionPath
+  readonly payload: Frames.Payload
+  readonly seq: number
+  readonly origin: Frames.Origin
+  readonly reply_to: number | null
+  readonly ts_ms: number | null
+}
+
+/**
+ * The wait before the next reconnect and the attempt counter after it: 1 s doubling to 30 s, reset
+ * once a link has stayed up for the stability window (30 s). `upForMs` is how long the link that
+ * just dropped was up (none if it never came up).
+ *
+ * @since 0.1.0
+ * @category tail
+ */
+export const reconnectDelay = (
+  attempt: number,
+  upForMs: Option.Option<number>
+): { readonly delayMs: number; readonly attempt: number } => {
+  const current = Option.isSome(upForMs) && upForMs.value >= Limits.STABILITY_WINDOW_MS ? 0 : attempt
+  return { delayMs: Backoff.delay(Backoff.tail, current), attempt: current + 1 }
+}
+
+interface TailOptions {
+  readonly url: string
+  readonly channel: string
+  readonly handle: string
+  readonly sinceMs: Option.Option<number>
+  readonly json: boolean
+  readonly identity: Identity.Identity
+}
+
+/** Slack on the time watermark used before the first seq is known (SPEC §8 `tail` resume slack). */
+const RESUME_SLACK_MS = 5_000
+
+const isAuthRejection = (e: Connection.ConnectError): boolean => e._tag === "AuthRejected"
+
+/**
+ * The watch loop. Fails with `CliError` on anything fatal; otherwise runs until interrupted.
+ *
+ * @since 0.1.0
+ * @category tail
+ */
+export const run = (options: TailOptions) =>
+  Effect.gen(function*() {
+    const out = yield* Output.Output
+    let channel = options.channel
+    let watermark: Option.Option<number> = Option.none() // highest seq printed
+    let sinceMs = options.sinceMs // used until a seq is known
+    let established = false // a join succeeded at least once
+    let attempt = 0
+    let linkUpAt: Option.Option<number> = Option.none()
+
+    const print = (text: string) => out.line(text)
+    const emitMessage = (m: Message, history: boolean) =>
+      Effect.gen(function*() {
+        if (Option.isSome(watermark) && m.seq <= watermark.value) return
+        watermark = Option.some(m.seq)
+        yield* options.json
+          ? print(JSON.stringify({
+            type: "message",
+            channel: m.channel,
+            from: pathText(m.from),
+            text: m.payload.kind === "plain" ? m.payload.text : null,
+            seq: m.seq,
+            origin: m.origin,
+            reply_to: m.reply_to,
+            ts_ms: m.ts_ms,
+            history
+          }))
+          : print(channelLine(m.channel, m.from, m.payload))
+      })
+
+    const catchUp = (conn: Connection.Connection) =>
+      Effect.gen(function*() {
+        for (;;) {
+          const from = Option.isSome(watermark)
+            ? { since_seq: watermark.value, since_ms: null }
+            : Option.isSome(sinceMs)
+            ? { since_seq: null, since_ms: sinceMs.value }
+            : undefined
+          if (from === undefined) return
+          const page = yield* conn.request({ type: "read_since", channel, ...from })
+          if (page.type !== "history") return
+          for (const row of page.messages) {
+            yield* emitMessage({ ...row, channel: page.channel }, true)
+          }
+          if (!page.more || page.messages.length === 0) return
+        }
+      })
+
+    const linkErrors = <A, R>(effect: Effect.Effect<A, Connection.RequestError | CliError | LinkLost, R>) =>
+      effect.pipe(
+        Effect.catchTags({
+          Rejected: (e) => Effect.fail(new CliError({ message: Errors.render(e.error), cause: e })),
+          ResponseTimeout: (e) => Effect.fail(new LinkLost({ reason: e.message })),
+          ConnectionLost: (e) => Effect.fail(new LinkLost({ reason: e.message }))
+        })
+      )
+
+    const session = Effect.scoped(
+      Effect.gen(function*() {
+        const conn = yield* Connection.connect({
+          url: options.url,
+          handle: options.handle,
+          client: "cli",
+          identity: options.identity
+        }).pipe(
+          Effect.mapError((e) =>
+            established && !isAuthRejection(e)
+              ? new LinkLost({ reason: e.message })
+              : new CliError({ message: e.message, cause: e })
+          )
+        )
+        const joined = yield* conn.request({ type: "join", channel, token: null }).pipe(
+          Effect.catchTag("Rejected", (e) =>
+            Effect.fail(new CliError({ message: `join rejected: ${Errors.render(e.error)}`, cause: e }))),
+          Effect.catchTags({
+            ResponseTimeout: (e) =>
+              Effect.fail(new LinkLost({ reason: e.message })),
+            ConnectionLost: (e) => Effect.fail(new LinkLost({ reason: e.message }))
+          }),
+          Effect.mapError((e) => e._tag === "LinkLost" && !established ? new CliError({ message: e.reason }) : e)
+        )
+        if (joined.type === "joined") channel = joined.channel
+        const upSince = yield* Clock.currentTimeMillis
+        linkUpAt = Option.some(upSince)
+        if (!established) {
+          established = true
+          // Seed a time watermark so that a reconnect before the first message replays the gap (G-42).
+          if (Option.isNone(sinceMs)) sinceMs = Option.some(upSince - RESUME_SLACK_MS)
+          yield* options.json
+            ? print(JSON.stringify({ type: "tailing", channel, path: pathText(conn.path) }))
+            : print(`tailing #${channel} as ${pathText(conn.path)} — Ctrl-C to stop`)
+          if (Option.isSome(options.sinceMs)) yield* linkErrors(catchUp(conn))
+        } else {
+          yield* out.note(`reconnected; resuming #${channel}`)
+          yield* linkErrors(catchUp(conn))
+        }
+
+        yield* Effect.sleep(Limits.KEEPALIVE_INTERVAL_MS).pipe(
+          Effect.zipRight(conn.send({ type: "ping" }).pipe(Effect.ignore)),
+          Effect.forever,
+          Effect.forkScoped
+        )
+
+        const handle = (frame: Frames.ServerFrame): Effect.Effect<void, CliError | LinkLost> => {
+          switch (frame.type) {
+            case "channel_msg":
+              return frame.channel === channel ? emitMessage({ ...frame, ts_ms: null }, false) : Effect.void
+            case "whisper":
+              return options.json
+                ? print(JSON.stringify({
+                  type: "whisper",
+                  from: pathText(frame.from),
+                  text: frame.payload.kind === "plain" ? frame.payload.text : null,
+                  origin: frame.origin
+                }))
+                : print(whisperLine(frame.from, frame.payload))
+            case "error":
+              return Effect.fail(
+                new CliError({ message: `server terminated the stream: ${Errors.render(frame.error)}` })
+              )
+            case "unsubscribed":
+              if (frame.channel !== channel) return Effect.void
+              if (frame.reason === "renamed" && frame.new_name !== null) {
+                const renamed = frame.new_name
+                return out.note(`#${channel} was renamed to #${renamed}; following it`).pipe(
+                  Effect.tap(() => Effect.sync(() => void (channel = renamed)))
+                )
+              }
+              return Effect.fail(new CliError({ message: `removed from #${channel} (${frame.reason})` }))
+            case "shutdown":
+              return Effect.fail(new LinkLost({ reason: `server shutting down: ${frame.reason}` }))
+            default:
+              return Effect.void
+          }
+        }
+        yield* Stream.runForEach(conn.unsolicited, handle)
+        return yield* new LinkLost({ reason: "connection closed" })
+      })
+    )
+
+    for (;;) {
+      linkUpAt = Option.none()
+      const lost = yield* session.pipe(Effect.flip)
+      if (lost._tag === "CliError") return yield* lost
+      const now = yield* Clock.currentTimeMillis
+      const next = reconnectDelay(attempt, Option.map(linkUpAt, (at) => now - at))
+      attempt = next.attempt
+      const delay = next.delayMs
+      yield* out.note(`connection lost — reconnecting in ${Math.round(delay / 100) / 10}s (${lost.reason})`)
+      yield* Effect.sleep(delay)
+    }
+  })
+
+/** `conclave tail`. @since 0.1.0 @category commands */
+export const tail = Command.make(
+  "tail",
+  {
+    server: Flags.server,
+    channel: Flags.channel,
+    as: Options.text("as").pipe(
+      Options.withPseudoName("HANDLE"),
+      Options.optional,
+      Options.withDescription("Session handle (default: cli-<pid>).")
+    ),
+    since: Options.text("since").pipe(
+      Options.withPseudoName("DURATION"),
+      Options.optional,
+      Options.withDescription("First replay the history of this window, e.g. 10m, 1h, 7d.")
+    ),
+    json: Options.boolean("json").pipe(Options.withDescription("One JSON object per line."))
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const sinceSecs = Option.isSome(args.since)
+        ? Option.some(yield* Ctx.parseDuration(args.since.value))
+        : Option.none()
+      const url = yield* Ctx.parseUrl(args.server)
+      const handle = Option.getOrElse(args.as, Ctx.cliHandle)
+      const problem = Names.nameProblem(handle)
+      if (problem !== undefined) {
+        return yield* new CliError({ message: `invalid session handle: \`${handle}\` (${problem})` })
+      }
+      const identity = yield* Ctx.loadIdentity
+      const now = yield* Clock.currentTimeMillis
+      yield* run({
+        url,
+        channel: args.channel,
+        handle,
+        sinceMs: Option.map(sinceSecs, (s) => Math.max(-Limits.MAX_DATE_MS, now - s * 1000)),
+        json: args.json,
+        identity
+      })
+    })
+).pipe(
+  Command.withDescription(
+    "Watch a channel live (and whispers to this session) until Ctrl-C; reconnects with backoff and resumes without gaps."
+  )
+)

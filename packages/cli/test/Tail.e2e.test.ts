@@ -1,0 +1,166 @@
+// `conclave tail` as a real process against a real server (S-168, S-169, D-31, GAPS #42):
+// ready line, live and replayed lines, control characters, whispers, JSON lines, resume without
+// gaps or duplicates after a server restart, fatal refusals, Ctrl-C.
+import { Connection, Identity } from "@conclave/client"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { assertBuilt, fileTempDir, spawnCli, startServer } from "./support/Harness.js"
+import { ok } from "./support/InProcess.js"
+
+assertBuilt()
+
+const root = fileTempDir("conclave-tail-test-")
+const dir = (name: string) => {
+  const d = Path.join(root, name)
+  Fs.mkdirSync(d, { recursive: true })
+  return d
+}
+
+/** One server for the file, with an on-disk store so that it can be restarted on the same port. */
+const setup = Effect.gen(function*() {
+  const filename = Path.join(root, "server.db")
+  const server = yield* startServer({ filename })
+  const aaron = dir("aaron")
+  yield* ok(["register", "--server", server.url, "--username", "aaron", "--machine", "workstation"], {
+    configDir: aaron
+  })
+  yield* ok(["channel", "create", "--server", server.url, "watch"], { configDir: aaron })
+  return { server, filename, aaron }
+})
+
+let shared: Effect.Effect.Success<typeof setup> | undefined
+const env = Effect.suspend(() =>
+  shared === undefined ? setup.pipe(Effect.tap((s) => Effect.sync(() => void (shared = s)))) : Effect.succeed(shared)
+)
+
+const send = (url: string, configDir: string, text: string, channel = "watch") =>
+  ok(["send", "--server", url, "--channel", channel, text], { configDir })
+
+describe("conclave tail", { timeout: 60_000 }, () => {
+  it.scopedLive("S-168: ready line, then live channel lines with the sender's path", () =>
+    Effect.gen(function*() {
+      const { aaron, server } = yield* env
+      const tail = yield* spawnCli(["tail", "--server", server.url, "--channel", "watch"], { configDir: aaron })
+      const ready = yield* tail.nextLine("the ready line")
+      assert.strictEqual(ready, `tailing #watch as aaron/workstation/cli-${tail.child.pid} — Ctrl-C to stop`)
+      yield* send(server.url, aaron, "hello from the plain CLI")
+      const line = yield* tail.nextLine("the live line")
+      assert.strictEqual(line, `[watch] aaron/workstation/cli-${process.pid}: hello from the plain CLI`)
+
+      // D-31: control characters never reach the terminal; a newline cannot forge another message line.
+      yield* send(server.url, aaron, "evil\x1b[31mred\x07\r\n[watch] mallory/box/s: forged")
+      const safe = yield* tail.nextLine("the sanitized line")
+      assert.notInclude(safe, "\x1b")
+      assert.notInclude(safe, "\x07")
+      assert.notInclude(safe, "\r")
+      assert.strictEqual(safe, `[watch] aaron/workstation/cli-${process.pid}: evil[31mred`)
+      assert.strictEqual(yield* tail.nextLine("the continuation line"), "    [watch] mallory/box/s: forged")
+
+      // A whisper addressed to the tail session.
+      const identity = yield* Identity.load(aaron).pipe(Effect.orDie)
+      const conn = yield* Connection.connect({ url: server.url, handle: "whisperer", client: "cli", identity }).pipe(
+        Effect.orDie
+      )
+      yield* conn.request({
+        type: "whisper",
+        target: { user: "aaron", machine: "workstation", session: `cli-${tail.child.pid}` },
+        payload: { kind: "plain", text: "psst" }
+      }).pipe(Effect.orDie)
+      assert.strictEqual(yield* tail.nextLine("the whisper"), "[whisper] aaron/workstation/whisperer: psst")
+
+      // Ctrl-C exits 0.
+      tail.child.kill("SIGINT")
+      assert.strictEqual(yield* tail.exit, 0)
+    }))
+
+  it.scopedLive("S-169: --since replays the backlog, then streams; --json prints one object per line", () =>
+    Effect.gen(function*() {
+      const { aaron, server } = yield* env
+      yield* send(server.url, aaron, "posted before the tail existed")
+      const tail = yield* spawnCli(["tail", "--server", server.url, "--channel", "watch", "--since", "1h", "--json"], {
+        configDir: aaron
+      })
+      const ready = JSON.parse(yield* tail.nextLine("the ready line"))
+      assert.deepStrictEqual(ready, {
+        type: "tailing",
+        channel: "watch",
+        path: `aaron/workstation/cli-${tail.child.pid}`
+      })
+      let backlog = JSON.parse(yield* tail.nextLine("the backlog"))
+      while (backlog.text !== "posted before the tail existed") backlog = JSON.parse(yield* tail.nextLine("backlog"))
+      assert.strictEqual(backlog.type, "message")
+      assert.strictEqual(backlog.history, true)
+      assert.strictEqual(backlog.origin, "human")
+      assert.isNumber(backlog.seq)
+      yield* send(server.url, aaron, "and now live")
+      const live = JSON.parse(yield* tail.nextLine("the live line"))
+      assert.strictEqual(live.text, "and now live")
+      assert.strictEqual(live.history, false)
+      assert.isAbove(live.seq, backlog.seq)
+    }))
+
+  it.scopedLive("a rejected join exits 1 at once; a revoked key ends the stream with exit 1", () =>
+    Effect.gen(function*() {
+      const { aaron, server } = yield* env
+      const nope = yield* spawnCli(["tail", "--server", server.url, "--channel", "nowhere"], { configDir: aaron })
+      assert.strictEqual(yield* nope.exit, 1)
+      assert.include(nope.stderr(), "join rejected: not found: channel `nowhere` not found")
+
+      const box = dir("box")
+      const key = (yield* ok(["key"], { configDir: box })).stdout.trim()
+      yield* ok(["machine", "add", "--server", server.url, "--name", "box", "--pubkey", key], { configDir: aaron })
+      const tail = yield* spawnCli(["tail", "--server", server.url, "--channel", "watch", "--as", "watcher"], {
+        configDir: box
+      })
+      assert.include(yield* tail.nextLine("the ready line"), "as aaron/box/watcher")
+      yield* ok(["machine", "remove", "--server", server.url, "box"], { configDir: aaron })
+      assert.strictEqual(yield* tail.exit, 1)
+      assert.include(tail.stderr(), "server terminated the stream: unauthorized: machine key revoked")
+    }))
+
+  it.scopedLive("resumes after a server restart without gaps or duplicates (seq watermark)", () =>
+    Effect.gen(function*() {
+      const setupNow = yield* env
+      const { aaron, filename } = setupNow
+      const url = setupNow.server.url
+      const tail = yield* spawnCli(["tail", "--server", url, "--channel", "watch"], { configDir: aaron })
+      yield* tail.nextLine("the ready line")
+      yield* send(url, aaron, "m1 before the restart")
+      assert.include(yield* tail.nextLine("m1"), "m1 before the restart")
+
+      yield* setupNow.server.stop
+      const again = yield* startServer({ filename, port: setupNow.server.port })
+      shared = { ...setupNow, server: again }
+      yield* send(url, aaron, "m2 while the tail was away")
+      const m2 = yield* tail.nextLine("m2 replayed after the reconnect", 20_000)
+      assert.include(m2, "m2 while the tail was away")
+      yield* send(url, aaron, "m3 live again")
+      assert.include(yield* tail.nextLine("m3"), "m3 live again")
+      assert.include(tail.stderr(), "connection lost")
+      assert.include(tail.stderr(), "reconnected; resuming #watch")
+      tail.child.kill("SIGINT")
+      assert.strictEqual(yield* tail.exit, 0)
+    }))
+
+  it.scopedLive("a tail that has seen no message yet still replays what was posted while it reconnected", () =>
+    Effect.gen(function*() {
+      const setupNow = yield* env
+      const { aaron, filename } = setupNow
+      const url = setupNow.server.url
+      yield* ok(["channel", "create", "--server", url, "quiet"], { configDir: aaron })
+      const tail = yield* spawnCli(["tail", "--server", url, "--channel", "quiet"], { configDir: aaron })
+      yield* tail.nextLine("the ready line")
+      yield* setupNow.server.stop
+      const again = yield* startServer({ filename, port: setupNow.server.port })
+      shared = { ...setupNow, server: again }
+      yield* send(url, aaron, "posted during the gap", "quiet")
+      assert.include(yield* tail.nextLine("the gap message", 20_000), "posted during the gap")
+      const extra = yield* tail.nextLine("nothing else", 1_000).pipe(
+        Effect.option,
+        Effect.catchAllDefect(() => Effect.succeed(Option.none()))
+      )
+      assert.isTrue(Option.isNone(extra), "no duplicate line")
+    }))
+})
