@@ -248,6 +248,64 @@ describe("conclave serve", () => {
       )
     }))
 
+  it.scopedLive("CONCLAVE_DATA_DIR and CONCLAVE_ADMINS configure it; --admin (comma lists) replaces the env; --public-url (SPEC §3.1, D-3)", () =>
+    Effect.gen(function*() {
+      /** Register `username` with a fresh key and report its `server_info.admin`. */
+      const adminFlag = (url: string, username: string, host = Auth.authorityOf(url)!) =>
+        Effect.gen(function*() {
+          const key = identity()
+          const c = yield* rawClient(url)
+          const pubkey = Base64Url.encode(key.publicKey)
+          c.send({ type: "hello", protocol_version: 1, session: "s", host, client: "cli" })
+          const challenge = yield* c.next
+          if (challenge.type !== "challenge") return assert.fail(JSON.stringify(challenge))
+          c.send({ type: "register", username, machine: "box", pubkey })
+          c.send({
+            type: "auth",
+            pubkey,
+            signature: Base64Url.encode(Auth.sign(key.privateKey, Auth.authMessage(host, "s", challenge.nonce)))
+          })
+          const established = yield* c.next
+          assert.strictEqual(established.type, "established", JSON.stringify(established))
+          const info = yield* c.next
+          if (info.type !== "server_info") return assert.fail(JSON.stringify(info))
+          return info.admin
+        })
+      const dir = Path.join(yield* tempDir, "from-env")
+      const viaEnv = yield* startServe([], {
+        CONCLAVE_BIND: "127.0.0.1:0",
+        CONCLAVE_DATA_DIR: dir,
+        CONCLAVE_ADMINS: "root, alice"
+      })
+      assert.strictEqual(viaEnv.lines.find((l) => l.message === "using data directory")?.path, dir)
+      // S-113: the JSON line carries the message at fields.message
+      const listening = viaEnv.lines.find((l) => String(l.message).includes("listening"))
+      assert.deepStrictEqual(listening?.fields, { address: listening?.address, message: "conclave server listening" })
+      assert.isTrue(Fs.existsSync(Path.join(dir, "conclave.db")))
+      assert.isTrue(yield* adminFlag(viaEnv.url, "root"))
+      assert.isTrue(yield* adminFlag(viaEnv.url, "alice"))
+      assert.isFalse(yield* adminFlag(viaEnv.url, "bob"))
+
+      const viaFlags = yield* startServe(
+        [
+          "--ephemeral",
+          "--bind",
+          "127.0.0.1:0",
+          "--admin",
+          "carol,dave",
+          "--admin",
+          "erin",
+          "--public-url",
+          "wss://Chat.Example.com/"
+        ],
+        { CONCLAVE_ADMINS: "root" }
+      )
+      for (const name of ["carol", "dave", "erin"]) assert.isTrue(yield* adminFlag(viaFlags.url, name), name)
+      assert.isFalse(yield* adminFlag(viaFlags.url, "root"))
+      // --public-url: its authority is accepted as hello.host (D-3)
+      assert.isFalse(yield* adminFlag(viaFlags.url, "frank", "chat.example.com"))
+    }))
+
   it.scopedLive("SIGTERM drains: clients get shutdown and close 1001; exit 0 within 5 s (D-19, S-112)", () =>
     Effect.gen(function*() {
       const serve = yield* startServe(["--ephemeral", "--bind", "127.0.0.1:0", "--admin", "root"])
@@ -281,6 +339,12 @@ describe("conclave serve", () => {
       const badBind = yield* runServe(["--ephemeral", "--bind", "nowhere"])
       assert.notStrictEqual(badBind.code, 0)
       assert.include(badBind.stderr, "invalid --bind")
+      const badUrl = yield* runServe(["--ephemeral", "--public-url", "not a url"])
+      assert.notStrictEqual(badUrl.code, 0)
+      assert.include(badUrl.stderr, "invalid --public-url `not a url`")
+      const tinyFrames = yield* runServe(["--ephemeral", "--max-frame-bytes", "10"])
+      assert.notStrictEqual(tinyFrames.code, 0)
+      assert.include(tinyFrames.stderr, "invalid --max-frame-bytes 10")
       const cannotBind = yield* runServe(["--ephemeral", "--bind", "203.0.113.7:4390"])
       assert.notStrictEqual(cannotBind.code, 0)
       assert.include(cannotBind.stderr, "failed to bind `203.0.113.7:4390`")

@@ -93,6 +93,32 @@ export const sign = (privateKey: Crypto.KeyObject, message: Uint8Array): Uint8Ar
 const publicKeyObject = (publicKey: Uint8Array): Crypto.KeyObject =>
   Crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: "der", type: "spki" })
 
+// Encodings of the small-order points of edwards25519 (and their non-canonical twins), compared
+// with the sign bit ignored. A "public key" among them verifies forged signatures for any message
+// (OpenSSL accepts them), so it proves no possession: refuse it everywhere a key is accepted.
+const SMALL_ORDER = [
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+  "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"
+].map((hex) => Buffer.from(hex, "hex"))
+
+/**
+ * Whether a 32-byte public key encodes a small-order point (a key no one can be said to possess).
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const isSmallOrder = (publicKey: Uint8Array): boolean =>
+  publicKey.length === PUBLIC_KEY_BYTES &&
+  SMALL_ORDER.some((bad) => {
+    for (let i = 0; i < 31; i++) if (bad[i] !== publicKey[i]) return false
+    return (publicKey[31]! & 0x7f) === bad[31]
+  })
+
 /**
  * Verify an Ed25519 signature over `message` by the raw 32-byte `publicKey`.
  * Wrong lengths are `MalformedKey` (SPEC §2.6 step 6), a failed check is `BadSignature`.
@@ -111,6 +137,7 @@ export const verify = (
   if (signature.length !== SIGNATURE_BYTES) {
     return Either.left(new MalformedKey({ detail: "signature must be 64 bytes" }))
   }
+  if (isSmallOrder(publicKey)) return Either.left(new BadSignature())
   let ok = false
   try {
     ok = Crypto.verify(null, message, publicKeyObject(publicKey), signature)

@@ -90,12 +90,24 @@ const decodeWith = <A>(decodeUnknown: (u: unknown) => Either.Either<A, ParseResu
       })
     )
   }
-  return Either.mapLeft(decodeUnknown(json), (e) =>
-    new FrameDecodeError({
-      reason: "invalid",
-      detail: capDetail(`invalid \`${type}\` frame: ${ParseResult.TreeFormatter.formatIssueSync(e.issue)}`),
-      frameType: type
-    }))
+  // Decoding and formatting recurse into the value: a hostile 100 000-deep nesting overflows the
+  // stack. Never throw — report it as an invalid frame.
+  try {
+    return Either.mapLeft(decodeUnknown(json), (e) =>
+      new FrameDecodeError({
+        reason: "invalid",
+        detail: capDetail(`invalid \`${type}\` frame: ${ParseResult.TreeFormatter.formatIssueSync(e.issue)}`),
+        frameType: type
+      }))
+  } catch {
+    return Either.left(
+      new FrameDecodeError({
+        reason: "invalid",
+        detail: `invalid \`${type}\` frame: value too deeply nested`,
+        frameType: type
+      })
+    )
+  }
 }
 
 const clientTypes = new Set<string>(ClientFrame.members.map((m) => m.fields.type.literals[0]))

@@ -6,6 +6,7 @@
  */
 import * as Data from "effect/Data"
 import * as Either from "effect/Either"
+import { isSmallOrder } from "./Auth.js"
 import * as Base64Url from "./Base64Url.js"
 import type { AdminOp, ClientFrame } from "./Frames.js"
 import { PUBLIC_KEY_BYTES } from "./Limits.js"
@@ -20,14 +21,21 @@ export class InvalidFrame extends Data.TaggedError("InvalidFrame")<{ readonly de
 
 const name = (what: string, value: string): InvalidFrame | undefined => {
   const problem = nameProblem(value)
-  return problem === undefined ? undefined : new InvalidFrame({ detail: `invalid ${what}: \`${value}\` (${problem})` })
+  if (problem === undefined) return undefined
+  // SPEC §2.6 fixes the texts for usernames, machine names and handles; channel names (D-15) say why.
+  return new InvalidFrame({
+    detail: what === "channel name" ? `invalid ${what}: \`${value}\` (${problem})` : `invalid ${what}: \`${value}\``
+  })
 }
 
 const pubkey = (value: string): InvalidFrame | undefined => {
   const bytes = Base64Url.decode(value)
-  return bytes !== undefined && bytes.length === PUBLIC_KEY_BYTES
-    ? undefined
-    : new InvalidFrame({ detail: "malformed key or signature: public key must be 32 bytes" })
+  if (bytes === undefined || bytes.length !== PUBLIC_KEY_BYTES) {
+    return new InvalidFrame({ detail: "malformed key or signature: public key must be 32 bytes" })
+  }
+  return isSmallOrder(bytes)
+    ? new InvalidFrame({ detail: "malformed key or signature: public key is a small-order point" })
+    : undefined
 }
 
 /**

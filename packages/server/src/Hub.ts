@@ -55,7 +55,8 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     const subscribers = new Map<string, Map<string, SessionEntry>>()
     const bans = new Map<string, Set<string>>()
 
-    for (const { channel, user } of yield* store.allBans.pipe(Effect.orDie)) {
+    // A store that cannot load the bans stops startup with its typed StoreError (not a defect).
+    for (const { channel, user } of yield* store.allBans) {
       const set = bans.get(channel) ?? new Set<string>()
       set.add(user)
       bans.set(channel, set)

@@ -34,7 +34,7 @@ import { ReaperLive } from "./Reaper.js"
 import { Requests } from "./Requests.js"
 import { RetentionLive } from "./Retention.js"
 import type { ServerConfig } from "./ServerConfig.js"
-import type { Store } from "./Store.js"
+import type { Store, StoreError } from "./Store.js"
 import { type BindError, ServerAddress, TransportLive } from "./Transport.js"
 
 export {
@@ -50,7 +50,11 @@ const Services = Layer.mergeAll(Requests.Default, RegisterLimiter.Default).pipe(
  * @since 0.1.0
  * @category layers
  */
-export const layerWithoutBroker: Layer.Layer<ServerAddress, BindError, Store | ServerConfig | Broker.Broker> = Layer
+export const layerWithoutBroker: Layer.Layer<
+  ServerAddress,
+  BindError | StoreError,
+  Store | ServerConfig | Broker.Broker
+> = Layer
   .mergeAll(TransportLive, ReaperLive).pipe(
     Layer.provide(Services),
     Layer.provide(RetentionLive)
@@ -63,6 +67,7 @@ export const layerWithoutBroker: Layer.Layer<ServerAddress, BindError, Store | S
  * @since 0.1.0
  * @category layers
  */
-export const ServerLive: Layer.Layer<ServerAddress, BindError, Store | ServerConfig> = layerWithoutBroker.pipe(
-  Layer.provide(Broker.layerMemory)
-)
+export const ServerLive: Layer.Layer<ServerAddress, BindError | StoreError, Store | ServerConfig> = layerWithoutBroker
+  .pipe(
+    Layer.provide(Broker.layerMemory)
+  )

@@ -162,8 +162,25 @@ const refuse = (error: Frames.ProtocolError) => Effect.fail(new HandshakeRefused
 
 const stripDefaultPort = (host: string) => host.replace(/:(80|443)$/, "")
 
+/** The `id` (1–64 characters, D-2) of a JSON request that failed to decode, if it has one. */
+const requestIdOf = (raw: RawData): string | undefined => {
+  const bytes = Array.isArray(raw) ? Buffer.concat(raw) : Buffer.from(raw as ArrayBuffer)
+  const parsed = Either.try(() => JSON.parse(bytes.toString("utf8")) as unknown)
+  if (Either.isLeft(parsed) || typeof parsed.right !== "object" || parsed.right === null) return undefined
+  const id = (parsed.right as { readonly id?: unknown }).id
+  return typeof id === "string" && id.length >= 1 && id.length <= 64 ? id : undefined
+}
+
+// SPEC §2.5: kind and message only. A decode failure's detail may quote frame content (a body), so
+// that one message is not logged.
 const logErrorFrame = (error: Frames.ProtocolError) =>
-  Effect.logWarning("error frame emitted").pipe(Effect.annotateLogs({ kind: error.kind }))
+  Effect.logWarning("error frame emitted").pipe(
+    Effect.annotateLogs(
+      "message" in error && !(error.kind === "malformed_frame" && error.message.startsWith("invalid `"))
+        ? { kind: error.kind, message: error.message }
+        : { kind: error.kind }
+    )
+  )
 
 /**
  * Run the session actor until the connection ends. Never fails.
@@ -235,24 +252,27 @@ export const run = (
       if (hello.protocol_version !== Limits.PROTOCOL_VERSION) {
         return yield* refuse(Errors.versionMismatch(hello.protocol_version))
       }
-      const handleProblem = Validate.validateClientFrame(hello)
-      if (Either.isLeft(handleProblem)) return yield* refuse(Errors.malformed(handleProblem.left.detail))
-
+      // D-3: `hello.host` must be an authority this server answers as. Checked with the signature
+      // (after the client's Auth), so every refusal comes where SPEC §2.6 puts auth failures.
       const accepted = new Set<string>([info.hostHeader, stripDefaultPort(info.hostHeader)])
       for (const url of config.publicUrls) {
         const authority = Auth.authorityOf(url)
         if (authority !== undefined) accepted.add(authority)
       }
       const host = hello.host ?? info.hostHeader
-      if (hello.host !== null && !accepted.has(hello.host.toLowerCase())) {
+      const checkHost = Effect.suspend(() => {
+        if (hello.host === null || accepted.has(hello.host.toLowerCase())) return Effect.void
         const answersAs = [...new Set([info.hostHeader, ...config.publicUrls.map((u) => Auth.authorityOf(u) ?? u)])]
           .filter((h) => h.length > 0)
           .map((h) => `\`${h}\``)
           .join(" or ")
-        return yield* refuse(
-          Errors.unauthorized(`signed for host \`${hello.host}\` but this server answers as ${answersAs}`)
-        )
-      }
+        return refuse(Errors.unauthorized(`signed for host \`${hello.host}\` but this server answers as ${answersAs}`))
+      })
+      // SPEC §2.6 step 5, moved before any write (G-18): the handle is checked once possession is proven.
+      const checkHandle = Effect.suspend(() => {
+        const problem = Validate.validateClientFrame(hello)
+        return Either.isLeft(problem) ? refuse(Errors.malformed(problem.left.detail)) : Effect.void
+      })
 
       const nonce = Auth.randomNonce()
       yield* sendDirect({ type: "challenge", nonce: Base64Url.encode(nonce) })
@@ -265,9 +285,11 @@ export const run = (
         const auth = yield* Effect.flatMap(next, decode)
         if (auth.type !== "auth") return yield* refuse(Errors.malformed(Errors.Messages.expectedAuthAfterRegister))
         if (auth.pubkey !== second.pubkey) return yield* refuse(Errors.unauthorized(Errors.Messages.authKeyMismatch))
+        yield* checkHost
         yield* verify(auth.pubkey, auth.signature, host, hello.session, nonce)
         const nameProblem = Validate.validateClientFrame(second)
         if (Either.isLeft(nameProblem)) return yield* refuse(Errors.malformed(nameProblem.left.detail))
+        yield* checkHandle
         const pin = admins.pinOf(second.username)
         if (pin !== undefined && pin !== second.pubkey) {
           return yield* refuse(Errors.unauthorized(Errors.Messages.usernameReserved(second.username)))
@@ -289,11 +311,13 @@ export const run = (
         return { hello, user: second.username, machine: second.machine }
       }
       if (second.type === "auth") {
+        yield* checkHost
         yield* verify(second.pubkey, second.signature, host, hello.session, nonce)
         const machine = yield* store.findMachineByKey(second.pubkey).pipe(
           Effect.catchTag("StoreError", storeFailure("authenticate"))
         )
         if (Option.isNone(machine)) return yield* refuse(Errors.unauthorized(Errors.Messages.unknownKey))
+        yield* checkHandle
         return { hello, user: machine.value.user, machine: machine.value.name }
       }
       return yield* refuse(Errors.malformed(Errors.Messages.expectedRegisterOrAuth))
@@ -350,8 +374,13 @@ export const run = (
             yield* reply({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) })
             continue
           }
-          // D-8 / G-26: say why, then close.
-          return yield* finish({ type: "error", error: Errors.malformed(decoded.left.detail) }, CloseCodes.policy)
+          // D-8 / G-26: say why, then close. A request kind that carried a usable id gets it back (D-2).
+          const badId = t !== undefined && Codec.isClientFrameType(t) ? requestIdOf(raw.value) : undefined
+          const error = Errors.malformed(decoded.left.detail)
+          return yield* finish(
+            badId === undefined ? { type: "error", error } : { type: "error", id: badId, error },
+            CloseCodes.policy
+          )
         }
         const frame = decoded.right
         const id = "id" in frame ? frame.id : undefined
@@ -382,7 +411,24 @@ export const run = (
     )
     yield* loop
   }).pipe(
-    Effect.catchAllCause((cause) => Effect.logWarning("session failed", cause)),
+    Effect.catchAllCause((cause) =>
+      Effect.zipRight(
+        Effect.logWarning("session failed", cause),
+        // Never leave the socket open behind a failed actor (it would hold the connection forever).
+        Effect.suspend(() => {
+          if (state.isClosed) return Effect.void
+          state.ws.send(Codec.encodeFrame({ type: "error", error: Errors.internal("session failed") }))
+          state.ws.close(1011)
+          return Deferred.await(state.closed).pipe(
+            Effect.timeoutOption("2 seconds"),
+            Effect.flatMap(Option.match({
+              onNone: () => Effect.sync(() => state.ws.terminate()),
+              onSome: () => Effect.void
+            }))
+          )
+        })
+      )
+    ),
     Effect.annotateLogs({ remote: info.remoteAddress })
   )
 

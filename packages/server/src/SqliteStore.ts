@@ -109,6 +109,9 @@ const conflictKinds: Record<string, StoreConflict["what"]> = {
   "channels.name": "channel"
 }
 
+const isSqlError = (u: unknown): u is SqlError =>
+  typeof u === "object" && u !== null && (u as { readonly _tag?: unknown })._tag === "SqlError"
+
 const toStoreError = (operation: string) => (cause: unknown): StoreError => new StoreError({ operation, cause })
 
 /** Map a uniqueness violation onto the conflicting value the caller supplied; anything else is a StoreError. */
@@ -208,7 +211,17 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
   const instanceId = yield* initialize(sql)
   // Writes always run in a transaction: it holds the connection for its whole duration, so no other
   // fiber's statement can interleave with it and commit or roll back with it.
-  const tx = sql.withTransaction
+  // `withTransaction` turns a failed COMMIT or ROLLBACK into a defect (SQLITE_FULL at commit, or a
+  // rollback after SQLite already rolled back on its own). A full disk must be a refusal, not a dead
+  // session: fail with the SqlError instead, and make sure no transaction is left open.
+  const tx = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
+    sql.withTransaction(effect).pipe(
+      Effect.catchSomeDefect((defect) =>
+        isSqlError(defect)
+          ? Option.some(Effect.zipRight(Effect.ignore(sql.unsafe("ROLLBACK")), Effect.fail(defect)))
+          : Option.none()
+      )
+    )
 
   const decodeAll = <A, I>(schema: Schema.Schema<A, I>) => {
     const decode = Schema.decodeUnknown(Schema.Array(schema))

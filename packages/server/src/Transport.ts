@@ -12,6 +12,7 @@
 import { Limits } from "@conclave/protocol"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
@@ -23,7 +24,7 @@ import type { RegisterLimiter } from "./RateLimit.js"
 import type { Requests } from "./Requests.js"
 import { ServerConfig } from "./ServerConfig.js"
 import * as Session from "./Session.js"
-import { Store } from "./Store.js"
+import { Store, type StoreError } from "./Store.js"
 
 /** Where the server actually listens (port 0 resolved). @since 0.1.0 @category models */
 export interface ServerAddressShape {
@@ -66,7 +67,7 @@ type SessionEnv = Hub | Requests | Store | ServerConfig | RegisterLimiter
 const make = Effect.gen(function*() {
   const config = yield* ServerConfig
   const store = yield* Store
-  const instanceId = yield* store.instanceId.pipe(Effect.orDie)
+  const instanceId = yield* store.instanceId
   const sessions = yield* FiberSet.make<void, never>()
   const runFork = yield* FiberSet.runtime(sessions)<SessionEnv>()
 
@@ -80,7 +81,14 @@ const make = Effect.gen(function*() {
   })
   wss.on("error", () => {})
 
-  const server = Http.createServer((req, res) => {
+  // Slowloris (partial upgrade headers): Node's defaults wait 60 s for headers and check only every
+  // 30 s. Bound the headers by the handshake deadline and check often enough to honour it.
+  const headersTimeoutMs = Math.max(1, Math.round(Duration.toMillis(config.handshakeTimeout)))
+  const server = Http.createServer({
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: headersTimeoutMs,
+    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeoutMs / 4)))
+  }, (req, res) => {
     const path = pathOf(req.url)
     if (req.method === "GET" && path === "/health") {
       res.writeHead(200, { "content-type": "text/plain; charset=utf-8" }).end("ok")
@@ -134,7 +142,7 @@ const make = Effect.gen(function*() {
   for (const admin of config.admins) {
     if (admin.pin === null) {
       yield* Effect.logWarning(
-        `admin \`${admin.user}\` is not pinned: the name can be squatted by the first client to register it; pin it as ${admin.user}=<pubkey>`
+        `admin \`${admin.user}\` is unpinned: the name can be squatted by the first client to register it; pin it as ${admin.user}=<pubkey>`
       )
     }
   }
@@ -181,4 +189,7 @@ const make = Effect.gen(function*() {
 })
 
 /** The listening server; requires the hub services, the store and the config. @since 0.1.0 @category layers */
-export const TransportLive: Layer.Layer<ServerAddress, BindError, SessionEnv> = Layer.scoped(ServerAddress, make)
+export const TransportLive: Layer.Layer<ServerAddress, BindError | StoreError, SessionEnv> = Layer.scoped(
+  ServerAddress,
+  make
+)

@@ -179,6 +179,37 @@ describe("Handshake", () => {
       assert.strictEqual(ok.path.user, "aaron")
     }))
 
+  it.scopedLive("a bad handle or host is refused after the challenge, like every auth failure (SPEC §2.6 order)", () =>
+    Effect.gen(function*() {
+      const { url } = yield* startServer()
+      const id = newIdentity()
+      const stepwise = (hello: { readonly session: string; readonly host: string }) =>
+        Effect.gen(function*() {
+          const c = yield* dial(url)
+          yield* c.send({ type: "hello", protocol_version: 1, client: "bridge", ...hello })
+          const challenge = yield* c.next()
+          if (challenge.type !== "challenge") {
+            return assert.fail(`expected a challenge, got ${JSON.stringify(challenge)}`)
+          }
+          yield* c.send({ type: "register", username: "aaron", machine: "m", pubkey: id.pubkey })
+          const sig = Auth.sign(id.privateKey, Auth.authMessage(hello.host, hello.session, challenge.nonce))
+          yield* c.send({ type: "auth", pubkey: id.pubkey, signature: Base64Url.encode(sig) })
+          const e = errorOf(yield* c.next())
+          assert.strictEqual((yield* c.closed).code, 1008)
+          return e
+        })
+      const authority = Auth.authorityOf(url)!
+      const bad = yield* stepwise({ session: "s/1", host: authority })
+      assert.strictEqual(bad.kind, "malformed_frame")
+      assert.include(bad.message, "invalid session handle: `s/1`")
+      const elsewhere = yield* stepwise({ session: "s", host: "elsewhere.example" })
+      assert.strictEqual(elsewhere.kind, "unauthorized")
+      assert.include(elsewhere.message, authority)
+      // neither attempt wrote anything
+      const ok = yield* connect(url, { identity: id, handle: "s", register: { username: "aaron", machine: "m" } })
+      assert.strictEqual(ok.path.user, "aaron")
+    }))
+
   it.scopedLive("protocol violations during the handshake answer one error and close (S-043, S-044)", () =>
     Effect.gen(function*() {
       const { url } = yield* startServer()
@@ -257,6 +288,18 @@ describe("Handshake", () => {
       assert.deepStrictEqual(e, { kind: "unauthorized", message: "username `aaron` is reserved for a different key" })
       const admin = yield* connect(url, { identity: owner, handle: "s", register: { username: "aaron", machine: "m" } })
       assert.isTrue(admin.admin)
+      // the reserved check runs before the taken check (SPEC §3.15)
+      const late = yield* dial(url)
+      assert.deepStrictEqual(
+        errorOf(
+          yield* handshake(late, {
+            identity: newIdentity(),
+            handle: "s",
+            register: { username: "aaron", machine: "x" }
+          })
+        ),
+        { kind: "unauthorized", message: "username `aaron` is reserved for a different key" }
+      )
       const users = yield* admin.request({ type: "list_users" })
       assert.deepStrictEqual(users.type === "user_list" ? [...users.users] : users, ["aaron"])
       const root = yield* register(url, "root")

@@ -1,6 +1,7 @@
 import { Errors, type Names } from "@conclave/protocol"
+import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, TestClock } from "effect"
+import { Cause, Effect, Exit, Layer, Option, TestClock } from "effect"
 import * as Broker from "../src/Broker.js"
 import { type Conn, Hub } from "../src/Hub.js"
 import { ReaperLive, reapOnce } from "../src/Reaper.js"
@@ -65,12 +66,18 @@ describe("Hub", () => {
   it.scoped("the reaper layer ticks on the Clock: first at startup, then every 15 s", () =>
     Effect.gen(function*() {
       const hub = yield* Hub
+      // already idle for 60 s at startup: the first tick (at once) reaps it
+      const stale = fakeConn()
+      yield* hub.attach({ path: path("stale"), origin: "agent", conn: stale, now: -60_000 })
+      // last frame at t = 1 s: idle for 60 s at t = 61 s, so the tick at 75 s (not 60 s) reaps it
       const conn = fakeConn()
-      yield* hub.attach({ path: path("a"), origin: "agent", conn, now: 0 })
+      yield* hub.attach({ path: path("a"), origin: "agent", conn, now: 1_000 })
       yield* Layer.build(ReaperLive)
-      yield* TestClock.adjust("59 seconds")
+      yield* TestClock.adjust("0 millis")
+      assert.strictEqual(stale.killed, Errors.KillReasons.idle)
+      yield* TestClock.adjust("74 seconds")
       assert.isUndefined(conn.killed)
-      yield* TestClock.adjust("16 seconds")
+      yield* TestClock.adjust("1 second")
       assert.strictEqual(conn.killed, Errors.KillReasons.idle)
       assert.strictEqual(yield* hub.size, 0)
     }).pipe(Effect.provide(HubTest)))
@@ -142,4 +149,23 @@ describe("Hub", () => {
       assert.isFalse(yield* hub.isBanned("ops2", "bob"))
       assert.strictEqual(yield* hub.subscribe(e, "ops2"), "subscribed")
     }).pipe(Effect.provide(HubTest)))
+  it.scoped("a store that cannot load the bans fails startup with a typed StoreError, not a defect", () =>
+    Effect.gen(function*() {
+      const storage = SqliteStore.layerClient.pipe(
+        Layer.provideMerge(SqliteStore.layerSqlite({ filename: ":memory:" }))
+      )
+      const context = yield* Layer.build(storage)
+      const sql = yield* Effect.provide(SqlClient.SqlClient, context)
+      yield* Effect.orDie(sql`DROP TABLE bans`)
+      const exit = yield* Layer.build(Hub.Default.pipe(Layer.provide(Broker.layerMemory))).pipe(
+        Effect.provide(context),
+        Effect.exit
+      )
+      assert.isTrue(Exit.isFailure(exit))
+      if (Exit.isFailure(exit)) {
+        const failure = Cause.failureOption(exit.cause)
+        assert.isTrue(Option.isSome(failure), `expected a typed failure, got ${Cause.pretty(exit.cause)}`)
+        assert.strictEqual(Option.getOrThrow(failure)._tag, "StoreError")
+      }
+    }))
 })

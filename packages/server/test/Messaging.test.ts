@@ -1,4 +1,5 @@
 import { Errors, type Frames } from "@conclave/protocol"
+import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import * as SqliteStore from "../src/SqliteStore.js"
@@ -201,5 +202,21 @@ describe("Messaging", () => {
       yield* startServer({}, dir)
       const left = yield* store.readSince({ channel: "lobby", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
       assert.deepStrictEqual(left.messages.map((m) => m.seq), [fresh])
+    }))
+  it.scopedLive("a post the store cannot retain is refused with internal and delivered to no one (D-5)", () =>
+    Effect.gen(function*() {
+      const { a, b, dbFile } = yield* setup()
+      expectType(yield* post(a, "lobby", "kept"), "ack")
+      yield* b.nextOther()
+      const sql = yield* Layer.build(SqliteStore.layerSqlite({ filename: dbFile })).pipe(
+        Effect.map(Context.get(SqlClient.SqlClient))
+      )
+      yield* Effect.orDie(sql`DROP TABLE messages`)
+      assert.deepStrictEqual(errorOf(yield* post(a, "lobby", "lost")), {
+        kind: "internal",
+        message: "storage failure during append message"
+      })
+      yield* b.expectSilence("150 millis")
+      expectType(yield* a.request({ type: "ping" }), "pong")
     }))
 })

@@ -8,7 +8,7 @@ import { ServerAddress, ServerLive } from "../src/ServerLive.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import * as Telemetry from "../src/Telemetry.js"
 import { expectType, op } from "./support/Assert.js"
-import { plain, register } from "./support/TestClient.js"
+import { plain, reconnect, register } from "./support/TestClient.js"
 import { tempDir } from "./support/TestServer.js"
 
 interface Line {
@@ -61,6 +61,13 @@ describe("Observability", () => {
         yield* aaron.request(op({ kind: "invite_create", channel: "ops", uses: null, expires_in_secs: null })),
         "invite_token"
       ).token
+      // the same path again supersedes (logged with the path); an undecodable frame's detail is not logged
+      yield* reconnect(url, aaron.identity, "session")
+      const sloppy = yield* register(url, "sloppy", "machine", "s")
+      yield* sloppy.send(
+        JSON.stringify({ type: "channel_msg", channel: "ops", payload: { kind: "plain", text: ["leaky-body"] } })
+      )
+      yield* sloppy.closed
 
       const listening = lines.find((l) => l.message === "conclave server listening")
       assert.strictEqual(listening?.annotations.address, `127.0.0.1:${port}`)
@@ -75,6 +82,13 @@ describe("Observability", () => {
       const errorLine = lines.find((l) => l.message === "error frame emitted")
       assert.strictEqual(errorLine?.level, "WARN")
       assert.strictEqual(errorLine?.annotations.kind, "not_found")
+      assert.strictEqual(errorLine?.annotations.message, "channel `ghost` not found")
+      const superseded = lines.find((l) => l.message === "session superseded by a newer connection")
+      assert.strictEqual(superseded?.level, "INFO")
+      assert.strictEqual(superseded?.annotations.path, "aaron/machine/session")
+      assert.isTrue(
+        lines.some((l) => l.message === "session force-dropped" && String(l.annotations.reason).includes("superseded"))
+      )
       assert.isTrue(
         lines.some((l) => l.level === "DEBUG" && l.message === "frame" && l.annotations.kind === "channel_msg")
       )
@@ -94,6 +108,7 @@ describe("Observability", () => {
       const everything = JSON.stringify(lines) +
         JSON.stringify(spans.map((s) => [s.name, [...s.attributes.entries()]]))
       assert.notInclude(everything, "observable")
+      assert.notInclude(everything, "leaky-body")
       assert.notInclude(everything, token)
       assert.notInclude(everything, aaron.identity.pubkey)
     }))

@@ -79,6 +79,13 @@ describe("Transport", () => {
       yield* b.send({ type: "teleport" })
       assert.strictEqual(errorOf(yield* b.next()).kind, "malformed_frame")
       yield* b.closed
+      // a request kind that fails to decode still gets its id back (D-2), then the close
+      const d = yield* register(url, "dora")
+      yield* d.send(JSON.stringify({ type: "join", id: "j1", channel: 5, token: null }))
+      const refused = yield* d.next()
+      assert.strictEqual(errorOf(refused).kind, "malformed_frame")
+      assert.strictEqual((refused as { readonly id?: string }).id, "j1")
+      yield* d.closed
       // the server keeps serving
       const c = yield* register(url, "carol")
       expectType(yield* c.request({ type: "ping" }), "pong")
