@@ -64,8 +64,9 @@ export const requiredText = (keys: ReadonlyArray<string>): string => {
 }
 
 /**
- * Required non-empty strings, all or nothing: any missing one fails with the message naming all of
- * them (or `message` when given).
+ * Required non-empty strings, all or nothing: any missing, empty or non-string one fails with the
+ * message naming all of them (or `message` when given), in the "`a` and `b` are required" form of
+ * SPEC §4.7.
  *
  * @since 0.1.0
  * @category parsing
@@ -75,14 +76,13 @@ export const required = <const K extends string>(
   keys: ReadonlyArray<K>,
   message?: string
 ): Effect.Effect<Record<K, string>, ToolError> =>
-  Effect.gen(function*() {
+  Effect.suspend(() => {
     const out = {} as Record<K, string>
     let missing = false
     for (const key of keys) {
-      const v = yield* optString(args, key)
-      if (v === undefined || v.length === 0) missing = true
-      else out[key] = v
+      const v = args[key]
+      if (typeof v === "string" && v.length > 0) out[key] = v
+      else missing = true
     }
-    if (missing) return yield* new ToolError({ text: message ?? requiredText(keys) })
-    return out
+    return missing ? Effect.fail(new ToolError({ text: message ?? requiredText(keys) })) : Effect.succeed(out)
   })

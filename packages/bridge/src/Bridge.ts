@@ -62,6 +62,8 @@ export const defaultHandle = (cwd: string): string => {
 
 /**
  * The registrations to link: those whose (normalized) URL equals a `--server` value, else all.
+ * Registrations whose URLs normalize to the same text are linked once (the first wins): two links
+ * to one URL would supersede each other forever.
  *
  * @since 0.1.0
  * @category selection
@@ -70,12 +72,19 @@ export const selectServers = (
   config: LocalConfig.LocalConfig,
   wanted: ReadonlyArray<string>
 ): { readonly selected: ReadonlyArray<LocalConfig.Registration>; readonly unknown: ReadonlyArray<string> } => {
-  if (wanted.length === 0) return { selected: config.servers, unknown: [] }
   const norm = (u: string) => Url.normalizeOrSelf(u)
+  const seen = new Set<string>()
+  const unique = config.servers.filter((r) => {
+    const url = norm(r.url)
+    if (seen.has(url)) return false
+    seen.add(url)
+    return true
+  })
+  if (wanted.length === 0) return { selected: unique, unknown: [] }
   const targets = new Set(wanted.map(norm))
   return {
-    selected: config.servers.filter((r) => targets.has(norm(r.url))),
-    unknown: wanted.filter((w) => !config.servers.some((r) => norm(r.url) === norm(w)))
+    selected: unique.filter((r) => targets.has(norm(r.url))),
+    unknown: wanted.filter((w) => !seen.has(norm(w)))
   }
 }
 

@@ -80,6 +80,7 @@ interface Generation {
 
 interface ServerState {
   readonly url: string
+  readonly registration: LocalConfig.Registration
   disabled: string | undefined
   generation: Generation | undefined
   upSignal: Deferred.Deferred<Generation, CallFailed>
@@ -142,6 +143,7 @@ export const make = (
       if (servers.has(url)) continue
       servers.set(url, {
         url,
+        registration: r,
         disabled: undefined,
         generation: undefined,
         upSignal: yield* Deferred.make<Generation, CallFailed>(),
@@ -605,7 +607,10 @@ export const make = (
           lines.push(`${s.url}: disabled (the same server as ${s.disabled})`)
           continue
         }
-        const path = s.path === undefined ? "(not yet connected)" : Names.renderPath(s.path)
+        // Before the first connect, the path this session will have (D-24).
+        const path = s.path === undefined
+          ? `${s.registration.username}/${s.registration.machine}/${handle.current} (not yet connected)`
+          : Names.renderPath(s.path)
         lines.push(
           `${s.url}: ${path}; link ${s.generation === undefined ? "down" : "up"}; server admin: ${
             s.admin ? "yes" : "no"
@@ -708,8 +713,8 @@ export const make = (
       submit_permission: (args) =>
         Effect.gen(function*() {
           const { request_id } = yield* Args.required(args, ["request_id"])
-          const decision = yield* Args.optString(args, "decision")
-          const behavior = decision === "allow" ? "allow" : "deny"
+          // SPEC §4.7: `allow` iff the decision is exactly "allow"; anything else (or nothing) denies.
+          const behavior = args["decision"] === "allow" ? "allow" : "deny"
           yield* outbound.permissionVerdict(request_id, behavior)
           return `permission verdict \`${behavior}\` sent`
         }),
@@ -719,8 +724,8 @@ export const make = (
           const whisper = yield* Args.optBoolean(args, "whisper")
           const scoped = whisper === true || (channel !== undefined && channel.length > 0)
           const s = scoped ? yield* resolveServer(args) : undefined
-          const raw = yield* Args.optString(args, "level")
-          const level = yield* parseLevelArg(raw, LEVEL_TEXT)
+          const raw = args["level"]
+          const level = typeof raw === "string" ? yield* parseLevelArg(raw, LEVEL_TEXT) : undefined
           if (level === undefined) return yield* new Args.ToolError({ text: LEVEL_TEXT })
           const reset: Array<string> = []
           if (s === undefined) {
@@ -794,7 +799,8 @@ export const make = (
               text: `permission denied: whispers on \`${s.url}\` are below \`converse\``
             })
           }
-          const key = LoopGuard.peerKey(s.url, target)
+          // Keyed by the canonical path text, as inbound whispers are (`from` rendered).
+          const key = LoopGuard.peerKey(s.url, Names.renderPath(path))
           if (guard.isTripped(key)) {
             return yield* new Args.ToolError({
               text: `loop guard: ${guard.count(key)} consecutive agent whispers with ${target} and no human one, ` +

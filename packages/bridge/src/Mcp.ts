@@ -9,12 +9,13 @@
 import { Limits } from "@conclave/protocol"
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
+import { type JSONRPCMessage, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js"
 import type { JSONRPCRequest, Notification } from "@modelcontextprotocol/sdk/types.js"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import type { Readable, Writable } from "node:stream"
+import { type Readable, Transform, type Writable } from "node:stream"
 import type { Dispatcher } from "./Dispatcher.js"
 import type { ChannelNotification } from "./Injection.js"
 import { McpOutbound, NotificationSink } from "./Ports.js"
@@ -120,6 +121,78 @@ export const install = (server: Server, dispatcher: Dispatcher): Effect.Effect<v
     }
   })
 
+// Below the SDK read buffer's 10 MiB, which closes the transport when exceeded.
+const MAX_LINE_BYTES = 8 * 1024 * 1024
+
+/**
+ * Read one stdin line leniently (SPEC §4.2): blank, unparseable or non-JSON-RPC lines are ignored;
+ * a missing `"jsonrpc"` member is tolerated, and `params` that is not an object is dropped so a
+ * malformed request is still answered (e.g. `tools/call` without a name gets -32601).
+ *
+ * @since 0.1.0
+ * @category transport
+ */
+export const parseLine = (line: string): JSONRPCMessage | undefined => {
+  const text = line.trim()
+  if (text === "") return undefined
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined
+  const raw = { ...value as Record<string, unknown> }
+  raw["jsonrpc"] = "2.0"
+  if (
+    "params" in raw && (typeof raw["params"] !== "object" || raw["params"] === null || Array.isArray(raw["params"]))
+  ) {
+    delete raw["params"]
+  }
+  const parsed = JSONRPCMessageSchema.safeParse(raw)
+  return parsed.success ? parsed.data : undefined
+}
+
+/**
+ * stdin as the SDK's `StdioServerTransport` should see it: one re-serialized, schema-valid JSON-RPC
+ * message per line (see `parseLine`). Lines longer than 8 MiB are dropped here, so the SDK's
+ * 10 MiB read buffer can never overflow and close the session.
+ *
+ * @since 0.1.0
+ * @category transport
+ */
+export const lenientLines = (input: Readable): Transform => {
+  let buffer = Buffer.alloc(0)
+  let skipping = false
+  const emit = (stream: Transform, line: Buffer) => {
+    const message = parseLine(line.toString("utf8"))
+    if (message !== undefined) stream.push(JSON.stringify(message) + "\n")
+  }
+  const output = new Transform({
+    transform(chunk: Buffer | string, _encoding, callback) {
+      buffer = Buffer.concat([buffer, typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk])
+      for (;;) {
+        const index = buffer.indexOf(10)
+        if (index === -1) break
+        const line = buffer.subarray(0, index)
+        buffer = buffer.subarray(index + 1)
+        if (skipping) skipping = false
+        else emit(this, line)
+      }
+      if (buffer.length > MAX_LINE_BYTES) {
+        buffer = Buffer.alloc(0)
+        skipping = true
+      }
+      callback()
+    },
+    flush(callback) {
+      if (!skipping && buffer.length > 0) emit(this, buffer)
+      callback()
+    }
+  })
+  return input.pipe(output)
+}
+
 /**
  * Connect the server to stdio and wait until stdin ends or closes (the SDK transport ignores that,
  * D-21). Closing the scope closes the transport.
@@ -133,10 +206,16 @@ export const serveStdio = (
   stdout: Writable = process.stdout
 ): Effect.Effect<Effect.Effect<void>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const transport = new StdioServerTransport(stdin, stdout)
+    const lines = lenientLines(stdin)
+    const transport = new StdioServerTransport(lines, stdout)
     yield* Effect.acquireRelease(
       Effect.promise(() => server.connect(transport)),
-      () => Effect.promise(() => server.close()).pipe(Effect.timeout(500), Effect.ignore)
+      () =>
+        Effect.promise(() => server.close()).pipe(
+          Effect.timeout(500),
+          Effect.ignore,
+          Effect.ensuring(Effect.sync(() => stdin.unpipe(lines)))
+        )
     )
     return Effect.async<void>((resume) => {
       const done = () => resume(Effect.void)

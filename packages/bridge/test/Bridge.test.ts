@@ -85,6 +85,10 @@ describe("Bridge startup (SPEC §4.1)", () => {
     const picked = Bridge.selectServers(config, ["WS://A.test/", "ws://nope"])
     assert.deepStrictEqual(picked.selected.map((r) => r.url), ["ws://a.test"])
     assert.deepStrictEqual(picked.unknown, ["ws://nope"])
+    // Two spellings of one URL are linked once (two links to one URL would supersede each other).
+    const twice = { ...config, servers: [...config.servers, { url: "WS://A.TEST/", username: "v", machine: "n" }] }
+    assert.deepStrictEqual(Bridge.selectServers(twice, []).selected.map((r) => r.url), ["ws://a.test", "ws://b.test"])
+    assert.deepStrictEqual(Bridge.selectServers(twice, ["ws://a.test"]).selected.length, 1)
   })
 
   it.live("runs MCP on stdio, links the servers, and stops when stdin ends", () =>

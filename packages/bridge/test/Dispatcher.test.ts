@@ -582,7 +582,12 @@ describe("Dispatcher: argument validation", () => {
       const before = fake.sent.length
       const cases: ReadonlyArray<readonly [string, unknown, string]> = [
         ["join_channel", [], "tool arguments must be a JSON object"],
-        ["join_channel", { channel: 5 }, "`channel` must be a string"],
+        ["join_channel", { channel: 5 }, "`channel` is required"],
+        ["send_channel", { channel: "ops", text: 5 }, "`channel` and `text` are required"],
+        ["whisper", { target: ["a", "b", "c"], text: "x" }, "`target` and `text` are required"],
+        ["set_perm", { level: 3 }, "`level` must be mute, notify, converse, or act"],
+        ["set_perm", { channel: "ops", level: "Converse" }, "`level` must be mute, notify, converse, or act"],
+        ["submit_permission", { request_id: 7, decision: "allow" }, "`request_id` is required"],
         ["join_channel", { channel: "" }, "`channel` is required"],
         ["join_channel", { channel: "ops", token: 1 }, "`token` must be a string"],
         ["join_channel", { server: 1, channel: "ops" }, "`server` must be a string"],
@@ -807,10 +812,26 @@ describe("Dispatcher: permission relay, notices, unsubscribed, whoami, inbox", (
       assert.deepStrictEqual(r1, { text: "permission verdict `allow` sent", isError: false })
       const r2 = yield* h.d.callTool("submit_permission", { request_id: "abcde", decision: "maybe" })
       assert.strictEqual(r2.text, "permission verdict `deny` sent")
-      assert.deepStrictEqual(h.verdicts, [{ requestId: "abcde", behavior: "allow" }, {
-        requestId: "abcde",
-        behavior: "deny"
-      }])
+      // Anything but exactly "allow" denies: wrong case, a non-string, or no decision at all.
+      for (const decision of ["ALLOW", true, undefined]) {
+        const r = yield* h.d.callTool("submit_permission", { request_id: "abcde", decision })
+        assert.deepStrictEqual(r, { text: "permission verdict `deny` sent", isError: false }, String(decision))
+      }
+      assert.deepStrictEqual(h.verdicts, [
+        { requestId: "abcde", behavior: "allow" },
+        { requestId: "abcde", behavior: "deny" },
+        { requestId: "abcde", behavior: "deny" },
+        { requestId: "abcde", behavior: "deny" },
+        { requestId: "abcde", behavior: "deny" }
+      ])
+      // GAPS #9: the input preview is shown so the approver sees what would run.
+      yield* h.d.permissionRequest({
+        request_id: "p2",
+        tool_name: "Bash",
+        description: "d",
+        input_preview: "rm -rf /tmp/x"
+      })
+      assert.include(h.injected.at(-1)!.content, "rm -rf /tmp/x")
       yield* h.d.permissionRequest(null)
       assert.deepStrictEqual(h.injected.at(-1)!.meta, { kind: "permission_request", request_id: "" })
     }))
@@ -846,6 +867,10 @@ describe("Dispatcher: permission relay, notices, unsubscribed, whoami, inbox", (
 
   it.scoped("whoami and inbox", () =>
     Effect.gen(function*() {
+      const early = yield* harness()
+      const before = yield* early.d.callTool("whoami", {})
+      assert.include(before.text, "aaron/workstation/razel (not yet connected)")
+      assert.include(before.text, "link down")
       const { h } = yield* upAndJoined(["ops"], {
         policy: { default_permission: "notify", overrides: [{ server: S1, channel: "ops", level: "act" }] }
       })

@@ -177,4 +177,65 @@ describe("Mcp", () => {
       assert.include(byId(2)["instructions"] as string, "untrusted")
       assert.deepStrictEqual(byId(3), {})
     }).pipe(Effect.scoped))
+
+  it("parseLine: blank, garbage and non-object lines are ignored; a missing jsonrpc is tolerated", () => {
+    for (const line of ["", "   ", "not json", "[1,2]", "42", "null", "{\"id\":1}"]) {
+      assert.isUndefined(Mcp.parseLine(line), JSON.stringify(line))
+    }
+    assert.deepStrictEqual(Mcp.parseLine("{\"id\":7,\"method\":\"tools/call\",\"params\":{\"arguments\":{}}}"), {
+      jsonrpc: "2.0",
+      id: 7,
+      method: "tools/call",
+      params: { arguments: {} }
+    })
+    assert.deepStrictEqual(Mcp.parseLine("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":\"x\"}"), {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call"
+    })
+  })
+
+  it.live("raw stdio: S-118 as written (no jsonrpc member) is answered -32601, bad lines never end the session", () =>
+    Effect.gen(function*() {
+      const stdin = new PassThrough()
+      const stdout = new PassThrough()
+      const server = Mcp.makeServer("1")
+      const d = yield* Dispatcher.make({
+        servers: [{ url: S1, username: "aaron", machine: "w" }],
+        handle: { name: "razel", explicit: true },
+        policy: { default_permission: "notify", overrides: [] },
+        loopLimit: 20
+      }).pipe(Effect.provide(Layer.merge(Mcp.sinkLayer(server), Mcp.outboundLayer(server))))
+      yield* Mcp.install(server, d)
+      yield* Mcp.serveStdio(server, stdin, stdout)
+      const replies: Array<Record<string, unknown>> = []
+      let buffer = ""
+      stdout.on("data", (b: Buffer) => {
+        buffer += b.toString("utf8")
+        let i: number
+        while ((i = buffer.indexOf("\n")) >= 0) {
+          replies.push(JSON.parse(buffer.slice(0, i)))
+          buffer = buffer.slice(i + 1)
+        }
+      })
+      stdin.write("{\"id\":7,\"method\":\"tools/call\",\"params\":{\"arguments\":{}}}\n")
+      stdin.write("\n{broken\r\n" + JSON.stringify({ jsonrpc: "2.0", id: 8, method: "tools/call", params: [1] }) + "\n")
+      // One message split across writes, then a CRLF line.
+      const call = JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/call", params: { name: "nope" } })
+      stdin.write(call.slice(0, 10))
+      stdin.write(call.slice(10) + "\r\n")
+      // A 12 MiB line (over the SDK's 10 MiB read buffer) is dropped; the session goes on.
+      const huge = "x".repeat(1024 * 1024)
+      for (let i = 0; i < 12; i++) stdin.write(huge)
+      stdin.write("\n" + JSON.stringify({ jsonrpc: "2.0", id: 10, method: "ping" }) + "\n")
+      for (let i = 0; i < 200 && replies.length < 4; i++) yield* Effect.sleep(10)
+      const byId = (id: number) => replies.find((r) => r["id"] === id)
+      assert.deepStrictEqual(byId(7), { jsonrpc: "2.0", id: 7, error: { code: -32601, message: "method not found" } })
+      assert.deepStrictEqual(byId(8), { jsonrpc: "2.0", id: 8, error: { code: -32601, message: "method not found" } })
+      assert.deepStrictEqual(byId(10), { jsonrpc: "2.0", id: 10, result: {} })
+      assert.deepStrictEqual(byId(9)?.["result"], {
+        content: [{ type: "text", text: "unknown tool `nope`" }],
+        isError: true
+      })
+    }).pipe(Effect.scoped))
 })

@@ -220,4 +220,46 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
         "sent to lobby"
       )
     }).pipe(Effect.scoped), 60_000)
+
+  it.live("D-7 kick and rename reach the bridge as notices and update its joined set", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ admins: ["boss"] })
+      const dir = yield* tempDir()
+      const boss = yield* register(dir, server.url, "boss")
+      yield* createChannel(server.url, boss, "ops")
+      yield* setConfig(
+        dir,
+        (c) => LocalConfig.setOverride(c, { server: server.url, channel: "ops", level: "converse" })
+      )
+      const b = yield* startBridge({ configDir: dir, args: ["--as", "bee"] })
+      assert.strictEqual(yield* callOk(b, "join_channel", { channel: "ops" }), "joined ops")
+      yield* waitFor(() => b.listChanged() >= 2, "admin and send_channel offered")
+      assert.include(yield* b.tools, "send_channel")
+      const admin = yield* connectAs(server.url, boss, "cli-admin")
+      yield* admin.request({ type: "admin", op: { kind: "rename_channel", name: "ops", new_name: "ops2" } }).pipe(
+        Effect.orDie
+      )
+      yield* waitFor(() => b.channel().some((n) => n.meta["reason"] === "renamed"), "rename notice")
+      const renamed = b.channel().find((n) => n.meta["reason"] === "renamed")!
+      assert.include(renamed.content, "#ops2")
+      assert.strictEqual(renamed.meta["channel"], "ops2")
+      const whoami = yield* callOk(b, "whoami")
+      assert.include(whoami, "#ops2: converse")
+      assert.notInclude(whoami, "#ops:")
+      // still subscribed under the new name, with the level moved
+      assert.strictEqual(yield* callOk(b, "send_channel", { channel: "ops2", text: "still here" }), "sent to ops2")
+      const changes = b.listChanged()
+      yield* admin.request({
+        type: "admin",
+        op: { kind: "kick", channel: "ops2", target: "boss/workstation/bee" }
+      }).pipe(Effect.orDie)
+      yield* waitFor(() => b.channel().some((n) => n.meta["reason"] === "kicked"), "kick notice")
+      const kicked = b.channel().find((n) => n.meta["reason"] === "kicked")!
+      assert.include(kicked.content, "#ops2")
+      assert.strictEqual(kicked.meta["kind"], "unsubscribed")
+      assert.include(yield* callOk(b, "whoami"), "no joined channels")
+      // no joined channel may emit any more: send_channel is withdrawn with one list_changed
+      yield* waitFor(() => b.listChanged() === changes + 1, "list_changed after the kick")
+      assert.notInclude(yield* b.tools, "send_channel")
+    }).pipe(Effect.scoped), 60_000)
 })

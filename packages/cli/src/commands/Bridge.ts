@@ -38,12 +38,13 @@ export const bridge = Command.make("bridge", { server, handle, loopLimit }, (o) 
       })
     }
     const dir = yield* configDir
+    const cwd = yield* Effect.sync(() => process.cwd())
     yield* Bridge.run({
       configDir: dir,
       servers: o.server,
       handle: o.handle,
       loopLimit: o.loopLimit,
-      cwd: process.cwd()
+      cwd
     }).pipe(Effect.mapError((e) => new CliError({ message: e.message })))
   })).pipe(
     Command.withDescription(
