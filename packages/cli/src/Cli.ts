@@ -12,6 +12,7 @@ import * as Options from "@effect/cli/Options"
 import * as Usage from "@effect/cli/Usage"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import { CliError } from "./CliError.js"
 import * as Admin from "./commands/Admin.js"
 import { bridge } from "./commands/Bridge.js"
 import { makeCompletions } from "./commands/Completions.js"
@@ -81,7 +82,7 @@ const completions = makeCompletions((shell) =>
 
 let runHelp: (
   words: ReadonlyArray<string>
-) => Effect.Effect<void, never, GlobalOptions | Output | CliApp.CliApp.Environment> = () => Effect.void
+) => Effect.Effect<void, CliError, GlobalOptions | Output | CliApp.CliApp.Environment> = () => Effect.void
 
 const help = Command.make(
   "help",
@@ -222,4 +223,16 @@ export const tree: CommandNode = node(root, [], [
  */
 export const run = Command.run(root, { name: "conclave", version: VERSION, footer: globalOptionsHelp })
 
-runHelp = (words) => run(["node", "conclave", ...words, "--help"]).pipe(Effect.ignore)
+/** The tree node at `words` (a command path), if there is one. */
+const find = (words: ReadonlyArray<string>): CommandNode | undefined => {
+  let current: CommandNode | undefined = tree
+  for (const word of words) current = current?.children.find((c) => c.path[c.path.length - 1] === word)
+  return current
+}
+
+runHelp = (words) =>
+  find(words) === undefined
+    ? Effect.fail(
+      new CliError({ message: `unknown command \`${words.join(" ")}\` (see \`conclave --help\`)` })
+    )
+    : run(["node", "conclave", ...words, "--help"]).pipe(Effect.ignore)

@@ -67,14 +67,19 @@ export const parseVisibility = (value: string): Effect.Effect<Visibility, CliErr
     )
 }
 
-/** A non-negative integer no larger than `max`. @since 0.1.0 @category parsing */
-export const parseCount = (flag: string, value: string, max: number): Effect.Effect<number, CliError> => {
+/** An integer in `min..max`. @since 0.1.0 @category parsing */
+export const parseCount = (
+  flag: string,
+  value: string,
+  min: number,
+  max: number
+): Effect.Effect<number, CliError> => {
   const text = value.trim()
   const n = /^[0-9]+$/.test(text) ? Number(text) : NaN
-  return Number.isSafeInteger(n) && n <= max
+  return Number.isSafeInteger(n) && n >= min && n <= max
     ? Effect.succeed(n)
     : Effect.fail(
-      new CliError({ message: `invalid value for \`${flag}\`: \`${value}\` (expected an integer 0–${max})` })
+      new CliError({ message: `invalid value for \`${flag}\`: \`${value}\` (expected an integer ${min}–${max})` })
     )
 }
 

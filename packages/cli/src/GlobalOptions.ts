@@ -22,12 +22,14 @@ export interface Extracted {
   readonly options: GlobalOptions["Type"]
   /** The arguments left for @effect/cli (without the global options). */
   readonly rest: ReadonlyArray<string>
+  /** `-V` or `--version` appeared (before any `--`): print the version and exit. */
+  readonly version: boolean
 }
 
 /**
  * Pull the global options out of the user's arguments (everything after `node script`), wherever
- * they appear before a `--` terminator. `-V` is rewritten to `--version`, which @effect/cli knows.
- * Fails with a message when `--config-dir` has no value.
+ * they appear before a `--` terminator. `-V` / `--version` (on the root or any subcommand) set
+ * `version`. Fails with a message when `--config-dir` has no value.
  *
  * @since 0.1.0
  * @category parsing
@@ -36,6 +38,7 @@ export const extract = (args: ReadonlyArray<string>): Either.Either<Extracted, s
   const rest: Array<string> = []
   let configDir: Option.Option<string> = Option.none()
   let verbose = false
+  let version = false
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
     if (arg === "--") {
@@ -53,11 +56,11 @@ export const extract = (args: ReadonlyArray<string>): Either.Either<Extracted, s
       const value = arg.slice("--config-dir=".length)
       if (value === "") return Either.left("`--config-dir` needs a directory")
       configDir = Option.some(value)
-    } else if (arg === "-V") {
-      rest.push("--version")
+    } else if (arg === "-V" || arg === "--version") {
+      version = true
     } else {
       rest.push(arg)
     }
   }
-  return Either.right({ options: { configDir, verbose }, rest })
+  return Either.right({ options: { configDir, verbose }, rest, version })
 }

@@ -68,7 +68,12 @@ export const main = (): void => {
     process.exitCode = 1
     return
   }
-  const { options, rest } = extracted.right
+  const { options, rest, version } = extracted.right
+  if (version) {
+    // clap's shape (`conclave 0.1.0`), for the root and every subcommand (SPEC §6.1).
+    process.stdout.write(`conclave ${Cli.VERSION}\n`)
+    return
+  }
   const settings = Logging.settings({ verbose: options.verbose, env, stderrIsTty: process.stderr.isTTY === true })
   const json = settings.format === "json"
 
@@ -81,7 +86,7 @@ export const main = (): void => {
     }
     const base = yield* Effect.console
     yield* Cli.run([process.argv[0] ?? "node", process.argv[1] ?? "conclave", ...rest]).pipe(
-      Effect.withConsole(Output.plainConsole(base, env))
+      Effect.withConsole(Output.plainConsole(base, env, json))
     )
   }).pipe(
     Effect.catchAllCause((cause) => {
@@ -94,7 +99,7 @@ export const main = (): void => {
     Effect.provide(
       Layer.mergeAll(
         NodeContext.layer,
-        Output.layerProcess(env),
+        Output.layerProcess(env, json),
         Layer.succeed(GlobalOptions.GlobalOptions, options)
       )
     ),

@@ -33,11 +33,20 @@ const write = (stream: NodeJS.WriteStream, text: string) =>
     stream.write(text + "\n")
   })
 
-/** stdout / stderr of this process. @since 0.1.0 @category layers */
-export const layerProcess = (env: Readonly<Record<string, string | undefined>>): Layer.Layer<Output> =>
+/**
+ * stdout / stderr of this process. With `jsonLogs` (`CONCLAVE_LOG_FORMAT=json`) notes go through
+ * the logger at info level, so that every stderr line is one JSON object.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerProcess = (
+  env: Readonly<Record<string, string | undefined>>,
+  jsonLogs = false
+): Layer.Layer<Output> =>
   Layer.succeed(Output, {
     line: (text) => write(process.stdout, text),
-    note: (text) => write(process.stderr, text),
+    note: (text) => jsonLogs ? Effect.logInfo(text) : write(process.stderr, text),
     color: colorFor(process.stdout, env)
   })
 
@@ -65,24 +74,31 @@ export const success = (text: string) =>
 
 /**
  * A Console that removes ANSI colour from what @effect/cli prints (its help is always coloured)
- * unless the destination is a TTY and `NO_COLOR` is unset.
+ * unless the destination is a TTY and `NO_COLOR` is unset. With `jsonLogs`, what it would print on
+ * stderr (usage errors) is logged instead, keeping stderr one JSON object per line.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const plainConsole = (
   base: Console.Console,
-  env: Readonly<Record<string, string | undefined>>
+  env: Readonly<Record<string, string | undefined>>,
+  jsonLogs = false
 ): Console.Console => {
   const outColor = colorFor(process.stdout, env)
   const errColor = colorFor(process.stderr, env)
   const render = (args: ReadonlyArray<unknown>, color: boolean) =>
     args.map((a) => typeof a === "string" && !color ? stripAnsi(a) : a)
+  const logged = (level: "error" | "warn") => (...args: ReadonlyArray<unknown>) => {
+    const text = render(args, false).map(String).join(" ").trim()
+    if (text === "") return Effect.void
+    return level === "error" ? Effect.logError(text) : Effect.logWarning(text)
+  }
   return {
     ...base,
     log: (...args) => base.log(...render(args, outColor)),
     info: (...args) => base.info(...render(args, outColor)),
-    error: (...args) => base.error(...render(args, errColor)),
-    warn: (...args) => base.warn(...render(args, errColor))
+    error: jsonLogs ? logged("error") : (...args) => base.error(...render(args, errColor)),
+    warn: jsonLogs ? logged("warn") : (...args) => base.warn(...render(args, errColor))
   }
 }

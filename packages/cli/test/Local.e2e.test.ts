@@ -70,9 +70,10 @@ describe("conclave (local verbs)", () => {
 
   it.live("-V / --version print the version, also after a subcommand", () =>
     Effect.gen(function*() {
-      assert.match((yield* ok(["-V"])).stdout, /^\d+\.\d+\.\d+/)
-      assert.match((yield* ok(["--version"])).stdout, /^\d+\.\d+\.\d+/)
-      assert.match((yield* ok(["key", "-V"])).stdout, /^\d+\.\d+\.\d+/)
+      assert.match((yield* ok(["-V"])).stdout, /^conclave \d+\.\d+\.\d+\n$/)
+      assert.match((yield* ok(["--version"])).stdout, /^conclave \d+\.\d+\.\d+\n$/)
+      assert.match((yield* ok(["key", "-V"])).stdout, /^conclave \d+\.\d+\.\d+\n$/)
+      assert.match((yield* ok(["channel", "list", "--version"])).stdout, /^conclave \d+\.\d+\.\d+\n$/)
     }))
 
   it.scopedLive("key creates a 0600 key once, prints the same public key every time, --config-dir=DIR works", () =>
@@ -155,6 +156,15 @@ describe("conclave (local verbs)", () => {
       })
       const levels = quiet.stderr.trim().split("\n").map((l) => JSON.parse(l).level)
       assert.deepStrictEqual([...new Set(levels)], ["ERROR"])
+      // Notes and usage errors are JSON lines too, so stderr can be parsed line by line.
+      const fresh = yield* tempDir()
+      const created = yield* ok(["key"], { configDir: fresh, env: { CONCLAVE_LOG_FORMAT: "json" } })
+      assert.match(created.stdout, /^[A-Za-z0-9_-]{43}\n$/)
+      const note = JSON.parse(created.stderr.trim())
+      assert.include(note.fields.message, "created a new machine key")
+      const usage = yield* ko(["key", "--bogus-flag"], { configDir: fresh, env: { CONCLAVE_LOG_FORMAT: "json" } })
+      const usageLines = usage.stderr.trim().split("\n").map((l) => JSON.parse(l))
+      assert.isTrue(usageLines.some((l) => l.level === "ERROR" && String(l.fields.message).includes("--bogus-flag")))
     }))
 
   it.scopedLive("human log lines: `<timestamp> <LEVEL> <message> key=value`, debug only with -v or CONCLAVE_LOG_LEVEL", () =>

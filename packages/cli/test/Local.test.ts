@@ -151,16 +151,22 @@ describe("conclave (local verbs, in process)", () => {
         [["channel", "set-visibility", "--server", U, "ops", "hidden"], "unknown visibility tier"],
         [["invite", "create", "--server", U, "--channel", "ops", "--expires-in", "1.5h"], "invalid duration `1.5h`"],
         [["invite", "create", "--server", U, "--channel", "ops", "--expires-in", "-5"], "invalid duration"],
+        [["invite", "create", "--server", U, "--channel", "ops", "--expires-in", "+5"], "invalid duration `+5`"],
+        [["invite", "create", "--server", U, "--channel", "ops", "--expires-in", "5w"], "invalid duration `5w`"],
         [
           ["invite", "create", "--server", U, "--channel", "ops", "--expires-in", "99999999999999999d"],
           "invalid duration"
         ],
         [["invite", "create", "--server", U, "--channel", "ops", "--uses", "-1"], "--uses"],
+        [["invite", "create", "--server", U, "--channel", "ops", "--uses", "0"], "expected an integer 1–4294967295"],
         [["invite", "create", "--server", U, "--channel", "ops", "--uses", "4294967296"], "--uses"],
         [["join", "--server", U, "ops", "--perm", "bogus"], "unknown permission level `bogus`"],
         [["tail", "--server", U, "--channel", "ops", "--since", "soon"], "invalid duration `soon`"],
         [["tail", "--server", U, "--channel", "ops", "--as", "a/b"], "invalid session handle"],
         [["send", "--server", U, "--channel", "ops", "--reply-to", "x", "hi"], "--reply-to"],
+        [["machine", "add", "--server", U, "--name", "a/b", "--pubkey", "A".repeat(43)], "invalid machine name"],
+        [["perm", "set", "bogus"], "unknown permission level `bogus` (expected mute, notify, converse, or act)"],
+        [["completions", "tcsh"], "unsupported shell"],
         [["register", "--server", U, "--username", "a/b"], "invalid username"],
         [["register", "--server", U, "--username", "ok", "--machine", "has space"], "invalid machine name"],
         [["who", "--server", "ftp://example.com"], "unsupported URL scheme"],
@@ -189,12 +195,18 @@ describe("conclave (local verbs, in process)", () => {
       assert.notInclude(closed.stderr, "    at ", "no stack trace")
     }))
 
-  it.live("an unknown verb or flag fails with exit 1", () =>
+  it.live("an unknown verb, flag or help topic fails with exit 1; `help <verb>` shows that verb's help", () =>
     Effect.gen(function*() {
       const r = yield* ko(["frobnicate"])
       assert.strictEqual(r.code, 1)
       const f = yield* ko(["key", "--bogus-flag"])
       assert.strictEqual(f.code, 1)
+      const h = yield* ko(["help", "frobnicate"])
+      assert.include(h.stderr, "unknown command `frobnicate`")
+      const nested = yield* ko(["help", "channel", "nope"])
+      assert.include(nested.stderr, "unknown command `channel nope`")
+      const help = yield* ok(["help", "channel", "create"])
+      assert.include(help.stdout, "--visibility")
     }))
 
   it.scopedLive("skill install writes <dir>/conclave/SKILL.md, overwriting", () =>

@@ -230,6 +230,8 @@ layer(TestServer.layer({ admins: ["aaron"] }), { timeout: 60_000, excludeTestSer
         )
         const who = yield* ok(["who", "--server", U], { configDir: aaron })
         assert.strictEqual(who.stdout.trim(), `[server] aaron/workstation/${HANDLE}`)
+        const empty = yield* ok(["who", "--server", U, "ops"], { configDir: aaron })
+        assert.strictEqual(empty.stdout, "[ops]\n", "an empty channel prints just its tag")
         const whoJson = JSON.parse((yield* ok(["who", "--server", U, "ops", "--json"], { configDir: aaron })).stdout)
         assert.strictEqual(whoJson.channel, "ops")
         assert.deepStrictEqual(whoJson.sessions, [])
@@ -255,11 +257,11 @@ layer(TestServer.layer({ admins: ["aaron"] }), { timeout: 60_000, excludeTestSer
         assert.include(nope.stderr, "join rejected: not found: channel `nowhere` not found")
       }))
 
-    it.effect("S-171: status lists reachability without counting its own probe, then the permission table", () =>
+    it.effect("S-171: status lists reachability (not counting its own probe, G-43), then the permission table", () =>
       Effect.gen(function*() {
         const r = yield* ok(["status"], { configDir: aaron })
         const [first, blank, ...rest] = lines(r.stdout)
-        assert.strictEqual(first, `${U}\taaron/workstation\treachable (0 other session(s) online)`)
+        assert.strictEqual(first, `${U}\taaron/workstation\treachable (0 session(s) online besides this probe)`)
         assert.strictEqual(blank, "")
         assert.include(rest, `${U} ops -> converse`)
         const json = JSON.parse((yield* ok(["status", "--json"], { configDir: aaron })).stdout)

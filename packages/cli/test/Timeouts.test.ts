@@ -15,23 +15,30 @@ const silentTcp = Effect.acquireRelease(
   (server) => Effect.sync(() => server.close())
 )
 
-/** Completes the handshake (challenge → established + server_info), then ignores every request. */
-const mute = Effect.acquireRelease(
-  Effect.async<WebSocketServer>((resume) => {
-    const wss: WebSocketServer = new WebSocketServer({ host: "127.0.0.1", port: 0 }, () => resume(Effect.succeed(wss)))
-    wss.on("connection", (ws) => {
-      ws.on("message", (data) => {
-        const frame = JSON.parse(String(data)) as { type: string }
-        if (frame.type === "hello") ws.send(JSON.stringify({ type: "challenge", nonce: "A".repeat(43) }))
-        if (frame.type === "auth") {
-          ws.send(JSON.stringify({ type: "established", path: { user: "u", machine: "m", session: "s" } }))
-          ws.send(JSON.stringify({ type: "server_info", admin: false }))
-        }
+/**
+ * Completes the handshake (challenge → established + server_info); then ignores every request, or
+ * (`closeOnRequest`) closes the socket when the first request arrives.
+ */
+const fakeServer = (closeOnRequest: boolean) =>
+  Effect.acquireRelease(
+    Effect.async<WebSocketServer>((resume) => {
+      const wss: WebSocketServer = new WebSocketServer(
+        { host: "127.0.0.1", port: 0 },
+        () => resume(Effect.succeed(wss))
+      )
+      wss.on("connection", (ws) => {
+        ws.on("message", (data) => {
+          const frame = JSON.parse(String(data)) as { type: string }
+          if (frame.type === "hello") ws.send(JSON.stringify({ type: "challenge", nonce: "A".repeat(43) }))
+          else if (frame.type === "auth") {
+            ws.send(JSON.stringify({ type: "established", path: { user: "u", machine: "m", session: "s" } }))
+            ws.send(JSON.stringify({ type: "server_info", admin: false }))
+          } else if (closeOnRequest) ws.close(1000)
+        })
       })
-    })
-  }),
-  (wss) => Effect.sync(() => wss.close())
-)
+    }),
+    (wss) => Effect.sync(() => wss.close())
+  )
 
 const port = (address: unknown) => (address as Net.AddressInfo).port
 
@@ -64,11 +71,22 @@ describe("CLI timeouts (S-176)", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir()
       yield* ok(["key"], { configDir: dir })
-      const server = yield* mute
+      const server = yield* fakeServer(false)
       const url = `ws://127.0.0.1:${port(server.address())}`
       const fiber = yield* Effect.fork(run(["who", "--server", url], { configDir: dir }))
       const r = yield* driveUntilDone(fiber)
       assert.strictEqual(r.code, 1)
       assert.include(r.stderr, "timed out after 15s waiting for a server response")
+    }))
+
+  it.scoped("a server that closes the socket instead of answering: connection closed before a response arrived", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      yield* ok(["key"], { configDir: dir })
+      const server = yield* fakeServer(true)
+      const url = `ws://127.0.0.1:${port(server.address())}`
+      const r = yield* run(["channel", "list", "--server", url], { configDir: dir })
+      assert.strictEqual(r.code, 1)
+      assert.include(r.stderr, "connection closed before a response arrived")
     }))
 })

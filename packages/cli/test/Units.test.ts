@@ -4,12 +4,14 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Either, Logger, LogLevel, Option } from "effect"
 import { tree } from "../src/Cli.js"
 import { chain, CliError } from "../src/CliError.js"
+import { presenceLine } from "../src/commands/Admin.js"
 import { render } from "../src/commands/Skill.js"
 import { channelLine, reconnectDelay, sanitize, whisperLine } from "../src/commands/Tail.js"
 import { renderReference } from "../src/CommandTree.js"
 import * as GlobalOptions from "../src/GlobalOptions.js"
 import * as Logging from "../src/Logging.js"
 import { renderFailure } from "../src/Main.js"
+import * as Output from "../src/Output.js"
 import { run } from "./support/InProcess.js"
 
 describe("GlobalOptions.extract", () => {
@@ -23,10 +25,15 @@ describe("GlobalOptions.extract", () => {
     assert.deepStrictEqual(eq.options, { configDir: Option.some("/b"), verbose: true })
     assert.deepStrictEqual(eq.rest, ["key"])
   })
-  it("rewrites -V to --version and leaves other flags alone", () => {
+  it("takes -V / --version anywhere before -- and leaves other flags alone", () => {
     const r = Either.getOrThrow(GlobalOptions.extract(["key", "-V", "--vv"]))
-    assert.deepStrictEqual(r.rest, ["key", "--version", "--vv"])
+    assert.deepStrictEqual(r.rest, ["key", "--vv"])
+    assert.isTrue(r.version)
     assert.isFalse(r.options.verbose)
+    assert.isTrue(Either.getOrThrow(GlobalOptions.extract(["perm", "show", "--version"])).version)
+    const text = Either.getOrThrow(GlobalOptions.extract(["send", "--", "-V"]))
+    assert.isFalse(text.version)
+    assert.deepStrictEqual(text.rest, ["send", "--", "-V"])
   })
   it("rejects --config-dir without a value", () => {
     assert.isTrue(Either.isLeft(GlobalOptions.extract(["key", "--config-dir"])))
@@ -112,6 +119,29 @@ describe("tail rendering (D-31)", () => {
     )
     assert.strictEqual(whisperLine(from, { kind: "plain", text: "psst" }), "[whisper] dana/desk/s: psst")
     assert.include(channelLine("ops", from, { kind: "encrypted", ciphertext: "AA", key_id: null }), "encrypted")
+  })
+})
+
+describe("output colour", () => {
+  it.effect("only on a TTY, never with NO_COLOR; success lines are plain `✓ ` otherwise", () =>
+    Effect.gen(function*() {
+      assert.isTrue(Output.colorFor({ isTTY: true }, {}))
+      assert.isFalse(Output.colorFor({ isTTY: true }, { NO_COLOR: "1" }))
+      assert.isFalse(Output.colorFor({ isTTY: false }, {}))
+      assert.isFalse(Output.colorFor({}, {}))
+      const capture = Output.makeCapture()
+      yield* Output.success("done").pipe(Effect.provide(capture.layer))
+      assert.deepStrictEqual(capture.stdout, ["✓ done"])
+    }))
+})
+
+describe("presence rendering (SPEC §6.1)", () => {
+  it("`[<channel or server>] <path>, <path>, …`, just the tag when empty", () => {
+    const a = { user: "aaron", machine: "ws", session: "razel" }
+    const b = { user: "dana", machine: "desk", session: "cli-9" }
+    assert.strictEqual(presenceLine("ops", [a, b]), "[ops] aaron/ws/razel, dana/desk/cli-9")
+    assert.strictEqual(presenceLine(null, [a]), "[server] aaron/ws/razel")
+    assert.strictEqual(presenceLine("ops", []), "[ops]")
   })
 })
 

@@ -163,7 +163,7 @@ const inviteCreate = Command.make(
     uses: Options.text("uses").pipe(
       Options.withPseudoName("N"),
       Options.optional,
-      Options.withDescription("How many times the token can be redeemed (default: unlimited).")
+      Options.withDescription("How many times the token can be redeemed, 1–4294967295 (default: unlimited).")
     ),
     expiresIn: Options.text("expires-in").pipe(
       Options.withPseudoName("DURATION"),
@@ -175,7 +175,7 @@ const inviteCreate = Command.make(
   (args) =>
     Effect.gen(function*() {
       const uses = Option.isSome(args.uses)
-        ? yield* Ctx.parseCount("--uses", args.uses.value, Limits.U32_MAX)
+        ? yield* Ctx.parseCount("--uses", args.uses.value, 1, Limits.U32_MAX)
         : null
       const expires = Option.isSome(args.expiresIn) ? yield* Ctx.parseDuration(args.expiresIn.value) : null
       const url = yield* Ctx.parseUrl(args.server)
@@ -231,7 +231,7 @@ export const invite = Command.make("invite").pipe(
 
 /** @since 0.1.0 @category rendering */
 export const presenceLine = (channel: string | null, sessions: ReadonlyArray<Names.SessionPath>) =>
-  `[${channel ?? "server"}] ${sessions.map(Remote.pathText).join(", ")}`
+  `[${channel ?? "server"}] ${sessions.map(Remote.pathText).join(", ")}`.trimEnd()
 
 /** `conclave who`. @since 0.1.0 @category commands */
 export const who = Command.make(

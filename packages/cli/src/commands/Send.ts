@@ -33,7 +33,7 @@ export const send = Command.make(
   (args) =>
     Effect.gen(function*() {
       const replyTo = Option.isSome(args.replyTo)
-        ? yield* Ctx.parseCount("--reply-to", args.replyTo.value, Number.MAX_SAFE_INTEGER)
+        ? yield* Ctx.parseCount("--reply-to", args.replyTo.value, 1, Number.MAX_SAFE_INTEGER)
         : null
       const url = yield* Ctx.parseUrl(args.server)
       const text = args.text.join(" ")

@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import { Names } from "@conclave/protocol"
 import * as Command from "@effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -31,8 +30,7 @@ export const status = Command.make("status", { json: Flags.json }, (args) =>
       (reg) =>
         Remote.withSession(reg.url, (conn) =>
           Remote.call(conn, { type: "who", channel: null }, "presence").pipe(
-            // The probe's own session is not "online" in any useful sense (G-43).
-            Effect.map((p) => p.sessions.filter((s) => !Names.pathEquals(s, conn.path)).length)
+            Effect.map((p) => p.sessions.length)
           ), { identity }).pipe(Effect.either, Effect.map((result) => ({ reg, result }))),
       { concurrency: "unbounded" }
     )
@@ -44,7 +42,8 @@ export const status = Command.make("status", { json: Flags.json }, (args) =>
           username: reg.username,
           machine: reg.machine,
           reachable: Either.isRight(result),
-          sessions_online: Either.getOrNull(result),
+          // the probe's own session is not counted (G-43)
+          sessions_online: Either.isRight(result) ? Math.max(0, result.right - 1) : null,
           error: Either.isLeft(result) ? chain(result.left) : null
         })),
         permissions: permJson(config)
@@ -53,7 +52,8 @@ export const status = Command.make("status", { json: Flags.json }, (args) =>
       for (const { reg, result } of probes) {
         const state = Either.match(result, {
           onLeft: (e) => `unreachable: ${chain(e)}`,
-          onRight: (n) => `reachable (${n} other session(s) online)`
+          // The probe's own session is not counted (G-43).
+          onRight: (n) => `reachable (${Math.max(0, n - 1)} session(s) online besides this probe)`
         })
         yield* Output.line(`${reg.url}\t${reg.username}/${reg.machine}\t${state}`)
       }
