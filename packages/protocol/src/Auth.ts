@@ -90,8 +90,27 @@ export const generateSeed = (): Uint8Array => new Uint8Array(Crypto.randomBytes(
 export const sign = (privateKey: Crypto.KeyObject, message: Uint8Array): Uint8Array =>
   new Uint8Array(Crypto.sign(null, message, privateKey))
 
-const publicKeyObject = (publicKey: Uint8Array): Crypto.KeyObject =>
-  Crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: "der", type: "spki" })
+// Verification keys by their base64url bytes: rebuilding a KeyObject from DER costs more than the
+// verify itself. Bounded; the least recently used key goes first.
+const KEY_CACHE_MAX = 1024
+const keyCache = new Map<string, Crypto.KeyObject>()
+
+const publicKeyObject = (publicKey: Uint8Array): Crypto.KeyObject => {
+  const id = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString("base64url")
+  const cached = keyCache.get(id)
+  if (cached !== undefined) {
+    keyCache.delete(id)
+    keyCache.set(id, cached)
+    return cached
+  }
+  const key = Crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: "der", type: "spki" })
+  if (keyCache.size >= KEY_CACHE_MAX) {
+    const oldest = keyCache.keys().next()
+    if (oldest.done !== true) keyCache.delete(oldest.value)
+  }
+  keyCache.set(id, key)
+  return key
+}
 
 // Encodings of the small-order points of edwards25519 (and their non-canonical twins), compared
 // with the sign bit ignored. A "public key" among them verifies forged signatures for any message

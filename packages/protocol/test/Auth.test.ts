@@ -96,6 +96,31 @@ describe("Auth.sign / Auth.verify", () => {
     )
   })
 
+  it("verifying again under a key seen before (cached) still checks the signature and the key", () => {
+    for (let round = 0; round < 3; round++) {
+      expectOk(Auth.verify(alice.publicKey, message, signature))
+      expectBadSignature(Auth.verify(mallory.publicKey, message, signature), `wrong key, round ${round}`)
+      const flipped = Uint8Array.from(signature)
+      flipped[round] = flipped[round]! ^ 1
+      expectBadSignature(Auth.verify(alice.publicKey, message, flipped), `tampered signature, round ${round}`)
+    }
+    // the caller's buffer may be reused for another key: the cache keys on the bytes, not the array
+    const shared = Uint8Array.from(alice.publicKey)
+    expectOk(Auth.verify(shared, message, signature))
+    shared.set(mallory.publicKey)
+    expectBadSignature(Auth.verify(shared, message, signature), "same array, other key")
+    expectOk(Auth.verify(shared, message, Auth.sign(mallory.privateKey, message)))
+  })
+
+  it("keeps verifying correctly past the key cache's bound", () => {
+    const pairs = Array.from({ length: 1_100 }, () => keyPair(Auth.generateSeed()))
+    for (const pair of pairs) expectOk(Auth.verify(pair.publicKey, message, Auth.sign(pair.privateKey, message)))
+    expectOk(Auth.verify(alice.publicKey, message, signature))
+    const first = pairs[0]!
+    expectOk(Auth.verify(first.publicKey, message, Auth.sign(first.privateKey, message)))
+    expectBadSignature(Auth.verify(first.publicKey, message, signature), "evicted key, foreign signature")
+  })
+
   it("rejects any single bit flipped in the message or the signature (S-008)", () => {
     for (let bit = 0; bit < message.length * 8; bit += 7) {
       expectBadSignature(Auth.verify(alice.publicKey, flipBit(message, bit), signature), `message bit ${bit}`)

@@ -44,7 +44,6 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
     const store = yield* Store
     const config = yield* ServerConfig
     const admins = Admins.allowlist(config.admins)
-    const postLock = yield* Effect.makeSemaphore(1)
 
     /** Storage failures become `internal` (logged at warn, text never includes SQL). */
     const db = <A, E extends StoreError | StoreConflict>(
@@ -117,7 +116,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         const result = yield* hub.subscribe(entry, channel)
         if (result !== "subscribed") return yield* refuse(Errors.unauthorized(Errors.Messages.banned(channel)))
         return { type: "joined", channel } satisfies Frames.Reply
-      }).pipe(Effect.withSpan("join", { attributes: { path: caller.entry.key, channel } }))
+      }).pipe(Effect.withSpan("join", { captureStackTrace: false, attributes: { path: caller.entry.key, channel } }))
 
     const who = (caller: Caller, channel: string | null) =>
       Effect.gen(function*() {
@@ -160,35 +159,41 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           }
         }
         const ts = yield* nowMs
-        // Append and publish under one lock so subscribers see seqs in increasing order.
-        const seq = yield* postLock.withPermits(1)(
-          Effect.gen(function*() {
-            const seq = yield* db(
-              "append message",
-              store.appendMessage({
-                channel,
-                from: entry.key,
-                payload: frame.payload,
-                ts_ms: ts,
-                origin: entry.origin,
-                reply_to: frame.reply_to
-              })
-            )
-            const delivery = Codec.encodeFrame({
-              type: "channel_msg",
+        // The store runs the fan-out after COMMIT and in seq order, so subscribers see increasing seqs.
+        const seq = yield* db(
+          "append message",
+          store.appendMessageThen(
+            {
               channel,
-              from: entry.path,
+              from: entry.key,
               payload: frame.payload,
-              seq,
+              ts_ms: ts,
               origin: entry.origin,
               reply_to: frame.reply_to
-            })
-            yield* hub.publish(channel, delivery, entry.key)
-            return seq
-          })
+            },
+            (seq) =>
+              hub.publish(
+                channel,
+                Codec.encodeFrame({
+                  type: "channel_msg",
+                  channel,
+                  from: entry.path,
+                  payload: frame.payload,
+                  seq,
+                  origin: entry.origin,
+                  reply_to: frame.reply_to
+                }),
+                entry.key
+              )
+          )
         )
         return ack(null, seq)
-      }).pipe(Effect.withSpan("post", { attributes: { path: caller.entry.key, channel: frame.channel } }))
+      }).pipe(
+        Effect.withSpan("post", {
+          captureStackTrace: false,
+          attributes: { path: caller.entry.key, channel: frame.channel }
+        })
+      )
 
     const whisper = (caller: Caller, frame: Frames.ClientFrameOf<"whisper">) =>
       Effect.gen(function*() {
@@ -209,6 +214,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         return ack(null)
       }).pipe(
         Effect.withSpan("whisper", {
+          captureStackTrace: false,
           attributes: { path: caller.entry.key, target: Names.renderPath(frame.target) }
         })
       )
@@ -232,7 +238,12 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           })
         )
         return { type: "history", channel, messages: page.messages, more: page.more } satisfies Frames.Reply
-      }).pipe(Effect.withSpan("read_since", { attributes: { path: caller.entry.key, channel: frame.channel } }))
+      }).pipe(
+        Effect.withSpan("read_since", {
+          captureStackTrace: false,
+          attributes: { path: caller.entry.key, channel: frame.channel }
+        })
+      )
 
     const conflictMessage = (e: StoreConflict): Frames.ProtocolError => {
       switch (e.what) {
@@ -449,7 +460,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           return readSince(caller, frame)
         case "admin":
           return adminOp(caller, frame.op).pipe(
-            Effect.withSpan("admin", { attributes: adminSpanAttributes(caller, frame.op) })
+            Effect.withSpan("admin", { captureStackTrace: false, attributes: adminSpanAttributes(caller, frame.op) })
           )
       }
     }

@@ -7,17 +7,20 @@
  *
  * @since 0.1.0
  */
-import { Auth, Frames, Names } from "@conclave/protocol"
+import { Auth, Frames, Limits, Names } from "@conclave/protocol"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import { latestVersion, migrations } from "./internal/migrations.js"
 import {
   type HistoryPage,
@@ -84,10 +87,78 @@ const StoredMessage = Schema.Struct({
   reply_to: Schema.NullOr(Frames.NonNegativeInt)
 })
 const decodeStoredMessage = Schema.decodeUnknownEither(StoredMessage)
-const encodePayload = Schema.encode(Schema.parseJson(Frames.Payload))
+
+// The stored JSON of a payload: exactly the fields of its variant, as the Schema encoding yields.
+const payloadJson = (payload: Frames.Payload): string =>
+  JSON.stringify(
+    payload.kind === "plain"
+      ? { kind: payload.kind, text: payload.text }
+      : { kind: payload.kind, ciphertext: payload.ciphertext, key_id: payload.key_id }
+  )
 
 interface RawMessageRow {
   readonly id: number
+  readonly sender: unknown
+  readonly payload: unknown
+  readonly ts_ms: unknown
+  readonly origin: unknown
+  readonly reply_to: unknown
+}
+
+const isInt = (u: unknown, min: number, max: number): u is number =>
+  typeof u === "number" && Number.isInteger(u) && u >= min && u <= max
+
+// The common row in one pass without Schema: a plain-text payload and well-formed columns. The
+// result equals what `StoredMessage` decodes; anything else goes through `StoredMessage` (which
+// also decides which rows are skipped).
+const fastDecode = (row: RawMessageRow): Frames.HistoryMessage | undefined => {
+  const { id, origin, payload, reply_to, sender, ts_ms } = row
+  if (!isInt(id, 0, Number.MAX_SAFE_INTEGER) || !isInt(ts_ms, -Limits.MAX_DATE_MS, Limits.MAX_DATE_MS)) return undefined
+  if (origin !== "agent" && origin !== "human") return undefined
+  if (reply_to !== null && !isInt(reply_to, 0, Number.MAX_SAFE_INTEGER)) return undefined
+  if (typeof sender !== "string" || typeof payload !== "string") return undefined
+  const path = Names.parsePath(sender)
+  if (path === undefined) return undefined
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(payload)
+  } catch {
+    return undefined
+  }
+  if (typeof parsed !== "object" || parsed === null) return undefined
+  const p = parsed as { readonly kind?: unknown; readonly text?: unknown }
+  if (p.kind !== "plain" || typeof p.text !== "string") return undefined
+  return { seq: id, from: path, ts_ms, payload: { kind: "plain", text: p.text }, origin, reply_to }
+}
+
+const decodeRow = (row: RawMessageRow): Frames.HistoryMessage | undefined => {
+  const fast = fastDecode(row)
+  if (fast !== undefined) return fast
+  const decoded = decodeStoredMessage(row)
+  if (Either.isLeft(decoded)) return undefined
+  const m = decoded.right
+  return { seq: m.id, from: m.sender, ts_ms: m.ts_ms, payload: m.payload, origin: m.origin, reply_to: m.reply_to }
+}
+
+const INSERT_MESSAGE = "INSERT INTO messages (channel, sender, payload, ts_ms, origin, reply_to) " +
+  "VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
+const READ_SINCE = "SELECT id, sender, payload, ts_ms, origin, reply_to FROM messages " +
+  "WHERE channel = ? AND id > ? AND ts_ms >= ? ORDER BY id LIMIT ?"
+const MESSAGE_EXISTS = "SELECT 1 AS found FROM messages WHERE id = ? AND channel = ?"
+
+/** Most appends one group commit takes from the queue. @since 0.1.0 @category constants */
+export const MAX_BATCH = 512
+
+// Resume after the current turn of the event loop: I/O callbacks already due run first.
+const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
+interface PendingAppend {
+  readonly params: ReadonlyArray<unknown>
+  readonly afterCommit: (seq: number) => Effect.Effect<void>
+  readonly done: Deferred.Deferred<number, StoreError>
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,12 +272,13 @@ const initialize = (sql: SqlClient.SqlClient): Effect.Effect<string, StoreError>
 /**
  * Build the store over the `SqlClient` in context: PRAGMAs, schema migrations (tracked in
  * `PRAGMA user_version`), the instance id. Fails with `StoreError` when the file cannot be
- * prepared or carries a newer schema than this build knows.
+ * prepared or carries a newer schema than this build knows. The scope owns the writer fiber that
+ * group-commits appends; closing it refuses appends still queued.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = Effect.gen(function*() {
+export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | Scope.Scope> = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const instanceId = yield* initialize(sql)
   // Writes always run in a transaction: it holds the connection for its whole duration, so no other
@@ -235,7 +307,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
 
   // users and machines ---------------------------------------------------------------------------
 
-  const registerUser = Effect.fn("Store.registerUser")(function*(input: {
+  const registerUser = Effect.fnUntraced(function*(input: {
     readonly username: string
     readonly machine: string
     readonly pubkey: string
@@ -256,7 +328,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
     )
   })
 
-  const userExists = Effect.fn("Store.userExists")(function*(username: string) {
+  const userExists = Effect.fnUntraced(function*(username: string) {
     const rows = yield* sql`SELECT 1 AS found FROM users WHERE username = ${username}`
     return rows.length > 0
   }, Effect.mapError(toStoreError("userExists")))
@@ -268,7 +340,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
     Effect.withSpan("Store.listUsers")
   )
 
-  const removeUser = Effect.fn("Store.removeUser")(function*(username: string) {
+  const removeUser = Effect.fnUntraced(function*(username: string) {
     const deleted = yield* tx(Effect.gen(function*() {
       const channels = yield* sql<{ readonly name: string }>`
         DELETE FROM channels WHERE created_by = ${username} RETURNING name`
@@ -280,20 +352,20 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
     return { deletedChannels: deleted }
   }, Effect.mapError(toStoreError("removeUser")))
 
-  const findMachineByKey = Effect.fn("Store.findMachineByKey")(function*(pubkey: string) {
+  const findMachineByKey = Effect.fnUntraced(function*(pubkey: string) {
     const rows = yield* sql`SELECT user, name, pubkey, added_at FROM machines WHERE pubkey = ${pubkey}`.pipe(
       Effect.flatMap(decodeMachines)
     )
     return Option.fromNullable(rows[0])
   }, Effect.mapError(toStoreError("findMachineByKey")))
 
-  const listMachines = Effect.fn("Store.listMachines")(function*(user: string) {
+  const listMachines = Effect.fnUntraced(function*(user: string) {
     return yield* sql`SELECT user, name, pubkey, added_at FROM machines WHERE user = ${user} ORDER BY name`.pipe(
       Effect.flatMap(decodeMachines)
     )
   }, Effect.mapError(toStoreError("listMachines")))
 
-  const addMachine = Effect.fn("Store.addMachine")(function*(input: {
+  const addMachine = Effect.fnUntraced(function*(input: {
     readonly user: string
     readonly name: string
     readonly pubkey: string
@@ -305,20 +377,20 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
     ).pipe(Effect.mapError(toConflict("addMachine", { machine: input.name, pubkey: input.pubkey })))
   })
 
-  const removeMachine = Effect.fn("Store.removeMachine")(function*(user: string, name: string) {
+  const removeMachine = Effect.fnUntraced(function*(user: string, name: string) {
     yield* tx(sql`DELETE FROM machines WHERE user = ${user} AND name = ${name}`)
   }, Effect.mapError(toStoreError("removeMachine")))
 
   // channels ---------------------------------------------------------------------------------------
 
-  const getChannel = Effect.fn("Store.getChannel")(function*(name: string) {
+  const getChannel = Effect.fnUntraced(function*(name: string) {
     const rows = yield* sql`SELECT name, visibility, created_by, created_at FROM channels WHERE name = ${name}`.pipe(
       Effect.flatMap(decodeChannels)
     )
     return Option.fromNullable(rows[0])
   }, Effect.mapError(toStoreError("getChannel")))
 
-  const createChannel = Effect.fn("Store.createChannel")(function*(input: {
+  const createChannel = Effect.fnUntraced(function*(input: {
     readonly name: string
     readonly visibility: Frames.Visibility
     readonly createdBy: string
@@ -333,23 +405,23 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
     ).pipe(Effect.mapError(toConflict("createChannel", { channel: input.name })))
   })
 
-  const deleteChannel = Effect.fn("Store.deleteChannel")(function*(name: string) {
+  const deleteChannel = Effect.fnUntraced(function*(name: string) {
     // memberships, invites, bans and messages go with it (ON DELETE CASCADE)
     yield* tx(sql`DELETE FROM channels WHERE name = ${name}`)
   }, Effect.mapError(toStoreError("deleteChannel")))
 
-  const renameChannel = Effect.fn("Store.renameChannel")(function*(name: string, newName: string) {
+  const renameChannel = Effect.fnUntraced(function*(name: string, newName: string) {
     // memberships, invites, bans and messages follow (ON UPDATE CASCADE)
     yield* tx(sql`UPDATE channels SET name = ${newName} WHERE name = ${name}`).pipe(
       Effect.mapError(toConflict("renameChannel", { channel: newName }))
     )
   })
 
-  const setVisibility = Effect.fn("Store.setVisibility")(function*(name: string, visibility: Frames.Visibility) {
+  const setVisibility = Effect.fnUntraced(function*(name: string, visibility: Frames.Visibility) {
     yield* tx(sql`UPDATE channels SET visibility = ${visibility} WHERE name = ${name}`)
   }, Effect.mapError(toStoreError("setVisibility")))
 
-  const listVisibleChannels = Effect.fn("Store.listVisibleChannels")(function*(user: string, isServerAdmin: boolean) {
+  const listVisibleChannels = Effect.fnUntraced(function*(user: string, isServerAdmin: boolean) {
     const member = sql`EXISTS (SELECT 1 FROM memberships m WHERE m.channel = c.name AND m.user = ${user})`
     const rows = yield* (isServerAdmin
       ? sql`SELECT c.name, c.visibility, ${member} AS member FROM channels c ORDER BY c.name`
@@ -369,32 +441,32 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
     sql`INSERT OR IGNORE INTO memberships (channel, user)
         SELECT name, ${user} FROM channels WHERE name = ${channel}`
 
-  const isMember = Effect.fn("Store.isMember")(function*(channel: string, user: string) {
+  const isMember = Effect.fnUntraced(function*(channel: string, user: string) {
     const rows = yield* sql`SELECT 1 AS found FROM memberships WHERE channel = ${channel} AND user = ${user}`
     return rows.length > 0
   }, Effect.mapError(toStoreError("isMember")))
 
-  const addMember = Effect.fn("Store.addMember")(function*(channel: string, user: string) {
+  const addMember = Effect.fnUntraced(function*(channel: string, user: string) {
     yield* tx(insertMember(channel, user))
   }, Effect.mapError(toStoreError("addMember")))
 
-  const aclAdd = Effect.fn("Store.aclAdd")(function*(channel: string, user: string) {
+  const aclAdd = Effect.fnUntraced(function*(channel: string, user: string) {
     yield* tx(
       Effect.zipRight(insertMember(channel, user), sql`DELETE FROM bans WHERE channel = ${channel} AND user = ${user}`)
     )
   }, Effect.mapError(toStoreError("aclAdd")))
 
-  const removeMember = Effect.fn("Store.removeMember")(function*(channel: string, user: string) {
+  const removeMember = Effect.fnUntraced(function*(channel: string, user: string) {
     yield* tx(sql`DELETE FROM memberships WHERE channel = ${channel} AND user = ${user}`)
   }, Effect.mapError(toStoreError("removeMember")))
 
-  const listMembers = Effect.fn("Store.listMembers")(function*(channel: string) {
+  const listMembers = Effect.fnUntraced(function*(channel: string) {
     const rows = yield* sql<{ readonly user: string }>`
       SELECT user FROM memberships WHERE channel = ${channel} ORDER BY user`
     return rows.map((row) => row.user)
   }, Effect.mapError(toStoreError("listMembers")))
 
-  const ban = Effect.fn("Store.ban")(function*(channel: string, user: string) {
+  const ban = Effect.fnUntraced(function*(channel: string, user: string) {
     yield* tx(
       Effect.zipRight(
         sql`DELETE FROM memberships WHERE channel = ${channel} AND user = ${user}`,
@@ -403,11 +475,11 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
     )
   }, Effect.mapError(toStoreError("ban")))
 
-  const unban = Effect.fn("Store.unban")(function*(channel: string, user: string) {
+  const unban = Effect.fnUntraced(function*(channel: string, user: string) {
     yield* tx(sql`DELETE FROM bans WHERE channel = ${channel} AND user = ${user}`)
   }, Effect.mapError(toStoreError("unban")))
 
-  const listBans = Effect.fn("Store.listBans")(function*(channel: string) {
+  const listBans = Effect.fnUntraced(function*(channel: string) {
     const rows = yield* sql<{ readonly user: string }>`SELECT user FROM bans WHERE channel = ${channel} ORDER BY user`
     return rows.map((row) => row.user)
   }, Effect.mapError(toStoreError("listBans")))
@@ -421,7 +493,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
 
   // invites ----------------------------------------------------------------------------------------
 
-  const createInvite = Effect.fn("Store.createInvite")(function*(row: InviteRow) {
+  const createInvite = Effect.fnUntraced(function*(row: InviteRow) {
     yield* tx(
       sql`INSERT INTO invites (token, channel, uses_remaining, expires_at, created_by)
           VALUES (${row.token}, ${row.channel}, ${row.uses_remaining}, ${row.expires_at}, ${row.created_by})`
@@ -430,24 +502,24 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
 
   const inviteColumns = sql.literal("token, channel, uses_remaining, expires_at, created_by")
 
-  const getInvite = Effect.fn("Store.getInvite")(function*(token: string) {
+  const getInvite = Effect.fnUntraced(function*(token: string) {
     const rows = yield* sql`SELECT ${inviteColumns} FROM invites WHERE token = ${token}`.pipe(
       Effect.flatMap(decodeInvites)
     )
     return Option.fromNullable(rows[0])
   }, Effect.mapError(toStoreError("getInvite")))
 
-  const deleteInvite = Effect.fn("Store.deleteInvite")(function*(token: string) {
+  const deleteInvite = Effect.fnUntraced(function*(token: string) {
     yield* tx(sql`DELETE FROM invites WHERE token = ${token}`)
   }, Effect.mapError(toStoreError("deleteInvite")))
 
-  const listInvites = Effect.fn("Store.listInvites")(function*(channel: string) {
+  const listInvites = Effect.fnUntraced(function*(channel: string) {
     return yield* sql`SELECT ${inviteColumns} FROM invites WHERE channel = ${channel} ORDER BY token`.pipe(
       Effect.flatMap(decodeInvites)
     )
   }, Effect.mapError(toStoreError("listInvites")))
 
-  const redeemInvite = Effect.fn("Store.redeemInvite")(function*(input: {
+  const redeemInvite = Effect.fnUntraced(function*(input: {
     readonly token: string
     readonly channel: string
     readonly user: string
@@ -479,68 +551,156 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
 
   // messages -----------------------------------------------------------------------------------------
 
-  const appendMessage = Effect.fn("Store.appendMessage")(function*(message: NewMessage) {
-    const payload = yield* encodePayload(message.payload)
-    const [row] = yield* tx(
-      sql<{ readonly id: number }>`
-        INSERT INTO messages (channel, sender, payload, ts_ms, origin, reply_to)
-        VALUES (${message.channel}, ${message.from}, ${payload}, ${message.ts_ms}, ${message.origin}, ${message.reply_to})
-        RETURNING id`
+  // Appends go through one writer fiber that owns the connection for a whole batch: everything
+  // queued while it worked is inserted in one transaction (group commit), then each post's
+  // `afterCommit` runs in seq order and only then is the post resolved (D-5). An insert that fails
+  // refuses that post alone (the batch is retried without it); a failed BEGIN or COMMIT refuses
+  // every post of the batch. No Schema, no span, no statement compilation on this path.
+  const queue = yield* Queue.unbounded<PendingAppend>()
+  const refuseAll = (batch: ReadonlyArray<PendingAppend>, cause: unknown) =>
+    Effect.forEach(
+      batch,
+      (item) => Deferred.fail(item.done, new StoreError({ operation: "appendMessage", cause })),
+      { discard: true }
     )
-    if (row === undefined) return yield* new StoreError({ operation: "appendMessage", cause: "no row id returned" })
-    return row.id
-  }, Effect.mapError(toStoreError("appendMessage")))
 
-  const messageExists = Effect.fn("Store.messageExists")(function*(channel: string, seq: number) {
-    const rows = yield* sql`SELECT 1 AS found FROM messages WHERE id = ${seq} AND channel = ${channel}`
-    return rows.length > 0
-  }, Effect.mapError(toStoreError("messageExists")))
+  // Insert and commit under one reserved connection; the committed (item, seq) pairs in seq order.
+  const commitBatch = (batch: ReadonlyArray<PendingAppend>) =>
+    Effect.scoped(Effect.gen(function*() {
+      const conn = yield* sql.reserve
+      const exec = (statement: string, params: ReadonlyArray<unknown> = []) =>
+        conn.execute(statement, params, undefined)
+      let pending = batch
+      while (pending.length > 0) {
+        const begun = yield* Effect.either(exec("BEGIN IMMEDIATE"))
+        if (Either.isLeft(begun)) {
+          yield* refuseAll(pending, begun.left)
+          return []
+        }
+        const inserted: Array<readonly [PendingAppend, number]> = []
+        let failed: { readonly item: PendingAppend; readonly cause: unknown } | undefined
+        for (const item of pending) {
+          const result = yield* Effect.either(exec(INSERT_MESSAGE, item.params))
+          const id: unknown = Either.isRight(result) ? result.right[0]?.id : undefined
+          if (typeof id !== "number") {
+            failed = { item, cause: Either.isLeft(result) ? result.left : "no row id returned" }
+            break
+          }
+          inserted.push([item, id])
+        }
+        if (failed !== undefined) {
+          const { cause, item } = failed
+          yield* Effect.ignore(exec("ROLLBACK"))
+          yield* Deferred.fail(item.done, new StoreError({ operation: "appendMessage", cause }))
+          pending = pending.filter((p) => p !== item)
+          continue
+        }
+        const committed = yield* Effect.either(exec("COMMIT"))
+        if (Either.isLeft(committed)) {
+          yield* Effect.ignore(exec("ROLLBACK"))
+          yield* refuseAll(pending, committed.left)
+          return []
+        }
+        return inserted
+      }
+      return []
+    }))
 
-  const readSince = Effect.fn("Store.readSince")(function*(input: {
+  const writeBatch = (batch: ReadonlyArray<PendingAppend>) =>
+    Effect.gen(function*() {
+      const committed = yield* commitBatch(batch)
+      for (const [item, seq] of committed) {
+        yield* Effect.catchAllCause(
+          item.afterCommit(seq),
+          (cause) => Effect.logWarning("after-commit action failed", cause)
+        )
+        yield* Deferred.succeed(item.done, seq)
+      }
+    }).pipe(
+      // never leave a post hanging: anything unexpected refuses whatever is still unresolved
+      Effect.catchAllCause((cause) => refuseAll(batch, Cause.squash(cause)))
+    )
+
+  // On close the writer is interrupted first (only while it waits for work), then whatever is still
+  // queued is refused; appends offered after that are interrupted by the shut-down queue.
+  yield* Effect.addFinalizer(() =>
+    Effect.flatMap(Queue.takeAll(queue), (rest) => refuseAll(Array.from(rest), "store closed")).pipe(
+      Effect.zipRight(Queue.shutdown(queue))
+    )
+  )
+  // Wait for the first append, then let the event loop finish its turn (socket reads already due
+  // queue their posts meanwhile) and commit everything queued by then: the group-commit window is
+  // one loop turn, no timer. Once taken, an append is always resolved: the rest of the round is
+  // uninterruptible.
+  yield* Effect.uninterruptibleMask((restore) =>
+    restore(Queue.take(queue)).pipe(
+      Effect.zipLeft(nextTurn),
+      Effect.flatMap((first) =>
+        Effect.flatMap(Queue.takeUpTo(queue, MAX_BATCH - 1), (rest) => writeBatch([first, ...rest]))
+      )
+    )
+  ).pipe(Effect.forever, Effect.forkScoped)
+
+  const appendMessageThen = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
+    Effect.flatMap(Deferred.make<number, StoreError>(), (done) => {
+      const params = [
+        message.channel,
+        message.from,
+        payloadJson(message.payload),
+        message.ts_ms,
+        message.origin,
+        message.reply_to
+      ]
+      return Effect.zipRight(Queue.offer(queue, { params, afterCommit, done }), Deferred.await(done))
+    })
+
+  const appendMessage = (message: NewMessage) => appendMessageThen(message, () => Effect.void)
+
+  // Reads outside any transaction: the reserved connection waits for an open one (or a batch) to end.
+  const query = (statement: string, params: ReadonlyArray<unknown>) =>
+    Effect.scoped(Effect.flatMap(sql.reserve, (conn) => conn.execute(statement, params, undefined)))
+
+  const messageExists = (channel: string, seq: number) =>
+    query(MESSAGE_EXISTS, [seq, channel]).pipe(
+      Effect.map((rows) => rows.length > 0),
+      Effect.mapError(toStoreError("messageExists"))
+    )
+
+  const readSince = (input: {
     readonly channel: string
     readonly since: Since
     readonly cutoffMs: number
     readonly limit: number
-  }) {
-    const limit = Math.max(0, Math.floor(input.limit))
-    // one lower bound on ts_ms: the retention cutoff, and for `Ms` the smallest integer after `ms`
-    const minTs = input.since._tag === "Ms"
-      ? Math.max(input.cutoffMs, Math.floor(input.since.ms) + 1)
-      : input.cutoffMs
-    let after = input.since._tag === "Seq" ? input.since.seq : -1
-    const messages: Array<Frames.HistoryMessage> = []
-    // Collect limit + 1 decodable rows (the extra one only proves `more`); undecodable rows are
-    // skipped, so keep reading until enough decode or the channel runs out.
-    while (true) {
-      const want = limit + 1 - messages.length
-      const rows = yield* sql<RawMessageRow>`
-        SELECT id, sender, payload, ts_ms, origin, reply_to FROM messages
-        WHERE channel = ${input.channel} AND id > ${after} AND ts_ms >= ${minTs}
-        ORDER BY id LIMIT ${want}`
-      for (const row of rows) {
-        const decoded = decodeStoredMessage(row)
-        if (Either.isRight(decoded)) {
-          const m = decoded.right
-          messages.push({
-            seq: m.id,
-            from: m.sender,
-            ts_ms: m.ts_ms,
-            payload: m.payload,
-            origin: m.origin,
-            reply_to: m.reply_to
-          })
+  }) =>
+    Effect.gen(function*() {
+      const limit = Math.max(0, Math.floor(input.limit))
+      // one lower bound on ts_ms: the retention cutoff, and for `Ms` the smallest integer after `ms`
+      const minTs = input.since._tag === "Ms"
+        ? Math.max(input.cutoffMs, Math.floor(input.since.ms) + 1)
+        : input.cutoffMs
+      let after = input.since._tag === "Seq" ? input.since.seq : -1
+      const messages: Array<Frames.HistoryMessage> = []
+      // Collect limit + 1 decodable rows (the extra one only proves `more`); undecodable rows are
+      // skipped, so keep reading until enough decode or the channel runs out.
+      while (true) {
+        const want = limit + 1 - messages.length
+        const rows = (yield* query(READ_SINCE, [input.channel, after, minTs, want])) as unknown as ReadonlyArray<
+          RawMessageRow
+        >
+        for (const row of rows) {
+          const message = decodeRow(row)
+          if (message !== undefined) messages.push(message)
         }
+        const last = rows[rows.length - 1]
+        if (rows.length < want || messages.length > limit || last === undefined) break
+        after = last.id
       }
-      const last = rows[rows.length - 1]
-      if (rows.length < want || messages.length > limit || last === undefined) break
-      after = last.id
-    }
-    const more = messages.length > limit
-    const page: HistoryPage = { messages: more ? messages.slice(0, limit) : messages, more }
-    return page
-  }, Effect.mapError(toStoreError("readSince")))
+      const more = messages.length > limit
+      const page: HistoryPage = { messages: more ? messages.slice(0, limit) : messages, more }
+      return page
+    }).pipe(Effect.mapError(toStoreError("readSince")))
 
-  const purgeOlderThan = Effect.fn("Store.purgeOlderThan")(function*(cutoffMs: number) {
+  const purgeOlderThan = Effect.fnUntraced(function*(cutoffMs: number) {
     const result = yield* tx(sql`DELETE FROM messages WHERE ts_ms < ${cutoffMs}`.raw)
     const changes = (result as { readonly changes?: unknown }).changes
     return typeof changes === "number" ? changes : 0
@@ -577,6 +737,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
     listInvites,
     redeemInvite,
     appendMessage,
+    appendMessageThen,
     messageExists,
     readSince,
     purgeOlderThan
@@ -589,7 +750,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient> = 
  * @since 0.1.0
  * @category layers
  */
-export const layerClient: Layer.Layer<Store, StoreError, SqlClient.SqlClient> = Layer.effect(Store, make)
+export const layerClient: Layer.Layer<Store, StoreError, SqlClient.SqlClient> = Layer.scoped(Store, make)
 
 /**
  * The SQLite client for `filename` (`:memory:` for an ephemeral database); failures to open the

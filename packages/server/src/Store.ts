@@ -185,6 +185,16 @@ export interface StoreShape {
   // messages
   /** Append and commit; resolves with the new seq only once the row is durable (D-5). */
   readonly appendMessage: (message: NewMessage) => Effect.Effect<number, StoreError>
+  /**
+   * `appendMessage`, then `afterCommit(seq)` once the row is durable, before resolving. Stores may
+   * commit concurrent appends together (group commit); `afterCommit` calls run one at a time in seq
+   * order, so a fan-out done there reaches subscribers in seq order. Must not be called from inside
+   * a transaction on the same connection.
+   */
+  readonly appendMessageThen: (
+    message: NewMessage,
+    afterCommit: (seq: number) => Effect.Effect<void>
+  ) => Effect.Effect<number, StoreError>
   readonly messageExists: (channel: string, seq: number) => Effect.Effect<boolean, StoreError>
   /**
    * Up to `limit` messages of `channel` after `since` (exclusive), ordered by seq, skipping rows

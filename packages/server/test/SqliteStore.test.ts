@@ -1,9 +1,10 @@
 import type { Frames } from "@conclave/protocol"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Option } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Option } from "effect"
 import * as path from "node:path"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { type NewMessage, Store, StoreConflict, StoreError, type StoreShape } from "../src/Store.js"
@@ -775,6 +776,163 @@ describe("SqliteStore", () => {
           store.readSince({ channel: name, since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
         assert.deepStrictEqual(texts((yield* read("ops")).messages), ["keep1"])
         assert.deepStrictEqual(texts((yield* read("dev")).messages), ["keep2"])
+      }))
+    it.scoped("fast-path decoding matches the schema: extra fields dropped, wrong types skipped", () =>
+      Effect.gen(function*() {
+        const { sql, store } = yield* fresh
+        yield* channel(store, "ops")
+        const insert = (payload: string, ts = 10, sender = "a/b/c") =>
+          sql`INSERT INTO messages (channel, sender, payload, ts_ms, origin, reply_to)
+              VALUES ('ops', ${sender}, ${payload}, ${ts}, 'human', NULL)`
+        yield* insert(JSON.stringify({ kind: "plain", text: "extra", by: "someone" }))
+        yield* insert(JSON.stringify({ kind: "plain", text: 7 }))
+        yield* insert(JSON.stringify({ kind: "encrypted", ciphertext: "AAEC", key_id: null, junk: 1 }))
+        yield* insert(JSON.stringify({ kind: "encrypted", ciphertext: "not base64url!", key_id: null }))
+        yield* insert("null")
+        yield* insert(JSON.stringify(plain("fractional ts")), 10.5)
+        yield* insert(JSON.stringify(plain("x")), 11, "a/b/c/d")
+        const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
+        assert.deepStrictEqual(
+          page.messages.map((m) => ({ from: m.from, payload: m.payload, origin: m.origin, reply_to: m.reply_to })),
+          [
+            {
+              from: { user: "a", machine: "b", session: "c" },
+              payload: { kind: "plain", text: "extra" },
+              origin: "human",
+              reply_to: null
+            },
+            {
+              from: { user: "a", machine: "b", session: "c" },
+              payload: { kind: "encrypted", ciphertext: "AAEC", key_id: null },
+              origin: "human",
+              reply_to: null
+            }
+          ]
+        )
+        assert.isFalse(page.more)
+      }))
+  })
+
+  describe("group commit (D-5)", () => {
+    const committedRows = (sql: SqlClient.SqlClient, seq: number) =>
+      Effect.map(sql<{ n: number }>`SELECT count(*) AS n FROM messages WHERE id = ${seq}`, (rows) => rows[0]?.n ?? 0)
+
+    /** A second connection to the same file: it sees committed rows only. */
+    const observer = (filename: string) =>
+      Layer.build(SqliteClient.layer({ filename, disableWAL: true })).pipe(
+        Effect.map((ctx) => Context.get(ctx, SqlClient.SqlClient))
+      )
+
+    it.scoped("concurrent appends all resolve with distinct increasing seqs; afterCommit runs in seq order, after COMMIT", () =>
+      Effect.gen(function*() {
+        const file = yield* dbFile
+        const { store } = yield* openWithSql(file)
+        const other = yield* observer(file)
+        yield* channel(store, "ops")
+        const seen: Array<{ readonly seq: number; readonly visible: number }> = []
+        const n = 200
+        const seqs = yield* Effect.forEach(
+          Array.from({ length: n }, (_, i) => i),
+          (i) =>
+            store.appendMessageThen(
+              msg("ops", 1_000 + i, `m${i}`),
+              (seq) =>
+                Effect.orDie(committedRows(other, seq)).pipe(
+                  Effect.map((visible) => {
+                    seen.push({ seq, visible })
+                  })
+                )
+            ),
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(new Set(seqs).size, n, "every post got its own seq")
+        assert.strictEqual(seen.length, n, "afterCommit ran once per post")
+        for (let i = 1; i < seen.length; i++) {
+          assert.isTrue(seen[i]!.seq > seen[i - 1]!.seq, "afterCommit calls come in seq order")
+        }
+        assert.isTrue(seen.every((s) => s.visible === 1), "the row was committed before afterCommit ran")
+        const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 500 })
+        assert.deepStrictEqual(page.messages.map((m) => m.seq), [...seqs].sort((a, b) => a - b))
+      }))
+
+    it.scoped("a failing insert refuses only its own post; the rest of the batch commits", () =>
+      Effect.gen(function*() {
+        const { store } = yield* fresh
+        yield* channel(store, "ops")
+        const published: Array<number> = []
+        const record = (seq: number) => Effect.sync(() => void published.push(seq))
+        const results = yield* Effect.forEach(
+          ["ops", "gone", "ops", "gone", "ops"],
+          (name, i) => Effect.either(store.appendMessageThen(msg(name, 10 + i, `m${i}`), record)),
+          { concurrency: "unbounded" }
+        )
+        const ok = results.flatMap((r) => r._tag === "Right" ? [r.right] : [])
+        const refused = results.flatMap((r) => r._tag === "Left" ? [r.left] : [])
+        assert.strictEqual(ok.length, 3)
+        assert.strictEqual(refused.length, 2)
+        for (const e of refused) {
+          assert.instanceOf(e, StoreError)
+          assert.strictEqual(e.operation, "appendMessage")
+        }
+        assert.deepStrictEqual(published, [...ok].sort((a, b) => a - b), "only committed posts are published")
+        const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
+        assert.deepStrictEqual(texts(page.messages), ["m0", "m2", "m4"])
+      }))
+
+    it.scoped("a failing COMMIT refuses every post of the batch and publishes none of them", () =>
+      Effect.gen(function*() {
+        const file = yield* dbFile
+        const { sql, store } = yield* openWithSql(file)
+        yield* channel(store, "ops")
+        // Rollback journal + a reader holding its shared lock: COMMIT cannot take the exclusive lock.
+        yield* sql.unsafe("PRAGMA journal_mode = DELETE")
+        yield* sql.unsafe("PRAGMA busy_timeout = 20")
+        const other = yield* observer(file)
+        const reading = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const reader = yield* other.withTransaction(
+          Effect.zipRight(
+            other`SELECT count(*) AS n FROM messages`,
+            Effect.zipRight(Deferred.succeed(reading, undefined), Deferred.await(release))
+          )
+        ).pipe(Effect.fork)
+        yield* Deferred.await(reading)
+        const published: Array<number> = []
+        const record = (seq: number) => Effect.sync(() => void published.push(seq))
+        const results = yield* Effect.forEach(
+          [0, 1, 2, 3],
+          (i) => Effect.either(store.appendMessageThen(msg("ops", 10 + i, `m${i}`), record)),
+          { concurrency: "unbounded" }
+        )
+        for (const r of results) {
+          assert.strictEqual(r._tag, "Left", "no post is acknowledged when its COMMIT fails")
+          if (r._tag === "Left") assert.instanceOf(r.left, StoreError)
+        }
+        assert.deepStrictEqual(published, [])
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(reader)
+        const after = yield* store.appendMessage(msg("ops", 20, "after"))
+        const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
+        assert.deepStrictEqual(texts(page.messages), ["after"], "nothing of the refused batch was kept")
+        assert.strictEqual(page.messages[0]?.seq, after)
+      }))
+
+    it.scopedLive("closing the store refuses appends still queued instead of leaving them hanging", () =>
+      Effect.gen(function*() {
+        const file = yield* dbFile
+        const pending = yield* Effect.scoped(Effect.gen(function*() {
+          const store = yield* openStore(file)
+          yield* channel(store, "ops")
+          return yield* Effect.forEach(
+            [0, 1, 2, 3, 4, 5, 6, 7],
+            (i) => Effect.fork(store.appendMessage(msg("ops", i, `m${i}`))),
+            { concurrency: "unbounded" }
+          )
+        }))
+        for (const fiber of pending) {
+          const exit = yield* Fiber.await(fiber).pipe(Effect.timeout("5 seconds"), Effect.option)
+          assert.isTrue(Option.isSome(exit), "every append resolves (committed or refused) once the store closes")
+        }
       }))
   })
 })
