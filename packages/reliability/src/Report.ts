@@ -1,0 +1,108 @@
+/**
+ * Writes one suite's figures into RELIABILITY.md at the repository root, between
+ * `<!-- BEGIN <id> -->` and `<!-- END <id> -->` markers (added at the end when missing). Does
+ * nothing unless `Profile.reportEnabled`, so the default test run never dirties the tree.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as Profile from "./Profile.js"
+
+/** RELIABILITY.md at the repository root (works from `src/` and `dist/`). @since 0.1.0 @category paths */
+export const reportFile: string = Path.resolve(
+  Path.dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "..",
+  "RELIABILITY.md"
+)
+
+/** One row of a section's table. @since 0.1.0 @category models */
+export interface Row {
+  readonly test: string
+  /** "N tried, 0 crashes, 0 acknowledged messages lost" style figure. */
+  readonly figure: string
+  readonly target: string
+  readonly ok: boolean
+}
+
+/** Render a section (pure, for tests). @since 0.1.0 @category rendering */
+export const render = (
+  id: string,
+  title: string,
+  rows: ReadonlyArray<Row>,
+  notes: ReadonlyArray<string>,
+  label: string = Profile.label
+): string => {
+  const lines = [
+    `<!-- BEGIN ${id} -->`,
+    `### ${title}`,
+    "",
+    `Run: ${label}, seed ${Profile.seed}, node ${process.version}, ${new Date().toISOString().slice(0, 16)}Z.`,
+    "",
+    "| test | result | target | met |",
+    "|---|---|---|---|",
+    ...rows.map((r) => `| ${r.test} | ${r.figure} | ${r.target} | ${r.ok ? "yes" : "**no**"} |`),
+    ...(notes.length > 0 ? ["", ...notes.map((n) => `* ${n}`)] : []),
+    `<!-- END ${id} -->`
+  ]
+  return lines.join("\n")
+}
+
+/** Replace the section between the markers in `text` (or append it). @since 0.1.0 @category rendering */
+export const splice = (text: string, id: string, section: string): string => {
+  const begin = `<!-- BEGIN ${id} -->`
+  const end = `<!-- END ${id} -->`
+  const a = text.indexOf(begin)
+  const b = text.indexOf(end)
+  if (a >= 0 && b > a) return text.slice(0, a) + section + text.slice(b + end.length)
+  return `${text.replace(/\s*$/, "")}\n\n${section}\n`
+}
+
+/**
+ * Record a suite's section when reporting is enabled.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const record = (
+  id: string,
+  title: string,
+  rows: ReadonlyArray<Row>,
+  notes: ReadonlyArray<string> = [],
+  options: { readonly force?: boolean; readonly label?: string } = {}
+): Effect.Effect<void> =>
+  Effect.sync(() => {
+    if (!Profile.reportEnabled && options.force !== true) return
+    withLock(() => {
+      const current = Fs.existsSync(reportFile) ? Fs.readFileSync(reportFile, "utf8") : "# RELIABILITY\n"
+      const next = splice(current, id, render(id, title, rows, notes, options.label))
+      const tmp = `${reportFile}.${process.pid}.tmp`
+      Fs.writeFileSync(tmp, next)
+      Fs.renameSync(tmp, reportFile)
+    })
+  })
+
+// Suites run in parallel workers: serialise the read-modify-write with an exclusive lock file.
+const withLock = (body: () => void) => {
+  const lock = `${reportFile}.lock`
+  const pause = new Int32Array(new SharedArrayBuffer(4))
+  for (let i = 0; i < 200; i++) {
+    try {
+      Fs.closeSync(Fs.openSync(lock, "wx"))
+      try {
+        return body()
+      } finally {
+        Fs.rmSync(lock, { force: true })
+      }
+    } catch (e) {
+      if ((e as { readonly code?: string }).code !== "EEXIST") throw e
+      Atomics.wait(pause, 0, 0, 50)
+    }
+  }
+  Fs.rmSync(lock, { force: true })
+  body()
+}

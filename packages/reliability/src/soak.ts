@@ -1,0 +1,256 @@
+/**
+ * `npm run soak` — a bounded soak of a spawned `conclave serve` (BENCH-AND-RELIABILITY T11):
+ * one publisher fans a channel out to stable subscribers at a fixed rate while churn sessions come
+ * and go; the server's RSS and open descriptors are sampled. Stops by itself after `--duration`.
+ *
+ * Options: `--duration 10m` (s/m/h; default 10m), `--rate 200` (messages/s), `--subscribers 50`,
+ * `--churn-per-min 60` (sessions started per minute, each living 2–20 s), `--warmup <duration>`
+ * (default a quarter of the run, at most 5 min), `--server-heap-mb 192` (the server's V8 old-space cap, so
+ * RSS reflects live memory rather than lazy collection; a leak then ends in an out-of-memory crash),
+ * `--report` (write RELIABILITY.md's soak section).
+ * Prints one JSON summary on stdout; exits 1 when a target is missed.
+ *
+ * @since 0.1.0
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import * as Logger from "effect/Logger"
+import * as Embedded from "./Embedded.js"
+import * as Processes from "./Processes.js"
+import * as Report from "./Report.js"
+import * as Wire from "./Wire.js"
+
+/** @since 0.1.0 @category options */
+export interface SoakOptions {
+  readonly durationMs: number
+  readonly rate: number
+  readonly subscribers: number
+  readonly churnPerMin: number
+  readonly warmupMs: number
+  readonly serverHeapMb: number
+  readonly report: boolean
+}
+
+/** "90s", "10m", "1h", "600" (seconds) → ms; undefined when unparseable. @since 0.1.0 @category options */
+export const parseDuration = (s: string): number | undefined => {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s.trim())
+  if (m === null) return undefined
+  const n = Number(m[1])
+  const unit = m[2] ?? "s"
+  return Math.round(n * (unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3_600_000))
+}
+
+/** @since 0.1.0 @category options */
+export const parseOptions = (argv: ReadonlyArray<string>): SoakOptions | string => {
+  const get = (name: string) => {
+    const i = argv.indexOf(name)
+    return i >= 0 ? argv[i + 1] : undefined
+  }
+  const known = ["--duration", "--rate", "--subscribers", "--churn-per-min", "--warmup", "--server-heap-mb", "--report"]
+  const unknown = argv.filter((a) => a.startsWith("--") && !known.includes(a))
+  if (unknown.length > 0) return `unknown option ${unknown[0]}`
+  const durationMs = parseDuration(get("--duration") ?? "10m")
+  if (durationMs === undefined || durationMs < 10_000) return "--duration must be a duration of at least 10s (e.g. 2m)"
+  const num = (name: string, def: number, min: number) => {
+    const raw = get(name)
+    if (raw === undefined) return def
+    const n = Number(raw)
+    return Number.isFinite(n) && n >= min ? n : undefined
+  }
+  const rate = num("--rate", 200, 1)
+  const subscribers = num("--subscribers", 50, 1)
+  const churnPerMin = num("--churn-per-min", 60, 0)
+  const serverHeapMb = num("--server-heap-mb", 192, 32)
+  if (rate === undefined || subscribers === undefined || churnPerMin === undefined || serverHeapMb === undefined) {
+    return "--rate, --subscribers, --churn-per-min and --server-heap-mb take non-negative numbers"
+  }
+  const warmRaw = get("--warmup")
+  const warmupMs = warmRaw === undefined ? Math.min(300_000, Math.floor(durationMs / 4)) : parseDuration(warmRaw)
+  if (warmupMs === undefined || warmupMs >= durationMs) return "--warmup must be a duration shorter than --duration"
+  return { durationMs, rate, subscribers, churnPerMin, warmupMs, serverHeapMb, report: argv.includes("--report") }
+}
+
+interface Sample {
+  readonly atMs: number
+  readonly rss: number
+  readonly fds: number
+}
+
+const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]!
+}
+
+/** Run the soak; returns the summary. @since 0.1.0 @category soak */
+export const run = (options: SoakOptions) =>
+  Effect.scoped(Effect.gen(function*() {
+    const dir = yield* Embedded.tempDir("conclave-soak-")
+    const server = yield* Processes.spawnServer(dir, {
+      extraArgs: ["--max-pending-per-ip", "0", "--register-limit", "0"]
+    })
+    yield* Effect.logInfo("soak started").pipe(Effect.annotateLogs({ url: server.url, ...options }))
+    const pub = yield* Wire.register(server.url, "soak-pub")
+    yield* pub.request(Wire.op({ kind: "create_channel", name: "main", visibility: "public" }))
+    yield* pub.request(Wire.op({ kind: "create_channel", name: "churn", visibility: "public" }))
+    yield* Wire.expect(yield* pub.request({ type: "join", channel: "main", token: null }), "joined")
+    const received: Array<Set<number>> = []
+    yield* Effect.forEach(Array.from({ length: options.subscribers }, (_, i) => i), (i) =>
+      Effect.gen(function*() {
+        const got = new Set<number>()
+        received.push(got)
+        const s = yield* Wire.register(server.url, `soak-sub${i}`)
+        s.onFrame = (f) => {
+          if (f.type === "channel_msg" && f.seq !== null) got.add(f.seq)
+        }
+        yield* Wire.expect(yield* s.request({ type: "join", channel: "main", token: null }), "joined")
+        yield* Wire.keepAlive(s)
+      }), { concurrency: 8, discard: true })
+    const churnIds = Array.from({ length: 20 }, () => Wire.newIdentity())
+    yield* Effect.forEach(churnIds, (identity, i) =>
+      Effect.scoped(
+        Wire.connect(server.url, { identity, handle: "init", register: { username: `churn${i}`, machine: "m" } })
+      ), {
+      discard: true
+    })
+    const fds0 = Processes.fdsOf(server.pid)
+    const t0 = performance.now()
+    const elapsed = () => performance.now() - t0
+    const acked: Array<number> = []
+    let refused = 0
+    let churned = 0
+    let churnFailures = 0
+    let firstChurnFailure = ""
+
+    const publisher = yield* Effect.gen(function*() {
+      const tickMs = 20
+      let sent = 0
+      while (elapsed() < options.durationMs) {
+        // Paced by the clock, not by the tick count: a slow ack round does not lower the rate.
+        const batch = Math.max(0, Math.floor((options.rate * elapsed()) / 1000) - sent)
+        sent += batch
+        yield* Effect.forEach(Array.from({ length: batch }), () =>
+          Effect.map(
+            pub.request({ type: "channel_msg", channel: "main", payload: Wire.plain("s".repeat(200)) }),
+            (r) => {
+              if (r.type === "ack" && r.seq !== null) acked.push(r.seq)
+              else refused++
+            }
+          ), { concurrency: "unbounded", discard: true })
+        yield* Effect.sleep(`${tickMs} millis`)
+      }
+    }).pipe(Effect.fork)
+
+    const churners = yield* FiberSet.make<void, never>()
+    const churnLoop = yield* Effect.gen(function*() {
+      if (options.churnPerMin <= 0) {
+        return
+      }
+      const every = 60_000 / options.churnPerMin
+      for (let i = 0; elapsed() < options.durationMs - 20_000; i++) {
+        const identity = churnIds[i % churnIds.length]!
+        const lifeMs = 2000 + ((i * 7919) % 18_000)
+        yield* FiberSet.run(
+          churners,
+          Effect.scoped(Effect.gen(function*() {
+            const s = yield* Wire.connect(server.url, { identity, handle: `c${i}` })
+            yield* Wire.expect(yield* s.request({ type: "join", channel: "main", token: null }), "joined")
+            yield* Wire.expect(yield* s.request({ type: "join", channel: "churn", token: null }), "joined")
+            for (let k = 0; k < 3; k++) {
+              yield* s.request({ type: "channel_msg", channel: "churn", payload: Wire.plain(`c${i}-${k}`) })
+            }
+            const last = acked.at(-1) ?? 0
+            yield* s.request({ type: "read_since", channel: "main", since_seq: Math.max(0, last - 50) })
+            yield* Effect.sleep(`${lifeMs} millis`)
+            churned++
+          })).pipe(Effect.catchAll((e) =>
+            Effect.sync(() => {
+              churnFailures++
+              if (firstChurnFailure === "") firstChurnFailure = e.message
+            })
+          ))
+        )
+        yield* Effect.sleep(`${every} millis`)
+      }
+    }).pipe(Effect.fork)
+
+    const samples: Array<Sample> = []
+    while (elapsed() < options.durationMs) {
+      const sample = { atMs: Math.round(elapsed()), rss: Processes.rssOf(server.pid), fds: Processes.fdsOf(server.pid) }
+      samples.push(sample)
+      yield* Effect.logInfo("soak sample").pipe(
+        Effect.annotateLogs({
+          s: Math.round(sample.atMs / 1000),
+          rssMiB: Math.round(sample.rss / 1048576),
+          fds: sample.fds,
+          acked: acked.length,
+          churned
+        })
+      )
+      yield* Effect.sleep("5 seconds")
+    }
+    yield* Fiber.join(publisher)
+    yield* Fiber.join(churnLoop)
+    yield* FiberSet.awaitEmpty(churners).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+    yield* Effect.sleep("2 seconds")
+    const fds1 = Processes.fdsOf(server.pid)
+    const lost = received.reduce((n, got) => n + acked.filter((seq) => !got.has(seq)).length, 0)
+    const afterWarm = samples.filter((s) => s.atMs >= options.warmupMs)
+    const rssWarm = median(afterWarm.slice(0, 3).map((s) => s.rss))
+    const rssEnd = median(samples.slice(-3).map((s) => s.rss))
+    const growthPct = rssWarm === 0 ? 0 : Math.round(((rssEnd - rssWarm) / rssWarm) * 1000) / 10
+    const summary = {
+      durationS: Math.round(options.durationMs / 1000),
+      warmupS: Math.round(options.warmupMs / 1000),
+      rate: options.rate,
+      subscribers: options.subscribers,
+      deliveriesPerS: options.rate * options.subscribers,
+      acked: acked.length,
+      refused,
+      lost,
+      churned,
+      churnFailures,
+      firstChurnFailure,
+      rssWarmMiB: Math.round((rssWarm / 1048576) * 10) / 10,
+      rssEndMiB: Math.round((rssEnd / 1048576) * 10) / 10,
+      rssGrowthPct: growthPct,
+      fdsBaseline: fds0,
+      fdsEnd: fds1,
+      serverHeapMb: options.serverHeapMb,
+      serverAlive: server.proc.exitCode === null && server.proc.signalCode === null,
+      ok: lost === 0 && refused === 0 && growthPct <= 5 && fds1 <= fds0 + 2 &&
+        server.proc.exitCode === null && server.proc.signalCode === null
+    }
+    if (options.report) {
+      yield* Report.record("soak", "Soak (`npm run soak`)", [{
+        test:
+          `soak ${summary.durationS} s: 1 publisher × ${summary.subscribers} subscribers at ${summary.rate} msg/s (${summary.deliveriesPerS} deliveries/s), ${options.churnPerMin} churn sessions/min`,
+        figure:
+          `${summary.acked} acknowledged, ${summary.lost} lost, ${summary.churned} churn sessions (${summary.churnFailures} failed); RSS ${summary.rssWarmMiB} → ${summary.rssEndMiB} MiB after a ${summary.warmupS} s warm-up (${summary.rssGrowthPct} %), fds ${summary.fdsBaseline} → ${summary.fdsEnd}; server heap capped at ${summary.serverHeapMb} MiB, ${
+            summary.serverAlive ? "alive" : "DIED"
+          } at the end`,
+        target: "RSS growth ≤ 5 % after warm-up, fds back to baseline, 0 loss (30 min at 50 % of T1)",
+        ok: summary.ok
+      }], [
+        "Load is fixed (`--rate`, `--subscribers`), not derived from a measured T1 saturation: the load generator shares the 2-core box with the server."
+      ], { force: true, label: "`npm run soak`" })
+    }
+    return summary
+  }))
+
+const main = Effect.gen(function*() {
+  const parsed = parseOptions(process.argv.slice(2))
+  if (typeof parsed === "string") {
+    yield* Effect.logError(parsed)
+    return yield* Effect.sync(() => process.exit(2))
+  }
+  const summary = yield* run(parsed)
+  yield* Console.log(JSON.stringify(summary))
+  if (!summary.ok) yield* Effect.sync(() => process.exit(1))
+}).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))))
+
+if (process.argv[1] !== undefined && /soak\.(js|ts)$/.test(process.argv[1])) {
+  NodeRuntime.runMain(main, { disablePrettyLogger: true })
+}

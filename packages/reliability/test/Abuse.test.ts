@@ -1,0 +1,275 @@
+/**
+ * Connection-level abuse (BENCH-AND-RELIABILITY §6.3): sessions that never authenticate, pre-auth
+ * floods, slowloris upgrades, many connections from one address / one identity, and the
+ * many-headers CVE regression — each with the health probe running.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect, Fiber } from "effect"
+import * as Net from "node:net"
+import * as Embedded from "../src/Embedded.js"
+import * as HealthProbe from "../src/HealthProbe.js"
+import * as Profile from "../src/Profile.js"
+import * as RawWs from "../src/RawWs.js"
+import * as Report from "../src/Report.js"
+import * as Wire from "../src/Wire.js"
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+const rows: Array<Report.Row> = []
+const notes: Array<string> = []
+
+const httpGet = (port: number, path: string) =>
+  Effect.tryPromise(() =>
+    fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) }).then(async (r) => ({
+      status: r.status,
+      body: await r.text()
+    }))
+  )
+
+/** Wait until `pred` holds, bounded; returns the elapsed ms or Infinity. */
+const within = (ms: number, pred: () => boolean) =>
+  Effect.gen(function*() {
+    const t0 = performance.now()
+    while (!pred()) {
+      if (performance.now() - t0 > ms) return Infinity
+      yield* Effect.sleep("20 millis")
+    }
+    return performance.now() - t0
+  })
+
+describe("abuse", () => {
+  it.live(
+    "connections that never authenticate are all closed within the handshake timeout + 1 s; 0 fds leaked",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const timeoutMs = 1000
+        const server = yield* Embedded.start({ handshakeTimeout: Duration.millis(timeoutMs), maxPendingPerIp: 0 })
+        const probe = yield* HealthProbe.start(server.url)
+        const n = Profile.count(200, 10_000)
+        const batch = Profile.count(200, 1000)
+        const fd0 = Embedded.ownFds()
+        let late = 0
+        let tried = 0
+        for (let start = 0; start < n; start += batch) {
+          const size = Math.min(batch, n - start)
+          const sockets = yield* Effect.forEach(range(size), (i) =>
+            Effect.gen(function*() {
+              const conn = yield* RawWs.upgrade(server.port, { timeoutMs: 10_000 })
+              // A third send nothing, a third only `hello`, a third stop after `hello` + a bogus auth order.
+              if (i % 3 === 1) {
+                conn.socket.write(RawWs.frame({
+                  opcode: 1,
+                  payload: Buffer.from(
+                    JSON.stringify({ type: "hello", protocol_version: 1, session: `s${i}`, host: null })
+                  )
+                }))
+              }
+              return conn
+            }), { concurrency: 100 })
+          tried += size
+          // Closed = the server's close frame arrived or the socket ended.
+          const t0 = performance.now()
+          const isClosed = (c: RawWs.RawConn) =>
+            c.socket.destroyed || c.socket.readyState === "closed" || RawWs.closeCodeIn(c.received()) !== undefined
+          yield* within(timeoutMs + 3000, () => sockets.every(isClosed))
+          const elapsed = performance.now() - t0
+          const open = sockets.filter((c) => !isClosed(c)).length
+          if (open > 0 || elapsed > timeoutMs + 1000) late += open > 0 ? open : 1
+          for (const c of sockets) c.socket.destroy()
+        }
+        const fdsBack = yield* within(3000, () => Embedded.ownFds() <= fd0 + 2)
+        const result = yield* probe.stop
+        rows.push({
+          test: `connections that never authenticate (handshake timeout ${timeoutMs} ms)`,
+          figure: `${tried} tried, 0 crashes, ${late} not closed within timeout + 1 s, fds ${
+            fdsBack === Infinity ? "NOT back" : "back"
+          } to baseline; ${HealthProbe.describe(result)}`,
+          target: "10 000 tried, all closed within auth timeout + 1 s, 0 fds leaked",
+          ok: late === 0 && fdsBack !== Infinity && result.lost === 0 && tried >= 10_000
+        })
+        assert.strictEqual(late, 0)
+        assert.notStrictEqual(fdsBack, Infinity, `fds ${Embedded.ownFds()} vs baseline ${fd0}`)
+        assert.strictEqual(result.lost, 0, HealthProbe.describe(result))
+      })),
+    600_000
+  )
+
+  it.live(
+    "pre-auth flood from one address: the pending cap engages, established sessions see 0 loss",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Embedded.start({ maxPendingPerIp: 32 })
+        const probe = yield* HealthProbe.start(server.url)
+        const seconds = Profile.count(2, 30)
+        const t0 = performance.now()
+        let attempts = 0
+        let refused429 = 0
+        let upgraded = 0
+        let wrongFirst = 0
+        let closedWrongFirst = 0
+        yield* Effect.forEach(range(64), () =>
+          Effect.gen(function*() {
+            while (performance.now() - t0 < seconds * 1000) {
+              attempts++
+              const r = yield* RawWs.upgrade(server.port, { timeoutMs: 5000 }).pipe(Effect.either)
+              if (r._tag === "Left") {
+                if (r.left.message.includes("429")) refused429++
+                continue
+              }
+              upgraded++
+              const conn = r.right
+              // Pre-auth frames other than `hello`: refused with "expected Hello" and closed.
+              if (attempts % 4 === 0) {
+                wrongFirst++
+                conn.socket.write(RawWs.frame({ opcode: 1, payload: Buffer.from("{\"type\":\"list_users\"}") }))
+                const code = yield* within(1000, () => RawWs.closeCodeIn(conn.received()) !== undefined)
+                if (code !== Infinity && RawWs.closeCodeIn(conn.received()) === 1008) closedWrongFirst++
+              } else yield* Effect.sleep("100 millis")
+              conn.socket.destroy()
+            }
+          }), { concurrency: "unbounded", discard: true })
+        const rate = Math.round(attempts / seconds)
+        const result = yield* probe.stop
+        rows.push({
+          test: `pre-auth flood, 64 parallel dialers for ${seconds} s (cap 32 pending per address)`,
+          figure:
+            `${attempts} attempts (${rate}/s), 0 crashes, ${refused429} refused with 429, ${upgraded} upgraded, ${closedWrongFirst}/${wrongFirst} non-hello first frames closed 1008; ${
+              HealthProbe.describe(result)
+            }`,
+          target: "2 000 attempts/s for 30 s: caps engage, established p99 ≤ 2 × baseline, 0 crashes",
+          ok: refused429 > 0 && closedWrongFirst === wrongFirst && result.lost === 0 && seconds >= 30
+        })
+        assert.isAbove(refused429, 0, "the per-address pending cap engaged")
+        assert.strictEqual(closedWrongFirst, wrongFirst)
+        assert.strictEqual(result.lost, 0, HealthProbe.describe(result))
+        const health = yield* httpGet(server.port, "/health")
+        assert.strictEqual(health.body, "ok")
+      })),
+    600_000
+  )
+
+  it.live(
+    "slowloris upgrades are dropped by the header timeout while legitimate clients connect",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const timeoutMs = 1000
+        const server = yield* Embedded.start({ handshakeTimeout: Duration.millis(timeoutMs), maxPendingPerIp: 0 })
+        const probe = yield* HealthProbe.start(server.url)
+        const n = Profile.count(100, 5000)
+        const request = Buffer.from(
+          `GET / HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Slow: `
+        )
+        const sockets: Array<{ readonly socket: Net.Socket; closed: boolean; sent: number }> = []
+        for (let i = 0; i < n; i++) {
+          const socket = Net.connect({ host: "127.0.0.1", port: server.port })
+          const entry = { socket, closed: false, sent: 0 }
+          socket.on("error", () => {})
+          socket.on("close", () => {
+            entry.closed = true
+          })
+          sockets.push(entry)
+          if (i % 200 === 199) yield* Effect.sleep("10 millis")
+        }
+        // One byte per socket every 100 ms (a fast loris; the header timeout must still fire).
+        const dripper = yield* Effect.gen(function*() {
+          for (;;) {
+            for (const s of sockets) {
+              if (!s.closed && s.sent < request.length) s.socket.write(request.subarray(s.sent, ++s.sent))
+            }
+            yield* Effect.sleep("100 millis")
+          }
+        }).pipe(Effect.forkScoped)
+        let legit = 0
+        let legitOk = 0
+        const attackEnd = performance.now() + timeoutMs + 500
+        while (performance.now() < attackEnd) {
+          legit++
+          const ok = yield* Effect.scoped(Wire.register(server.url, `legit${legit}`)).pipe(Effect.either)
+          if (ok._tag === "Right") legitOk++
+        }
+        const dropped = yield* within(timeoutMs + 3000, () => sockets.every((s) => s.closed))
+        yield* Fiber.interrupt(dripper)
+        const alive = sockets.filter((s) => !s.closed).length
+        for (const s of sockets) s.socket.destroy()
+        const result = yield* probe.stop
+        rows.push({
+          test: `slowloris: ${n} sockets dripping upgrade headers (header timeout ${timeoutMs} ms)`,
+          figure:
+            `${n} tried, 0 crashes, ${alive} still open after timeout + 3 s; legitimate connects ${legitOk}/${legit}; ${
+              HealthProbe.describe(result)
+            }`,
+          target: "5 000 sockets all dropped by headersTimeout; legitimate connects ≥ 99 %",
+          ok: alive === 0 && legitOk >= 0.99 * legit && result.lost === 0 && n >= 5000
+        })
+        assert.strictEqual(alive, 0, `dropped after ${dropped} ms`)
+        assert.isAtLeast(legitOk, 0.99 * legit)
+        assert.strictEqual(result.lost, 0, HealthProbe.describe(result))
+      })),
+    600_000
+  )
+
+  it.live(
+    "many connections: per-address pending cap, one identity with many handles, too many headers",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Embedded.start({ maxPendingPerIp: 16 })
+        const probe = yield* HealthProbe.start(server.url)
+        // 1. Unauthenticated connections held open from one address: at most 16 upgrade.
+        const n = Profile.count(100, 10_000)
+        const held = yield* Effect.forEach(
+          range(Math.min(n, 2000)),
+          () => RawWs.upgrade(server.port, { timeoutMs: 5000 }).pipe(Effect.either),
+          { concurrency: 50 }
+        )
+        const upgraded = held.filter((r) => r._tag === "Right").length
+        for (const r of held) if (r._tag === "Right") r.right.socket.destroy()
+        // 2. One identity, many handles (no per-identity cap in DECISIONS): all accepted, then released.
+        const fd0 = Embedded.ownFds()
+        const rss0 = process.memoryUsage().rss
+        const identity = Wire.newIdentity()
+        yield* Effect.scoped(
+          Wire.connect(server.url, { identity, handle: "h0", register: { username: "many", machine: "m" } })
+        )
+        const m = Profile.count(100, 2000)
+        let sessions = 0
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* Effect.forEach(range(m), (i) =>
+            Wire.connect(server.url, { identity, handle: `h${i}` }).pipe(Effect.tap(() => {
+              sessions++
+            })), { concurrency: 8 })
+        }))
+        const fdsBack = yield* within(3000, () =>
+          Embedded.ownFds() <= fd0 + 2)
+        // 3. CVE-2024-37890 shape: far more headers than maxHeadersCount.
+        const headers = range(3000).map((i) =>
+          `X-H${i}: v`
+        )
+        const cve = yield* RawWs.upgrade(server.port, { extraHeaders: headers, timeoutMs: 3000 }).pipe(Effect.either)
+        if (cve._tag === "Right") cve.right.socket.destroy()
+        const health = yield* httpGet(server.port, "/health")
+        const result = yield* probe.stop
+        const rss1 = process.memoryUsage().rss
+        rows.push({
+          test: "many connections from one address / one identity; > maxHeadersCount headers",
+          figure:
+            `${held.length} held pre-auth connections → ${upgraded} upgraded (cap 16); ${sessions}/${m} sessions of one identity accepted, fds ${
+              fdsBack === Infinity ? "NOT back" : "back"
+            } to baseline (RSS ${
+              Math.round((rss1 - rss0) / 1048576)
+            } MiB delta); 3 000-header upgrade: 0 crashes, /health ${health.status}; ${HealthProbe.describe(result)}`,
+          target: "capped per address; memory back to baseline; 0 crashes",
+          ok: upgraded <= 16 + 1 && fdsBack !== Infinity && health.status === 200 && result.lost === 0
+        })
+        notes.push(
+          "There is no per-identity connection cap (DECISIONS D-10 caps handshakes per address, not sessions per identity); §6.3's \"capped at 16 per identity\" is therefore not a target of this build. A same-path reconnect supersedes the old session (SPEC §3.3)."
+        )
+        assert.isAtMost(upgraded, 17)
+        assert.strictEqual(sessions, m)
+        assert.notStrictEqual(fdsBack, Infinity)
+        assert.strictEqual(health.body, "ok")
+        assert.strictEqual(result.lost, 0, HealthProbe.describe(result))
+      })),
+    600_000
+  )
+
+  it.effect("report", () => Report.record("abuse", "Connection abuse: timeouts, floods, slowloris", rows, notes))
+})

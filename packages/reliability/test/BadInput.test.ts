@@ -1,0 +1,272 @@
+/**
+ * Bad input (BENCH-AND-RELIABILITY §6.3): malformed WebSocket frames, oversized frames and
+ * schema-wrong JSON, each while a health probe receives a channel at 10 msg/s with 0 loss.
+ */
+import { Codec, Validate } from "@conclave/protocol"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Either, Option } from "effect"
+import * as Embedded from "../src/Embedded.js"
+import * as HealthProbe from "../src/HealthProbe.js"
+import * as JsonFuzz from "../src/JsonFuzz.js"
+import * as Prng from "../src/Prng.js"
+import * as Profile from "../src/Profile.js"
+import * as RawWs from "../src/RawWs.js"
+import * as Report from "../src/Report.js"
+import * as Wire from "../src/Wire.js"
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+const rows: Array<Report.Row> = []
+const notes: Array<string> = []
+const MAX_FRAME = 64 * 1024
+
+/** Poll a raw connection for the server's close frame (or the socket ending), bounded. */
+const awaitClose = (conn: RawWs.RawConn, withinMs: number) =>
+  Effect.gen(function*() {
+    const t0 = performance.now()
+    let ended = false
+    void conn.ended.then(() => {
+      ended = true
+    })
+    for (;;) {
+      const code = RawWs.closeCodeIn(conn.received())
+      if (code !== undefined) return { code, ms: performance.now() - t0 }
+      if (ended) return { code: undefined, ms: performance.now() - t0 }
+      if (performance.now() - t0 > withinMs) return { code: undefined, ms: Infinity }
+      yield* Effect.sleep("5 millis")
+    }
+  })
+
+describe("bad input", () => {
+  it.live(
+    "malformed WebSocket frames are closed with 1002/1007/1009 within 1 s; the probe sees 0 loss",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Embedded.start({ maxFrameBytes: MAX_FRAME, maxPendingPerIp: 0 })
+        const probe = yield* HealthProbe.start(server.url)
+        const n = Profile.count(300, 100_000)
+        const base = Prng.make(Profile.seed ^ 0x1001)
+        const wrong: Array<string> = []
+        let slow = 0
+        let checked = 0
+        yield* Effect.forEach(range(n), (i) =>
+          Effect.scoped(Effect.gen(function*() {
+            const c = RawWs.malformed(base.fork(i), MAX_FRAME)
+            const conn = yield* Effect.acquireRelease(
+              RawWs.upgrade(server.port),
+              (conn) => Effect.sync(() => conn.socket.destroy())
+            )
+            conn.socket.write(c.bytes)
+            if (c.expect.length === 0) {
+              yield* awaitClose(conn, 100)
+              return
+            }
+            checked++
+            const { code, ms } = yield* awaitClose(conn, 1000)
+            if (code === undefined || !c.expect.includes(code)) {
+              if (wrong.length < 20) wrong.push(`${c.name}: got ${code ?? "no close"} want ${c.expect.join("/")}`)
+              else wrong.push("")
+            } else if (ms > 1000) slow++
+          })), { concurrency: Profile.count(16, 32), discard: true })
+        const result = yield* probe.stop
+        rows.push({
+          test: "malformed WebSocket frames (pre-auth, raw TCP)",
+          figure:
+            `${n} tried (${checked} with a required close code), 0 crashes, ${wrong.length} wrong close codes, ${slow} slower than 1 s; ${
+              HealthProbe.describe(result)
+            }`,
+          target: "≥ 100 000 tried, 0 crashes, closed 1002/1007/1009 within 1 s, probe 0 loss",
+          ok: wrong.length === 0 && slow === 0 && result.lost === 0 && n >= 100_000
+        })
+        assert.deepStrictEqual(wrong.slice(0, 20), [], "wrong close codes")
+        assert.strictEqual(slow, 0)
+        assert.strictEqual(result.lost, 0, HealthProbe.describe(result))
+        assert.isAbove(result.acked, 0)
+      })),
+    1_800_000
+  )
+
+  it.live(
+    "oversized frames (declared maxPayload+1) are closed with 1009 and memory returns to baseline",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Embedded.start({ maxFrameBytes: MAX_FRAME, maxPendingPerIp: 0 })
+        const probe = yield* HealthProbe.start(server.url)
+        const n = Profile.count(50, 1_000)
+        global.gc?.()
+        const rss0 = process.memoryUsage().rss
+        const conns = yield* Effect.forEach(range(n), () => RawWs.upgrade(server.port), { concurrency: 50 })
+        // Every connection declares maxPayload+1 and starts streaming the body, concurrently.
+        for (const conn of conns) {
+          conn.socket.write(RawWs.frame({ opcode: 2, declaredLength: BigInt(MAX_FRAME + 1) }))
+          conn.socket.write(Buffer.alloc(MAX_FRAME / 2))
+        }
+        const results = yield* Effect.forEach(conns, (conn) => awaitClose(conn, 3000), { concurrency: "unbounded" })
+        const peak = process.memoryUsage().rss
+        for (const conn of conns) conn.socket.destroy()
+        const bad = results.filter((r) => r.code !== 1009).length
+        yield* Effect.sleep("300 millis")
+        global.gc?.()
+        const rss1 = process.memoryUsage().rss
+        const result = yield* probe.stop
+        const growthMb = Math.round(((peak - rss0) / 1048576) * 10) / 10
+        rows.push({
+          test: `oversized frames, ${n} concurrent (maxPayload ${MAX_FRAME} B)`,
+          figure: `${n} tried, 0 crashes, ${bad} not closed with 1009; transient RSS +${growthMb} MiB (bound ${
+            Math.round((n * MAX_FRAME) / 1048576)
+          } MiB), after +${Math.round(((rss1 - rss0) / 1048576) * 10) / 10} MiB; ${HealthProbe.describe(result)}`,
+          target: "1 000 tried, 0 crashes, close 1009, RSS ≤ 1 000 × maxPayload transient",
+          ok: bad === 0 && result.lost === 0 && peak - rss0 <= n * MAX_FRAME + 64 * 1048576 && n >= 1000
+        })
+        assert.strictEqual(bad, 0, "every oversized frame is answered with 1009")
+        assert.isAtMost(peak - rss0, n * MAX_FRAME + 64 * 1048576)
+        assert.strictEqual(result.lost, 0, HealthProbe.describe(result))
+      })),
+    300_000
+  )
+
+  it.live(
+    "schema-wrong JSON after auth: a reply for every message, 0 crashes, state unchanged",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
+        const probe = yield* HealthProbe.start(server.url, { name: "jprobe" })
+        const admin = yield* Wire.register(server.url, "fz-owner")
+        yield* Wire.keepAlive(admin)
+        yield* admin.request(Wire.op({ kind: "create_channel", name: "fz", visibility: "private" }))
+        yield* admin.request(Wire.op({ kind: "acl_add", channel: "fz", user: "someone" }))
+        const snapshot = Effect.gen(function*() {
+          const list = yield* admin.request({ type: "list_channels" })
+          const acl = yield* admin.request(Wire.op({ kind: "acl_list", channel: "fz" }))
+          const machines = yield* admin.request({ type: "list_machines" })
+          const strip = (f: unknown) => JSON.stringify(f, (k, v) => (k === "id" ? undefined : v))
+          const channels = list.type === "channel_list"
+            ? list.channels.filter((c) => c.name === "fz") // fuzzed valid frames may create their own channels
+            : list
+          return strip({ channels, acl, machines })
+        })
+        const before = yield* snapshot
+        const n = Profile.count(250, 100_000)
+        const workers = Profile.count(4, 8)
+        const per = Math.ceil(n / workers)
+        const base = Prng.make(Profile.seed ^ 0x2002)
+        let tried = 0
+        let unanswered = 0
+        let closes = 0
+        let closesWithoutError = 0
+        let handshakes = 0
+        const problems: Array<string> = []
+        yield* Effect.forEach(range(workers), (w) =>
+          Effect.gen(function*() {
+            const identity = Wire.newIdentity()
+            let registered = false
+            let k = 0
+            while (k < per) {
+              yield* Effect.scoped(Effect.gen(function*() {
+                const s = yield* Wire.connect(server.url, {
+                  identity,
+                  handle: `h${w}`,
+                  ...(registered ? {} : { register: { username: `fuzz${w}`, machine: "box" } })
+                })
+                registered = true
+                handshakes++
+                while (k < per) {
+                  const c = JsonFuzz.next(base.fork(w * 1_000_003 + k), k % 50 === 49)
+                  k++
+                  tried++
+                  s.send(c.data)
+                  const reply = yield* Effect.raceFirst(
+                    Effect.map(s.next("10 seconds"), Option.some),
+                    Effect.as(Wire.awaitClosed(s, "10 seconds"), Option.none())
+                  ).pipe(Effect.either)
+                  if (reply._tag === "Left") {
+                    unanswered++
+                    if (problems.length < 10) problems.push(`no answer to ${c.name}`)
+                    return
+                  }
+                  if (Option.isNone(reply.right)) {
+                    closes++
+                    closesWithoutError++
+                    return
+                  }
+                  const frame = reply.right.value
+                  if (frame.type === "error" && !s.isOpen()) {
+                    closes++
+                    return
+                  }
+                  if (frame.type === "error") {
+                    // Undecodable → error then close (D-8); otherwise the session stays: a ping tells which.
+                    s.send({ type: "ping" })
+                    const after: Option.Option<"alive" | number> = yield* Effect.raceFirst(
+                      Effect.as(s.next("10 seconds"), "alive" as const),
+                      Effect.map(Wire.awaitClosed(s, "10 seconds"), (c) => c.code)
+                    ).pipe(Effect.option)
+                    if (Option.isNone(after)) {
+                      unanswered++
+                      if (problems.length < 10) problems.push(`no answer after ${c.name}`)
+                      return
+                    }
+                    if (typeof after.value === "number") {
+                      closes++
+                      if (after.value !== 1008 && problems.length < 10) problems.push(`${c.name}: close ${after.value}`)
+                      return
+                    }
+                  }
+                }
+              }))
+            }
+          }), { concurrency: "unbounded", discard: true })
+        const after = yield* snapshot
+        const result = yield* probe.stop
+        rows.push({
+          test: "schema-wrong JSON after auth",
+          figure:
+            `${tried} tried over ${handshakes} sessions, 0 crashes, ${unanswered} unanswered, ${closes} closes (${closesWithoutError} without an error frame), state ${
+              before === after ? "unchanged" : "CHANGED"
+            }; ${HealthProbe.describe(result)}`,
+          target: "≥ 100 000 tried, 0 crashes, 0 state corruption, error reply per message",
+          ok: unanswered === 0 && closesWithoutError === 0 && before === after && result.lost === 0 && tried >= 100_000
+        })
+        notes.push(
+          "The server closes the connection (1008, after a `malformed_frame` error, D-8) on the first undecodable frame, so the \"disconnect after ≥ 10 protocol errors\" target is met trivially; frames that decode but are semantically wrong get an error reply and the session stays."
+        )
+        assert.deepStrictEqual(problems, [])
+        assert.strictEqual(unanswered, 0)
+        assert.strictEqual(closesWithoutError, 0, "every close is preceded by a malformed_frame error")
+        assert.strictEqual(after, before, "no state change from fuzzed frames")
+        assert.strictEqual(result.lost, 0, HealthProbe.describe(result))
+      })),
+    900_000
+  )
+
+  it("schema-wrong JSON at the decoder edge: never throws, never yields an invalid frame", () => {
+    const n = Profile.count(5_000, 100_000)
+    const rng = Prng.make(Profile.seed ^ 0x2112)
+    let decoded = 0
+    let refused = 0
+    const thrown: Array<string> = []
+    for (let i = 0; i < n; i++) {
+      const c = JsonFuzz.next(rng.fork(i), i % 500 === 499)
+      try {
+        const r = Codec.decodeClientFrame(c.data)
+        if (Either.isLeft(r)) refused++
+        else {
+          decoded++
+          Validate.validateClientFrame(r.right)
+        }
+      } catch (e) {
+        if (thrown.length < 5) thrown.push(`${c.name}: ${String(e).slice(0, 100)}`)
+        else thrown.push("")
+      }
+    }
+    rows.push({
+      test: "schema-wrong JSON at the server's decoder edge (`Codec.decodeClientFrame` + `Validate`, in-process)",
+      figure:
+        `${n} tried, ${thrown.length} threw, ${refused} refused as undecodable, ${decoded} decoded (then validated)`,
+      target: "≥ 100 000 tried, 0 crashes",
+      ok: thrown.length === 0 && n >= 100_000
+    })
+    assert.deepStrictEqual(thrown.slice(0, 5), [])
+  })
+
+  it.effect("report", () => Report.record("bad-input", "Bad input: frames, sizes, schema", rows, notes))
+})
