@@ -20,8 +20,11 @@ import { Store } from "./Store.js"
  * @category models
  */
 export interface Conn {
-  /** Hand an encoded frame to the transport; `false` when the outbox is full (the session is then dropped). */
-  readonly send: (frame: string) => boolean
+  /**
+   * Hand an encoded frame (text, or its UTF-8 bytes) to the transport as a text frame; `false` when
+   * the outbox is full (the session is then dropped).
+   */
+  readonly send: (frame: string | Buffer) => boolean
   /** Force-drop the connection with a reason (the first reason wins). */
   readonly kill: (reason: string) => void
 }
@@ -84,24 +87,22 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       entry.conn.kill(reason)
     }
 
-    const deliverTo = (entry: SessionEntry, frame: string, overflow: Array<SessionEntry>) => {
-      if (!entry.conn.send(frame)) overflow.push(entry)
-    }
-
-    // The hot path: a plain synchronous loop, no Effect per delivery (STACK.md "Fan-out speed").
+    // The hot path: a plain synchronous loop, no Effect per delivery (STACK.md "Fan-out speed"); the
+    // frame is encoded to UTF-8 once, not once per recipient.
     const deliver: Broker.Deliver = (envelope) => {
-      const overflow: Array<SessionEntry> = []
+      let overflow: Array<SessionEntry> | undefined
       if (envelope._tag === "Channel") {
         const subs = subscribers.get(envelope.channel)
         if (subs === undefined) return
+        const bytes = Buffer.from(envelope.frame, "utf8")
         for (const entry of subs.values()) {
-          if (entry.key !== envelope.exclude) deliverTo(entry, envelope.frame, overflow)
+          if (entry.key !== envelope.exclude && !entry.conn.send(bytes)) (overflow ??= []).push(entry)
         }
       } else {
         const entry = sessions.get(envelope.path)
-        if (entry !== undefined) deliverTo(entry, envelope.frame, overflow)
+        if (entry !== undefined && !entry.conn.send(envelope.frame)) overflow = [entry]
       }
-      for (const entry of overflow) killEntry(entry, Errors.KillReasons.slowConsumer)
+      if (overflow !== undefined) { for (const entry of overflow) killEntry(entry, Errors.KillReasons.slowConsumer) }
     }
     yield* broker.subscribe(deliver)
 

@@ -2,12 +2,15 @@
  * One actor per WebSocket connection (SPEC §2.6, §2.9, §3.3, DECISIONS D-2, D-3, D-8, D-11, D-15):
  * the handshake, then strictly sequential processing of the session's frames — one reply per
  * request, in order — with a bounded read-ahead (the socket is paused when 64 frames wait) and a
- * bounded outbox (frames handed to `ws.send` whose callback has not fired; overflow force-drops the
- * session as a slow consumer).
+ * bounded outbox (frames handed to `ws.send` since the socket's send buffer was last empty;
+ * overflow force-drops the session as a slow consumer). An established session holds no fiber
+ * while idle: one is started when a frame, a kill or the close arrives, and ends when nothing is
+ * left to do. Frames sent to one socket within an event-loop turn leave in one write.
  *
  * @since 0.1.0
  */
 import { Auth, Base64Url, Codec, Errors, type Frames, Limits, Names, Validate } from "@conclave/protocol"
+import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
@@ -16,12 +19,14 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import type { RawData, WebSocket } from "ws"
 import * as Admins from "./Admins.js"
-import { type Conn, Hub } from "./Hub.js"
+import { type Conn, Hub, type SessionEntry } from "./Hub.js"
 import { makeTokenBucket, RegisterLimiter } from "./RateLimit.js"
-import { Requests } from "./Requests.js"
+import { type Caller, Requests } from "./Requests.js"
 import { ServerConfig } from "./ServerConfig.js"
 import { Store } from "./Store.js"
 
@@ -54,6 +59,13 @@ export interface Link {
 export interface LinkState extends Link {
   /** The next inbound message; none once the socket closed (or, after a kill, at once). */
   readonly take: Effect.Effect<Option.Option<RawData>>
+  /** The next buffered inbound message, if any (resumes a paused socket once below the bound). */
+  readonly poll: () => RawData | undefined
+  /**
+   * Called after a message was buffered, a kill or the close, once set (an established session
+   * holds no fiber while idle: this starts one).
+   */
+  onWake: (() => void) | undefined
   readonly conn: Conn
   established: boolean
   killReason: string | undefined
@@ -62,34 +74,72 @@ export interface LinkState extends Link {
 
 const shutdownFrame = Codec.encodeFrame({ type: "shutdown", reason: "server shutting down" })
 
+/** Buffers are sent as text frames: the hub encodes a delivery to UTF-8 once for all recipients. */
+const textFrame = { binary: false } as const
+
+/** The part of the underlying TCP socket used to coalesce writes. @since 0.1.0 @category models */
+export interface Corkable {
+  readonly cork: () => void
+  readonly uncork: () => void
+  readonly destroyed: boolean
+}
+
+// Write coalescing (BENCH-AND-RELIABILITY §3.1: syscalls per delivery dominate): a socket is corked
+// at its first frame in a turn of the event loop and uncorked with every other one when the turn
+// ends, so all frames queued to it meanwhile leave in one `writev`. Plain synchronous code on the
+// hot path (STACK.md "Fan-out speed"); the uncork needs no scope, it only flushes.
+const toUncork: Array<() => void> = []
+let flushScheduled = false
+const flushCorked = () => {
+  flushScheduled = false
+  const pending = toUncork.splice(0)
+  for (const uncork of pending) uncork()
+}
+
 /**
  * Wrap an accepted socket. `inboxCapacity` frames are read ahead before the socket is paused;
- * `outboxCapacity` frames may be in flight before `send` reports overflow. Plain synchronous code:
- * it runs inside the `ws` upgrade callback.
+ * `outboxCapacity` frames may wait behind a non-empty socket send buffer before `send` reports
+ * overflow. Plain synchronous code: it runs inside the `ws` upgrade callback.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const makeLink = (
   ws: WebSocket,
-  options: { readonly inboxCapacity: number; readonly outboxCapacity: number }
+  options: {
+    readonly inboxCapacity: number
+    readonly outboxCapacity: number
+    /** The socket under `ws`; when given, frames sent in one event-loop turn are coalesced. */
+    readonly socket?: Corkable
+  }
 ): LinkState => {
+  const socket = options.socket
+  let corked = false
+  const uncork = () => {
+    corked = false
+    socket?.uncork()
+  }
   const closed = Deferred.unsafeMake<void>(FiberId.none)
   const buffer: Array<RawData> = []
   let waiter: ((raw: RawData | undefined) => void) | undefined
-  let inFlight = 0
+  // Frames handed to `ws.send` since the socket's send buffer was last empty: an upper bound of the
+  // frames not yet written to the kernel, counted without a per-send callback.
+  let queued = 0
+  let counting = true
   const wake = () => {
     const w = waiter
     waiter = undefined
     w?.(undefined)
   }
   const stopped = () => state.isClosed || (state.established && state.killReason !== undefined)
-  const take = Effect.async<Option.Option<RawData>>((resume) => {
+  const poll = () => {
     const raw = buffer.shift()
-    if (raw !== undefined) {
-      if (ws.isPaused && buffer.length < options.inboxCapacity && !state.isClosed) ws.resume()
-      return resume(Effect.succeed(Option.some(raw)))
-    }
+    if (raw !== undefined && ws.isPaused && buffer.length < options.inboxCapacity && !state.isClosed) ws.resume()
+    return raw
+  }
+  const take = Effect.async<Option.Option<RawData>>((resume) => {
+    const raw = poll()
+    if (raw !== undefined) return resume(Effect.succeed(Option.some(raw)))
     if (stopped()) return resume(Effect.succeed(Option.none()))
     waiter = (next) => resume(Effect.succeed(Option.fromNullable(next)))
     return Effect.sync(() => {
@@ -99,6 +149,8 @@ export const makeLink = (
   const state: LinkState = {
     ws,
     take,
+    poll,
+    onWake: undefined,
     closed,
     established: false,
     killReason: undefined,
@@ -106,17 +158,36 @@ export const makeLink = (
     conn: {
       send: (frame) => {
         if (state.isClosed) return true
-        if (inFlight >= options.outboxCapacity) return false
-        inFlight++
-        ws.send(frame, () => {
-          inFlight--
-        })
+        if (!corked) {
+          // Everything handed over earlier has reached the kernel once the socket's buffer is empty.
+          const backlogged = ws.bufferedAmount > 0
+          if (!backlogged) queued = 0
+          counting = true
+          if (socket !== undefined && !socket.destroyed) {
+            socket.cork()
+            corked = true
+            // Frames of a turn that began with an empty buffer leave together at the uncork; they
+            // count only if they are still there when a later turn begins.
+            counting = backlogged
+            toUncork.push(uncork)
+            if (!flushScheduled) {
+              flushScheduled = true
+              setImmediate(flushCorked)
+            }
+          }
+        }
+        if (counting) {
+          if (queued >= options.outboxCapacity) return false
+          queued++
+        }
+        ws.send(frame, textFrame)
         return true
       },
       kill: (reason) => {
         if (state.killReason !== undefined) return
         state.killReason = reason
         wake()
+        state.onWake?.()
       }
     },
     shutdown: () => {
@@ -137,11 +208,13 @@ export const makeLink = (
     }
     buffer.push(data)
     if (buffer.length >= options.inboxCapacity && !ws.isPaused) ws.pause()
+    state.onWake?.()
   })
   ws.on("close", () => {
     state.isClosed = true
     Deferred.unsafeDone(closed, Exit.void)
     wake()
+    state.onWake?.()
   })
   return state
 }
@@ -153,6 +226,11 @@ export interface ConnectionInfo {
   readonly hostHeader: string
   /** Called once the handshake is over (either way): frees the per-address pending slot. */
   readonly handshakeDone: () => void
+  /**
+   * Start a fiber owned by the transport's scope (not started at once: scheduled). An established
+   * session runs one only while it has frames (or a kill, or the close) to process.
+   */
+  readonly fork: (effect: Effect.Effect<void>) => void
 }
 
 class HandshakeRefused extends Data.TaggedError("HandshakeRefused")<{ readonly error: Frames.ProtocolError }> {}
@@ -181,6 +259,160 @@ const logErrorFrame = (error: Frames.ProtocolError) =>
         : { kind: error.kind }
     )
   )
+
+/** Send a final frame, close, and wait (bounded) for the close to complete. */
+const finishLink = (state: LinkState, frame: Frames.ServerFrame | undefined, code: number) =>
+  Effect.gen(function*() {
+    if (frame !== undefined) {
+      if (frame.type === "error") yield* logErrorFrame(frame.error)
+      if (!state.isClosed) state.ws.send(Codec.encodeFrame(frame))
+    }
+    if (!state.isClosed) state.ws.close(code)
+    yield* Deferred.await(state.closed).pipe(
+      Effect.timeoutOption("2 seconds"),
+      Effect.flatMap(Option.match({ onNone: () => Effect.sync(() => state.ws.terminate()), onSome: () => Effect.void }))
+    )
+  })
+
+/** The last resort of a failed actor: never leave the socket open (it would hold the connection forever). */
+const failLink = (state: LinkState, cause: Cause.Cause<unknown>) =>
+  Effect.zipRight(
+    Effect.logWarning("session failed", cause),
+    Effect.suspend(() => {
+      if (state.isClosed) return Effect.void
+      state.ws.send(Codec.encodeFrame({ type: "error", error: Errors.internal("session failed") }))
+      state.ws.close(1011)
+      return Deferred.await(state.closed).pipe(
+        Effect.timeoutOption("2 seconds"),
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.sync(() => state.ws.terminate()),
+          onSome: () => Effect.void
+        }))
+      )
+    })
+  )
+
+type Step = "killed" | "closed" | "idle" | { readonly raw: RawData }
+
+/**
+ * The established phase (SPEC §2.9, D-11): no fiber while idle. A message, a kill or the close
+ * starts one processor fiber (never two: `running`), which handles the buffered frames strictly in
+ * order and ends when none is left — or ends the session (detach) after a kill or the close.
+ */
+const serveEstablished = (
+  state: LinkState,
+  input: {
+    readonly entry: SessionEntry
+    readonly caller: Caller
+    readonly hub: Hub
+    readonly requests: Requests
+    readonly maxFrameBytes: number
+    readonly debugOn: boolean
+    readonly clock: Clock.Clock
+    readonly remote: string
+    readonly fork: (effect: Effect.Effect<void>) => void
+  }
+) => {
+  const { caller, clock, debugOn, entry, hub, maxFrameBytes, requests } = input
+  let running = false
+  let done = false
+
+  const reply = (frame: Frames.ServerFrame) =>
+    Effect.suspend(() => {
+      const logged = frame.type === "error" ? logErrorFrame(frame.error) : Effect.void
+      return state.conn.send(Codec.encodeFrame(frame))
+        ? logged
+        : Effect.zipRight(logged, hub.kill(entry, Errors.KillReasons.slowConsumer))
+    })
+
+  // One synchronous step, so `running` is cleared in the same turn that found nothing to do.
+  const nextStep = Effect.sync((): Step => {
+    if (state.killReason !== undefined) return "killed"
+    if (state.isClosed) return "closed"
+    const raw = state.poll()
+    if (raw !== undefined) return { raw }
+    running = false
+    return "idle"
+  })
+
+  /** Handle one frame; true when the session was closed (malformed frame, D-8). */
+  const handleFrame = (raw: RawData) =>
+    Effect.gen(function*() {
+      entry.lastSeen = clock.unsafeCurrentTimeMillis()
+      const decoded = Codec.decodeClientFrame(raw as Codec.RawMessage, maxFrameBytes)
+      if (Either.isLeft(decoded)) {
+        const t = decoded.left.frameType
+        if (t !== undefined && Codec.isKnownType(t) && !Codec.isClientFrameType(t)) {
+          // A server→client kind from a client: refused, but the session stays (SPEC §2.9).
+          yield* reply({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) })
+          return false
+        }
+        // D-8 / G-26: say why, then close. A request kind that carried a usable id gets it back (D-2).
+        const badId = t !== undefined && Codec.isClientFrameType(t) ? requestIdOf(raw) : undefined
+        const error = Errors.malformed(decoded.left.detail)
+        yield* finishLink(
+          state,
+          badId === undefined ? { type: "error", error } : { type: "error", id: badId, error },
+          CloseCodes.policy
+        )
+        return true
+      }
+      const frame = decoded.right
+      if (frame.type === "hello" || frame.type === "register" || frame.type === "auth") {
+        yield* reply({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) })
+        return false
+      }
+      if (debugOn) {
+        yield* Effect.logDebug("frame").pipe(
+          Effect.annotateLogs({ kind: frame.type === "admin" ? frame.op.kind : frame.type })
+        )
+      }
+      const valid = Validate.validateClientFrame(frame)
+      if (Either.isLeft(valid)) {
+        const error: Frames.Reply = { type: "error", error: Errors.malformed(valid.left.detail) }
+        yield* reply("id" in frame && frame.id !== undefined ? { ...error, id: frame.id } : error)
+        return false
+      }
+      yield* reply(yield* requests.handle(caller, frame))
+      return false
+    })
+
+  const end = Effect.suspend(() => {
+    if (done) return Effect.void
+    done = true
+    state.onWake = undefined
+    return Effect.zipRight(hub.detach(entry), Effect.logDebug("session detached"))
+  })
+
+  const processor = Effect.gen(function*() {
+    while (true) {
+      const step = yield* nextStep
+      if (step === "idle") return
+      if (step === "closed") return yield* end
+      if (step === "killed") {
+        yield* Effect.logInfo("session force-dropped").pipe(Effect.annotateLogs({ reason: state.killReason }))
+        yield* finishLink(
+          state,
+          { type: "error", error: Errors.unauthorized(state.killReason ?? "") },
+          CloseCodes.policy
+        )
+        return yield* end
+      }
+      if (yield* handleFrame(step.raw)) return yield* end
+    }
+  }).pipe(
+    Effect.onInterrupt(() => end),
+    Effect.catchAllCause((cause) => Effect.zipRight(failLink(state, cause), end)),
+    Effect.annotateLogs({ path: entry.key, remote: input.remote })
+  )
+
+  const wake = () => {
+    if (running || done) return
+    running = true
+    input.fork(processor)
+  }
+  return { reply, wake }
+}
 
 /**
  * Run the session actor until the connection ends. Never fails.
@@ -217,19 +449,7 @@ export const run = (
         if (!state.isClosed) ws.send(Codec.encodeFrame(frame))
       })
 
-    /** Send a final frame, close, and wait (bounded) for the close to complete. */
-    const finish = (frame: Frames.ServerFrame | undefined, code: number) =>
-      Effect.gen(function*() {
-        if (frame !== undefined) {
-          if (frame.type === "error") yield* logErrorFrame(frame.error)
-          yield* sendDirect(frame)
-        }
-        if (!state.isClosed) ws.close(code)
-        yield* Deferred.await(state.closed).pipe(
-          Effect.timeoutOption("2 seconds"),
-          Effect.flatMap(Option.match({ onNone: () => Effect.sync(() => ws.terminate()), onSome: () => Effect.void }))
-        )
-      })
+    const finish = (frame: Frames.ServerFrame | undefined, code: number) => finishLink(state, frame, code)
 
     const verify = (pubkey: string, signature: string, host: string, handle: string, nonce: Uint8Array) => {
       const key = Base64Url.decode(pubkey) ?? new Uint8Array()
@@ -349,86 +569,33 @@ export const run = (
     })
     state.established = true
     const isAdmin = admins.isAdmin(user)
+    // Read once: a per-frame debug line must cost nothing when debug logging is off.
+    const debugOn = (yield* FiberRef.get(FiberRef.currentMinimumLogLevel)).ordinal <= LogLevel.Debug.ordinal
+    const clock = yield* Effect.clock
     const caller = { entry, isAdmin, bucket: yield* makeTokenBucket(config.ratePerSecond, config.rateBurst) }
 
-    const reply = (frame: Frames.ServerFrame) =>
-      Effect.gen(function*() {
-        if (frame.type === "error") yield* logErrorFrame(frame.error)
-        if (!state.conn.send(Codec.encodeFrame(frame))) yield* hub.kill(entry, Errors.KillReasons.slowConsumer)
-      })
-
-    const loop = Effect.gen(function*() {
+    const session = serveEstablished(state, {
+      entry,
+      caller,
+      hub,
+      requests,
+      maxFrameBytes: config.maxFrameBytes,
+      debugOn,
+      clock,
+      remote: info.remoteAddress,
+      fork: info.fork
+    })
+    yield* Effect.gen(function*() {
       if (superseded) yield* Effect.logInfo("session superseded by a newer connection")
       yield* Effect.logInfo("session established").pipe(Effect.annotateLogs({ user, machine }))
-      yield* reply({ type: "established", path })
-      yield* reply({ type: "server_info", admin: isAdmin })
-      while (state.killReason === undefined && !state.isClosed) {
-        const raw = yield* Effect.option(next)
-        if (Option.isNone(raw)) break
-        yield* hub.touch(entry, yield* Clock.currentTimeMillis)
-        const decoded = Codec.decodeClientFrame(raw.value as Codec.RawMessage, config.maxFrameBytes)
-        if (Either.isLeft(decoded)) {
-          const t = decoded.left.frameType
-          if (t !== undefined && Codec.isKnownType(t) && !Codec.isClientFrameType(t)) {
-            // A server→client kind from a client: refused, but the session stays (SPEC §2.9).
-            yield* reply({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) })
-            continue
-          }
-          // D-8 / G-26: say why, then close. A request kind that carried a usable id gets it back (D-2).
-          const badId = t !== undefined && Codec.isClientFrameType(t) ? requestIdOf(raw.value) : undefined
-          const error = Errors.malformed(decoded.left.detail)
-          return yield* finish(
-            badId === undefined ? { type: "error", error } : { type: "error", id: badId, error },
-            CloseCodes.policy
-          )
-        }
-        const frame = decoded.right
-        const id = "id" in frame ? frame.id : undefined
-        const withId = (f: Frames.Reply): Frames.Reply => (id === undefined ? f : { ...f, id })
-        if (frame.type === "hello" || frame.type === "register" || frame.type === "auth") {
-          yield* reply({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) })
-          continue
-        }
-        yield* Effect.logDebug("frame").pipe(
-          Effect.annotateLogs({ kind: frame.type === "admin" ? frame.op.kind : frame.type })
-        )
-        const valid = Validate.validateClientFrame(frame)
-        if (Either.isLeft(valid)) {
-          yield* reply(withId({ type: "error", error: Errors.malformed(valid.left.detail) }))
-          continue
-        }
-        yield* reply(yield* requests.handle(caller, frame))
-      }
-      if (state.killReason !== undefined) {
-        yield* Effect.logInfo("session force-dropped").pipe(Effect.annotateLogs({ reason: state.killReason }))
-        yield* finish({ type: "error", error: Errors.unauthorized(state.killReason) }, CloseCodes.policy)
-      }
-    }).pipe(
-      Effect.ensuring(
-        Effect.zipRight(hub.detach(entry), Effect.logDebug("session detached"))
-      ),
-      Effect.annotateLogs({ path: entry.key })
-    )
-    yield* loop
+    }).pipe(Effect.annotateLogs({ path: entry.key }))
+    yield* session.reply({ type: "established", path })
+    yield* session.reply({ type: "server_info", admin: isAdmin })
+    // From here on frames, a kill or the close start the processor; pick up what came meanwhile.
+    state.onWake = session.wake
+    session.wake()
   }).pipe(
-    Effect.catchAllCause((cause) =>
-      Effect.zipRight(
-        Effect.logWarning("session failed", cause),
-        // Never leave the socket open behind a failed actor (it would hold the connection forever).
-        Effect.suspend(() => {
-          if (state.isClosed) return Effect.void
-          state.ws.send(Codec.encodeFrame({ type: "error", error: Errors.internal("session failed") }))
-          state.ws.close(1011)
-          return Deferred.await(state.closed).pipe(
-            Effect.timeoutOption("2 seconds"),
-            Effect.flatMap(Option.match({
-              onNone: () => Effect.sync(() => state.ws.terminate()),
-              onSome: () => Effect.void
-            }))
-          )
-        })
-      )
-    ),
+    Effect.catchAllCause((cause) => failLink(state, cause)),
     Effect.annotateLogs({ remote: info.remoteAddress })
   )
 

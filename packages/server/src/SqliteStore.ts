@@ -639,7 +639,12 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
         Effect.flatMap(Queue.takeUpTo(queue, MAX_BATCH - 1), (rest) => writeBatch([first, ...rest]))
       )
     )
-  ).pipe(Effect.forever, Effect.forkScoped)
+  ).pipe(
+    Effect.forever,
+    // interruptible even when the layer is built inside an uninterruptible region (e.g. an acquire)
+    Effect.interruptible,
+    Effect.forkScoped
+  )
 
   const appendMessageThen = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
     Effect.flatMap(Deferred.make<number, StoreError>(), (done) => {

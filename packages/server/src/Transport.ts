@@ -12,6 +12,7 @@
 import { Limits } from "@conclave/protocol"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
@@ -121,20 +122,25 @@ const make = Effect.gen(function*() {
       else pending.set(address, n)
     }
     socket.once("close", handshakeDone)
+    // Copied now, so the callback below does not keep the upgrade request alive.
+    const hostHeader = (req.headers.host ?? "").toLowerCase()
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const link = Session.makeLink(ws, { inboxCapacity: config.inboxCapacity, outboxCapacity: config.outboxCapacity })
+      const link = Session.makeLink(ws, {
+        inboxCapacity: config.inboxCapacity,
+        outboxCapacity: config.outboxCapacity,
+        socket
+      })
       links.add(link)
+      ws.once("close", () => links.delete(link))
       runFork(
         Session.run(link, {
           remoteAddress: address,
-          hostHeader: (req.headers.host ?? "").toLowerCase(),
-          handshakeDone
-        }).pipe(
-          Effect.ensuring(Effect.sync(() => {
-            links.delete(link)
-            handshakeDone()
-          }))
-        )
+          hostHeader,
+          handshakeDone,
+          fork: (effect) => {
+            runFork(effect, { immediate: false })
+          }
+        }).pipe(Effect.ensuring(Effect.sync(handshakeDone)))
       )
     })
   })
@@ -181,7 +187,12 @@ const make = Effect.gen(function*() {
       server.close()
       yield* Effect.logInfo("draining sessions").pipe(Effect.annotateLogs({ sessions: links.size }))
       for (const link of links) link.shutdown()
-      yield* FiberSet.awaitEmpty(sessions).pipe(Effect.timeoutOption(config.drainTimeout))
+      // Established sessions hold no fiber while idle: wait for the sockets, then for the fibers
+      // that handle their close.
+      yield* Effect.forEach([...links], (link) => Deferred.await(link.closed), { discard: true }).pipe(
+        Effect.zipRight(FiberSet.awaitEmpty(sessions)),
+        Effect.timeoutOption(config.drainTimeout)
+      )
       for (const link of links) link.terminate()
     })
   )

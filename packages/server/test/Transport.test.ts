@@ -117,6 +117,23 @@ describe("Transport", () => {
       expectType(yield* established.request({ type: "ping" }), "pong")
     }))
 
+  it.scopedLive("a burst beyond the read-ahead bound is answered in order, one reply per request (D-11)", () =>
+    Effect.gen(function*() {
+      const { url } = yield* startServer()
+      const a = yield* register(url, "aaron")
+      const n = Limits.INBOX_CAPACITY * 4
+      for (let i = 0; i < n; i++) yield* a.send({ type: "ping", id: `p${i}` })
+      const ids: Array<string | undefined> = []
+      for (let i = 0; i < n; i++) {
+        const reply = yield* a.next()
+        assert.strictEqual(reply.type, "pong")
+        ids.push("id" in reply ? reply.id : undefined)
+      }
+      assert.deepStrictEqual(ids, Array.from({ length: n }, (_, i) => `p${i}`))
+      // idle again: the next request still gets its answer
+      expectType(yield* a.request({ type: "ping" }), "pong")
+    }))
+
   it.scopedLive("graceful drain: sessions receive shutdown and close 1001; new connections are refused (D-19)", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()

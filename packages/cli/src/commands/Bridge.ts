@@ -3,7 +3,6 @@
  *
  * @since 0.1.0
  */
-import { Bridge } from "@conclave/bridge"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
@@ -39,6 +38,8 @@ export const bridge = Command.make("bridge", { server, handle, loopLimit }, (o) 
     }
     const dir = yield* configDir
     const cwd = yield* Effect.sync(() => process.cwd())
+    // Loaded on use: the MCP SDK and its schema stack are not needed by any other verb (cold start).
+    const { Bridge } = yield* Effect.promise(() => import("@conclave/bridge"))
     yield* Bridge.run({
       configDir: dir,
       servers: o.server,

@@ -10,7 +10,6 @@ import * as ServerConfig from "@conclave/server/ServerConfig"
 import * as ServerLive from "@conclave/server/ServerLive"
 import * as SqliteStore from "@conclave/server/SqliteStore"
 import type { Store, StoreError } from "@conclave/server/Store"
-import * as Telemetry from "@conclave/server/Telemetry"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Config from "effect/Config"
@@ -122,6 +121,18 @@ export const defaultDataDir = Effect.gen(function*() {
 const checkRange = (flag: string, value: number, min: number, max: number) =>
   value >= min && value <= max ? Effect.void : fail(`invalid --${flag} ${value}: expected ${min}..${max}`)
 
+// OpenTelemetry is loaded only when export is asked for (cold start).
+const telemetry = Layer.unwrapEffect(
+  Config.option(Config.string("CONCLAVE_OTLP_ENDPOINT")).pipe(
+    Effect.orElseSucceed(() => Option.none<string>()),
+    Effect.flatMap((endpoint) =>
+      Option.isNone(endpoint)
+        ? Effect.succeed(Layer.empty)
+        : Effect.promise(() => import("@conclave/server/Telemetry")).pipe(Effect.map((t) => t.layer))
+    )
+  )
+)
+
 /** @since 0.1.0 @category commands */
 export const serve = Command.make(
   "serve",
@@ -204,6 +215,6 @@ export const serve = Command.make(
           yield* Effect.addFinalizer(() => Effect.logInfo("shutdown signal received"))
           return yield* Effect.never
         })
-      ).pipe(Effect.provide(Telemetry.layer))
+      ).pipe(Effect.provide(telemetry))
     })
 ).pipe(Command.withDescription("Run the central conclave server."))
