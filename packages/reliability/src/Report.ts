@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -35,13 +36,14 @@ export const render = (
   title: string,
   rows: ReadonlyArray<Row>,
   notes: ReadonlyArray<string>,
-  label: string = Profile.label
+  label: string = Profile.label,
+  atMs: number = 0
 ): string => {
   const lines = [
     `<!-- BEGIN ${id} -->`,
     `### ${title}`,
     "",
-    `Run: ${label}, seed ${Profile.seed}, node ${process.version}, ${new Date().toISOString().slice(0, 16)}Z.`,
+    `Run: ${label}, seed ${Profile.seed}, node ${process.version}, ${new Date(atMs).toISOString().slice(0, 16)}Z.`,
     "",
     "| test | result | target | met |",
     "|---|---|---|---|",
@@ -75,16 +77,17 @@ export const record = (
   notes: ReadonlyArray<string> = [],
   options: { readonly force?: boolean; readonly label?: string } = {}
 ): Effect.Effect<void> =>
-  Effect.sync(() => {
-    if (!Profile.reportEnabled && options.force !== true) return
-    withLock(() => {
-      const current = Fs.existsSync(reportFile) ? Fs.readFileSync(reportFile, "utf8") : "# RELIABILITY\n"
-      const next = splice(current, id, render(id, title, rows, notes, options.label))
-      const tmp = `${reportFile}.${process.pid}.tmp`
-      Fs.writeFileSync(tmp, next)
-      Fs.renameSync(tmp, reportFile)
-    })
-  })
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.sync(() => {
+      if (!Profile.reportEnabled && options.force !== true) return
+      withLock(() => {
+        const current = Fs.existsSync(reportFile) ? Fs.readFileSync(reportFile, "utf8") : "# RELIABILITY\n"
+        const next = splice(current, id, render(id, title, rows, notes, options.label, now))
+        const tmp = `${reportFile}.${process.pid}.tmp`
+        Fs.writeFileSync(tmp, next)
+        Fs.renameSync(tmp, reportFile)
+      })
+    }))
 
 // Suites run in parallel workers: serialise the read-modify-write with an exclusive lock file.
 const withLock = (body: () => void) => {
