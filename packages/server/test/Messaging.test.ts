@@ -111,7 +111,10 @@ describe("Messaging", () => {
 
   it.scopedLive("history pages by seq with no gaps or duplicates across page boundaries (D-4, S-084)", () =>
     Effect.gen(function*() {
-      const { a, b } = yield* setup({ ratePerSecond: 0 })
+      const { a, b, c } = yield* setup({ ratePerSecond: 0 })
+      // Readers in this process share its event loop with the server: keep the 1 050-frame burst off
+      // them (the slow-consumer bound is tested elsewhere) and subscribe b again to read history.
+      for (const s of [b, c]) expectType(yield* s.request({ type: "leave", channel: "lobby" }), "ack")
       const total = 1_050
       for (let i = 0; i < total; i++) {
         yield* a.send({ type: "channel_msg", id: `p${i}`, channel: "lobby", payload: plain(`m${i}`) })
@@ -122,6 +125,7 @@ describe("Messaging", () => {
         if (f.type === "ack") acks.push(f.seq!)
         else assert.fail(JSON.stringify(f))
       }
+      expectType(yield* b.request({ type: "join", channel: "lobby", token: null }), "joined")
       const pages: Array<Frames.ServerFrameOf<"history">> = []
       let since = 0
       for (;;) {
