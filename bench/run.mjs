@@ -531,6 +531,7 @@ const main = async () => {
 const PROFILES = [
   ["fanout1", "fan-out 1→100 at 1000 msg/s", (q) => ({ ladder: [1000], measure: q ? 3 : 10, warm: 1 })],
   ["history", "history append (ack after commit) + read_since", (q) => ({ measure: q ? 3 : 10, warm: 1 })],
+  ["whisper", "whispers at 5000/s", (q) => ({ ladder: [5000], measure: q ? 3 : 10, warm: 1 })],
   ["handshake", "handshakes: steady 500/s + storm + reconnect", (q) => ({ sessions: q ? 1000 : 5000 })]
 ]
 

@@ -646,7 +646,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     Effect.forkScoped
   )
 
-  const appendMessageThen = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
+  const appendMessageQueued = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
     Effect.flatMap(Deferred.make<number, StoreError>(), (done) => {
       const params = [
         message.channel,
@@ -656,8 +656,11 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
         message.origin,
         message.reply_to
       ]
-      return Effect.zipRight(Queue.offer(queue, { params, afterCommit, done }), Deferred.await(done))
+      return Effect.as(Queue.offer(queue, { params, afterCommit, done }), Deferred.await(done))
     })
+
+  const appendMessageThen = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
+    Effect.flatten(appendMessageQueued(message, afterCommit))
 
   const appendMessage = (message: NewMessage) => appendMessageThen(message, () => Effect.void)
 
@@ -743,6 +746,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     redeemInvite,
     appendMessage,
     appendMessageThen,
+    appendMessageQueued,
     messageExists,
     readSince,
     purgeOlderThan

@@ -195,6 +195,15 @@ export interface StoreShape {
     message: NewMessage,
     afterCommit: (seq: number) => Effect.Effect<void>
   ) => Effect.Effect<number, StoreError>
+  /**
+   * `appendMessageThen` in two steps, so a session can pipeline its posts (group commits then fill
+   * up): the outer effect queues the append — appends queued earlier get lower seqs — and returns
+   * the effect that waits for its commit (and `afterCommit`) and yields the seq.
+   */
+  readonly appendMessageQueued: (
+    message: NewMessage,
+    afterCommit: (seq: number) => Effect.Effect<void>
+  ) => Effect.Effect<Effect.Effect<number, StoreError>>
   readonly messageExists: (channel: string, seq: number) => Effect.Effect<boolean, StoreError>
   /**
    * Up to `limit` messages of `channel` after `since` (exclusive), ordered by seq, skipping rows
