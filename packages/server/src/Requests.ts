@@ -143,7 +143,14 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           )
           : Effect.void)
 
-    const post = (caller: Caller, frame: Frames.ClientFrameOf<"channel_msg">) =>
+    /**
+     * A post in two steps (pipelining): the checks run and the append is queued (so it gets its seq
+     * in request order); the returned effect waits for the COMMIT and yields the ack (D-5).
+     */
+    const postQueued = (
+      caller: Caller,
+      frame: Frames.ClientFrameOf<"channel_msg">
+    ): Effect.Effect<Effect.Effect<Frames.Reply, Errors.ProtocolFailure>, Errors.ProtocolFailure> =>
       Effect.gen(function*() {
         const { entry } = caller
         const channel = frame.channel
@@ -160,34 +167,31 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         }
         const ts = yield* nowMs
         // The store runs the fan-out after COMMIT and in seq order, so subscribers see increasing seqs.
-        const seq = yield* db(
-          "append message",
-          store.appendMessageThen(
-            {
+        const committed = yield* store.appendMessageQueued(
+          {
+            channel,
+            from: entry.key,
+            payload: frame.payload,
+            ts_ms: ts,
+            origin: entry.origin,
+            reply_to: frame.reply_to
+          },
+          (seq) =>
+            hub.publish(
               channel,
-              from: entry.key,
-              payload: frame.payload,
-              ts_ms: ts,
-              origin: entry.origin,
-              reply_to: frame.reply_to
-            },
-            (seq) =>
-              hub.publish(
+              Codec.encodeFrame({
+                type: "channel_msg",
                 channel,
-                Codec.encodeFrame({
-                  type: "channel_msg",
-                  channel,
-                  from: entry.path,
-                  payload: frame.payload,
-                  seq,
-                  origin: entry.origin,
-                  reply_to: frame.reply_to
-                }),
-                entry.key
-              )
-          )
+                from: entry.path,
+                payload: frame.payload,
+                seq,
+                origin: entry.origin,
+                reply_to: frame.reply_to
+              }),
+              entry.key
+            )
         )
-        return ack(null, seq)
+        return Effect.map(db("append message", committed), (seq) => ack(null, seq))
       }).pipe(
         Effect.withSpan("post", {
           captureStackTrace: false,
@@ -453,7 +457,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
             Effect.map(db("list users", store.listUsers), (users): Frames.Reply => ({ type: "user_list", users }))
           )
         case "channel_msg":
-          return post(caller, frame)
+          return Effect.flatten(postQueued(caller, frame))
         case "whisper":
           return whisper(caller, frame)
         case "read_since":
@@ -465,16 +469,35 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       }
     }
 
-    /** Answer one request: the success frame or an `error` frame, echoing the request's `id`. */
-    const handle = (caller: Caller, frame: Frames.Request): Effect.Effect<Frames.Reply> =>
-      dispatch(caller, frame).pipe(
-        Effect.catchTag("ProtocolFailure", (e): Effect.Effect<Frames.Reply> =>
-          Effect.succeed({ type: "error", error: e.error })),
-        Effect.map((reply) =>
-          withId(reply, frame.id)
-        )
+    const answer = (frame: Frames.Request) => (effect: Effect.Effect<Frames.Reply, Errors.ProtocolFailure>) =>
+      effect.pipe(
+        Effect.catchTag(
+          "ProtocolFailure",
+          (e): Effect.Effect<Frames.Reply> => Effect.succeed({ type: "error", error: e.error })
+        ),
+        Effect.map((reply) => withId(reply, frame.id))
       )
 
-    return { handle, isAdmin: admins.isAdmin } as const
+    /** Answer one request: the success frame or an `error` frame, echoing the request's `id`. */
+    const handle = (caller: Caller, frame: Frames.Request): Effect.Effect<Frames.Reply> =>
+      answer(frame)(dispatch(caller, frame))
+
+    /**
+     * Start one request and return the effect that completes it with its reply. A `channel_msg`
+     * returns as soon as its append is queued (a session pipelines its posts, so group commits fill
+     * up); every other request has run to its end when this returns.
+     */
+    const begin = (caller: Caller, frame: Frames.Request): Effect.Effect<Effect.Effect<Frames.Reply>> => {
+      if (frame.type !== "channel_msg") return Effect.map(handle(caller, frame), Effect.succeed)
+      const reply = answer(frame)
+      return postQueued(caller, frame).pipe(
+        Effect.match({
+          onFailure: (failure) => reply(Effect.fail(failure)),
+          onSuccess: reply
+        })
+      )
+    }
+
+    return { handle, begin, isAdmin: admins.isAdmin } as const
   })
 }) {}

@@ -292,7 +292,10 @@ const failLink = (state: LinkState, cause: Cause.Cause<unknown>) =>
     })
   )
 
-type Step = "killed" | "closed" | "idle" | { readonly raw: RawData }
+type Step = "killed" | "closed" | "idle" | "flush" | { readonly raw: RawData }
+
+/** Posts a session may have queued for commit before it waits for their acks (pipelining). */
+export const MAX_PIPELINED_POSTS = 64
 
 /**
  * The established phase (SPEC §2.9, D-11): no fiber while idle. A message, a kill or the close
@@ -316,6 +319,10 @@ const serveEstablished = (
   const { caller, clock, debugOn, entry, hub, maxFrameBytes, requests } = input
   let running = false
   let done = false
+  // Replies still owed, in request order: posts queued for commit whose acks wait for their COMMIT
+  // (D-5). A session keeps reading its frames meanwhile, so one group commit takes many of its posts;
+  // any other frame waits until they are answered, so replies stay in request order.
+  const owed: Array<Effect.Effect<Frames.Reply>> = []
 
   const reply = (frame: Frames.ServerFrame) =>
     Effect.suspend(() => {
@@ -325,12 +332,19 @@ const serveEstablished = (
         : Effect.zipRight(logged, hub.kill(entry, Errors.KillReasons.slowConsumer))
     })
 
+  const flushOwed = Effect.suspend(() =>
+    owed.length === 0
+      ? Effect.void
+      : Effect.forEach(owed.splice(0), (pending) => Effect.flatMap(pending, reply), { discard: true })
+  )
+
   // One synchronous step, so `running` is cleared in the same turn that found nothing to do.
   const nextStep = Effect.sync((): Step => {
     if (state.killReason !== undefined) return "killed"
     if (state.isClosed) return "closed"
     const raw = state.poll()
     if (raw !== undefined) return { raw }
+    if (owed.length > 0) return "flush"
     running = false
     return "idle"
   })
@@ -340,6 +354,16 @@ const serveEstablished = (
     Effect.gen(function*() {
       entry.lastSeen = clock.unsafeCurrentTimeMillis()
       const decoded = Codec.decodeClientFrame(raw as Codec.RawMessage, maxFrameBytes)
+      if (Either.isRight(decoded) && decoded.right.type === "channel_msg") {
+        const post = decoded.right
+        if (Either.isRight(Validate.validateClientFrame(post))) {
+          if (debugOn) yield* Effect.logDebug("frame").pipe(Effect.annotateLogs({ kind: post.type }))
+          owed.push(yield* requests.begin(caller, post))
+          if (owed.length >= MAX_PIPELINED_POSTS) yield* flushOwed
+          return false
+        }
+      }
+      yield* flushOwed
       if (Either.isLeft(decoded)) {
         const t = decoded.left.frameType
         if (t !== undefined && Codec.isKnownType(t) && !Codec.isClientFrameType(t)) {
@@ -388,6 +412,10 @@ const serveEstablished = (
     while (true) {
       const step = yield* nextStep
       if (step === "idle") return
+      if (step === "flush") {
+        yield* flushOwed
+        continue
+      }
       if (step === "closed") return yield* end
       if (step === "killed") {
         yield* Effect.logInfo("session force-dropped").pipe(Effect.annotateLogs({ reason: state.killReason }))

@@ -1,12 +1,15 @@
 import { Errors, type Frames } from "@conclave/protocol"
 import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Logger, LogLevel } from "effect"
+import * as ServerConfig from "../src/ServerConfig.js"
+import { ServerAddress, ServerLive } from "../src/ServerLive.js"
+import { MAX_PIPELINED_POSTS } from "../src/Session.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { Store } from "../src/Store.js"
 import { errorOf, expectType, noId, op } from "./support/Assert.js"
 import { plain, register, type Session } from "./support/TestClient.js"
-import { startServer } from "./support/TestServer.js"
+import { startServer, tempDir } from "./support/TestServer.js"
 
 const post = (s: Session, channel: string, text: string, extra: Record<string, unknown> = {}) =>
   s.request({ type: "channel_msg", channel, payload: plain(text), ...extra })
@@ -107,6 +110,90 @@ describe("Messaging", () => {
         errorOf(yield* d.request({ type: "read_since", channel: "lobby", since_seq: 0, since_ms: 0 })).kind,
         "malformed_frame"
       )
+    }))
+
+  it.scopedLive("pipelined posts: acks after commit in request order; refusals and other replies keep their place", () =>
+    Effect.gen(function*() {
+      const { a, b } = yield* setup({ ratePerSecond: 0 })
+      const sent: Array<string> = []
+      const send = (frame: Record<string, unknown> & { readonly id: string }) =>
+        Effect.zipRight(Effect.sync(() => sent.push(frame.id)), a.send(frame))
+      const postFrame = (i: number) => ({ type: "channel_msg", id: `p${i}`, channel: "lobby", payload: plain(`m${i}`) })
+      // everything goes out back to back, without waiting for a reply
+      for (let i = 0; i < 10; i++) yield* send(postFrame(i))
+      yield* send({ type: "channel_msg", id: "refused", channel: "elsewhere", payload: plain("no") })
+      for (let i = 10; i < 15; i++) yield* send(postFrame(i))
+      yield* send({ type: "who", id: "who", channel: "lobby" })
+      yield* send(postFrame(15))
+      const replies: Array<Frames.ServerFrame> = []
+      while (replies.length < sent.length) replies.push(yield* a.next())
+      assert.deepStrictEqual(replies.map((f) => ("id" in f ? f.id : f.type)), sent)
+      assert.deepStrictEqual(errorOf(replies[10]!), {
+        kind: "unauthorized",
+        message: Errors.Messages.notAMember("elsewhere")
+      })
+      assert.strictEqual(replies[16]!.type, "presence")
+      const seqs = replies.flatMap((f) => (f.type === "ack" ? [f.seq!] : []))
+      assert.strictEqual(seqs.length, 16)
+      assert.deepStrictEqual([...seqs].sort((x, y) => x - y), seqs, "seqs follow request order")
+      // subscribers get every post once, in seq order
+      const delivered: Array<number> = []
+      while (delivered.length < 16) delivered.push(expectType(yield* b.nextOther(), "channel_msg").seq)
+      assert.deepStrictEqual(delivered, seqs)
+      // a read right after the acks sees every post (they were committed before their acks)
+      const page = expectType(yield* b.request({ type: "read_since", channel: "lobby", since_seq: 0 }), "history")
+      assert.deepStrictEqual(page.messages.map((m) => m.seq), seqs)
+    }))
+
+  it.scopedLive("a session's back-to-back posts are queued for commit together, not one at a time", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      let queued = 0
+      let mostQueued = 0
+      const countingStore = Layer.effect(
+        Store,
+        Effect.map(Store, (store) =>
+          Store.of({
+            ...store,
+            appendMessageQueued: (message, afterCommit) =>
+              Effect.map(store.appendMessageQueued(message, afterCommit), (committed) => {
+                mostQueued = Math.max(mostQueued, ++queued)
+                return Effect.ensuring(committed, Effect.sync(() => queued--))
+              })
+          }))
+      ).pipe(Layer.provide(SqliteStore.layer({ filename: `${dir}/conclave.db` })))
+      const context = yield* Layer.build(
+        ServerLive.pipe(
+          Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0, ratePerSecond: 0 })),
+          Layer.provide(countingStore)
+        )
+      )
+      const url = Context.get(context, ServerAddress).url
+      const a = yield* register(url, "aaron")
+      yield* a.request(op({ kind: "create_channel", name: "lobby", visibility: "public" }))
+      expectType(yield* a.request({ type: "join", channel: "lobby", token: null }), "joined")
+      const total = 40
+      for (let i = 0; i < total; i++) {
+        yield* a.send({ type: "channel_msg", id: `p${i}`, channel: "lobby", payload: plain(`m${i}`) })
+      }
+      for (let i = 0; i < total; i++) assert.strictEqual(expectType(yield* a.next(), "ack").id, `p${i}`)
+      assert.isAbove(mostQueued, 1, "posts were committed one at a time")
+      assert.isAtMost(mostQueued, MAX_PIPELINED_POSTS)
+      assert.strictEqual(queued, 0)
+    }).pipe(Logger.withMinimumLogLevel(LogLevel.None)))
+
+  it.scopedLive("pipelined posts before a malformed frame are answered before the error and the close (D-8)", () =>
+    Effect.gen(function*() {
+      const { a } = yield* setup({ ratePerSecond: 0 })
+      for (let i = 0; i < 5; i++) {
+        yield* a.send({ type: "channel_msg", id: `p${i}`, channel: "lobby", payload: plain(`m${i}`) })
+      }
+      yield* a.send("{not json")
+      const frames: Array<Frames.ServerFrame> = []
+      for (let i = 0; i < 6; i++) frames.push(yield* a.next())
+      assert.deepStrictEqual(frames.slice(0, 5).map((f) => expectType(f, "ack").id), ["p0", "p1", "p2", "p3", "p4"])
+      assert.strictEqual(errorOf(frames[5]!).kind, "malformed_frame")
+      assert.strictEqual((yield* a.closed).code, 1008)
     }))
 
   it.scopedLive("history pages by seq with no gaps or duplicates across page boundaries (D-4, S-084)", () =>

@@ -121,13 +121,14 @@ export const defaultDataDir = Effect.gen(function*() {
 const checkRange = (flag: string, value: number, min: number, max: number) =>
   value >= min && value <= max ? Effect.void : fail(`invalid --${flag} ${value}: expected ${min}..${max}`)
 
-// OpenTelemetry is loaded only when export is asked for (cold start).
+// OpenTelemetry is loaded only when export is asked for (cold start). Without an exporter spans
+// would go nowhere: tracing is switched off, so every span is a cheap no-op on the request path.
 const telemetry = Layer.unwrapEffect(
   Config.option(Config.string("CONCLAVE_OTLP_ENDPOINT")).pipe(
     Effect.orElseSucceed(() => Option.none<string>()),
     Effect.flatMap((endpoint) =>
       Option.isNone(endpoint)
-        ? Effect.succeed(Layer.empty)
+        ? Effect.succeed(Layer.setTracerEnabled(false))
         : Effect.promise(() => import("@conclave/server/Telemetry")).pipe(Effect.map((t) => t.layer))
     )
   )
