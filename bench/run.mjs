@@ -105,8 +105,12 @@ const params = {
   warm: Q ? 0.3 : 2,
   measure: opts.duration ?? (Q ? 1 : 5),
   drain: Q ? 1 : 3,
-  fanoutLadder: Q ? [300, 1000, 2000] : [300, 1000, 2000, 3000, 4500, 6750, 10000, 15000, 22500],
-  whisperLadder: Q ? [5000, 15000, 30000] : [1000, 5000, 10000, 20000, 30000, 45000, 67500, 100000],
+  // Steps about 1.4× apart: saturation is the last passing step, so a coarse ladder under-reports
+  // whichever target stops just short of the next step.
+  fanoutLadder: Q ? [300, 500, 700, 1000, 1400, 2000] : [300, 500, 700, 1000, 1400, 2000, 2800, 4000, 5600, 8000],
+  whisperLadder: Q
+    ? [5000, 7000, 10000, 14000, 20000, 30000]
+    : [1000, 5000, 7000, 10000, 14000, 20000, 30000, 42000, 60000, 85000],
   subs: 100,
   pairs: 100,
   sessions: opts.sessions ?? (Q ? 1000 : 10000),

@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { fastDecodeClientFrame } from "./FastDecode.js"
 import { ClientFrame, type ClientFrameType, FRAME_TYPES, ServerFrame } from "./Frames.js"
 import { DEFAULT_MAX_FRAME_BYTES } from "./Limits.js"
 
@@ -58,7 +59,12 @@ const DETAIL_MAX_CHARS = 1024
 const capDetail = (detail: string): string =>
   detail.length <= DETAIL_MAX_CHARS ? detail : `${detail.slice(0, DETAIL_MAX_CHARS)}…`
 
-const decodeWith = <A>(decodeUnknown: (u: unknown) => Either.Either<A, ParseResult.ParseError>, types: Set<string>) =>
+const decodeWith = <A>(
+  decodeUnknown: (u: unknown) => Either.Either<A, ParseResult.ParseError>,
+  types: Set<string>,
+  // Hand-written decoder for hot frames: the Schema result or undefined (then the Schema path runs).
+  fast?: (json: object, type: string) => A | undefined
+) =>
 (
   raw: RawMessage,
   maxBytes: number = DEFAULT_MAX_FRAME_BYTES
@@ -93,6 +99,8 @@ const decodeWith = <A>(decodeUnknown: (u: unknown) => Either.Either<A, ParseResu
   // Decoding and formatting recurse into the value: a hostile 100 000-deep nesting overflows the
   // stack. Never throw — report it as an invalid frame.
   try {
+    const decoded = fast?.(json, type)
+    if (decoded !== undefined) return Either.right(decoded)
     return Either.mapLeft(decodeUnknown(json), (e) =>
       new FrameDecodeError({
         reason: "invalid",
@@ -113,8 +121,12 @@ const decodeWith = <A>(decodeUnknown: (u: unknown) => Either.Either<A, ParseResu
 const clientTypes = new Set<string>(ClientFrame.members.map((m) => m.fields.type.literals[0]))
 const serverTypes = new Set<string>(ServerFrame.members.map((m) => m.fields.type.literals[0]))
 
+const decodeClientUnknown = Schema.decodeUnknownEither(ClientFrame, { errors: "first", onExcessProperty: "ignore" })
+
 /**
  * Decode a client→server message (what the server reads). Checks the size cap before parsing.
+ * Well-formed hot frames (`channel_msg`, `whisper`, `read_since`, …) skip the Schema decode through a
+ * hand-written decoder with the identical result; anything else, errors included, takes the Schema path.
  *
  * @since 0.1.0
  * @category decoding
@@ -123,9 +135,22 @@ export const decodeClientFrame: (
   raw: RawMessage,
   maxBytes?: number
 ) => Either.Either<ClientFrame, FrameDecodeError> = decodeWith(
-  Schema.decodeUnknownEither(ClientFrame, { errors: "first", onExcessProperty: "ignore" }),
-  clientTypes
+  decodeClientUnknown,
+  clientTypes,
+  fastDecodeClientFrame
 )
+
+/**
+ * `decodeClientFrame` without its fast path for hot frames: every frame goes through the Schema
+ * decode. The reference the fast path is tested and benchmarked against; same results, slower.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeClientFrameSchema: (
+  raw: RawMessage,
+  maxBytes?: number
+) => Either.Either<ClientFrame, FrameDecodeError> = decodeWith(decodeClientUnknown, clientTypes)
 
 /**
  * Decode a server→client message (what clients read).
