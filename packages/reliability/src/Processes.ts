@@ -6,13 +6,17 @@
  */
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
+import { fileURLToPath, pathToFileURL } from "node:url"
 
 /** @since 0.1.0 @category errors */
 export class ProcessError extends Data.TaggedError("ProcessError")<{ readonly message: string }> {}
@@ -128,6 +132,13 @@ export const spawnServer = (
     readonly extraArgs?: ReadonlyArray<string>
     /** Extra `NODE_OPTIONS` for the server process (e.g. `--max-old-space-size=192`). */
     readonly nodeOptions?: string
+    /**
+     * Flags for the `node` running the server, placed before the script (for flags `NODE_OPTIONS`
+     * refuses, such as `--expose-gc`).
+     */
+    readonly nodeArgs?: ReadonlyArray<string>
+    /** Extra environment variables for the server process. */
+    readonly env?: Record<string, string>
   } = {}
 ): Effect.Effect<ServerProcess, ProcessError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -136,6 +147,7 @@ export const spawnServer = (
     }
     const t0 = performance.now()
     const child = yield* spawn(process.execPath, [
+      ...(options.nodeArgs ?? []),
       conclaveBin,
       "serve",
       "--bind",
@@ -149,6 +161,7 @@ export const spawnServer = (
       env: {
         CONCLAVE_LOG_FORMAT: "text",
         NO_COLOR: "1",
+        ...options.env,
         ...(options.nodeOptions === undefined ? {} : { NODE_OPTIONS: options.nodeOptions })
       }
     })
@@ -191,3 +204,133 @@ export const rssOf = (pid: number): number => {
 
 /** Open file descriptors of a process (Linux /proc). @since 0.1.0 @category metrics */
 export const fdsOf = (pid: number): number => Fs.readdirSync(`/proc/${pid}/fd`).length
+
+/** The environment variable naming the file the heap probe writes. @since 0.1.0 @category heap probe */
+export const heapProbeEnv = "CONCLAVE_HEAP_PROBE_FILE"
+
+/**
+ * Source of an ESM preload (`node --expose-gc --import <file> …`) that leaves the program alone
+ * until SIGUSR2: then it runs `gc()` twice (so `heapUsed` is live memory) and writes
+ * `{ n, gc, rss, heapUsed, heapTotal, external, arrayBuffers }` as JSON to `$CONCLAVE_HEAP_PROBE_FILE`
+ * (tmp + rename), `n` counting the samples from 1 and `gc` telling whether `gc()` was exposed.
+ *
+ * @since 0.1.0
+ * @category heap probe
+ */
+export const heapProbeSource: string = `import { renameSync, writeFileSync } from "node:fs"
+const file = process.env.${heapProbeEnv}
+if (file) {
+  let n = 0
+  process.on("SIGUSR2", () => {
+    const gc = typeof globalThis.gc === "function"
+    if (gc) {
+      globalThis.gc()
+      globalThis.gc()
+    }
+    const m = process.memoryUsage()
+    n++
+    const sample = { n, gc, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }
+    writeFileSync(file + ".tmp", JSON.stringify(sample))
+    renameSync(file + ".tmp", file)
+  })
+}
+`
+
+/** One sample written by the heap probe (bytes). @since 0.1.0 @category heap probe */
+export const HeapSample = Schema.Struct({
+  n: Schema.Int,
+  gc: Schema.Boolean,
+  rss: Schema.Number,
+  heapUsed: Schema.Number,
+  heapTotal: Schema.Number,
+  external: Schema.Number,
+  arrayBuffers: Schema.Number
+})
+/** @since 0.1.0 @category heap probe */
+export type HeapSample = typeof HeapSample.Type
+
+/** @since 0.1.0 @category heap probe */
+export interface HeapProbe {
+  /** The file the samples land in. */
+  readonly file: string
+  /** `node` flags to start the probed process with (`--expose-gc --import <preload>`). */
+  readonly nodeArgs: ReadonlyArray<string>
+  /** Environment for the probed process. */
+  readonly env: Record<string, string>
+}
+
+/**
+ * Write the heap probe preload into `dir`; spread the result's `nodeArgs` and `env` into
+ * `spawnServer` (or `spawn`), then ask for samples with `heapSample`.
+ *
+ * @since 0.1.0
+ * @category heap probe
+ */
+export const heapProbe = (dir: string): Effect.Effect<HeapProbe> =>
+  Effect.sync(() => {
+    const script = Path.join(dir, "heap-probe.mjs")
+    Fs.writeFileSync(script, heapProbeSource)
+    const file = Path.join(dir, "heap-sample.json")
+    return { file, nodeArgs: ["--expose-gc", "--import", pathToFileURL(script).href], env: { [heapProbeEnv]: file } }
+  })
+
+const decodeHeapSample = Schema.decodeUnknown(Schema.parseJson(HeapSample))
+
+const alive = (child: Child) => child.proc.exitCode === null && child.proc.signalCode === null
+
+/**
+ * Send SIGUSR2 to a process started with `heapProbe`'s flags and wait (bounded by `timeout`) for
+ * a sample numbered after `after` (0 for the first). Fails when the process exits first, when no
+ * sample arrives in time, or when `gc()` was not exposed. A process without the probe is killed
+ * by the signal (SIGUSR2's default action).
+ *
+ * @since 0.1.0
+ * @category heap probe
+ */
+export const heapSample = (
+  child: Child,
+  probe: HeapProbe,
+  after: number,
+  timeout: Duration.DurationInput = "15 seconds"
+): Effect.Effect<HeapSample, ProcessError> =>
+  Effect.gen(function*() {
+    child.signal("SIGUSR2")
+    const read = Effect.suspend(() => {
+      let text: string
+      try {
+        text = Fs.readFileSync(probe.file, "utf8")
+      } catch {
+        return Effect.succeed(Option.none<HeapSample>())
+      }
+      return decodeHeapSample(text).pipe(
+        Effect.map(Option.some),
+        Effect.mapError((e) => new ProcessError({ message: `heap probe wrote an unreadable sample: ${e.message}` }))
+      )
+    })
+    const got = yield* read.pipe(
+      Effect.repeat({
+        schedule: Schedule.identity<Option.Option<HeapSample>>().pipe(Schedule.addDelay(() => Duration.millis(50))),
+        until: (o) => (Option.isSome(o) && o.value.n > after) || !alive(child)
+      }),
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () =>
+          new ProcessError({
+            message: `no heap sample in ${probe.file} within ${
+              Duration.format(Duration.decode(timeout))
+            } of SIGUSR2 (was the process started with the heap probe's node flags and env?)`
+          })
+      })
+    )
+    if (Option.isNone(got) || got.value.n <= after) {
+      return yield* new ProcessError({
+        message: `process exited (${child.proc.exitCode ?? child.proc.signalCode}) before writing heap sample ${
+          after + 1
+        }: ${child.stderr().slice(-2000)}`
+      })
+    }
+    if (!got.value.gc) {
+      return yield* new ProcessError({ message: "heap probe: gc() is not exposed (start node with --expose-gc)" })
+    }
+    return got.value
+  })

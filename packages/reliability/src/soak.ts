@@ -1,7 +1,9 @@
 /**
  * `npm run soak` — a bounded soak of a spawned `conclave serve` (BENCH-AND-RELIABILITY T11):
  * one publisher fans a channel out to stable subscribers at a fixed rate while churn sessions come
- * and go; the server's RSS and open descriptors are sampled. Stops by itself after `--duration`.
+ * and go; the server's RSS and open descriptors are sampled every 5 s, and its V8 heap after a full GC
+ * (through a preload, `Processes.heapProbe`) at the end of the warm-up, every 5 min and at the end.
+ * Stops by itself after `--duration`.
  *
  * Options: `--duration 10m` (s/m/h; default 10m), `--rate 200` (messages/s), `--subscribers 50`,
  * `--churn-per-min 60` (sessions started per minute, each living 2–20 s), `--warmup <duration>`
@@ -79,6 +81,14 @@ interface Sample {
   readonly fds: number
 }
 
+/** Growth from `from` to `to` in percent, one decimal (0 when `from` is 0). @since 0.1.0 @category soak */
+export const growthPct = (from: number, to: number): number =>
+  from === 0 ? 0 : Math.round(((to - from) / from) * 1000) / 10
+
+const mib = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10
+
+const heapEveryMs = 300_000
+
 const median = (xs: ReadonlyArray<number>) => {
   const s = [...xs].sort((a, b) => a - b)
   return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]!
@@ -88,9 +98,27 @@ const median = (xs: ReadonlyArray<number>) => {
 export const run = (options: SoakOptions) =>
   Effect.scoped(Effect.gen(function*() {
     const dir = yield* Embedded.tempDir("conclave-soak-")
+    const probe = yield* Processes.heapProbe(dir)
     const server = yield* Processes.spawnServer(dir, {
-      extraArgs: ["--max-pending-per-ip", "0", "--register-limit", "0"]
+      extraArgs: ["--max-pending-per-ip", "0", "--register-limit", "0"],
+      nodeArgs: [`--max-old-space-size=${options.serverHeapMb}`, ...probe.nodeArgs],
+      env: probe.env
     })
+    const heapSamples: Array<Processes.HeapSample & { readonly atMs: number }> = []
+    const sampleHeap = (atMs: number) =>
+      Effect.gen(function*() {
+        const h = yield* Processes.heapSample(server, probe, heapSamples.at(-1)?.n ?? 0)
+        heapSamples.push({ ...h, atMs })
+        yield* Effect.logInfo("soak heap sample").pipe(
+          Effect.annotateLogs({
+            s: Math.round(atMs / 1000),
+            heapUsedMiB: mib(h.heapUsed),
+            heapTotalMiB: mib(h.heapTotal),
+            externalMiB: mib(h.external),
+            rssMiB: mib(h.rss)
+          })
+        )
+      })
     yield* Effect.logInfo("soak started").pipe(Effect.annotateLogs({ url: server.url, ...options }))
     const pub = yield* Wire.register(server.url, "soak-pub")
     yield* pub.request(Wire.op({ kind: "create_channel", name: "main", visibility: "public" }))
@@ -178,6 +206,11 @@ export const run = (options: SoakOptions) =>
 
     const samples: Array<Sample> = []
     while (elapsed() < options.durationMs) {
+      const at = elapsed()
+      const lastHeap = heapSamples.at(-1)
+      if (lastHeap === undefined ? at >= options.warmupMs : at - lastHeap.atMs >= heapEveryMs) {
+        yield* sampleHeap(Math.round(at))
+      }
       const sample = { atMs: Math.round(elapsed()), rss: Processes.rssOf(server.pid), fds: Processes.fdsOf(server.pid) }
       samples.push(sample)
       yield* Effect.logInfo("soak sample").pipe(
@@ -191,6 +224,8 @@ export const run = (options: SoakOptions) =>
       )
       yield* Effect.sleep("5 seconds")
     }
+    // Taken under the same load as the warm-up sample (the publisher is on its last tick).
+    yield* sampleHeap(Math.round(elapsed()))
     yield* Fiber.join(publisher)
     yield* Fiber.join(churnLoop)
     yield* FiberSet.awaitEmpty(churners).pipe(Effect.timeout("30 seconds"), Effect.ignore)
@@ -200,7 +235,10 @@ export const run = (options: SoakOptions) =>
     const afterWarm = samples.filter((s) => s.atMs >= options.warmupMs)
     const rssWarm = median(afterWarm.slice(0, 3).map((s) => s.rss))
     const rssEnd = median(samples.slice(-3).map((s) => s.rss))
-    const growthPct = rssWarm === 0 ? 0 : Math.round(((rssEnd - rssWarm) / rssWarm) * 1000) / 10
+    const rssGrowthPct = growthPct(rssWarm, rssEnd)
+    const heapWarm = heapSamples[0]!
+    const heapEnd = heapSamples.at(-1)!
+    const heapGrowthPct = growthPct(heapWarm.heapUsed, heapEnd.heapUsed)
     const summary = {
       durationS: Math.round(options.durationMs / 1000),
       warmupS: Math.round(options.warmupMs / 1000),
@@ -213,14 +251,18 @@ export const run = (options: SoakOptions) =>
       churned,
       churnFailures,
       firstChurnFailure,
-      rssWarmMiB: Math.round((rssWarm / 1048576) * 10) / 10,
-      rssEndMiB: Math.round((rssEnd / 1048576) * 10) / 10,
-      rssGrowthPct: growthPct,
+      rssWarmMiB: mib(rssWarm),
+      rssEndMiB: mib(rssEnd),
+      rssGrowthPct,
+      heapWarmMiB: mib(heapWarm.heapUsed),
+      heapEndMiB: mib(heapEnd.heapUsed),
+      heapGrowthPct,
+      heapSamplesMiB: heapSamples.map((h) => mib(h.heapUsed)),
       fdsBaseline: fds0,
       fdsEnd: fds1,
       serverHeapMb: options.serverHeapMb,
       serverAlive: server.proc.exitCode === null && server.proc.signalCode === null,
-      ok: lost === 0 && refused === 0 && growthPct <= 5 && fds1 <= fds0 + 2 &&
+      ok: lost === 0 && refused === 0 && rssGrowthPct <= 5 && heapGrowthPct <= 5 && fds1 <= fds0 + 2 &&
         server.proc.exitCode === null && server.proc.signalCode === null
     }
     if (options.report) {
@@ -228,12 +270,14 @@ export const run = (options: SoakOptions) =>
         test:
           `soak ${summary.durationS} s: 1 publisher × ${summary.subscribers} subscribers at ${summary.rate} msg/s (${summary.deliveriesPerS} deliveries/s), ${options.churnPerMin} churn sessions/min`,
         figure:
-          `${summary.acked} acknowledged, ${summary.lost} lost, ${summary.churned} churn sessions (${summary.churnFailures} failed); RSS ${summary.rssWarmMiB} → ${summary.rssEndMiB} MiB after a ${summary.warmupS} s warm-up (${summary.rssGrowthPct} %), fds ${summary.fdsBaseline} → ${summary.fdsEnd}; server heap capped at ${summary.serverHeapMb} MiB, ${
+          `${summary.acked} acknowledged, ${summary.lost} lost, ${summary.churned} churn sessions (${summary.churnFailures} failed); RSS ${summary.rssWarmMiB} → ${summary.rssEndMiB} MiB after a ${summary.warmupS} s warm-up (${summary.rssGrowthPct} %), heap after GC ${summary.heapWarmMiB} → ${summary.heapEndMiB} MiB (${summary.heapGrowthPct} %), fds ${summary.fdsBaseline} → ${summary.fdsEnd}; server heap capped at ${summary.serverHeapMb} MiB, ${
             summary.serverAlive ? "alive" : "DIED"
           } at the end`,
-        target: "RSS growth ≤ 5 % after warm-up, fds back to baseline, 0 loss (30 min at 50 % of T1)",
+        target:
+          "RSS growth ≤ 5 % after warm-up, heap after GC within 5 %, fds back to baseline, 0 loss (30 min at 50 % of T1)",
         ok: summary.ok
       }], [
+        "Heap after GC: the server runs with `--expose-gc` and a preload that, on SIGUSR2, runs `gc()` twice and writes `process.memoryUsage()`; sampled at the end of the warm-up, every 5 min and at the end, under load. Growth compares `heapUsed` of the first and the last sample.",
         "Load is fixed (`--rate`, `--subscribers`), not derived from a measured T1 saturation: the load generator shares the 2-core box with the server."
       ], { force: true, label: "`npm run soak`" })
     }
