@@ -12,9 +12,9 @@ import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -140,11 +140,57 @@ const decodeRow = (row: RawMessageRow): Frames.HistoryMessage | undefined => {
   return { seq: m.id, from: m.sender, ts_ms: m.ts_ms, payload: m.payload, origin: m.origin, reply_to: m.reply_to }
 }
 
-const INSERT_MESSAGE = "INSERT INTO messages (channel, sender, payload, ts_ms, origin, reply_to) " +
-  "VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
+// Multi-row inserts of these sizes only (descending; the last is 1), so a batch of any length
+// needs at most this many distinct statement texts in the prepared-statement cache.
+const INSERT_CHUNKS: ReadonlyArray<number> = [128, 32, 8, 4, 1]
+const INSERT_CHUNK: Record<number, string> = Object.fromEntries(
+  INSERT_CHUNKS.map((n) => [
+    n,
+    "INSERT INTO messages (channel, sender, payload, ts_ms, origin, reply_to) VALUES " +
+    Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?)").join(", ") + " RETURNING id"
+  ])
+)
 const READ_SINCE = "SELECT id, sender, payload, ts_ms, origin, reply_to FROM messages " +
   "WHERE channel = ? AND id > ? AND ts_ms >= ? ORDER BY id LIMIT ?"
 const MESSAGE_EXISTS = "SELECT 1 AS found FROM messages WHERE id = ? AND channel = ?"
+const FIND_MACHINE_BY_KEY = "SELECT user, name, pubkey, added_at FROM machines WHERE pubkey = ?"
+const GET_CHANNEL = "SELECT name, visibility, created_by, created_at FROM channels WHERE name = ?"
+const IS_MEMBER = "SELECT 1 AS found FROM memberships WHERE channel = ? AND user = ?"
+const USER_EXISTS = "SELECT 1 AS found FROM users WHERE username = ?"
+
+// Hand-written checks for the common row of a hot read: the value the row schema decodes, or
+// undefined to let the schema decide (and fail with its ParseError).
+const fastMachine = (row: unknown): typeof MachineRowSchema.Type | undefined => {
+  if (typeof row !== "object" || row === null) return undefined
+  const { added_at, name, pubkey, user } = row as Readonly<Record<string, unknown>>
+  return typeof user === "string" && typeof name === "string" && typeof pubkey === "string" &&
+      typeof added_at === "string"
+    ? { user, name, pubkey, added_at }
+    : undefined
+}
+
+const fastChannel = (row: unknown): typeof ChannelRowSchema.Type | undefined => {
+  if (typeof row !== "object" || row === null) return undefined
+  const { created_at, created_by, name, visibility } = row as Readonly<Record<string, unknown>>
+  return typeof name === "string" &&
+      (visibility === "public" || visibility === "unlisted" || visibility === "private") &&
+      typeof created_by === "string" && typeof created_at === "string"
+    ? { name, visibility, created_by, created_at }
+    : undefined
+}
+
+// The first row of a point lookup: the fast check, else the row schema.
+const firstRow = <A, E>(
+  rows: ReadonlyArray<unknown>,
+  fast: (row: unknown) => A | undefined,
+  decode: (rows: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<A>, E>
+): Effect.Effect<Option.Option<A>, E> => {
+  if (rows.length === 0) return Effect.succeed(Option.none())
+  const row = fast(rows[0])
+  return row !== undefined
+    ? Effect.succeed(Option.some(row))
+    : Effect.map(decode(rows), (decoded) => Option.fromNullable(decoded[0]))
+}
 
 /** Most appends one group commit takes from the queue. @since 0.1.0 @category constants */
 export const MAX_BATCH = 512
@@ -155,11 +201,80 @@ const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
   return Effect.sync(() => clearImmediate(handle))
 })
 
+// A queued append and its outcome. A one-shot cell instead of a `Deferred` (whose construction
+// copies a prototype per call, a measurable share of an append): the first `settle` wins, later ones
+// are ignored; `awaitAppend` (any number of times) resumes at once when settled, else when it is.
 interface PendingAppend {
   readonly params: ReadonlyArray<unknown>
   readonly afterCommit: (seq: number) => Effect.Effect<void>
-  readonly done: Deferred.Deferred<number, StoreError>
+  outcome: Exit.Exit<number, StoreError> | undefined
+  waiters: Array<(outcome: Exit.Exit<number, StoreError>) => void> | undefined
 }
+
+const settle = (item: PendingAppend, outcome: Exit.Exit<number, StoreError>): void => {
+  if (item.outcome !== undefined) return
+  item.outcome = outcome
+  const waiters = item.waiters
+  item.waiters = undefined
+  if (waiters !== undefined) { for (const waiter of waiters) waiter(outcome) }
+}
+
+const refuse = (item: PendingAppend, cause: unknown): void =>
+  settle(item, Exit.fail(new StoreError({ operation: "appendMessage", cause })))
+
+// Interrupting the waiter only stops the wait: the append itself still commits or is refused.
+const awaitAppend = (item: PendingAppend): Effect.Effect<number, StoreError> =>
+  Effect.async<number, StoreError>((resume) => {
+    if (item.outcome !== undefined) return resume(item.outcome)
+    if (item.waiters === undefined) item.waiters = [resume]
+    else item.waiters.push(resume)
+    return Effect.sync(() => {
+      const at = item.waiters?.indexOf(resume) ?? -1
+      if (at >= 0) item.waiters!.splice(at, 1)
+    })
+  })
+
+const noneCommitted: { readonly items: ReadonlyArray<PendingAppend>; readonly seqs: ReadonlyArray<number> } = {
+  items: [],
+  seqs: []
+}
+
+// Rows to insert with one statement at `from`: 1 for a solo item, else the largest chunk size that
+// fits the run of non-solo items starting there.
+const chunkSize = (pending: ReadonlyArray<PendingAppend>, from: number, solo: ReadonlySet<PendingAppend>): number => {
+  const max = INSERT_CHUNKS[0]!
+  let run = Math.min(max, pending.length - from)
+  if (solo.size > 0) {
+    for (let k = 0; k < run; k++) {
+      if (solo.has(pending[from + k]!)) {
+        run = k
+        break
+      }
+    }
+  }
+  for (const size of INSERT_CHUNKS) if (size <= run) return size
+  return 1
+}
+
+// The ids of a chunk's rows in insertion (VALUES) order. AUTOINCREMENT hands out increasing ids in
+// insertion order while the write lock is held, and SQLite does not promise RETURNING's row order,
+// so the ids are sorted when they do not come back ascending. Undefined unless exactly `size`
+// integer ids came back.
+const chunkIds = (rows: ReadonlyArray<unknown>, size: number): ReadonlyArray<number> | undefined => {
+  if (rows.length !== size) return undefined
+  const ids: Array<number> = new Array(size)
+  let ascending = true
+  for (let k = 0; k < size; k++) {
+    const row = rows[k]
+    const id: unknown = typeof row === "object" && row !== null ? (row as { readonly id?: unknown }).id : undefined
+    if (typeof id !== "number" || !Number.isSafeInteger(id)) return undefined
+    if (k > 0 && id <= ids[k - 1]!) ascending = false
+    ids[k] = id
+  }
+  return ascending ? ids : ids.sort((a, b) => a - b)
+}
+
+const logAfterCommitFailure = (cause: Cause.Cause<never>) => Effect.logWarning("after-commit action failed", cause)
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -305,6 +420,12 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   const decodeInvites = decodeAll(InviteRowSchema)
   const decodeChannelInfos = decodeAll(ChannelInfoRowSchema)
 
+  // Hot reads: a fixed statement text (prepared once, cached by the client), no statement
+  // compilation or span. Outside any transaction: the reserved connection waits for an open one
+  // (or a batch) to end.
+  const query = (statement: string, params: ReadonlyArray<unknown>) =>
+    Effect.scoped(Effect.flatMap(sql.reserve, (conn) => conn.execute(statement, params, undefined)))
+
   // users and machines ---------------------------------------------------------------------------
 
   const registerUser = Effect.fnUntraced(function*(input: {
@@ -328,10 +449,11 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     )
   })
 
-  const userExists = Effect.fnUntraced(function*(username: string) {
-    const rows = yield* sql`SELECT 1 AS found FROM users WHERE username = ${username}`
-    return rows.length > 0
-  }, Effect.mapError(toStoreError("userExists")))
+  const userExists = (username: string) =>
+    query(USER_EXISTS, [username]).pipe(
+      Effect.map((rows) => rows.length > 0),
+      Effect.mapError(toStoreError("userExists"))
+    )
 
   const listUsers = sql`SELECT username, created_at FROM users ORDER BY username`.pipe(
     Effect.flatMap(decodeUsers),
@@ -352,12 +474,10 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     return { deletedChannels: deleted }
   }, Effect.mapError(toStoreError("removeUser")))
 
-  const findMachineByKey = Effect.fnUntraced(function*(pubkey: string) {
-    const rows = yield* sql`SELECT user, name, pubkey, added_at FROM machines WHERE pubkey = ${pubkey}`.pipe(
-      Effect.flatMap(decodeMachines)
+  const findMachineByKey = (pubkey: string) =>
+    Effect.flatMap(query(FIND_MACHINE_BY_KEY, [pubkey]), (rows) => firstRow(rows, fastMachine, decodeMachines)).pipe(
+      Effect.mapError(toStoreError("findMachineByKey"))
     )
-    return Option.fromNullable(rows[0])
-  }, Effect.mapError(toStoreError("findMachineByKey")))
 
   const listMachines = Effect.fnUntraced(function*(user: string) {
     return yield* sql`SELECT user, name, pubkey, added_at FROM machines WHERE user = ${user} ORDER BY name`.pipe(
@@ -383,12 +503,10 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
 
   // channels ---------------------------------------------------------------------------------------
 
-  const getChannel = Effect.fnUntraced(function*(name: string) {
-    const rows = yield* sql`SELECT name, visibility, created_by, created_at FROM channels WHERE name = ${name}`.pipe(
-      Effect.flatMap(decodeChannels)
+  const getChannel = (name: string) =>
+    Effect.flatMap(query(GET_CHANNEL, [name]), (rows) => firstRow(rows, fastChannel, decodeChannels)).pipe(
+      Effect.mapError(toStoreError("getChannel"))
     )
-    return Option.fromNullable(rows[0])
-  }, Effect.mapError(toStoreError("getChannel")))
 
   const createChannel = Effect.fnUntraced(function*(input: {
     readonly name: string
@@ -441,10 +559,11 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     sql`INSERT OR IGNORE INTO memberships (channel, user)
         SELECT name, ${user} FROM channels WHERE name = ${channel}`
 
-  const isMember = Effect.fnUntraced(function*(channel: string, user: string) {
-    const rows = yield* sql`SELECT 1 AS found FROM memberships WHERE channel = ${channel} AND user = ${user}`
-    return rows.length > 0
-  }, Effect.mapError(toStoreError("isMember")))
+  const isMember = (channel: string, user: string) =>
+    query(IS_MEMBER, [channel, user]).pipe(
+      Effect.map((rows) => rows.length > 0),
+      Effect.mapError(toStoreError("isMember"))
+    )
 
   const addMember = Effect.fnUntraced(function*(channel: string, user: string) {
     yield* tx(insertMember(channel, user))
@@ -554,67 +673,82 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   // Appends go through one writer fiber that owns the connection for a whole batch: everything
   // queued while it worked is inserted in one transaction (group commit), then each post's
   // `afterCommit` runs in seq order and only then is the post resolved (D-5). An insert that fails
-  // refuses that post alone (the batch is retried without it); a failed BEGIN or COMMIT refuses
-  // every post of the batch. No Schema, no span, no statement compilation on this path.
+  // refuses that post alone (the batch is retried without it, see `commitBatch`); a failed BEGIN or
+  // COMMIT refuses every post of the batch. No Schema, no span, no statement compilation on this path.
   const queue = yield* Queue.unbounded<PendingAppend>()
   const refuseAll = (batch: ReadonlyArray<PendingAppend>, cause: unknown) =>
-    Effect.forEach(
-      batch,
-      (item) => Deferred.fail(item.done, new StoreError({ operation: "appendMessage", cause })),
-      { discard: true }
-    )
+    Effect.sync(() => {
+      for (const item of batch) refuse(item, cause)
+    })
 
-  // Insert and commit under one reserved connection; the committed (item, seq) pairs in seq order.
+  // Insert and commit under one reserved connection; the committed items and their seqs, in seq
+  // order. Rows go in as multi-row INSERTs of a few fixed sizes (largest first), so at most
+  // `INSERT_CHUNKS.length` statement texts reach the prepared-statement cache. A chunk that fails
+  // rolls the transaction back and is retried row by row (`solo`); a single row that fails is
+  // refused and the rest retried without it. Every retry makes progress: a failing chunk turns at
+  // least two items solo, a failing solo row leaves the batch.
   const commitBatch = (batch: ReadonlyArray<PendingAppend>) =>
     Effect.scoped(Effect.gen(function*() {
       const conn = yield* sql.reserve
-      const exec = (statement: string, params: ReadonlyArray<unknown> = []) =>
-        conn.execute(statement, params, undefined)
+      const exec = (statement: string, params: ReadonlyArray<unknown>) => conn.execute(statement, params, undefined)
+      const solo = new Set<PendingAppend>()
       let pending = batch
       while (pending.length > 0) {
-        const begun = yield* Effect.either(exec("BEGIN IMMEDIATE"))
+        const begun = yield* Effect.either(exec("BEGIN IMMEDIATE", []))
         if (Either.isLeft(begun)) {
           yield* refuseAll(pending, begun.left)
-          return []
+          return noneCommitted
         }
-        const inserted: Array<readonly [PendingAppend, number]> = []
-        let failed: { readonly item: PendingAppend; readonly cause: unknown } | undefined
-        for (const item of pending) {
-          const result = yield* Effect.either(exec(INSERT_MESSAGE, item.params))
-          const id: unknown = Either.isRight(result) ? result.right[0]?.id : undefined
-          if (typeof id !== "number") {
-            failed = { item, cause: Either.isLeft(result) ? result.left : "no row id returned" }
+        const seqs: Array<number> = []
+        let failed: { readonly from: number; readonly size: number; readonly cause: unknown } | undefined
+        let i = 0
+        while (i < pending.length) {
+          const size = chunkSize(pending, i, solo)
+          const params: Array<unknown> = []
+          for (let k = i; k < i + size; k++) {
+            const p = pending[k]!.params
+            params.push(p[0], p[1], p[2], p[3], p[4], p[5])
+          }
+          const result = yield* Effect.either(exec(INSERT_CHUNK[size]!, params))
+          const ids = Either.isRight(result) ? chunkIds(result.right, size) : undefined
+          if (ids === undefined) {
+            failed = { from: i, size, cause: Either.isLeft(result) ? result.left : "no row ids returned" }
             break
           }
-          inserted.push([item, id])
+          for (const id of ids) seqs.push(id)
+          i += size
         }
         if (failed !== undefined) {
-          const { cause, item } = failed
-          yield* Effect.ignore(exec("ROLLBACK"))
-          yield* Deferred.fail(item.done, new StoreError({ operation: "appendMessage", cause }))
-          pending = pending.filter((p) => p !== item)
+          const { cause, from, size } = failed
+          yield* Effect.ignore(exec("ROLLBACK", []))
+          if (size > 1) {
+            for (let k = from; k < from + size; k++) solo.add(pending[k]!)
+          } else {
+            const item = pending[from]!
+            refuse(item, cause)
+            pending = pending.filter((p) => p !== item)
+          }
           continue
         }
-        const committed = yield* Effect.either(exec("COMMIT"))
+        const committed = yield* Effect.either(exec("COMMIT", []))
         if (Either.isLeft(committed)) {
-          yield* Effect.ignore(exec("ROLLBACK"))
+          yield* Effect.ignore(exec("ROLLBACK", []))
           yield* refuseAll(pending, committed.left)
-          return []
+          return noneCommitted
         }
-        return inserted
+        return { items: pending, seqs }
       }
-      return []
+      return noneCommitted
     }))
 
   const writeBatch = (batch: ReadonlyArray<PendingAppend>) =>
     Effect.gen(function*() {
-      const committed = yield* commitBatch(batch)
-      for (const [item, seq] of committed) {
-        yield* Effect.catchAllCause(
-          item.afterCommit(seq),
-          (cause) => Effect.logWarning("after-commit action failed", cause)
-        )
-        yield* Deferred.succeed(item.done, seq)
+      const { items, seqs } = yield* commitBatch(batch)
+      for (let k = 0; k < items.length; k++) {
+        const item = items[k]!
+        const seq = seqs[k]!
+        yield* Effect.catchAllCause(item.afterCommit(seq), logAfterCommitFailure)
+        settle(item, Exit.succeed(seq))
       }
     }).pipe(
       // never leave a post hanging: anything unexpected refuses whatever is still unresolved
@@ -647,26 +781,27 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   )
 
   const appendMessageQueued = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
-    Effect.flatMap(Deferred.make<number, StoreError>(), (done) => {
-      const params = [
-        message.channel,
-        message.from,
-        payloadJson(message.payload),
-        message.ts_ms,
-        message.origin,
-        message.reply_to
-      ]
-      return Effect.as(Queue.offer(queue, { params, afterCommit, done }), Deferred.await(done))
+    Effect.suspend(() => {
+      const item: PendingAppend = {
+        params: [
+          message.channel,
+          message.from,
+          payloadJson(message.payload),
+          message.ts_ms,
+          message.origin,
+          message.reply_to
+        ],
+        afterCommit,
+        outcome: undefined,
+        waiters: undefined
+      }
+      return Effect.as(Queue.offer(queue, item), awaitAppend(item))
     })
 
   const appendMessageThen = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
     Effect.flatten(appendMessageQueued(message, afterCommit))
 
   const appendMessage = (message: NewMessage) => appendMessageThen(message, () => Effect.void)
-
-  // Reads outside any transaction: the reserved connection waits for an open one (or a batch) to end.
-  const query = (statement: string, params: ReadonlyArray<unknown>) =>
-    Effect.scoped(Effect.flatMap(sql.reserve, (conn) => conn.execute(statement, params, undefined)))
 
   const messageExists = (channel: string, seq: number) =>
     query(MESSAGE_EXISTS, [seq, channel]).pipe(

@@ -229,6 +229,51 @@ describe("SqliteStore", () => {
         yield* store.addMachine({ user: "bob", name: "spare", pubkey: "k3", now: NOW })
       }))
 
+    it.scoped("hot reads: findMachineByKey, getChannel, isMember, userExists, messageExists; unusual rows", () =>
+      Effect.gen(function*() {
+        const { sql, store } = yield* fresh
+        yield* store.registerUser({ username: "aaron", machine: "ws", pubkey: "k1", now: NOW })
+        yield* channel(store, "ops", "aaron", "unlisted")
+        const seq = yield* store.appendMessage(msg("ops", 1, "hi"))
+        assert.deepStrictEqual(
+          yield* store.findMachineByKey("k1"),
+          Option.some({ user: "aaron", name: "ws", pubkey: "k1", added_at: NOW })
+        )
+        assert.deepStrictEqual(
+          yield* store.getChannel("ops"),
+          Option.some({ name: "ops", visibility: "unlisted" as const, created_by: "aaron", created_at: NOW })
+        )
+        assert.isTrue(Option.isNone(yield* store.getChannel("nope")))
+        assert.isTrue(yield* store.isMember("ops", "aaron"))
+        assert.isFalse(yield* store.isMember("ops", "bob"))
+        assert.isFalse(yield* store.isMember("nope", "aaron"))
+        assert.isTrue(yield* store.userExists("aaron"))
+        assert.isFalse(yield* store.userExists("bob"))
+        assert.isTrue(yield* store.messageExists("ops", seq))
+        assert.isFalse(yield* store.messageExists("ops", seq + 1))
+        // unusual but decodable: empty and non-ASCII strings, a numeric-looking text
+        yield* sql`INSERT INTO machines (user, name, pubkey, added_at) VALUES ('aaron', '', 'k2', '12')`
+        yield* sql`INSERT INTO channels (name, visibility, created_by, created_at)
+                   VALUES ('ünï', 'private', '', '')`
+        assert.deepStrictEqual(
+          yield* store.findMachineByKey("k2"),
+          Option.some({ user: "aaron", name: "", pubkey: "k2", added_at: "12" })
+        )
+        assert.deepStrictEqual(
+          yield* store.getChannel("ünï"),
+          Option.some({ name: "ünï", visibility: "private" as const, created_by: "", created_at: "" })
+        )
+        // undecodable rows (a BLOB where text belongs) are a StoreError of the read, as with the schema
+        yield* sql`INSERT INTO machines (user, name, pubkey, added_at) VALUES ('aaron', 'blob', 'k3', X'00')`
+        yield* sql`INSERT INTO channels (name, visibility, created_by, created_at) VALUES ('bin', 'public', X'01', '')`
+        const badMachine = yield* failure(store.findMachineByKey("k3"))
+        assert.instanceOf(badMachine, StoreError)
+        assert.strictEqual(badMachine.operation, "findMachineByKey")
+        const badChannel = yield* failure(store.getChannel("bin"))
+        assert.instanceOf(badChannel, StoreError)
+        assert.strictEqual(badChannel.operation, "getChannel")
+      }))
+
     it.scoped("removeUser deletes created channels, memberships, machines; keeps bans and messages elsewhere", () =>
       Effect.gen(function*() {
         const { sql, store } = yield* fresh
@@ -915,6 +960,155 @@ describe("SqliteStore", () => {
         const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
         assert.deepStrictEqual(texts(page.messages), ["after"], "nothing of the refused batch was kept")
         assert.strictEqual(page.messages[0]?.seq, after)
+      }))
+
+    /**
+     * Queue `messages` while another transaction holds the connection, so the writer finds them all
+     * waiting at once (one group commit spanning several multi-row chunks), then let it go. The
+     * results in queue order, and the seqs passed to afterCommit in call order.
+     */
+    const appendHeld = (
+      sql: SqlClient.SqlClient,
+      store: StoreShape,
+      messages: ReadonlyArray<NewMessage>
+    ) =>
+      Effect.gen(function*() {
+        const holding = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = yield* sql.withTransaction(
+          Effect.zipRight(Deferred.succeed(holding, undefined), Deferred.await(release))
+        ).pipe(Effect.fork)
+        yield* Deferred.await(holding)
+        const published: Array<number> = []
+        const waits: Array<Effect.Effect<number, StoreError>> = []
+        for (const m of messages) {
+          waits.push(yield* store.appendMessageQueued(m, (seq) => Effect.sync(() => void published.push(seq))))
+        }
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        const results = yield* Effect.forEach(waits, (wait) => Effect.either(wait)).pipe(
+          Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "appends never resolved" })
+        )
+        return { results, published }
+      })
+
+    it.scoped("a batch spanning several multi-row chunks commits every row in queue order", () =>
+      Effect.gen(function*() {
+        const { sql, store } = yield* fresh
+        yield* channel(store, "ops")
+        yield* store.appendMessage(msg("ops", 1, "first")) // seqs of the batch do not start at 1
+        // 128 + 128 + 32 + 8 + 4 + 1 + 1 rows: every chunk size is used
+        const n = 302
+        const { published, results } = yield* appendHeld(
+          sql,
+          store,
+          Array.from({ length: n }, (_, i) => msg("ops", 10 + i, `m${i}`, i % 3 === 0 ? { reply_to: 1 } : {}))
+        )
+        const seqs = results.map((r) => {
+          assert.strictEqual(r._tag, "Right", "every post commits")
+          return r._tag === "Right" ? r.right : -1
+        })
+        for (let i = 1; i < n; i++) assert.isTrue(seqs[i]! > seqs[i - 1]!, "seqs increase in queue order")
+        assert.deepStrictEqual(published, seqs, "afterCommit runs once per post, in seq order")
+        const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 1 }, cutoffMs: 0, limit: 500 })
+        assert.deepStrictEqual(page.messages.map((m) => m.seq), seqs)
+        // each seq carries its own row (the ids of a multi-row insert map onto its rows in order)
+        page.messages.forEach((m, i) => {
+          assert.deepStrictEqual(
+            { text: m.payload.kind === "plain" ? m.payload.text : "", ts_ms: m.ts_ms, reply_to: m.reply_to },
+            { text: `m${i}`, ts_ms: 10 + i, reply_to: i % 3 === 0 ? 1 : null }
+          )
+        })
+      }))
+
+    it.scoped("a failing row inside a multi-row chunk refuses only that post; its chunk commits row by row", () =>
+      Effect.gen(function*() {
+        const { sql, store } = yield* fresh
+        yield* channel(store, "ops")
+        const n = 300
+        const bad = new Set([0, 5, 140, 141, 299]) // the channel "gone" does not exist: FOREIGN KEY fails
+        const { published, results } = yield* appendHeld(
+          sql,
+          store,
+          Array.from({ length: n }, (_, i) => msg(bad.has(i) ? "gone" : "ops", 10 + i, `m${i}`))
+        )
+        const committed: Array<number> = []
+        const expected: Array<string> = []
+        results.forEach((r, i) => {
+          if (bad.has(i)) {
+            assert.strictEqual(r._tag, "Left", `post ${i} is refused`)
+            if (r._tag === "Left") {
+              assert.instanceOf(r.left, StoreError)
+              assert.strictEqual(r.left.operation, "appendMessage")
+            }
+          } else {
+            assert.strictEqual(r._tag, "Right", `post ${i} commits`)
+            if (r._tag === "Right") committed.push(r.right)
+            expected.push(`m${i}`)
+          }
+        })
+        for (let i = 1; i < committed.length; i++) assert.isTrue(committed[i]! > committed[i - 1]!)
+        assert.deepStrictEqual(published, committed, "only committed posts are published, in seq order")
+        const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 500 })
+        assert.deepStrictEqual(texts(page.messages), expected)
+        assert.deepStrictEqual(page.messages.map((m) => m.seq), committed)
+      }))
+
+    it.scoped("a queued append's wait can run twice or be interrupted; the append still commits once", () =>
+      Effect.gen(function*() {
+        const { sql, store } = yield* fresh
+        yield* channel(store, "ops")
+        const holding = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = yield* sql.withTransaction(
+          Effect.zipRight(Deferred.succeed(holding, undefined), Deferred.await(release))
+        ).pipe(Effect.fork)
+        yield* Deferred.await(holding)
+        const published: Array<number> = []
+        const wait = yield* store.appendMessageQueued(
+          msg("ops", 1, "one"),
+          (seq) => Effect.sync(() => void published.push(seq))
+        )
+        const abandoned = yield* Effect.fork(wait)
+        const first = yield* Effect.fork(wait)
+        yield* Fiber.interrupt(abandoned)
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        const seq = yield* Fiber.join(first)
+        assert.strictEqual(yield* wait, seq, "a settled wait resumes at once with the same seq")
+        assert.deepStrictEqual(published, [seq])
+        const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
+        assert.deepStrictEqual(page.messages.map((m) => m.seq), [seq])
+      }))
+
+    it.scoped("a full database (SQLITE_FULL) refuses the posts with StoreError, not a defect; the store recovers", () =>
+      Effect.gen(function*() {
+        const { sql, store } = yield* fresh
+        yield* channel(store, "ops")
+        const [{ page_count }] = yield* sql<{ page_count: number }>`PRAGMA page_count`
+        yield* sql.unsafe(`PRAGMA max_page_count = ${page_count + 2}`)
+        const big = "x".repeat(64 * 1024)
+        const { published, results } = yield* appendHeld(
+          sql,
+          store,
+          Array.from({ length: 12 }, (_, i) => msg("ops", 10 + i, `${big}${i}`))
+        )
+        for (const r of results) {
+          assert.strictEqual(r._tag, "Left", "nothing fits")
+          if (r._tag === "Left") {
+            assert.instanceOf(r.left, StoreError)
+            const sqlError: unknown = r.left.cause
+            const code = typeof sqlError === "object" && sqlError !== null && "cause" in sqlError
+              ? (sqlError.cause as { readonly code?: unknown }).code
+              : undefined
+            assert.strictEqual(code, "SQLITE_FULL")
+          }
+        }
+        assert.deepStrictEqual(published, [])
+        yield* sql.unsafe("PRAGMA max_page_count = 1073741823")
+        const seq = yield* store.appendMessage(msg("ops", 30, "after"))
+        const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
+        assert.deepStrictEqual(page.messages.map((m) => [m.seq, texts([m])[0]]), [[seq, "after"]])
       }))
 
     it.scopedLive("closing the store refuses appends still queued instead of leaving them hanging", () =>
