@@ -20,6 +20,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
+import * as HashMap from "effect/HashMap"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import type { RawData, WebSocket } from "ws"
@@ -27,7 +28,7 @@ import * as Admins from "./Admins.js"
 import { type Conn, Hub, type SessionEntry } from "./Hub.js"
 import { makeTokenBucket, RegisterLimiter } from "./RateLimit.js"
 import { type Caller, Requests } from "./Requests.js"
-import { ServerConfig } from "./ServerConfig.js"
+import { ServerConfig, type ServerConfigShape } from "./ServerConfig.js"
 import { Store } from "./Store.js"
 
 /** WebSocket close codes the server uses. @since 0.1.0 @category constants */
@@ -227,6 +228,11 @@ export interface ConnectionInfo {
   /** Called once the handshake is over (either way): frees the per-address pending slot. */
   readonly handshakeDone: () => void
   /**
+   * Arm the handshake deadline (`handshakeTimeout` from now): `expire` is called once it passes,
+   * unless the returned function was called first.
+   */
+  readonly armDeadline: (expire: () => void) => () => void
+  /**
    * Start a fiber owned by the transport's scope (not started at once: scheduled). An established
    * session runs one only while it has frames (or a kill, or the close) to process.
    */
@@ -239,6 +245,29 @@ class PeerClosed extends Data.TaggedError("PeerClosed") {}
 const refuse = (error: Frames.ProtocolError) => Effect.fail(new HandshakeRefused({ error }))
 
 const stripDefaultPort = (host: string) => host.replace(/:(80|443)$/, "")
+
+/** What `run` derives from the configuration, once per configuration rather than per connection. */
+interface Derived {
+  readonly admins: Admins.Allowlist
+  /** The authorities of the public URLs (D-3). */
+  readonly authorities: ReadonlyArray<string>
+  /** How the public URLs are named in a host refusal. */
+  readonly named: ReadonlyArray<string>
+}
+const derivedCache = new WeakMap<ServerConfigShape, Derived>()
+const derive = (config: ServerConfigShape): Derived => {
+  let derived = derivedCache.get(config)
+  if (derived === undefined) {
+    const parsed = config.publicUrls.map((url) => Auth.authorityOf(url))
+    derived = {
+      admins: Admins.allowlist(config.admins),
+      authorities: parsed.filter((a) => a !== undefined),
+      named: parsed.map((a, i) => a ?? config.publicUrls[i]!)
+    }
+    derivedCache.set(config, derived)
+  }
+  return derived
+}
 
 /** The `id` (1–64 characters, D-2) of a JSON request that failed to decode, if it has one. */
 const requestIdOf = (raw: RawData): string | undefined => {
@@ -312,7 +341,8 @@ const serveEstablished = (
     readonly maxFrameBytes: number
     readonly debugOn: boolean
     readonly clock: Clock.Clock
-    readonly remote: string
+    /** The log annotations of every line the session logs (path and remote address). */
+    readonly annotations: HashMap.HashMap<string, unknown>
     readonly fork: (effect: Effect.Effect<void>) => void
   }
 ) => {
@@ -408,7 +438,11 @@ const serveEstablished = (
     return Effect.zipRight(hub.detach(entry), Effect.logDebug("session detached"))
   })
 
+  // Each run is a fiber of its own that ends with the run: its annotations are set, not scoped
+  // (`annotateLogs` would cost a scoped FiberRef change per wake).
+  const annotate = FiberRef.set(FiberRef.currentLogAnnotations, input.annotations)
   const processor = Effect.gen(function*() {
+    yield* annotate
     while (true) {
       const step = yield* nextStep
       if (step === "idle") return
@@ -430,8 +464,7 @@ const serveEstablished = (
     }
   }).pipe(
     Effect.onInterrupt(() => end),
-    Effect.catchAllCause((cause) => Effect.zipRight(failLink(state, cause), end)),
-    Effect.annotateLogs({ path: entry.key, remote: input.remote })
+    Effect.catchAllCause((cause) => Effect.zipRight(failLink(state, cause), end))
   )
 
   const wake = () => {
@@ -459,12 +492,31 @@ export const run = (
     const requests = yield* Requests
     const store = yield* Store
     const registerLimiter = yield* RegisterLimiter
-    const admins = Admins.allowlist(config.admins)
+    const { admins, authorities, named } = derive(config)
 
-    const next: Effect.Effect<RawData, PeerClosed> = Effect.flatMap(
-      state.take,
-      Option.match({ onNone: () => Effect.fail(new PeerClosed()), onSome: Effect.succeed })
-    )
+    // The handshake deadline without a fiber per connection (a `timeoutFail` forks two): the
+    // transport's deadline sweeper marks it expired and wakes a waiting `next`; a step still running
+    // at the deadline (the store) is refused once it ends.
+    const timedOut = () => new HandshakeRefused({ error: Errors.unauthorized(Errors.Messages.handshakeTimedOut) })
+    let expired = false
+    let pendingWake: (() => void) | undefined
+    const next = Effect.async<RawData, PeerClosed | HandshakeRefused>((resume) => {
+      const attempt = () => {
+        const raw = state.poll()
+        if (raw !== undefined) resume(Effect.succeed(raw))
+        else if (state.isClosed) resume(Effect.fail(new PeerClosed()))
+        else if (expired) resume(Effect.fail(timedOut()))
+        else return false
+        return true
+      }
+      if (attempt()) return
+      pendingWake = () => {
+        if (attempt()) pendingWake = undefined
+      }
+      return Effect.sync(() => {
+        pendingWake = undefined
+      })
+    })
 
     const decode = (raw: RawData) =>
       Either.match(Codec.decodeClientFrame(raw as Codec.RawMessage, config.maxFrameBytes), {
@@ -502,15 +554,14 @@ export const run = (
       }
       // D-3: `hello.host` must be an authority this server answers as. Checked with the signature
       // (after the client's Auth), so every refusal comes where SPEC §2.6 puts auth failures.
-      const accepted = new Set<string>([info.hostHeader, stripDefaultPort(info.hostHeader)])
-      for (const url of config.publicUrls) {
-        const authority = Auth.authorityOf(url)
-        if (authority !== undefined) accepted.add(authority)
-      }
       const host = hello.host ?? info.hostHeader
       const checkHost = Effect.suspend(() => {
-        if (hello.host === null || accepted.has(hello.host.toLowerCase())) return Effect.void
-        const answersAs = [...new Set([info.hostHeader, ...config.publicUrls.map((u) => Auth.authorityOf(u) ?? u)])]
+        if (hello.host === null) return Effect.void
+        const signed = hello.host.toLowerCase()
+        if (
+          signed === info.hostHeader || signed === stripDefaultPort(info.hostHeader) || authorities.includes(signed)
+        ) return Effect.void
+        const answersAs = [...new Set([info.hostHeader, ...named])]
           .filter((h) => h.length > 0)
           .map((h) => `\`${h}\``)
           .join(" or ")
@@ -571,11 +622,18 @@ export const run = (
       return yield* refuse(Errors.malformed(Errors.Messages.expectedRegisterOrAuth))
     })
 
+    state.onWake = () => pendingWake?.()
+    const cancelDeadline = info.armDeadline(() => {
+      expired = true
+      pendingWake?.()
+    })
     const outcome = yield* handshake.pipe(
-      Effect.timeoutFail({
-        duration: config.handshakeTimeout,
-        onTimeout: () => new HandshakeRefused({ error: Errors.unauthorized(Errors.Messages.handshakeTimedOut) })
-      }),
+      Effect.filterOrFail(() => !expired, timedOut),
+      Effect.ensuring(Effect.sync(() => {
+        cancelDeadline()
+        state.onWake = undefined
+        pendingWake = undefined
+      })),
       Effect.either
     )
     info.handshakeDone()
@@ -601,6 +659,8 @@ export const run = (
     const debugOn = (yield* FiberRef.get(FiberRef.currentMinimumLogLevel)).ordinal <= LogLevel.Debug.ordinal
     const clock = yield* Effect.clock
     const caller = { entry, isAdmin, bucket: yield* makeTokenBucket(config.ratePerSecond, config.rateBurst) }
+    let inline = true
+    let first: Effect.Effect<void> | undefined
 
     const session = serveEstablished(state, {
       entry,
@@ -610,18 +670,24 @@ export const run = (
       maxFrameBytes: config.maxFrameBytes,
       debugOn,
       clock,
-      remote: info.remoteAddress,
-      fork: info.fork
+      annotations: HashMap.set(yield* FiberRef.get(FiberRef.currentLogAnnotations), "path", entry.key),
+      fork: (effect) => {
+        if (inline) first = effect
+        else info.fork(effect)
+      }
     })
-    yield* Effect.gen(function*() {
-      if (superseded) yield* Effect.logInfo("session superseded by a newer connection")
-      yield* Effect.logInfo("session established").pipe(Effect.annotateLogs({ user, machine }))
-    }).pipe(Effect.annotateLogs({ path: entry.key }))
+    if (superseded) {
+      yield* Effect.logInfo("session superseded by a newer connection").pipe(Effect.annotateLogs("path", entry.key))
+    }
+    yield* Effect.logInfo("session established").pipe(Effect.annotateLogs({ path: entry.key, user, machine }))
     yield* session.reply({ type: "established", path })
     yield* session.reply({ type: "server_info", admin: isAdmin })
-    // From here on frames, a kill or the close start the processor; pick up what came meanwhile.
+    // From here on frames, a kill or the close start the processor; what came meanwhile is handled
+    // in this fiber rather than a new one (the first wake would otherwise fork one even with nothing).
     state.onWake = session.wake
     session.wake()
+    inline = false
+    if (first !== undefined) yield* first
   }).pipe(
     Effect.catchAllCause((cause) => failLink(state, cause)),
     Effect.annotateLogs({ remote: info.remoteAddress })

@@ -10,6 +10,7 @@
  * @since 0.1.0
  */
 import { Limits } from "@conclave/protocol"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
@@ -76,6 +77,34 @@ const make = Effect.gen(function*() {
   const pending = new Map<string, number>()
   let draining = false
 
+  // Handshake deadlines: one sweeper fiber for all connections instead of a timer fiber each. Every
+  // deadline is `handshakeTimeout` after its arming, so insertion order is deadline order, and an
+  // entry armed while the sweeper sleeps (at most one timeout) is due after it wakes: none is late.
+  const clock = yield* Effect.clock
+  const timeoutMs = Duration.toMillis(config.handshakeTimeout)
+  const deadlines = new Set<{ readonly at: number; readonly expire: () => void }>()
+  const armDeadline = (expire: () => void) => {
+    const entry = { at: clock.unsafeCurrentTimeMillis() + timeoutMs, expire }
+    deadlines.add(entry)
+    return () => {
+      deadlines.delete(entry)
+    }
+  }
+  if (Number.isFinite(timeoutMs)) {
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      let wait = timeoutMs
+      for (const entry of deadlines) {
+        if (entry.at > now) {
+          wait = entry.at - now
+          break
+        }
+        deadlines.delete(entry)
+        entry.expire()
+      }
+      return Effect.sleep(Duration.millis(Math.max(1, wait)))
+    })))
+  }
+
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false })
   wss.on("headers", (headers) => {
     headers.push(`${Limits.INSTANCE_ID_HEADER}: ${instanceId}`)
@@ -137,6 +166,7 @@ const make = Effect.gen(function*() {
           remoteAddress: address,
           hostHeader,
           handshakeDone,
+          armDeadline,
           fork: (effect) => {
             runFork(effect, { immediate: false })
           }

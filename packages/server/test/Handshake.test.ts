@@ -1,6 +1,6 @@
 import { Auth, Base64Url, Limits } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import { errorOf } from "./support/Assert.js"
 import { connect, dial, handshake, newIdentity, register } from "./support/TestClient.js"
 import { startServer } from "./support/TestServer.js"
@@ -273,6 +273,27 @@ describe("Handshake", () => {
       const c = yield* dial(url)
       assert.deepStrictEqual(errorOf(yield* c.next()), { kind: "unauthorized", message: "handshake timed out" })
       yield* c.closed
+    }))
+
+  it.scopedLive("each pending handshake gets its own deadline; a finished one is not cut by it", () =>
+    Effect.gen(function*() {
+      const { url } = yield* startServer({ handshakeTimeout: Duration.millis(400) })
+      const session = yield* register(url, "aaron")
+      const early = yield* dial(url)
+      yield* early.send({ type: "hello", protocol_version: 1, session: "s", host: null, client: "cli" })
+      assert.strictEqual((yield* early.next()).type, "challenge")
+      yield* Effect.sleep("200 millis")
+      const late = yield* dial(url)
+      const lateStart = yield* Clock.currentTimeMillis
+      assert.deepStrictEqual(errorOf(yield* early.next()), { kind: "unauthorized", message: "handshake timed out" })
+      yield* early.closed
+      // Armed 200 ms later, so still running when the first one expired.
+      assert.isFalse(late.isClosed())
+      assert.deepStrictEqual(errorOf(yield* late.next()), { kind: "unauthorized", message: "handshake timed out" })
+      assert.isAtLeast((yield* Clock.currentTimeMillis) - lateStart, 300)
+      // Established before any of these deadlines: still served after all of them.
+      assert.strictEqual((yield* session.request({ type: "who", channel: null })).type, "presence")
+      assert.isFalse(session.isClosed())
     }))
 
   it.scopedLive("pinned admin names cannot be squatted; admins get server_info admin=true (S-038, S-039)", () =>
