@@ -91,18 +91,21 @@ const make = Effect.gen(function*() {
     }
   }
   if (Number.isFinite(timeoutMs)) {
-    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      let wait = timeoutMs
-      for (const entry of deadlines) {
-        if (entry.at > now) {
-          wait = entry.at - now
-          break
+    yield* Effect.forkScoped(
+      Effect.forever(Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        let wait = timeoutMs
+        for (const entry of deadlines) {
+          if (entry.at > now) {
+            wait = entry.at - now
+            break
+          }
+          deadlines.delete(entry)
+          entry.expire()
         }
-        deadlines.delete(entry)
-        entry.expire()
-      }
-      return Effect.sleep(Duration.millis(Math.max(1, wait)))
-    })))
+        return Effect.sleep(Duration.millis(Math.max(1, wait)))
+        // interruptible even when the layer is built inside an uninterruptible region (e.g. an acquire)
+      })).pipe(Effect.interruptible)
+    )
   }
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false })
