@@ -962,6 +962,18 @@ describe("SqliteStore", () => {
         assert.strictEqual(page.messages[0]?.seq, after)
       }))
 
+    /** Hold the connection in a transaction until `release` runs (the writer waits meanwhile). */
+    const holdConnection = (sql: SqlClient.SqlClient) =>
+      Effect.gen(function*() {
+        const holding = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = yield* sql.withTransaction(
+          Effect.zipRight(Deferred.succeed(holding, undefined), Deferred.await(release))
+        ).pipe(Effect.fork)
+        yield* Deferred.await(holding)
+        return Effect.zipRight(Deferred.succeed(release, undefined), Fiber.join(holder))
+      })
+
     /**
      * Queue `messages` while another transaction holds the connection, so the writer finds them all
      * waiting at once (one group commit spanning several multi-row chunks), then let it go. The
@@ -973,19 +985,13 @@ describe("SqliteStore", () => {
       messages: ReadonlyArray<NewMessage>
     ) =>
       Effect.gen(function*() {
-        const holding = yield* Deferred.make<void>()
-        const release = yield* Deferred.make<void>()
-        const holder = yield* sql.withTransaction(
-          Effect.zipRight(Deferred.succeed(holding, undefined), Deferred.await(release))
-        ).pipe(Effect.fork)
-        yield* Deferred.await(holding)
+        const release = yield* holdConnection(sql)
         const published: Array<number> = []
         const waits: Array<Effect.Effect<number, StoreError>> = []
         for (const m of messages) {
           waits.push(yield* store.appendMessageQueued(m, (seq) => Effect.sync(() => void published.push(seq))))
         }
-        yield* Deferred.succeed(release, undefined)
-        yield* Fiber.join(holder)
+        yield* release
         const results = yield* Effect.forEach(waits, (wait) => Effect.either(wait)).pipe(
           Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "appends never resolved" })
         )
@@ -1058,12 +1064,7 @@ describe("SqliteStore", () => {
       Effect.gen(function*() {
         const { sql, store } = yield* fresh
         yield* channel(store, "ops")
-        const holding = yield* Deferred.make<void>()
-        const release = yield* Deferred.make<void>()
-        const holder = yield* sql.withTransaction(
-          Effect.zipRight(Deferred.succeed(holding, undefined), Deferred.await(release))
-        ).pipe(Effect.fork)
-        yield* Deferred.await(holding)
+        const release = yield* holdConnection(sql)
         const published: Array<number> = []
         const wait = yield* store.appendMessageQueued(
           msg("ops", 1, "one"),
@@ -1072,8 +1073,7 @@ describe("SqliteStore", () => {
         const abandoned = yield* Effect.fork(wait)
         const first = yield* Effect.fork(wait)
         yield* Fiber.interrupt(abandoned)
-        yield* Deferred.succeed(release, undefined)
-        yield* Fiber.join(holder)
+        yield* release
         const seq = yield* Fiber.join(first)
         assert.strictEqual(yield* wait, seq, "a settled wait resumes at once with the same seq")
         assert.deepStrictEqual(published, [seq])
