@@ -205,6 +205,16 @@ export const rssOf = (pid: number): number => {
 /** Open file descriptors of a process (Linux /proc). @since 0.1.0 @category metrics */
 export const fdsOf = (pid: number): number => Fs.readdirSync(`/proc/${pid}/fd`).length
 
+/**
+ * When set (in the environment of the probed process, which inherits it from the soak), a directory
+ * the heap probe also writes a heap snapshot to at every sample (`heap-<n>.heapsnapshot`): compare
+ * two with `node bench/heap-top.mjs <later> 0 40 <earlier>` to see what grew.
+ *
+ * @since 0.1.0
+ * @category heap probe
+ */
+export const heapSnapshotsEnv = "CONCLAVE_HEAP_PROBE_SNAPSHOTS"
+
 /** The environment variable naming the file the heap probe writes. @since 0.1.0 @category heap probe */
 export const heapProbeEnv = "CONCLAVE_HEAP_PROBE_FILE"
 
@@ -218,7 +228,10 @@ export const heapProbeEnv = "CONCLAVE_HEAP_PROBE_FILE"
  * @category heap probe
  */
 export const heapProbeSource: string = `import { renameSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { writeHeapSnapshot } from "node:v8"
 const file = process.env.${heapProbeEnv}
+const snapshots = process.env.${heapSnapshotsEnv}
 if (file) {
   let n = 0
   process.on("SIGUSR2", () => {
@@ -229,6 +242,7 @@ if (file) {
     }
     const m = process.memoryUsage()
     n++
+    if (snapshots) writeHeapSnapshot(join(snapshots, "heap-" + n + ".heapsnapshot"))
     const sample = { n, gc, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }
     writeFileSync(file + ".tmp", JSON.stringify(sample))
     renameSync(file + ".tmp", file)
