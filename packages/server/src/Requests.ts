@@ -487,12 +487,14 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       answer(frame)(dispatch(caller, frame))
 
     /**
-     * Start one request and return the effect that completes it with its reply. A `channel_msg`
-     * returns as soon as its append is queued (a session pipelines its posts, so group commits fill
-     * up); every other request has run to its end when this returns.
+     * Start a post and return the effect that completes it with its reply: the checks run and the
+     * append is queued here; the reply waits for the COMMIT (a session pipelines its posts, so group
+     * commits fill up). `handle` of a post is this, run to its end.
      */
-    const begin = (caller: Caller, frame: Frames.Request): Effect.Effect<Effect.Effect<Frames.Reply>> => {
-      if (frame.type !== "channel_msg") return Effect.map(handle(caller, frame), Effect.succeed)
+    const beginPost = (
+      caller: Caller,
+      frame: Frames.ClientFrameOf<"channel_msg">
+    ): Effect.Effect<Effect.Effect<Frames.Reply>> => {
       const reply = answer(frame)
       return postQueued(caller, frame).pipe(
         Effect.match({
@@ -502,6 +504,6 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       )
     }
 
-    return { handle, begin, isAdmin: admins.isAdmin } as const
+    return { handle, beginPost, isAdmin: admins.isAdmin } as const
   })
 }) {}

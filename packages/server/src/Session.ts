@@ -388,7 +388,7 @@ const serveEstablished = (
         const post = decoded.right
         if (Either.isRight(Validate.validateClientFrame(post))) {
           if (debugOn) yield* Effect.logDebug("frame").pipe(Effect.annotateLogs({ kind: post.type }))
-          owed.push(yield* requests.begin(caller, post))
+          owed.push(yield* requests.beginPost(caller, post))
           if (owed.length >= MAX_PIPELINED_POSTS) yield* flushOwed
           return false
         }
