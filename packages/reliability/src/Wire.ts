@@ -51,6 +51,12 @@ export interface Client {
   readonly frames: Queue.Queue<Frames.ServerFrame>
   /** Called synchronously for every unsolicited frame instead of queueing it, when set. */
   onFrame: ((frame: Frames.ServerFrame) => void) | undefined
+  /**
+   * Called with every text frame before it is decoded, when set; returning `true` means the frame was
+   * handled and is not decoded (the soak's subscribers count deliveries this way, like the bench's
+   * raw subscriber, so the load generator is not what saturates).
+   */
+  onRaw: ((text: string) => boolean) | undefined
   /** Frames that did not decode as server frames (a server defect if ever non-zero). */
   readonly undecodable: () => number
   readonly send: (frame: unknown) => void
@@ -91,6 +97,7 @@ export const dial = (
       url,
       frames,
       onFrame: undefined,
+      onRaw: undefined,
       undecodable: () => undecodable,
       send: (frame) => {
         if (ws.readyState === WebSocket.OPEN) ws.send(typeof frame === "string" ? frame : JSON.stringify(frame))
@@ -127,7 +134,9 @@ export const dial = (
     })
     ws.on("error", (e) => Deferred.unsafeDone(opened, Exit.fail(new WireError({ message: e.message }))))
     ws.on("message", (data, isBinary) => {
-      const decoded = Codec.decodeServerFrame(isBinary ? (data as Buffer) : data.toString(), 64 * 1024 * 1024)
+      const text = isBinary ? undefined : data.toString()
+      if (text !== undefined && client.onRaw !== undefined && client.onRaw(text)) return
+      const decoded = Codec.decodeServerFrame(text ?? (data as Buffer), 64 * 1024 * 1024)
       if (Either.isLeft(decoded)) {
         undecodable++
         return
@@ -232,6 +241,12 @@ export const connect = (
       },
       set onFrame(f) {
         client.onFrame = f
+      },
+      get onRaw() {
+        return client.onRaw
+      },
+      set onRaw(f) {
+        client.onRaw = f
       },
       path: p,
       key: `${p.user}/${p.machine}/${p.session}`,

@@ -4,6 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
+import { Codec } from "@conclave/protocol"
 import * as Embedded from "../src/Embedded.js"
 import * as Processes from "../src/Processes.js"
 import * as Soak from "../src/soak.js"
@@ -60,6 +61,43 @@ describe("soak options", () => {
     assert.strictEqual(Soak.growthPct(200, 190), -5)
     assert.strictEqual(Soak.growthPct(3, 4), 33.3)
     assert.strictEqual(Soak.growthPct(0, 10), 0)
+  })
+})
+
+describe("soak delivery counting", () => {
+  it("SeqSet keeps distinct seqs across growth", () => {
+    const set = new Soak.SeqSet()
+    for (const seq of [1, 2, 2, 7, 8, 9000, 1_800_000]) set.add(seq)
+    assert.strictEqual(set.size, 6)
+    for (const seq of [1, 2, 7, 8, 9000, 1_800_000]) assert.isTrue(set.has(seq), `has ${seq}`)
+    for (const seq of [0, 3, 8999, 1_799_999, 5_000_000, -1, 1.5]) assert.isFalse(set.has(seq), `not ${seq}`)
+    set.add(-4)
+    set.add(2.5)
+    assert.strictEqual(set.size, 6)
+  })
+
+  it("reads seq from the server's own channel_msg encoding, whatever the payload says", () => {
+    const frame = (seq: number, text: string) =>
+      Codec.encodeFrame({
+        type: "channel_msg",
+        channel: "main",
+        from: { user: "u\"seq\":1", machine: "m", session: "s" },
+        payload: { kind: "plain", text },
+        seq,
+        origin: "agent",
+        reply_to: null
+      })
+    assert.strictEqual(Soak.channelMsgSeq(frame(42, "plain")), 42)
+    assert.strictEqual(Soak.channelMsgSeq(frame(1_234_567, `{"seq":9,"type":"channel_msg"} "seq":3`)), 1_234_567)
+    assert.strictEqual(Soak.channelMsgSeq(frame(0, "")), 0)
+  })
+
+  it("leaves every other frame to the decoder", () => {
+    assert.isUndefined(Soak.channelMsgSeq(`{"type":"ack","id":"q1","seq":5}`))
+    assert.isUndefined(Soak.channelMsgSeq(`{"type":"whisper","seq":5}`))
+    assert.isUndefined(Soak.channelMsgSeq(`{"type":"channel_msg","seq":null}`))
+    assert.isUndefined(Soak.channelMsgSeq(`{"type":"channel_msg","channel":"main"}`))
+    assert.isUndefined(Soak.channelMsgSeq(`not json`))
   })
 })
 
