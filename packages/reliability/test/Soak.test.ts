@@ -2,9 +2,9 @@
  * The soak's option parsing, its growth arithmetic and the heap probe it preloads into the server
  * (a real `node` child: SIGUSR2 → two `gc()` → `process.memoryUsage()` written atomically).
  */
+import { Codec } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
-import { Codec } from "@conclave/protocol"
 import * as Embedded from "../src/Embedded.js"
 import * as Processes from "../src/Processes.js"
 import * as Soak from "../src/soak.js"
