@@ -42,7 +42,8 @@ const usage = `usage: node bench/run.mjs [options]
   --conclave-store disk|memory   conclave store: --data-dir in a temp dir (default) or --ephemeral
   --write-md              regenerate BENCHMARKS.md at the repo root from this run
   --profile               also profile conclave (node --cpu-prof) under the selected scenarios' load
-                          (fanout1, history, handshake; all three with --only profile) and print hot spots
+                          (fanout1, history, whisper, handshake; all with --only profile) and print hot spots
+  --profile-only          profile the selected scenarios without the measured runs (implies --profile)
   --heap-snapshot         handshake scenario: heap snapshot of Node servers while the idle sessions are
                           held, summarised per session (bench/results/heap-*.heapsnapshot)
   --help`
@@ -58,6 +59,7 @@ const opts = {
   store: "disk",
   writeMd: false,
   profile: false,
+  profileOnly: false,
   heapSnapshot: false
 }
 for (let i = 0; i < argv.length; i++) {
@@ -81,6 +83,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === "--conclave-store") opts.store = val()
   else if (a === "--write-md") opts.writeMd = true
   else if (a === "--profile") opts.profile = true
+  else if (a === "--profile-only") opts.profile = opts.profileOnly = true
   else if (a === "--heap-snapshot") opts.heapSnapshot = true
   else if (a === "--help" || a === "-h") {
     console.log(usage)
@@ -508,7 +511,7 @@ const main = async () => {
   emit({ ts: new Date().toISOString(), kind: "machine", quick: Q, noisy, params, ...machine, absent })
   const scenarios = opts.only ?? SCENARIOS
   const t0 = Date.now()
-  for (const scenario of scenarios) {
+  for (const scenario of opts.profileOnly ? [] : scenarios) {
     for (let rep = 1; rep <= params.reps; rep++) {
       for (const target of targets) {
         note(`── ${scenario} · ${target} · rep ${rep}/${params.reps}`)

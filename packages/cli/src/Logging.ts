@@ -11,11 +11,13 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
 import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 
 /** @since 0.1.0 @category models */
 export type Format = "human" | "json"
@@ -165,13 +167,90 @@ export const makeLogger = (
     )
   })
 
-const writeStderr = (line: string): void => {
+const writeNow = (text: string): void => {
   try {
-    process.stderr.write(line)
+    process.stderr.write(text)
   } catch {
     // stderr closed: nothing sensible left to do with a log line
   }
 }
+
+/** A batch is written at once when it grows past this many characters. */
+const BATCH_CHARS = 64 * 1024
+
+/**
+ * A line sink that, once `start`ed, gathers the lines of one event-loop turn and writes them with one
+ * `write` when the turn ends (stderr is a synchronous pipe or file: one syscall per line showed up in
+ * the server's handshake profile). Lines keep their order; a batch past 64 K characters is written at
+ * once, and `stop` (or the process's `exit`) writes what is left. Exposed for tests.
+ *
+ * @since 0.1.0
+ * @category sinks
+ */
+export const makeBatcher = (
+  write: (text: string) => void,
+  schedule: (flush: () => void) => void = setImmediate
+) => {
+  let batch: Array<string> | undefined
+  let chars = 0
+  let scheduled = false
+  const flush = () => {
+    scheduled = false
+    if (batch === undefined || batch.length === 0) return
+    const text = batch.length === 1 ? batch[0]! : batch.join("")
+    batch.length = 0
+    chars = 0
+    write(text)
+  }
+  return {
+    write: (line: string): void => {
+      if (batch === undefined) return write(line)
+      batch.push(line)
+      chars += line.length
+      if (chars >= BATCH_CHARS) flush()
+      else if (!scheduled) {
+        scheduled = true
+        schedule(flush)
+      }
+    },
+    flush,
+    start: () => {
+      batch ??= []
+    },
+    stop: () => {
+      flush()
+      batch = undefined
+    },
+    batching: () => batch !== undefined
+  }
+}
+
+const stderrSink = makeBatcher(writeNow)
+const writeStderr = stderrSink.write
+// Whatever a batch still holds when the process exits (an exit code set from a crash, `process.exit`).
+const flushAtExit = () => {
+  stderrSink.stop()
+}
+
+/**
+ * Batch stderr log lines per event-loop turn for the life of the scope (`conclave serve`: many sessions
+ * log in one turn). Lines left when the process exits are still written (`exit` runs synchronously and
+ * so does the write).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const batchStderr: Effect.Effect<void, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.sync(() => {
+    stderrSink.start()
+    process.on("exit", flushAtExit)
+  }),
+  () =>
+    Effect.sync(() => {
+      process.off("exit", flushAtExit)
+      stderrSink.stop()
+    })
+)
 
 /**
  * Replace the default logger (which writes to stdout) with the stderr logger and set the minimum level.
