@@ -260,6 +260,14 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     /** Deliver an encoded frame to one session by rendered path. */
     const sendTo = (key: string, frame: string) => broker.publish({ _tag: "Session", path: key, frame })
 
+    // The synchronous request path (a whisper answered in the socket's callback): plain code, like
+    // `deliver`, with the same effects as `online`, `sendTo` and `kill`.
+    const unsafe = {
+      online: (key: string): boolean => sessions.has(key),
+      sendTo: (key: string, frame: string): void => broker.unsafePublish({ _tag: "Session", path: key, frame }),
+      kill: killEntry
+    } as const
+
     return {
       attach,
       detach,
@@ -283,6 +291,7 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       reapIdle,
       publish,
       sendTo,
+      unsafe,
       size: Effect.sync(() => sessions.size)
     } as const
   })

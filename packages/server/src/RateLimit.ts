@@ -11,6 +11,8 @@ import { ServerConfig } from "./ServerConfig.js"
 /** A token bucket; `take` answers 0 when a token was taken, else the ms until one is available. @since 0.1.0 @category models */
 export interface TokenBucket {
   readonly take: Effect.Effect<number>
+  /** `take` at a time read from the same `Clock` (the synchronous request path). */
+  readonly takeAt: (now: number) => number
 }
 
 /**
@@ -24,17 +26,17 @@ export const makeTokenBucket = (ratePerSecond: number, burst: number): Effect.Ef
   Effect.map(Clock.currentTimeMillis, (start) => {
     let tokens = Math.max(1, burst)
     let last = start
-    const take = Effect.map(Clock.currentTimeMillis, (now) => {
+    const takeAt = (now: number) => {
       if (ratePerSecond <= 0) return 0
-      tokens = Math.min(Math.max(1, burst), tokens + ((now - last) * ratePerSecond) / 1000)
-      last = now
+      tokens = Math.min(Math.max(1, burst), tokens + (Math.max(0, now - last) * ratePerSecond) / 1000)
+      last = Math.max(last, now)
       if (tokens >= 1) {
         tokens -= 1
         return 0
       }
       return Math.max(1, Math.ceil(((1 - tokens) * 1000) / ratePerSecond))
-    })
-    return { take }
+    }
+    return { take: Effect.map(Clock.currentTimeMillis, takeAt), takeAt }
   })
 
 const WINDOW_MS = 60_000

@@ -230,6 +230,34 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         traced("whisper", () => ({ path: caller.entry.key, target: Names.renderPath(frame.target) }))
       )
 
+    /**
+     * A whisper as plain synchronous code (the hot path: answered in the socket's callback, no fiber,
+     * STACK.md "Fan-out speed"): the reply when it is delivered, or `undefined` when it would be refused
+     * — the refusal is then left to `handle`, so it reads and logs exactly as there. The checks and
+     * their order are `whisper`'s; no span is made, so it is for sessions without tracing.
+     */
+    const whisperNow = (
+      caller: Caller,
+      frame: Frames.ClientFrameOf<"whisper">,
+      now: number
+    ): Frames.Reply | undefined => {
+      const target = Names.renderPath(frame.target)
+      if (!hub.unsafe.online(target)) return undefined
+      if (bodyBytes(frame.payload) > config.maxBodyBytes) return undefined
+      if (caller.bucket.takeAt(now) > 0) return undefined
+      hub.unsafe.sendTo(
+        target,
+        Codec.encodeFrame({
+          type: "whisper",
+          from: caller.entry.path,
+          target: frame.target,
+          payload: frame.payload,
+          origin: caller.entry.origin
+        })
+      )
+      return withId(ack(null), frame.id)
+    }
+
     const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
       Effect.gen(function*() {
         const channel = frame.channel
@@ -504,6 +532,6 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       )
     }
 
-    return { handle, beginPost, isAdmin: admins.isAdmin } as const
+    return { handle, beginPost, whisperNow, isAdmin: admins.isAdmin } as const
   })
 }) {}

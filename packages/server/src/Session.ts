@@ -62,6 +62,8 @@ export interface LinkState extends Link {
   readonly take: Effect.Effect<Option.Option<RawData>>
   /** The next buffered inbound message, if any (resumes a paused socket once below the bound). */
   readonly poll: () => RawData | undefined
+  /** The next buffered inbound message, left in the buffer. */
+  readonly peek: () => RawData | undefined
   /**
    * Called after a message was buffered, a kill or the close, once set (an established session
    * holds no fiber while idle: this starts one).
@@ -151,6 +153,7 @@ export const makeLink = (
     ws,
     take,
     poll,
+    peek: () => buffer[0],
     onWake: undefined,
     closed,
     established: false,
@@ -323,6 +326,8 @@ const failLink = (state: LinkState, cause: Cause.Cause<unknown>) =>
 
 type Step = "killed" | "closed" | "idle" | "flush" | { readonly raw: RawData }
 
+const pong: Frames.Reply = { type: "pong" }
+
 /** Posts a session may have queued for commit before it waits for their acks (pipelining). */
 export const MAX_PIPELINED_POSTS = 64
 
@@ -340,6 +345,8 @@ const serveEstablished = (
     readonly requests: Requests
     readonly maxFrameBytes: number
     readonly debugOn: boolean
+    /** Whether requests make spans (then every frame takes the processor, which makes them). */
+    readonly tracing: boolean
     readonly clock: Clock.Clock
     /** The log annotations of every line the session logs (path and remote address). */
     readonly annotations: HashMap.HashMap<string, unknown>
@@ -349,6 +356,17 @@ const serveEstablished = (
   const { caller, clock, debugOn, entry, hub, maxFrameBytes, requests } = input
   let running = false
   let done = false
+  // The last frame decoded by the synchronous path and left to the processor (decoded once).
+  let predecodedRaw: RawData | undefined
+  let predecoded: ReturnType<typeof Codec.decodeClientFrame> | undefined
+  const decode = (raw: RawData) => {
+    if (raw === predecodedRaw && predecoded !== undefined) {
+      const decoded = predecoded
+      predecodedRaw = predecoded = undefined
+      return decoded
+    }
+    return Codec.decodeClientFrame(raw as Codec.RawMessage, maxFrameBytes)
+  }
   // Replies still owed, in request order: posts queued for commit whose acks wait for their COMMIT
   // (D-5). A session keeps reading its frames meanwhile, so one group commit takes many of its posts;
   // any other frame waits until they are answered, so replies stay in request order.
@@ -383,7 +401,7 @@ const serveEstablished = (
   const handleFrame = (raw: RawData) =>
     Effect.gen(function*() {
       entry.lastSeen = clock.unsafeCurrentTimeMillis()
-      const decoded = Codec.decodeClientFrame(raw as Codec.RawMessage, maxFrameBytes)
+      const decoded = decode(raw)
       if (Either.isRight(decoded) && decoded.right.type === "channel_msg") {
         const post = decoded.right
         if (Either.isRight(Validate.validateClientFrame(post))) {
@@ -467,8 +485,46 @@ const serveEstablished = (
     Effect.catchAllCause((cause) => Effect.zipRight(failLink(state, cause), end))
   )
 
+  // The synchronous path: while no fiber runs for the session and nothing is owed, a whisper that
+  // will be delivered, or a ping, is answered right here in the socket's callback — no fiber, no
+  // Effect steps (STACK.md "Fan-out speed"). Anything else, including every refusal, is left to the
+  // processor, which answers it (and logs) as it answers every frame; order is kept because the
+  // processor is not running. Off with debug logging (a line per frame) or tracing (a span per request).
+  const synchronous = !debugOn && !input.tracing
+  /** Answer the first buffered frame here; false when it is left to the processor. */
+  const answerNow = (): boolean => {
+    const raw = state.peek()
+    if (raw === undefined) return false
+    const decoded = Codec.decodeClientFrame(raw as Codec.RawMessage, maxFrameBytes)
+    const frame = Either.isRight(decoded) ? decoded.right : undefined
+    let answer: Frames.Reply | undefined
+    const now = clock.unsafeCurrentTimeMillis()
+    if (frame !== undefined && Either.isRight(Validate.validateClientFrame(frame))) {
+      if (frame.type === "whisper") answer = requests.whisperNow(caller, frame, now)
+      else if (frame.type === "ping") answer = frame.id === undefined ? pong : { type: "pong", id: frame.id }
+    }
+    if (answer === undefined) {
+      predecodedRaw = raw
+      predecoded = decoded
+      return false
+    }
+    state.poll()
+    entry.lastSeen = now
+    if (!state.conn.send(Codec.encodeFrame(answer))) hub.unsafe.kill(entry, Errors.KillReasons.slowConsumer)
+    return true
+  }
+
   const wake = () => {
     if (running || done) return
+    if (synchronous) {
+      while (owed.length === 0 && state.killReason === undefined && !state.isClosed && answerNow()) {
+        // a slow-consumer kill above woke the session again and started the processor
+        if (running || done) return
+      }
+      if (
+        state.killReason === undefined && !state.isClosed && owed.length === 0 && state.peek() === undefined
+      ) return
+    }
     running = true
     input.fork(processor)
   }
@@ -657,6 +713,7 @@ export const run = (
     const isAdmin = admins.isAdmin(user)
     // Read once: a per-frame debug line must cost nothing when debug logging is off.
     const debugOn = (yield* FiberRef.get(FiberRef.currentMinimumLogLevel)).ordinal <= LogLevel.Debug.ordinal
+    const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
     const clock = yield* Effect.clock
     const caller = { entry, isAdmin, bucket: yield* makeTokenBucket(config.ratePerSecond, config.rateBurst) }
     let inline = true
@@ -669,6 +726,7 @@ export const run = (
       requests,
       maxFrameBytes: config.maxFrameBytes,
       debugOn,
+      tracing,
       clock,
       annotations: HashMap.set(yield* FiberRef.get(FiberRef.currentLogAnnotations), "path", entry.key),
       fork: (effect) => {

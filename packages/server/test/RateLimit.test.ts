@@ -20,6 +20,19 @@ describe("RateLimit", () => {
       assert.isAbove(yield* bucket.take, 0)
     }))
 
+  it.effect("takeAt (the synchronous path) shares the bucket with take; a clock step back refills nothing", () =>
+    Effect.gen(function*() {
+      const bucket = yield* makeTokenBucket(1, 2)
+      assert.strictEqual(bucket.takeAt(0), 0)
+      assert.strictEqual(yield* bucket.take, 0)
+      assert.strictEqual(bucket.takeAt(0), 1000)
+      assert.strictEqual(bucket.takeAt(-5000), 1000, "an earlier time adds no tokens")
+      assert.isAbove(bucket.takeAt(999), 0)
+      assert.strictEqual(bucket.takeAt(1000), 0)
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* bucket.take, 1000, "the token taken at 1000 ms is gone for take too")
+    }))
+
   it.effect("rate 0 disables the bucket", () =>
     Effect.gen(function*() {
       const bucket = yield* makeTokenBucket(0, 1)

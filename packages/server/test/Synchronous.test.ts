@@ -1,0 +1,134 @@
+/**
+ * Whispers and pings are answered in the socket's callback, without a fiber, when tracing and debug
+ * logging are off (as under `conclave serve` without an OTLP exporter); every other frame and every
+ * refusal goes through the processor. Each test runs with tracing on (processor only) and off
+ * (synchronous path), and the replies must be the same.
+ */
+import { Errors, type Frames } from "@conclave/protocol"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { errorOf, expectType, op } from "./support/Assert.js"
+import { plain, register, type Session } from "./support/TestClient.js"
+import { startServer } from "./support/TestServer.js"
+
+const setup = (tracing: boolean, options: Parameters<typeof startServer>[0] = {}) =>
+  Effect.gen(function*() {
+    const server = yield* startServer(options).pipe(Effect.withTracerEnabled(tracing))
+    const a = yield* register(server.url, "aaron", "ws", "a", "bridge")
+    const b = yield* register(server.url, "bob", "box", "b", "cli")
+    yield* a.request(op({ kind: "create_channel", name: "lobby", visibility: "public" }))
+    for (const s of [a, b]) expectType(yield* s.request({ type: "join", channel: "lobby", token: null }), "joined")
+    return { ...server, a, b }
+  })
+
+/** Send frames back to back (one socket write each, no waiting) and read one reply per frame. */
+const burst = (s: Session, frames: ReadonlyArray<Record<string, unknown>>) =>
+  Effect.gen(function*() {
+    for (const f of frames) yield* s.send(f)
+    const replies: Array<Frames.ServerFrame> = []
+    while (replies.length < frames.length) {
+      const f = yield* s.next("5 seconds")
+      if ("id" in f && f.id !== undefined) replies.push(f)
+      else s.others.push(f)
+    }
+    return replies
+  })
+
+const ghost = { user: "nobody", machine: "none", session: "x" }
+
+for (const tracing of [true, false]) {
+  describe(`requests answered ${tracing ? "by the processor (tracing on)" : "synchronously (tracing off)"}`, () => {
+    it.scopedLive("a whisper is acked with its id and delivered once with the stamped sender; ping answers pong", () =>
+      Effect.gen(function*() {
+        const { a, b } = yield* setup(tracing)
+        const replies = yield* burst(a, [
+          { type: "whisper", id: "w1", target: b.path, payload: plain("psst"), from: ghost },
+          { type: "ping", id: "g1" },
+          { type: "whisper", id: "w2", target: a.path, payload: plain("me") }
+        ])
+        assert.deepStrictEqual(replies, [
+          { type: "ack", id: "w1", detail: null, seq: null },
+          { type: "pong", id: "g1" },
+          { type: "ack", id: "w2", detail: null, seq: null }
+        ])
+        assert.deepStrictEqual(yield* b.nextOther(), {
+          type: "whisper",
+          from: a.path,
+          target: b.path,
+          payload: plain("psst"),
+          origin: "agent"
+        })
+        assert.strictEqual(expectType(yield* a.nextOther(), "whisper").target.session, "a")
+        yield* b.expectSilence("100 millis")
+        expectType(yield* a.request({ type: "ping" }), "pong")
+      }))
+
+    it.scopedLive("refusals read as the processor's: not online, too large, rate limited", () =>
+      Effect.gen(function*() {
+        const { a, b } = yield* setup(tracing, { maxBodyBytes: 10, rateBurst: 2, ratePerSecond: 0.01 })
+        const replies = yield* burst(a, [
+          { type: "whisper", id: "r1", target: ghost, payload: plain("x") },
+          { type: "whisper", id: "r2", target: b.path, payload: plain("x".repeat(11)) },
+          { type: "whisper", id: "r3", target: { user: "Bad User", machine: "m", session: "s" }, payload: plain("x") },
+          { type: "whisper", id: "r4", target: b.path, payload: plain("one") },
+          { type: "whisper", id: "r5", target: b.path, payload: plain("two") },
+          { type: "whisper", id: "r6", target: b.path, payload: plain("three") }
+        ])
+        assert.deepStrictEqual(replies.map((r) => ("id" in r ? r.id : undefined)), ["r1", "r2", "r3", "r4", "r5", "r6"])
+        assert.deepStrictEqual(errorOf(replies[0]!), {
+          kind: "not_found",
+          message: Errors.Messages.notOnline("nobody/none/x")
+        })
+        assert.deepStrictEqual(errorOf(replies[1]!), {
+          kind: "too_large",
+          message: "message body exceeds 10 bytes",
+          limit: 10
+        })
+        // a target that is not even a valid name is simply not online
+        assert.strictEqual(errorOf(replies[2]!).kind, "not_found")
+        expectType(replies[3]!, "ack")
+        expectType(replies[4]!, "ack")
+        const limited = errorOf(replies[5]!)
+        assert.strictEqual(limited.kind, "rate_limited")
+        assert.include(limited.message!, "2 messages burst")
+        assert.isAbove(limited.retry_after_ms!, 1000)
+        // exactly the two accepted whispers were delivered, in order
+        for (const text of ["one", "two"]) {
+          assert.deepStrictEqual(expectType(yield* b.nextOther(), "whisper").payload, plain(text))
+        }
+        yield* b.expectSilence("100 millis")
+        // the session is still usable
+        expectType(yield* a.request({ type: "ping" }), "pong")
+      }))
+
+    it.scopedLive("replies keep request order when whispers are mixed with posts and other requests", () =>
+      Effect.gen(function*() {
+        const { a, b } = yield* setup(tracing)
+        const replies = yield* burst(a, [
+          { type: "whisper", id: "1", target: b.path, payload: plain("w1") },
+          { type: "channel_msg", id: "2", channel: "lobby", payload: plain("p1") },
+          { type: "whisper", id: "3", target: b.path, payload: plain("w2") },
+          { type: "who", id: "4", channel: "lobby" },
+          { type: "ping", id: "5" },
+          { type: "whisper", id: "6", target: ghost, payload: plain("lost") },
+          { type: "channel_msg", id: "7", channel: "lobby", payload: plain("p2") },
+          { type: "whisper", id: "8", target: b.path, payload: plain("w3") }
+        ])
+        assert.deepStrictEqual(
+          replies.map((r) => [("id" in r ? r.id : "") ?? "", r.type]),
+          [["1", "ack"], ["2", "ack"], ["3", "ack"], ["4", "presence"], ["5", "pong"], ["6", "error"], ["7", "ack"], [
+            "8",
+            "ack"
+          ]]
+        )
+        // b sees whispers and posts in the order a sent them
+        const seen: Array<string> = []
+        for (let i = 0; i < 5; i++) {
+          const f = yield* b.nextOther()
+          const payload = f.type === "whisper" || f.type === "channel_msg" ? f.payload : undefined
+          seen.push(payload?.kind === "plain" ? payload.text : f.type)
+        }
+        assert.deepStrictEqual(seen, ["w1", "p1", "w2", "p2", "w3"])
+      }))
+  })
+}
