@@ -7,7 +7,7 @@ import * as Data from "effect/Data"
 import * as Either from "effect/Either"
 import * as Crypto from "node:crypto"
 import * as Base64Url from "./Base64Url.js"
-import { PUBLIC_KEY_BYTES, SEED_BYTES, SIGNATURE_BYTES } from "./Limits.js"
+import { NONCE_BYTES, PUBLIC_KEY_BYTES, SEED_BYTES, SIGNATURE_BYTES } from "./Limits.js"
 
 /** @since 0.1.0 @category constants */
 export const AUTH_CONTEXT = "conclave-auth-v1"
@@ -169,5 +169,20 @@ export const verify = (
 /** 24 CSPRNG bytes as base64url: invite tokens and instance ids (SPEC §3.13, §3.18). @since 0.1.0 @category random */
 export const randomToken = (): string => Crypto.randomBytes(24).toString("base64url")
 
+// Challenge nonces are drawn from the CSPRNG 256 at a time (one call per nonce showed in the
+// handshake profile); each is copied out and its bytes in the pool are zeroed.
+const NONCES_PER_DRAW = 256
+let noncePool = Buffer.alloc(0)
+let nonceOffset = 0
+
 /** A 32-byte challenge nonce. @since 0.1.0 @category random */
-export const randomNonce = (): Uint8Array => new Uint8Array(Crypto.randomBytes(32))
+export const randomNonce = (): Uint8Array => {
+  if (nonceOffset + NONCE_BYTES > noncePool.length) {
+    noncePool = Crypto.randomBytes(NONCE_BYTES * NONCES_PER_DRAW)
+    nonceOffset = 0
+  }
+  const nonce = new Uint8Array(noncePool.subarray(nonceOffset, nonceOffset + NONCE_BYTES))
+  noncePool.fill(0, nonceOffset, nonceOffset + NONCE_BYTES)
+  nonceOffset += NONCE_BYTES
+  return nonce
+}

@@ -217,6 +217,17 @@ describe("keys and randomness", () => {
     assert.notDeepEqual(Auth.generateSeed(), Auth.generateSeed())
   })
 
+  it("nonces stay distinct and independent across pool refills", () => {
+    const nonces = Array.from({ length: 1000 }, () => Auth.randomNonce())
+    const seen = new Set(nonces.map((n) => Buffer.from(n).toString("hex")))
+    assert.strictEqual(seen.size, nonces.length)
+    for (const n of nonces) assert.isFalse(n.every((b) => b === 0), "never a zeroed slot of the pool")
+    // a handed-out nonce is a copy: changing it changes no later nonce
+    const first = nonces[0]!
+    first.fill(7)
+    assert.isFalse(Auth.randomNonce().every((b) => b === 7))
+  })
+
   it("randomToken is 32 characters of the base64url alphabet (24 bytes) and differs between calls", () => {
     const tokens = Array.from({ length: 200 }, () => Auth.randomToken())
     for (const token of tokens) {
