@@ -265,7 +265,10 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     const unsafe = {
       online: (key: string): boolean => sessions.has(key),
       sendTo: (key: string, frame: string): void => broker.unsafePublish({ _tag: "Session", path: key, frame }),
-      kill: killEntry
+      kill: killEntry,
+      detach: (entry: SessionEntry): void => {
+        removeEntry(entry)
+      }
     } as const
 
     return {

@@ -244,6 +244,9 @@ export interface ConnectionInfo {
 
 class HandshakeRefused extends Data.TaggedError("HandshakeRefused")<{ readonly error: Frames.ProtocolError }> {}
 class PeerClosed extends Data.TaggedError("PeerClosed") {}
+// One instance: it carries nothing, and building an Error (its stack) per closed connection showed in
+// the handshake profile.
+const peerClosed = new PeerClosed()
 
 const refuse = (error: Frames.ProtocolError) => Effect.fail(new HandshakeRefused({ error }))
 
@@ -299,7 +302,9 @@ const finishLink = (state: LinkState, frame: Frames.ServerFrame | undefined, cod
       if (frame.type === "error") yield* logErrorFrame(frame.error)
       if (!state.isClosed) state.ws.send(Codec.encodeFrame(frame))
     }
-    if (!state.isClosed) state.ws.close(code)
+    // Closed already (the peer went first): nothing to wait for, and no timer to start.
+    if (state.isClosed) return
+    state.ws.close(code)
     yield* Deferred.await(state.closed).pipe(
       Effect.timeoutOption("2 seconds"),
       Effect.flatMap(Option.match({ onNone: () => Effect.sync(() => state.ws.terminate()), onSome: () => Effect.void }))
@@ -521,9 +526,16 @@ const serveEstablished = (
         // a slow-consumer kill above woke the session again and started the processor
         if (running || done) return
       }
-      if (
-        state.killReason === undefined && !state.isClosed && owed.length === 0 && state.peek() === undefined
-      ) return
+      if (state.killReason === undefined && owed.length === 0) {
+        if (state.isClosed) {
+          // The peer went: the session ends here (what `end` does; its debug line is off).
+          done = true
+          state.onWake = undefined
+          hub.unsafe.detach(entry)
+          return
+        }
+        if (state.peek() === undefined) return
+      }
     }
     running = true
     input.fork(processor)
@@ -560,7 +572,7 @@ export const run = (
       const attempt = () => {
         const raw = state.poll()
         if (raw !== undefined) resume(Effect.succeed(raw))
-        else if (state.isClosed) resume(Effect.fail(new PeerClosed()))
+        else if (state.isClosed) resume(Effect.fail(peerClosed))
         else if (expired) resume(Effect.fail(timedOut()))
         else return false
         return true

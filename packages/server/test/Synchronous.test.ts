@@ -8,7 +8,7 @@ import { Errors, type Frames } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { errorOf, expectType, op } from "./support/Assert.js"
-import { plain, register, type Session } from "./support/TestClient.js"
+import { plain, reconnect, register, type Session } from "./support/TestClient.js"
 import { startServer } from "./support/TestServer.js"
 
 const setup = (tracing: boolean, options: Parameters<typeof startServer>[0] = {}) =>
@@ -99,6 +99,31 @@ for (const tracing of [true, false]) {
         yield* b.expectSilence("100 millis")
         // the session is still usable
         expectType(yield* a.request({ type: "ping" }), "pong")
+      }))
+
+    it.scopedLive("a session whose peer closed leaves presence and stops receiving; its handle can be reused", () =>
+      Effect.gen(function*() {
+        const { a, b, url } = yield* setup(tracing)
+        yield* b.close
+        const present = Effect.map(
+          a.request({ type: "who", id: "w", channel: null }),
+          (r) => expectType(r, "presence").sessions.map((p) => p.user)
+        )
+        let users = yield* present
+        for (let waited = 0; users.includes("bob"); waited += 20) {
+          if (waited >= 5000) assert.fail("bob is still present 5 s after closing")
+          yield* Effect.sleep("20 millis")
+          users = yield* present
+        }
+        assert.deepStrictEqual(users, ["aaron"])
+        assert.strictEqual(
+          errorOf(yield* a.request({ type: "whisper", target: b.path, payload: plain("gone?") })).kind,
+          "not_found"
+        )
+        const again = yield* reconnect(url, b.identity, "b")
+        assert.deepStrictEqual(again.path, b.path)
+        expectType(yield* a.request({ type: "whisper", target: b.path, payload: plain("back") }), "ack")
+        assert.deepStrictEqual(expectType(yield* again.nextOther(), "whisper").payload, plain("back"))
       }))
 
     it.scopedLive("replies keep request order when whispers are mixed with posts and other requests", () =>
