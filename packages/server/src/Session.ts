@@ -5,7 +5,10 @@
  * bounded outbox (frames handed to `ws.send` since the socket's send buffer was last empty;
  * overflow force-drops the session as a slow consumer). An established session holds no fiber
  * while idle: one is started when a frame, a kill or the close arrives, and ends when nothing is
- * left to do. Frames sent to one socket within an event-loop turn leave in one write.
+ * left to do. Without tracing or debug logging, a whisper that will be delivered, a ping and the
+ * peer's close are handled in the socket's callback instead (no fiber); every other frame and every
+ * refusal goes through the fiber. Frames sent to one socket within an event-loop turn leave in one
+ * write.
  *
  * @since 0.1.0
  */
