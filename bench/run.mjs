@@ -761,7 +761,7 @@ ${analysis()}
   "lost" means not received by the end of the drain.
 - **Steps:** warm-up ${params.warm} s, measured ${params.measure} s, drain ≤ ${params.drain} s; a ladder of rates
   (fan-out ${params.fanoutLadder.join(", ")} msg/s; whispers ${params.whisperLadder.join(", ")}/s), stopping at
-  the first step that fails. **Saturation** = the highest delivered rate of a step with 0 loss, p99 ≤ 100 ms,
+  the first step that fails. **Saturation** = the highest offered rate (deliveries/s) of a step with 0 loss, p99 ≤ 100 ms,
   server CPU ≤ 0.95 core, no error frames; a step where the load generator exceeds 0.8 core is marked
   client-bound (the figure is then a floor, not the server's limit).
 - **Optional target \`bare-json\`** (\`--targets bare,bare-json,nats,conclave\`): the bare server in JSON
