@@ -64,6 +64,17 @@ export const splice = (text: string, id: string, section: string): string => {
   return `${text.replace(/\s*$/, "")}\n\n${section}\n`
 }
 
+const liveClock = Clock.make()
+
+/**
+ * The wall-clock time, even under the TestClock (the suites' "report" tests are `it.effect`): a
+ * report says when it was made.
+ *
+ * @since 0.1.0
+ * @category writing
+ */
+export const wallClockMillis: Effect.Effect<number> = Effect.withClock(Clock.currentTimeMillis, liveClock)
+
 /**
  * Record a suite's section when reporting is enabled.
  *
@@ -77,7 +88,7 @@ export const record = (
   notes: ReadonlyArray<string> = [],
   options: { readonly force?: boolean; readonly label?: string } = {}
 ): Effect.Effect<void> =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+  Effect.flatMap(wallClockMillis, (now) =>
     Effect.sync(() => {
       if (!Profile.reportEnabled && options.force !== true) return
       withLock(() => {

@@ -123,6 +123,13 @@ describe("harness", () => {
     assert.strictEqual(doc2.split("<!-- BEGIN a -->").length, 2)
   })
 
+  it.effect("a report is stamped with the wall clock, not the TestClock it may run under", () =>
+    Effect.gen(function*() {
+      const stamped = yield* Report.wallClockMillis
+      // it.effect's TestClock starts at 0 (1970); a report from this run must say 2026 or later
+      assert.isAtLeast(new Date(stamped).getUTCFullYear(), 2026)
+    }))
+
   it("soak options: defaults, durations, and wrong values refused", () => {
     const d = parseOptions([])
     assert.isObject(d)
