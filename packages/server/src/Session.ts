@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import { Auth, Base64Url, Codec, Errors, type Frames, Limits, Names, Validate } from "@conclave/protocol"
-import type * as Cause from "effect/Cause"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
@@ -522,22 +522,37 @@ const serveEstablished = (
     return true
   }
 
+  /** The synchronous part of `wake`; true when nothing is left for the processor. */
+  const handleHere = (): boolean => {
+    while (owed.length === 0 && state.killReason === undefined && !state.isClosed && answerNow()) {
+      // a slow-consumer kill above woke the session again and started the processor
+      if (running || done) return true
+    }
+    if (state.killReason === undefined && owed.length === 0) {
+      if (state.isClosed) {
+        // The peer went: the session ends here (what `end` does; its debug line is off).
+        done = true
+        state.onWake = undefined
+        hub.unsafe.detach(entry)
+        return true
+      }
+      if (state.peek() === undefined) return true
+    }
+    return false
+  }
+
   const wake = () => {
     if (running || done) return
     if (synchronous) {
-      while (owed.length === 0 && state.killReason === undefined && !state.isClosed && answerNow()) {
-        // a slow-consumer kill above woke the session again and started the processor
+      // This runs in a socket callback, outside any fiber: a defect here must cost the session (as in
+      // the processor, `failLink`), not the process. The frame is not retried (it may have been delivered).
+      try {
+        if (handleHere()) return
+      } catch (defect) {
         if (running || done) return
-      }
-      if (state.killReason === undefined && owed.length === 0) {
-        if (state.isClosed) {
-          // The peer went: the session ends here (what `end` does; its debug line is off).
-          done = true
-          state.onWake = undefined
-          hub.unsafe.detach(entry)
-          return
-        }
-        if (state.peek() === undefined) return
+        running = true
+        input.fork(Effect.zipRight(annotate, Effect.zipRight(failLink(state, Cause.die(defect)), end)))
+        return
       }
     }
     running = true

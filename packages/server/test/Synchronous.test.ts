@@ -66,7 +66,10 @@ for (const tracing of [true, false]) {
     it.scopedLive("refusals read as the processor's: not online, too large, rate limited", () =>
       Effect.gen(function*() {
         const { a, b } = yield* setup(tracing, { maxBodyBytes: 10, rateBurst: 2, ratePerSecond: 0.01 })
-        const replies = yield* burst(a, [
+        // one round trip each: every frame meets an idle session (the synchronous path first)
+        const sequential = (frames: ReadonlyArray<Record<string, unknown>>) =>
+          Effect.forEach(frames, (f) => burst(a, [f]).pipe(Effect.map((r) => r[0]!)))
+        const replies = yield* sequential([
           { type: "whisper", id: "r1", target: ghost, payload: plain("x") },
           { type: "whisper", id: "r2", target: b.path, payload: plain("x".repeat(11)) },
           { type: "whisper", id: "r3", target: { user: "Bad User", machine: "m", session: "s" }, payload: plain("x") },
