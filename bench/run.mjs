@@ -800,6 +800,8 @@ npm run bench -- --quick           # smoke test, < 2 min
 npm run bench -- --write-md        # full run (quiet machine: ~30–40 min), regenerates this file
 npm run bench -- --only fanout1 --reps 1 --duration 10
 npm run bench -- --only fanout1 --targets conclave --reps 1 --profile   # CPU profile hot spots
+npm run bench -- --only whisper --targets conclave --profile-only        # profile one scenario, no measured runs
+node bench/handshake-stages.mjs 3000                # server CPU per handshake stage vs the bare ws upgrade
 \`\`\`
 
 ${
