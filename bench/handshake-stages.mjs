@@ -61,14 +61,28 @@ const upgrade = (port) => async () => {
 const results = []
 {
   const bare = await start(["bench/servers/bare-ws.mjs", "127.0.0.1:0", "raw"], /bare-ws listening [\d.]+:(\d+)/)
-  for (let rep = 0; rep < 2; rep++) results.push({ target: "bare", rep, ...(await stage(bare.proc.pid, "upgrade + close", upgrade(bare.port))) })
+  for (let rep = 0; rep < 2; rep++) {
+    results.push({ target: "bare", rep, ...(await stage(bare.proc.pid, "upgrade + close", upgrade(bare.port))) })
+  }
   bare.proc.kill("SIGTERM")
 }
 {
   const prof = profDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profDir}`]
   const srv = await start(
-    [...prof, "packages/cli/bin/conclave.js", "serve", "--bind", "127.0.0.1:0", "--ephemeral", "--rate", "0",
-      "--max-pending-per-ip", "0", "--register-limit", "0"],
+    [
+      ...prof,
+      "packages/cli/bin/conclave.js",
+      "serve",
+      "--bind",
+      "127.0.0.1:0",
+      "--ephemeral",
+      "--rate",
+      "0",
+      "--max-pending-per-ip",
+      "0",
+      "--register-limit",
+      "0"
+    ],
     /listening address=[^\s]*:(\d+)/
   )
   const a = new ConclaveAdapter({ host: "127.0.0.1", port: srv.port })
@@ -87,10 +101,13 @@ const results = []
     }
     if (only === undefined || only === "joins") {
       results.push({
-      target: "conclave",
-      rep,
-      ...(await stage(srv.proc.pid, "auth + 2 joins + close", async (i) =>
-        (await a.open(i, { channels: ["idle-a", "idle-b"] })).conn.close()))
+        target: "conclave",
+        rep,
+        ...(await stage(
+          srv.proc.pid,
+          "auth + 2 joins + close",
+          async (i) => (await a.open(i, { channels: ["idle-a", "idle-b"] })).conn.close()
+        ))
       })
     }
   }
