@@ -209,22 +209,23 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         traced("post", () => ({ path: caller.entry.key, channel: frame.channel }))
       )
 
+    /** The delivered whisper: the sender and origin stamped from the session (D-4). */
+    const encodeWhisper = (caller: Caller, frame: Frames.ClientFrameOf<"whisper">) =>
+      Codec.encodeFrame({
+        type: "whisper",
+        from: caller.entry.path,
+        target: frame.target,
+        payload: frame.payload,
+        origin: caller.entry.origin
+      })
+
     const whisper = (caller: Caller, frame: Frames.ClientFrameOf<"whisper">) =>
       Effect.gen(function*() {
         const target = Names.renderPath(frame.target)
         if (!(yield* hub.online(frame.target))) return yield* refuse(Errors.notFound(Errors.Messages.notOnline(target)))
         yield* checkBody(frame.payload)
         yield* checkRate(caller)
-        yield* hub.sendTo(
-          target,
-          Codec.encodeFrame({
-            type: "whisper",
-            from: caller.entry.path,
-            target: frame.target,
-            payload: frame.payload,
-            origin: caller.entry.origin
-          })
-        )
+        yield* hub.sendTo(target, encodeWhisper(caller, frame))
         return ack(null)
       }).pipe(
         traced("whisper", () => ({ path: caller.entry.key, target: Names.renderPath(frame.target) }))
@@ -245,16 +246,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       if (!hub.unsafe.online(target)) return undefined
       if (bodyBytes(frame.payload) > config.maxBodyBytes) return undefined
       if (caller.bucket.takeAt(now) > 0) return undefined
-      hub.unsafe.sendTo(
-        target,
-        Codec.encodeFrame({
-          type: "whisper",
-          from: caller.entry.path,
-          target: frame.target,
-          payload: frame.payload,
-          origin: caller.entry.origin
-        })
-      )
+      hub.unsafe.sendTo(target, encodeWhisper(caller, frame))
       return withId(ack(null), frame.id)
     }
 
