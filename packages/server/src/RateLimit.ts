@@ -11,7 +11,10 @@ import { ServerConfig } from "./ServerConfig.js"
 /** A token bucket; `take` answers 0 when a token was taken, else the ms until one is available. @since 0.1.0 @category models */
 export interface TokenBucket {
   readonly take: Effect.Effect<number>
-  /** `take` at a time read from the same `Clock` (the synchronous request path). */
+  /**
+   * `take` at a time read from the same `Clock` (the synchronous request path). A time earlier than
+   * the last one adds no tokens and takes none back.
+   */
   readonly takeAt: (now: number) => number
 }
 
