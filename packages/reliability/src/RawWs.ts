@@ -90,15 +90,10 @@ export const upgrade = (
     const ended = new Promise<void>((r) => {
       endResolve = r
     })
-    const timer = setTimeout(() => {
-      socket.destroy()
-      resume(Effect.fail(new RawError({ message: "upgrade timed out" })))
-    }, options.timeoutMs ?? 5000)
     socket.on("error", () => {})
     socket.on("close", () => {
       endResolve()
       if (!upgraded) {
-        clearTimeout(timer)
         resume(Effect.fail(new RawError({ message: `closed before 101: ${buf.toString("latin1").slice(0, 80)}` })))
       }
     })
@@ -112,12 +107,10 @@ export const upgrade = (
       if (end < 0) return
       const head = buf.subarray(0, end).toString("latin1")
       if (!head.startsWith("HTTP/1.1 101")) {
-        clearTimeout(timer)
         socket.destroy()
         return resume(Effect.fail(new RawError({ message: `no 101: ${head.split("\r\n")[0]}` })))
       }
       upgraded = true
-      clearTimeout(timer)
       frames = Buffer.from(buf.subarray(end + 4))
       resume(Effect.succeed({ socket, received: () => frames, ended }))
     })
@@ -135,11 +128,16 @@ export const upgrade = (
         ""
       ].join("\r\n")
     )
+    // Interrupted (the upgrade deadline below, or the caller): the socket goes.
     return Effect.sync(() => {
-      clearTimeout(timer)
       socket.destroy()
     })
-  })
+  }).pipe(
+    Effect.timeoutFail({
+      duration: options.timeoutMs ?? 5000,
+      onTimeout: () => new RawError({ message: "upgrade timed out" })
+    })
+  )
 
 /** The first server close frame's code in `bytes`, if any (undefined = none seen yet). @since 0.1.0 @category frames */
 export const closeCodeIn = (bytes: Buffer): number | undefined => {
