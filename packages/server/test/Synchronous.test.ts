@@ -13,7 +13,7 @@ import { startServer } from "./support/TestServer.js"
 
 const setup = (tracing: boolean, options: Parameters<typeof startServer>[0] = {}) =>
   Effect.gen(function*() {
-    const server = yield* startServer(options).pipe(Effect.withTracerEnabled(tracing))
+    const server = yield* startServer({ ...options, tracing })
     const a = yield* register(server.url, "aaron", "ws", "a", "bridge")
     const b = yield* register(server.url, "bob", "box", "b", "cli")
     yield* a.request(op({ kind: "create_channel", name: "lobby", visibility: "public" }))

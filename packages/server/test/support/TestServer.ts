@@ -23,18 +23,26 @@ export interface Running {
 
 /** Build the server in a child scope; closing that scope drains it. */
 export const startServer = (
-  options: Partial<ServerConfig.ServerConfigShape> = {},
+  options: Partial<ServerConfig.ServerConfigShape> & {
+    /**
+     * Whether the server makes spans (default off, as `conclave serve` runs without an OTLP exporter:
+     * whispers, pings and closes then take the synchronous path).
+     */
+    readonly tracing?: boolean
+  } = {},
   dir?: string
-): Effect.Effect<Running, unknown, Scope.Scope> =>
-  Effect.gen(function*() {
+): Effect.Effect<Running, unknown, Scope.Scope> => {
+  const { tracing = false, ...config } = options
+  return Effect.gen(function*() {
     const base = dir ?? (yield* tempDir)
     const dbFile = Path.join(base, "conclave.db")
     const context = yield* Layer.build(
       ServerLive.pipe(
-        Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0, ...options })),
+        Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0, ...config })),
         Layer.provide(SqliteStore.layer({ filename: dbFile }))
       )
     )
     const address = Context.get(context, ServerAddress)
     return { url: address.url, port: address.port, dir: base, dbFile }
-  }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
+  }).pipe(Logger.withMinimumLogLevel(LogLevel.None), Effect.withTracerEnabled(tracing))
+}
