@@ -266,9 +266,7 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       online: (key: string): boolean => sessions.has(key),
       sendTo: (key: string, frame: string): void => broker.unsafePublish({ _tag: "Session", path: key, frame }),
       kill: killEntry,
-      detach: (entry: SessionEntry): void => {
-        removeEntry(entry)
-      }
+      detach: removeEntry
     } as const
 
     return {

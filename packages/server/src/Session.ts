@@ -457,12 +457,15 @@ const serveEstablished = (
       return false
     })
 
-  const end = Effect.suspend(() => {
-    if (done) return Effect.void
+  /** End the session (once): no more wakes, and presence no longer holds it. False when it had ended. */
+  const endNow = (): boolean => {
+    if (done) return false
     done = true
     state.onWake = undefined
-    return Effect.zipRight(hub.detach(entry), Effect.logDebug("session detached"))
-  })
+    hub.unsafe.detach(entry)
+    return true
+  }
+  const end = Effect.suspend(() => endNow() ? Effect.logDebug("session detached") : Effect.void)
 
   // Each run is a fiber of its own that ends with the run: its annotations are set, not scoped
   // (`annotateLogs` would cost a scoped FiberRef change per wake).
@@ -493,7 +496,7 @@ const serveEstablished = (
     Effect.catchAllCause((cause) => Effect.zipRight(failLink(state, cause), end))
   )
 
-  // The synchronous path: while no fiber runs for the session and nothing is owed, a whisper that
+  // The synchronous path: while no fiber runs for the session (so nothing is owed), a whisper that
   // will be delivered, or a ping, is answered right here in the socket's callback — no fiber, no
   // Effect steps (STACK.md "Fan-out speed"). Anything else, including every refusal, is left to the
   // processor, which answers it (and logs) as it answers every frame; order is kept because the
@@ -522,23 +525,22 @@ const serveEstablished = (
     return true
   }
 
-  /** The synchronous part of `wake`; true when nothing is left for the processor. */
+  /**
+   * The synchronous part of `wake`; true when nothing is left for the processor. Only called while no
+   * processor runs, so nothing is owed (the processor answers every owed post before it goes idle).
+   */
   const handleHere = (): boolean => {
-    while (owed.length === 0 && state.killReason === undefined && !state.isClosed && answerNow()) {
+    while (state.killReason === undefined && !state.isClosed && answerNow()) {
       // a slow-consumer kill above woke the session again and started the processor
       if (running || done) return true
     }
-    if (state.killReason === undefined && owed.length === 0) {
-      if (state.isClosed) {
-        // The peer went: the session ends here (what `end` does; its debug line is off).
-        done = true
-        state.onWake = undefined
-        hub.unsafe.detach(entry)
-        return true
-      }
-      if (state.peek() === undefined) return true
+    if (state.killReason !== undefined) return false
+    if (state.isClosed) {
+      // The peer went: the session ends here (`end` without its debug line, which is off).
+      endNow()
+      return true
     }
-    return false
+    return state.peek() === undefined
   }
 
   const wake = () => {
