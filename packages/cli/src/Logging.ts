@@ -213,7 +213,6 @@ export const makeBatcher = (
         schedule(flush)
       }
     },
-    flush,
     start: () => {
       batch ??= []
     },
