@@ -14,7 +14,9 @@
  *
  * @since 0.1.0
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
 import * as Net from "node:net"
 
 /** @since 0.1.0 @category models */
@@ -86,6 +88,19 @@ interface Direction {
  * @category constructors
  */
 export const make = (target: { readonly host: string; readonly port: number }) =>
+  Effect.flatMap(FiberSet.makeRuntime<never, void, never>(), (runFork) => {
+    // Delayed and throttled chunks wait on Effect's clock, in fibers the proxy's scope owns (a pending
+    // delay is interrupted when the proxy closes).
+    const after = (ms: number, f: () => void) => {
+      runFork(Effect.zipRight(Effect.sleep(Duration.millis(ms)), Effect.sync(f)))
+    }
+    return make_(target, after)
+  })
+
+const make_ = (
+  target: { readonly host: string; readonly port: number },
+  after: (ms: number, f: () => void) => void
+) =>
   Effect.acquireRelease(
     Effect.async<{ readonly server: Net.Server; readonly proxy: FaultProxy }, Error>((resume) => {
       let current: Mode = Modes.pass
@@ -112,11 +127,11 @@ export const make = (target: { readonly host: string; readonly port: number }) =
         }
         if (mode._tag === "delay") {
           dir.busy = true
-          setTimeout(() => {
+          after(mode.ms, () => {
             dir.busy = false
             write()
             pump(pair, dir)
-          }, mode.ms)
+          })
         } else if (mode._tag === "throttle") {
           const rate = Math.max(1, mode.bytesPerSecond)
           const slice = Math.max(1, Math.floor(rate / 10))
@@ -124,10 +139,10 @@ export const make = (target: { readonly host: string; readonly port: number }) =
           const piece = chunk.subarray(0, slice)
           dir.busy = true
           if (!dir.to.destroyed && dir.to.writable) dir.to.write(piece)
-          setTimeout(() => {
+          after(Math.ceil((piece.length / rate) * 1000), () => {
             dir.busy = false
             pump(pair, dir)
-          }, Math.ceil((piece.length / rate) * 1000))
+          })
         } else {
           write()
           pump(pair, dir)
