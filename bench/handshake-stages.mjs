@@ -7,6 +7,9 @@
 //   auth + close            + hello, challenge, Ed25519 verify, key lookup, established, server_info
 //   auth + 2 joins + close  + two pipelined joins (the benchmark's handshake scenario)
 import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { procCpuUs } from "./lib/proc.mjs"
 import { RawWs } from "./lib/rawws.mjs"
 import { ConclaveAdapter } from "./lib/targets.mjs"
@@ -59,6 +62,8 @@ const upgrade = (port) => async () => {
 }
 
 const results = []
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "conclave-stages-"))
+process.on("exit", () => fs.rmSync(dataDir, { recursive: true, force: true }))
 {
   const bare = await start(["bench/servers/bare-ws.mjs", "127.0.0.1:0", "raw"], /bare-ws listening [\d.]+:(\d+)/)
   for (let rep = 0; rep < 2; rep++) {
@@ -75,7 +80,9 @@ const results = []
       "serve",
       "--bind",
       "127.0.0.1:0",
-      "--ephemeral",
+      // a data dir, as in `npm run bench` (a file store answers point reads without a fiber)
+      "--data-dir",
+      dataDir,
       "--rate",
       "0",
       "--max-pending-per-ip",

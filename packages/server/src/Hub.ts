@@ -48,6 +48,20 @@ export type SubscribeResult = "subscribed" | "banned" | "absent"
 const encodeNotice = (channel: string, reason: Frames.UnsubscribeReason, newName: string | null): string =>
   Codec.encodeFrame({ type: "unsubscribed", channel, reason, new_name: newName })
 
+/** A session to register in presence. @since 0.1.0 @category models */
+export interface AttachInput {
+  readonly path: Names.SessionPath
+  readonly origin: Frames.Origin
+  readonly conn: Conn
+  readonly now: number
+}
+
+/** The registered entry, and whether it superseded a live session on the same path. @since 0.1.0 @category models */
+export interface Attached {
+  readonly entry: SessionEntry
+  readonly superseded: boolean
+}
+
 /** @since 0.1.0 @category services */
 export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
   scoped: Effect.gen(function*() {
@@ -120,27 +134,22 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
      * Register an authenticated session, superseding (force-dropping) any live session on the same
      * path. The new session starts with no subscriptions. Returns the entry and whether it superseded.
      */
-    const attach = (input: {
-      readonly path: Names.SessionPath
-      readonly origin: Frames.Origin
-      readonly conn: Conn
-      readonly now: number
-    }) =>
-      Effect.sync(() => {
-        const key = Names.renderPath(input.path)
-        const previous = sessions.get(key)
-        if (previous !== undefined) killEntry(previous, Errors.KillReasons.superseded)
-        const entry: SessionEntry = {
-          path: input.path,
-          key,
-          origin: input.origin,
-          conn: input.conn,
-          lastSeen: input.now,
-          channels: new Set()
-        }
-        sessions.set(key, entry)
-        return { entry, superseded: previous !== undefined } as const
-      })
+    const attachEntry = (input: AttachInput): Attached => {
+      const key = Names.renderPath(input.path)
+      const previous = sessions.get(key)
+      if (previous !== undefined) killEntry(previous, Errors.KillReasons.superseded)
+      const entry: SessionEntry = {
+        path: input.path,
+        key,
+        origin: input.origin,
+        conn: input.conn,
+        lastSeen: input.now,
+        channels: new Set()
+      }
+      sessions.set(key, entry)
+      return { entry, superseded: previous !== undefined }
+    }
+    const attach = (input: AttachInput) => Effect.sync(() => attachEntry(input))
 
     /** Remove the session, only if presence still holds this very entry (identity-guarded; idempotent). */
     const detach = (entry: SessionEntry) => Effect.sync(() => removeEntry(entry))
@@ -152,16 +161,17 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
 
     const isPresent = (entry: SessionEntry) => Effect.sync(() => sessions.get(entry.key) === entry)
 
-    const subscribe = (entry: SessionEntry, channel: string) =>
-      Effect.sync((): SubscribeResult => {
-        if (sessions.get(entry.key) !== entry) return "absent"
-        if (bans.get(channel)?.has(entry.path.user) === true) return "banned"
-        entry.channels.add(channel)
-        const subs = subscribers.get(channel) ?? new Map<string, SessionEntry>()
-        subs.set(entry.key, entry)
-        subscribers.set(channel, subs)
-        return "subscribed"
-      })
+    /** Check the ban mirror and subscribe, in one step; nothing changes unless `subscribed`. */
+    const subscribeEntry = (entry: SessionEntry, channel: string): SubscribeResult => {
+      if (sessions.get(entry.key) !== entry) return "absent"
+      if (bans.get(channel)?.has(entry.path.user) === true) return "banned"
+      entry.channels.add(channel)
+      const subs = subscribers.get(channel) ?? new Map<string, SessionEntry>()
+      subs.set(entry.key, entry)
+      subscribers.set(channel, subs)
+      return "subscribed"
+    }
+    const subscribe = (entry: SessionEntry, channel: string) => Effect.sync(() => subscribeEntry(entry, channel))
 
     const unsubscribe = (entry: SessionEntry, channel: string) => Effect.sync(() => unsubscribeEntry(entry, channel))
 
@@ -260,13 +270,16 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     /** Deliver an encoded frame to one session by rendered path. */
     const sendTo = (key: string, frame: string) => broker.publish({ _tag: "Session", path: key, frame })
 
-    // The synchronous request path (a whisper answered in the socket's callback): plain code, like
-    // `deliver`, with the same effects as `online`, `sendTo` and `kill`.
+    // The synchronous request path (a whisper or a join answered in the socket's callback, an
+    // authentication completed there): plain code, like `deliver`, with the same effects as `online`,
+    // `sendTo`, `kill`, `detach`, `subscribe` and `attach`.
     const unsafe = {
       online: (key: string): boolean => sessions.has(key),
       sendTo: (key: string, frame: string): void => broker.unsafePublish({ _tag: "Session", path: key, frame }),
       kill: killEntry,
-      detach: removeEntry
+      detach: removeEntry,
+      subscribe: subscribeEntry,
+      attach: attachEntry
     } as const
 
     return {

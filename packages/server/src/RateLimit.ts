@@ -26,21 +26,29 @@ export interface TokenBucket {
  * @category constructors
  */
 export const makeTokenBucket = (ratePerSecond: number, burst: number): Effect.Effect<TokenBucket> =>
-  Effect.map(Clock.currentTimeMillis, (start) => {
-    let tokens = Math.max(1, burst)
-    let last = start
-    const takeAt = (now: number) => {
-      if (ratePerSecond <= 0) return 0
-      tokens = Math.min(Math.max(1, burst), tokens + (Math.max(0, now - last) * ratePerSecond) / 1000)
-      last = Math.max(last, now)
-      if (tokens >= 1) {
-        tokens -= 1
-        return 0
-      }
-      return Math.max(1, Math.ceil(((1 - tokens) * 1000) / ratePerSecond))
+  Effect.map(Clock.currentTimeMillis, (start) => unsafeMakeTokenBucket(ratePerSecond, burst, start))
+
+/**
+ * `makeTokenBucket` started at `start` (epoch ms read from the `Clock` its `takeAt` callers use).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const unsafeMakeTokenBucket = (ratePerSecond: number, burst: number, start: number): TokenBucket => {
+  let tokens = Math.max(1, burst)
+  let last = start
+  const takeAt = (now: number) => {
+    if (ratePerSecond <= 0) return 0
+    tokens = Math.min(Math.max(1, burst), tokens + (Math.max(0, now - last) * ratePerSecond) / 1000)
+    last = Math.max(last, now)
+    if (tokens >= 1) {
+      tokens -= 1
+      return 0
     }
-    return { take: Effect.map(Clock.currentTimeMillis, takeAt), takeAt }
-  })
+    return Math.max(1, Math.ceil(((1 - tokens) * 1000) / ratePerSecond))
+  }
+  return { take: Effect.map(Clock.currentTimeMillis, takeAt), takeAt }
+}
 
 const WINDOW_MS = 60_000
 

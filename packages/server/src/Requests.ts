@@ -250,6 +250,19 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       return withId(ack(null), frame.id)
     }
 
+    /**
+     * `join` answered synchronously, for the same path as `whisperNow`: a public channel read from
+     * committed state (`Store.syncReads`) is subscribed here. `undefined` — nothing changed — when the
+     * store has no synchronous reads or could not read, and for every other outcome (an absent,
+     * unlisted or private channel, a ban): `handle` then answers it as always.
+     */
+    const joinNow = (caller: Caller, frame: Frames.ClientFrameOf<"join">): Frames.Reply | undefined => {
+      const row = store.syncReads?.getChannel(frame.channel)
+      if (row === undefined || Option.isNone(row) || row.value.visibility !== "public") return undefined
+      if (hub.unsafe.subscribe(caller.entry, frame.channel) !== "subscribed") return undefined
+      return withId({ type: "joined", channel: frame.channel }, frame.id)
+    }
+
     const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
       Effect.gen(function*() {
         const channel = frame.channel
@@ -524,6 +537,6 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       )
     }
 
-    return { handle, beginPost, whisperNow, isAdmin: admins.isAdmin } as const
+    return { handle, beginPost, whisperNow, joinNow, isAdmin: admins.isAdmin } as const
   })
 }) {}

@@ -26,13 +26,14 @@ import * as FiberRef from "effect/FiberRef"
 import * as HashMap from "effect/HashMap"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import type { RawData, WebSocket } from "ws"
 import * as Admins from "./Admins.js"
 import { type Conn, Hub, type SessionEntry } from "./Hub.js"
-import { makeTokenBucket, RegisterLimiter } from "./RateLimit.js"
+import { RegisterLimiter, unsafeMakeTokenBucket } from "./RateLimit.js"
 import { type Caller, Requests } from "./Requests.js"
 import { ServerConfig, type ServerConfigShape } from "./ServerConfig.js"
-import { Store } from "./Store.js"
+import { Store, type StoreShape } from "./Store.js"
 
 /** WebSocket close codes the server uses. @since 0.1.0 @category constants */
 export const CloseCodes = {
@@ -512,6 +513,7 @@ const serveEstablished = (
     const now = clock.unsafeCurrentTimeMillis()
     if (frame !== undefined && Either.isRight(Validate.validateClientFrame(frame))) {
       if (frame.type === "whisper") answer = requests.whisperNow(caller, frame, now)
+      else if (frame.type === "join") answer = requests.joinNow(caller, frame)
       else if (frame.type === "ping") answer = frame.id === undefined ? pong : { type: "pong", id: frame.id }
     }
     if (answer === undefined) {
@@ -560,227 +562,372 @@ const serveEstablished = (
     running = true
     input.fork(processor)
   }
-  return { reply, wake }
+
+  /** `reply` where nothing is owed and the frame is not an error (the `established` greeting). */
+  const replyNow = (frame: Frames.ServerFrame): void => {
+    if (!state.conn.send(Codec.encodeFrame(frame))) hub.unsafe.kill(entry, Errors.KillReasons.slowConsumer)
+  }
+  return { reply, replyNow, wake }
+}
+
+/** What a session needs of the server, read once per server rather than per connection. */
+interface Env {
+  readonly config: ServerConfigShape
+  readonly derived: Derived
+  readonly hub: Hub
+  readonly requests: Requests
+  readonly store: StoreShape
+  readonly registerLimiter: RegisterLimiter
+  readonly runtime: Runtime.Runtime<never>
+  readonly clock: Clock.Clock
+  /** Debug logging on: a per-frame debug line must cost nothing when it is off. */
+  readonly debugOn: boolean
+  /** Requests make spans. */
+  readonly tracing: boolean
+  /** The log annotations every session line starts from. */
+  readonly annotations: HashMap.HashMap<string, unknown>
+}
+
+/** The handshake's state, shared by its synchronous part and the fiber that takes over from it. */
+interface Handshake {
+  /** The handshake deadline passed. */
+  expired: boolean
+  /** Wakes the fiber's pending `next`, if one waits. */
+  pendingWake: (() => void) | undefined
+  /** The accepted `hello` and the nonce of the challenge sent for it. */
+  greeted: { readonly hello: Frames.ClientFrameOf<"hello">; readonly nonce: Uint8Array } | undefined
+  /** Cancel the deadline, stop the wakes and free the pending slot: the handshake is over (idempotent). */
+  readonly over: () => void
+}
+
+interface Authenticated {
+  readonly hello: Frames.ClientFrameOf<"hello">
+  readonly user: string
+  readonly machine: string
+}
+
+/** D-3: `hello.host` must be an authority this server answers as; the refusal, or `undefined`. */
+const hostProblem = (
+  env: Env,
+  info: ConnectionInfo,
+  hello: Frames.ClientFrameOf<"hello">
+): Frames.ProtocolError | undefined => {
+  if (hello.host === null) return undefined
+  const signed = hello.host.toLowerCase()
+  if (
+    signed === info.hostHeader || signed === stripDefaultPort(info.hostHeader) ||
+    env.derived.authorities.includes(signed)
+  ) return undefined
+  const answersAs = [...new Set([info.hostHeader, ...env.derived.named])]
+    .filter((h) => h.length > 0)
+    .map((h) => `\`${h}\``)
+    .join(" or ")
+  return Errors.unauthorized(`signed for host \`${hello.host}\` but this server answers as ${answersAs}`)
+}
+
+/** The signature over the challenge; the refusal, or `undefined` when it verifies. */
+const signatureProblem = (
+  info: ConnectionInfo,
+  greeted: NonNullable<Handshake["greeted"]>,
+  auth: Frames.ClientFrameOf<"auth">
+): Frames.ProtocolError | undefined => {
+  const { hello, nonce } = greeted
+  const key = Base64Url.decode(auth.pubkey) ?? new Uint8Array()
+  const sig = Base64Url.decode(auth.signature) ?? new Uint8Array()
+  const verified = Auth.verify(key, Auth.authMessage(hello.host ?? info.hostHeader, hello.session, nonce), sig)
+  if (Either.isRight(verified)) return undefined
+  return verified.left._tag === "MalformedKey"
+    ? Errors.malformed(verified.left.message)
+    : Errors.unauthorized(verified.left.message)
 }
 
 /**
- * Run the session actor until the connection ends. Never fails.
+ * The established session: registered in presence (superseding a live one on its path), greeted
+ * with `established` and `server_info`, and from then on woken by its frames. Plain synchronous code.
+ */
+const establish = (env: Env, state: LinkState, info: ConnectionInfo, outcome: Authenticated): void => {
+  const { config, hub } = env
+  const { hello, machine, user } = outcome
+  const path = Names.makePath(user, machine, hello.session)
+  const now = env.clock.unsafeCurrentTimeMillis()
+  const { entry, superseded } = hub.unsafe.attach({
+    path,
+    origin: hello.client === "bridge" ? "agent" : "human",
+    conn: state.conn,
+    now
+  })
+  state.established = true
+  const isAdmin = env.derived.admins.isAdmin(user)
+  const caller: Caller = { entry, isAdmin, bucket: unsafeMakeTokenBucket(config.ratePerSecond, config.rateBurst, now) }
+  const annotations = HashMap.set(HashMap.set(env.annotations, "remote", info.remoteAddress), "path", entry.key)
+  const session = serveEstablished(state, {
+    entry,
+    caller,
+    hub,
+    requests: env.requests,
+    maxFrameBytes: config.maxFrameBytes,
+    debugOn: env.debugOn,
+    tracing: env.tracing,
+    clock: env.clock,
+    annotations,
+    fork: info.fork
+  })
+  // Both lines in one synchronous run (no fiber is scheduled for them).
+  Runtime.runSync(env.runtime)(
+    Effect.zipRight(
+      superseded ? Effect.logInfo("session superseded by a newer connection") : Effect.void,
+      Effect.logInfo("session established").pipe(Effect.annotateLogs({ user, machine }))
+    ).pipe(Effect.locally(FiberRef.currentLogAnnotations, annotations))
+  )
+  session.replyNow({ type: "established", path })
+  session.replyNow({ type: "server_info", admin: isAdmin })
+  // From here on frames, a kill or the close wake the session; what came meanwhile is handled now.
+  state.onWake = session.wake
+  session.wake()
+}
+
+/**
+ * The handshake in a fiber, from wherever the synchronous part left it (`hs.greeted`): every
+ * refusal, registration, a store without synchronous reads, an expired deadline. It re-reads the
+ * frame the synchronous part declined, so each refusal is made (and logged) here only.
+ */
+const handshakeFiber = (env: Env, state: LinkState, info: ConnectionInfo, hs: Handshake): Effect.Effect<void> => {
+  const { config, registerLimiter, store } = env
+  const timedOut = () => new HandshakeRefused({ error: Errors.unauthorized(Errors.Messages.handshakeTimedOut) })
+  // The deadline without a fiber of its own: the transport's sweeper marks it expired and wakes a
+  // waiting `next`; a step still running at the deadline (the store) is refused once it ends.
+  const next = Effect.async<RawData, PeerClosed | HandshakeRefused>((resume) => {
+    const attempt = () => {
+      const raw = state.poll()
+      if (raw !== undefined) resume(Effect.succeed(raw))
+      else if (state.isClosed) resume(Effect.fail(peerClosed))
+      else if (hs.expired) resume(Effect.fail(timedOut()))
+      else return false
+      return true
+    }
+    if (attempt()) return
+    hs.pendingWake = () => {
+      if (attempt()) hs.pendingWake = undefined
+    }
+    return Effect.sync(() => {
+      hs.pendingWake = undefined
+    })
+  })
+  const decode = (raw: RawData) =>
+    Either.match(Codec.decodeClientFrame(raw as Codec.RawMessage, config.maxFrameBytes), {
+      onLeft: (e) => refuse(Errors.malformed(e.detail)),
+      onRight: (frame) => Effect.succeed(frame)
+    })
+  const nextFrame = Effect.flatMap(next, decode)
+  const check = (problem: Frames.ProtocolError | undefined) => problem === undefined ? Effect.void : refuse(problem)
+  const storeFailure = (operation: string) => (e: { readonly cause: unknown }) =>
+    Effect.logWarning("store failure").pipe(
+      Effect.annotateLogs({ operation, cause: String(e.cause) }),
+      Effect.zipRight(refuse(Errors.internal(`storage failure during ${operation}`)))
+    )
+
+  const greet = Effect.gen(function*() {
+    const hello = yield* nextFrame
+    if (hello.type !== "hello") return yield* refuse(Errors.malformed(Errors.Messages.expectedHello))
+    if (hello.protocol_version !== Limits.PROTOCOL_VERSION) {
+      return yield* refuse(Errors.versionMismatch(hello.protocol_version))
+    }
+    const nonce = Auth.randomNonce()
+    if (!state.isClosed) state.ws.send(Codec.encodeFrame({ type: "challenge", nonce: Base64Url.encode(nonce) }))
+    return { hello, nonce }
+  })
+
+  const handshake = Effect.gen(function*() {
+    const greeted = hs.greeted ?? (yield* greet)
+    const { hello } = greeted
+    // D-3 (host) is checked with the signature, after the client's auth, so every refusal comes where
+    // SPEC §2.6 puts auth failures; SPEC §2.6 step 5 (the handle), moved before any write (G-18), once
+    // possession is proven.
+    const checkHandle = Effect.suspend(() => {
+      const problem = Validate.validateClientFrame(hello)
+      return Either.isLeft(problem) ? refuse(Errors.malformed(problem.left.detail)) : Effect.void
+    })
+    const second = yield* nextFrame
+    if (second.type === "register") {
+      if (!(yield* registerLimiter.attempt(info.remoteAddress))) {
+        return yield* refuse(Errors.rateLimited("too many registration attempts from this address", 60_000))
+      }
+      const auth = yield* nextFrame
+      if (auth.type !== "auth") return yield* refuse(Errors.malformed(Errors.Messages.expectedAuthAfterRegister))
+      if (auth.pubkey !== second.pubkey) return yield* refuse(Errors.unauthorized(Errors.Messages.authKeyMismatch))
+      yield* check(hostProblem(env, info, hello))
+      yield* check(signatureProblem(info, greeted, auth))
+      const nameProblem = Validate.validateClientFrame(second)
+      if (Either.isLeft(nameProblem)) return yield* refuse(Errors.malformed(nameProblem.left.detail))
+      yield* checkHandle
+      const pin = env.derived.admins.pinOf(second.username)
+      if (pin !== undefined && pin !== second.pubkey) {
+        return yield* refuse(Errors.unauthorized(Errors.Messages.usernameReserved(second.username)))
+      }
+      const now = DateTimeIso(yield* Clock.currentTimeMillis)
+      yield* store.registerUser({ username: second.username, machine: second.machine, pubkey: second.pubkey, now })
+        .pipe(
+          Effect.catchTags({
+            StoreConflict: (e) =>
+              refuse(
+                e.what === "pubkey"
+                  ? Errors.malformed(Errors.Messages.keyAlreadyEnrolled)
+                  : Errors.unauthorized(Errors.Messages.usernameTaken(second.username))
+              ),
+            StoreError: storeFailure("register")
+          }),
+          Effect.withSpan("register", { attributes: { user: second.username, machine: second.machine } })
+        )
+      return { hello, user: second.username, machine: second.machine }
+    }
+    if (second.type === "auth") {
+      yield* check(hostProblem(env, info, hello))
+      yield* check(signatureProblem(info, greeted, second))
+      const machine = yield* store.findMachineByKey(second.pubkey).pipe(
+        Effect.catchTag("StoreError", storeFailure("authenticate"))
+      )
+      if (Option.isNone(machine)) return yield* refuse(Errors.unauthorized(Errors.Messages.unknownKey))
+      yield* checkHandle
+      return { hello, user: machine.value.user, machine: machine.value.name }
+    }
+    return yield* refuse(Errors.malformed(Errors.Messages.expectedRegisterOrAuth))
+  })
+
+  return handshake.pipe(
+    Effect.filterOrFail(() => !hs.expired, timedOut),
+    Effect.ensuring(Effect.sync(hs.over)),
+    Effect.matchEffect({
+      onFailure: (e) =>
+        finishLink(state, e._tag === "PeerClosed" ? undefined : { type: "error", error: e.error }, CloseCodes.policy),
+      onSuccess: (outcome) => Effect.sync(() => establish(env, state, info, outcome))
+    }),
+    Effect.catchAllCause((cause) => failLink(state, cause)),
+    Effect.ensuring(Effect.sync(info.handshakeDone)),
+    Effect.annotateLogs({ remote: info.remoteAddress })
+  )
+}
+
+/**
+ * Start a connection's session (SPEC §2.6): called synchronously when the socket is accepted.
+ *
+ * The handshake runs in the socket's callbacks, without a fiber, while it goes the common way — a
+ * valid `hello` is answered with its challenge; an `auth` whose host and signature check out and
+ * whose key the store finds with a synchronous read establishes the session. Anything else (a
+ * refusal, `register`, an expired deadline, a store without synchronous reads) hands the handshake
+ * to a fiber at the frame in question, which answers it as a fully effectful handshake would. A
+ * peer that leaves during the handshake costs nothing more.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Accept = (state: LinkState, info: ConnectionInfo) => void
+
+/**
+ * The server's `Accept`, over the services in context (read once).
  *
  * @since 0.1.0
  * @category actors
  */
-export const run = (
-  state: ReturnType<typeof makeLink>,
-  info: ConnectionInfo
-): Effect.Effect<void, never, Hub | Requests | Store | ServerConfig | RegisterLimiter> =>
-  Effect.gen(function*() {
-    const { ws } = state
+export const acceptor: Effect.Effect<Accept, never, Hub | Requests | Store | ServerConfig | RegisterLimiter> = Effect
+  .gen(function*() {
     const config = yield* ServerConfig
-    const hub = yield* Hub
-    const requests = yield* Requests
-    const store = yield* Store
-    const registerLimiter = yield* RegisterLimiter
-    const { admins, authorities, named } = derive(config)
-
-    // The handshake deadline without a fiber per connection (a `timeoutFail` forks two): the
-    // transport's deadline sweeper marks it expired and wakes a waiting `next`; a step still running
-    // at the deadline (the store) is refused once it ends.
-    const timedOut = () => new HandshakeRefused({ error: Errors.unauthorized(Errors.Messages.handshakeTimedOut) })
-    let expired = false
-    let pendingWake: (() => void) | undefined
-    const next = Effect.async<RawData, PeerClosed | HandshakeRefused>((resume) => {
-      const attempt = () => {
-        const raw = state.poll()
-        if (raw !== undefined) resume(Effect.succeed(raw))
-        else if (state.isClosed) resume(Effect.fail(peerClosed))
-        else if (expired) resume(Effect.fail(timedOut()))
-        else return false
-        return true
-      }
-      if (attempt()) return
-      pendingWake = () => {
-        if (attempt()) pendingWake = undefined
-      }
-      return Effect.sync(() => {
-        pendingWake = undefined
-      })
-    })
-
-    const decode = (raw: RawData) =>
-      Either.match(Codec.decodeClientFrame(raw as Codec.RawMessage, config.maxFrameBytes), {
-        onLeft: (e) => refuse(Errors.malformed(e.detail)),
-        onRight: (frame) => Effect.succeed(frame)
-      })
-
-    const sendDirect = (frame: Frames.ServerFrame) =>
-      Effect.sync(() => {
-        if (!state.isClosed) ws.send(Codec.encodeFrame(frame))
-      })
-
-    const finish = (frame: Frames.ServerFrame | undefined, code: number) => finishLink(state, frame, code)
-
-    const verify = (pubkey: string, signature: string, host: string, handle: string, nonce: Uint8Array) => {
-      const key = Base64Url.decode(pubkey) ?? new Uint8Array()
-      const sig = Base64Url.decode(signature) ?? new Uint8Array()
-      return Either.match(Auth.verify(key, Auth.authMessage(host, handle, nonce), sig), {
-        onLeft: (e) => refuse(e._tag === "MalformedKey" ? Errors.malformed(e.message) : Errors.unauthorized(e.message)),
-        onRight: () => Effect.void
-      })
+    const env: Env = {
+      config,
+      derived: derive(config),
+      hub: yield* Hub,
+      requests: yield* Requests,
+      store: yield* Store,
+      registerLimiter: yield* RegisterLimiter,
+      runtime: yield* Effect.runtime<never>(),
+      clock: yield* Effect.clock,
+      debugOn: (yield* FiberRef.get(FiberRef.currentMinimumLogLevel)).ordinal <= LogLevel.Debug.ordinal,
+      tracing: yield* FiberRef.get(FiberRef.currentTracerEnabled),
+      annotations: yield* FiberRef.get(FiberRef.currentLogAnnotations)
     }
+    return (state, info) => accept(env, state, info)
+  })
 
-    const storeFailure = (operation: string) => (e: { readonly cause: unknown }) =>
-      Effect.logWarning("store failure").pipe(
-        Effect.annotateLogs({ operation, cause: String(e.cause) }),
-        Effect.zipRight(refuse(Errors.internal(`storage failure during ${operation}`)))
-      )
-
-    const handshake = Effect.gen(function*() {
-      const hello = yield* Effect.flatMap(next, decode)
-      if (hello.type !== "hello") return yield* refuse(Errors.malformed(Errors.Messages.expectedHello))
-      if (hello.protocol_version !== Limits.PROTOCOL_VERSION) {
-        return yield* refuse(Errors.versionMismatch(hello.protocol_version))
-      }
-      // D-3: `hello.host` must be an authority this server answers as. Checked with the signature
-      // (after the client's Auth), so every refusal comes where SPEC §2.6 puts auth failures.
-      const host = hello.host ?? info.hostHeader
-      const checkHost = Effect.suspend(() => {
-        if (hello.host === null) return Effect.void
-        const signed = hello.host.toLowerCase()
-        if (
-          signed === info.hostHeader || signed === stripDefaultPort(info.hostHeader) || authorities.includes(signed)
-        ) return Effect.void
-        const answersAs = [...new Set([info.hostHeader, ...named])]
-          .filter((h) => h.length > 0)
-          .map((h) => `\`${h}\``)
-          .join(" or ")
-        return refuse(Errors.unauthorized(`signed for host \`${hello.host}\` but this server answers as ${answersAs}`))
-      })
-      // SPEC §2.6 step 5, moved before any write (G-18): the handle is checked once possession is proven.
-      const checkHandle = Effect.suspend(() => {
-        const problem = Validate.validateClientFrame(hello)
-        return Either.isLeft(problem) ? refuse(Errors.malformed(problem.left.detail)) : Effect.void
-      })
-
-      const nonce = Auth.randomNonce()
-      yield* sendDirect({ type: "challenge", nonce: Base64Url.encode(nonce) })
-
-      const second = yield* Effect.flatMap(next, decode)
-      if (second.type === "register") {
-        if (!(yield* registerLimiter.attempt(info.remoteAddress))) {
-          return yield* refuse(Errors.rateLimited("too many registration attempts from this address", 60_000))
+const accept = (env: Env, state: LinkState, info: ConnectionInfo): void => {
+  const { config, store } = env
+  let phase: "hello" | "second" | "fiber" | "done" = "hello"
+  const hs: Handshake = {
+    expired: false,
+    pendingWake: undefined,
+    greeted: undefined,
+    over: () => {
+      cancelDeadline()
+      state.onWake = undefined
+      hs.pendingWake = undefined
+      info.handshakeDone()
+    }
+  }
+  const cancelDeadline = info.armDeadline(() => {
+    hs.expired = true
+    state.onWake?.()
+  })
+  const toFiber = () => {
+    phase = "fiber"
+    state.onWake = () => hs.pendingWake?.()
+    info.fork(handshakeFiber(env, state, info, hs))
+  }
+  /** The `auth` that completes the handshake here, or `undefined` when the fiber must take it. */
+  const authenticated = (auth: Frames.ClientFrameOf<"auth">): Authenticated | undefined => {
+    const greeted = hs.greeted
+    const reads = store.syncReads
+    if (greeted === undefined || reads === undefined) return undefined
+    if (hostProblem(env, info, greeted.hello) !== undefined) return undefined
+    if (signatureProblem(info, greeted, auth) !== undefined) return undefined
+    const machine = reads.findMachineByKey(auth.pubkey)
+    if (machine === undefined || Option.isNone(machine)) return undefined
+    if (Either.isLeft(Validate.validateClientFrame(greeted.hello))) return undefined
+    return { hello: greeted.hello, user: machine.value.user, machine: machine.value.name }
+  }
+  const step = (): void => {
+    while (phase === "hello" || phase === "second") {
+      const raw = state.peek()
+      if (raw === undefined) {
+        if (state.isClosed) {
+          // The peer left mid-handshake: nothing to answer.
+          phase = "done"
+          return hs.over()
         }
-        const auth = yield* Effect.flatMap(next, decode)
-        if (auth.type !== "auth") return yield* refuse(Errors.malformed(Errors.Messages.expectedAuthAfterRegister))
-        if (auth.pubkey !== second.pubkey) return yield* refuse(Errors.unauthorized(Errors.Messages.authKeyMismatch))
-        yield* checkHost
-        yield* verify(auth.pubkey, auth.signature, host, hello.session, nonce)
-        const nameProblem = Validate.validateClientFrame(second)
-        if (Either.isLeft(nameProblem)) return yield* refuse(Errors.malformed(nameProblem.left.detail))
-        yield* checkHandle
-        const pin = admins.pinOf(second.username)
-        if (pin !== undefined && pin !== second.pubkey) {
-          return yield* refuse(Errors.unauthorized(Errors.Messages.usernameReserved(second.username)))
-        }
-        const now = DateTimeIso(yield* Clock.currentTimeMillis)
-        yield* store.registerUser({ username: second.username, machine: second.machine, pubkey: second.pubkey, now })
-          .pipe(
-            Effect.catchTags({
-              StoreConflict: (e) =>
-                refuse(
-                  e.what === "pubkey"
-                    ? Errors.malformed(Errors.Messages.keyAlreadyEnrolled)
-                    : Errors.unauthorized(Errors.Messages.usernameTaken(second.username))
-                ),
-              StoreError: storeFailure("register")
-            }),
-            Effect.withSpan("register", { attributes: { user: second.username, machine: second.machine } })
-          )
-        return { hello, user: second.username, machine: second.machine }
+        if (hs.expired) toFiber()
+        return
       }
-      if (second.type === "auth") {
-        yield* checkHost
-        yield* verify(second.pubkey, second.signature, host, hello.session, nonce)
-        const machine = yield* store.findMachineByKey(second.pubkey).pipe(
-          Effect.catchTag("StoreError", storeFailure("authenticate"))
-        )
-        if (Option.isNone(machine)) return yield* refuse(Errors.unauthorized(Errors.Messages.unknownKey))
-        yield* checkHandle
-        return { hello, user: machine.value.user, machine: machine.value.name }
+      if (hs.expired) return toFiber()
+      const decoded = Codec.decodeClientFrame(raw as Codec.RawMessage, config.maxFrameBytes)
+      if (Either.isLeft(decoded)) return toFiber()
+      const frame = decoded.right
+      if (phase === "hello") {
+        if (frame.type !== "hello" || frame.protocol_version !== Limits.PROTOCOL_VERSION) return toFiber()
+        state.poll()
+        const nonce = Auth.randomNonce()
+        hs.greeted = { hello: frame, nonce }
+        phase = "second"
+        if (!state.isClosed) state.ws.send(Codec.encodeFrame({ type: "challenge", nonce: Base64Url.encode(nonce) }))
+        continue
       }
-      return yield* refuse(Errors.malformed(Errors.Messages.expectedRegisterOrAuth))
-    })
-
-    state.onWake = () => pendingWake?.()
-    const cancelDeadline = info.armDeadline(() => {
-      expired = true
-      pendingWake?.()
-    })
-    const outcome = yield* handshake.pipe(
-      Effect.filterOrFail(() => !expired, timedOut),
-      Effect.ensuring(Effect.sync(() => {
-        cancelDeadline()
-        state.onWake = undefined
-        pendingWake = undefined
-      })),
-      Effect.either
-    )
-    info.handshakeDone()
-    if (Either.isLeft(outcome)) {
-      const e = outcome.left
-      return yield* e._tag === "PeerClosed"
-        ? finish(undefined, CloseCodes.policy)
-        : finish({ type: "error", error: e.error }, CloseCodes.policy)
+      const outcome = frame.type === "auth" ? authenticated(frame) : undefined
+      if (outcome === undefined) return toFiber()
+      state.poll()
+      phase = "done"
+      hs.over()
+      return establish(env, state, info, outcome)
     }
-
-    const { hello, machine, user } = outcome.right
-    const path = Names.makePath(user, machine, hello.session)
-    const origin: Frames.Origin = hello.client === "bridge" ? "agent" : "human"
-    const { entry, superseded } = yield* hub.attach({
-      path,
-      origin,
-      conn: state.conn,
-      now: yield* Clock.currentTimeMillis
-    })
-    state.established = true
-    const isAdmin = admins.isAdmin(user)
-    // Read once: a per-frame debug line must cost nothing when debug logging is off.
-    const debugOn = (yield* FiberRef.get(FiberRef.currentMinimumLogLevel)).ordinal <= LogLevel.Debug.ordinal
-    const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
-    const clock = yield* Effect.clock
-    const caller = { entry, isAdmin, bucket: yield* makeTokenBucket(config.ratePerSecond, config.rateBurst) }
-    let inline = true
-    let first: Effect.Effect<void> | undefined
-
-    const session = serveEstablished(state, {
-      entry,
-      caller,
-      hub,
-      requests,
-      maxFrameBytes: config.maxFrameBytes,
-      debugOn,
-      tracing,
-      clock,
-      annotations: HashMap.set(yield* FiberRef.get(FiberRef.currentLogAnnotations), "path", entry.key),
-      fork: (effect) => {
-        if (inline) first = effect
-        else info.fork(effect)
+  }
+  state.onWake = () => {
+    // A socket callback, outside any fiber: a defect costs the connection (`failLink`), not the process.
+    try {
+      step()
+    } catch (defect) {
+      if (phase !== "done") {
+        phase = "done"
+        hs.over()
       }
-    })
-    if (superseded) {
-      yield* Effect.logInfo("session superseded by a newer connection").pipe(Effect.annotateLogs("path", entry.key))
+      info.fork(failLink(state, Cause.die(defect)).pipe(Effect.annotateLogs({ remote: info.remoteAddress })))
     }
-    yield* Effect.logInfo("session established").pipe(Effect.annotateLogs({ path: entry.key, user, machine }))
-    yield* session.reply({ type: "established", path })
-    yield* session.reply({ type: "server_info", admin: isAdmin })
-    // From here on frames, a kill or the close start the processor; what came meanwhile is handled
-    // in this fiber rather than a new one (the first wake would otherwise fork one even with nothing).
-    state.onWake = session.wake
-    session.wake()
-    inline = false
-    if (first !== undefined) yield* first
-  }).pipe(
-    Effect.catchAllCause((cause) => failLink(state, cause)),
-    Effect.annotateLogs({ remote: info.remoteAddress })
-  )
+  }
+  state.onWake()
+}
 
 const DateTimeIso = (ms: number): string => DateTime.formatIso(DateTime.unsafeMake(ms))

@@ -11,6 +11,7 @@ import { Auth, Frames, Limits, Names } from "@conclave/protocol"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import Sqlite from "better-sqlite3"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -31,7 +32,8 @@ import {
   Store,
   StoreConflict,
   StoreError,
-  type StoreShape
+  type StoreShape,
+  type SyncReads
 } from "./Store.js"
 
 /** Milliseconds a statement waits for another connection's lock before failing. @since 0.1.0 @category constants */
@@ -384,6 +386,50 @@ const initialize = (sql: SqlClient.SqlClient): Effect.Effect<string, StoreError>
     Effect.catchTag("SqlError", (e) => Effect.fail(new StoreError({ operation: "open", cause: e })))
   )
 
+/** A database file path (not `:memory:`, a temporary database or a URI): another connection can open it. */
+const isSharedFile = (filename: string) => filename !== "" && filename !== ":memory:" && !filename.startsWith("file:")
+
+/**
+ * Synchronous point reads on a second, read-only connection to the same file. In WAL mode it reads
+ * the last committed state without waiting for the writer, and never blocks: a busy database
+ * (`timeout: 0`) or any other failure answers `undefined`, and the caller takes the effectful read.
+ * None for a database only the client's own connection can see (`:memory:`).
+ */
+const openSyncReads = (
+  client: Option.Option<SqliteClient.SqliteClient>
+): Effect.Effect<SyncReads | undefined, never, Scope.Scope> => {
+  if (Option.isNone(client) || !isSharedFile(client.value.config.filename)) return Effect.succeed(undefined)
+  const filename = client.value.config.filename
+  return Effect.acquireRelease(
+    Effect.try(() => new Sqlite(filename, { readonly: true, fileMustExist: true, timeout: 0 })),
+    (db) => Effect.sync(() => db.close())
+  ).pipe(
+    Effect.map((db): SyncReads => {
+      const pointRead = <A>(statement: string, fast: (row: unknown) => A | undefined) => {
+        const prepared = db.prepare<[string], unknown>(statement)
+        return (key: string): Option.Option<A> | undefined => {
+          try {
+            const row = prepared.get(key)
+            if (row === undefined) return Option.none()
+            const value = fast(row)
+            return value === undefined ? undefined : Option.some(value)
+          } catch {
+            return undefined
+          }
+        }
+      }
+      return {
+        findMachineByKey: pointRead(FIND_MACHINE_BY_KEY, fastMachine),
+        getChannel: pointRead(GET_CHANNEL, fastChannel)
+      }
+    }),
+    Effect.tapError((cause) =>
+      Effect.logDebug("no synchronous reads").pipe(Effect.annotateLogs({ cause: String(cause.error) }))
+    ),
+    Effect.orElseSucceed(() => undefined)
+  )
+}
+
 /**
  * Build the store over the `SqlClient` in context: PRAGMAs, schema migrations (tracked in
  * `PRAGMA user_version`), the instance id. Fails with `StoreError` when the file cannot be
@@ -396,6 +442,7 @@ const initialize = (sql: SqlClient.SqlClient): Effect.Effect<string, StoreError>
 export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | Scope.Scope> = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const instanceId = yield* initialize(sql)
+  const syncReads = yield* openSyncReads(yield* Effect.serviceOption(SqliteClient.SqliteClient))
   // Writes always run in a transaction: it holds the connection for its whole duration, so no other
   // fiber's statement can interleave with it and commit or roll back with it.
   // `withTransaction` turns a failed COMMIT or ROLLBACK into a defect (SQLITE_FULL at commit, or a
@@ -884,7 +931,8 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     appendMessageQueued,
     messageExists,
     readSince,
-    purgeOlderThan
+    purgeOlderThan,
+    syncReads
   } satisfies StoreShape
 })
 

@@ -217,6 +217,25 @@ export interface StoreShape {
   }) => Effect.Effect<HistoryPage, StoreError>
   /** Delete messages with `ts_ms < cutoffMs`; returns how many. */
   readonly purgeOlderThan: (cutoffMs: number) => Effect.Effect<number, StoreError>
+
+  /**
+   * Synchronous reads of committed state for the server's socket-callback paths (a join or an auth
+   * answered without a fiber), or `undefined` when this store has none (then those paths take the
+   * effectful reads above).
+   */
+  readonly syncReads: SyncReads | undefined
+}
+
+/**
+ * Plain synchronous point reads of committed rows. Each returns `undefined` when it could not read
+ * (the caller then uses the effectful read, which reports the failure); never throws.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SyncReads {
+  readonly findMachineByKey: (pubkey: string) => Option.Option<MachineRow> | undefined
+  readonly getChannel: (name: string) => Option.Option<ChannelRow> | undefined
 }
 
 /** @since 0.1.0 @category tags */

@@ -71,7 +71,8 @@ const make = Effect.gen(function*() {
   const store = yield* Store
   const instanceId = yield* store.instanceId
   const sessions = yield* FiberSet.make<void, never>()
-  const runFork = yield* FiberSet.runtime(sessions)<SessionEnv>()
+  const runFork = yield* FiberSet.runtime(sessions)<never>()
+  const accept = yield* Session.acceptor
 
   const links = new Set<Session.LinkState>()
   const pending = new Map<string, number>()
@@ -134,6 +135,10 @@ const make = Effect.gen(function*() {
     }
   })
   server.on("clientError", (_err, socket) => socket.destroy())
+  // Sessions hold a fiber only while they have work; each is owned by the transport's scope.
+  const fork = (effect: Effect.Effect<void>) => {
+    runFork(effect, { immediate: false })
+  }
 
   server.on("upgrade", (req: Http.IncomingMessage, socket: Net.Socket, head: Buffer) => {
     socket.on("error", () => {})
@@ -164,17 +169,7 @@ const make = Effect.gen(function*() {
       })
       links.add(link)
       ws.once("close", () => links.delete(link))
-      runFork(
-        Session.run(link, {
-          remoteAddress: address,
-          hostHeader,
-          handshakeDone,
-          armDeadline,
-          fork: (effect) => {
-            runFork(effect, { immediate: false })
-          }
-        }).pipe(Effect.ensuring(Effect.sync(handshakeDone)))
-      )
+      accept(link, { remoteAddress: address, hostHeader, handshakeDone, armDeadline, fork })
     })
   })
 

@@ -25,6 +25,16 @@ const openWithSql = (filename: string) =>
     Effect.map((ctx) => ({ store: Context.get(ctx, Store), sql: Context.get(ctx, SqlClient.SqlClient) }))
   )
 
+/** `openWithSql` over a client that does not say it is SQLite's: a store without synchronous reads. */
+const openWithoutSyncReads = (filename: string) =>
+  Layer.build(
+    SqliteStore.layerClient.pipe(
+      Layer.provideMerge(Layer.map(SqliteStore.layerSqlite({ filename }), Context.omit(SqliteClient.SqliteClient)))
+    )
+  ).pipe(
+    Effect.map((ctx) => ({ store: Context.get(ctx, Store), sql: Context.get(ctx, SqlClient.SqlClient) }))
+  )
+
 const dbFile = Effect.map(tempDir, (dir) => path.join(dir, "conclave.db"))
 
 /** A store in a fresh file plus raw SQL access to the same connection. */
@@ -434,6 +444,68 @@ describe("SqliteStore", () => {
         assert.deepStrictEqual(yield* store.listMembers("dev"), ["bob"])
         const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
         assert.deepStrictEqual(texts(page.messages), ["one"])
+      }))
+  })
+
+  describe("synchronous reads", () => {
+    it.scoped("a file store answers point reads synchronously, and they follow every committed write", () =>
+      Effect.gen(function*() {
+        const { store } = yield* fresh
+        const reads = store.syncReads
+        assert.isDefined(reads, "a store in a file has synchronous reads")
+        if (reads === undefined) return
+        assert.deepStrictEqual(reads.getChannel("ops"), Option.none())
+        assert.deepStrictEqual(reads.findMachineByKey("k1"), Option.none())
+        yield* store.registerUser({ username: "aaron", machine: "ws", pubkey: "k1", now: NOW })
+        yield* channel(store, "ops", "aaron", "public")
+        assert.deepStrictEqual(
+          reads.findMachineByKey("k1"),
+          Option.some({ user: "aaron", name: "ws", pubkey: "k1", added_at: NOW })
+        )
+        assert.deepStrictEqual(
+          reads.getChannel("ops"),
+          Option.some({ name: "ops", visibility: "public", created_by: "aaron", created_at: NOW })
+        )
+        yield* store.setVisibility("ops", "private")
+        assert.strictEqual(Option.getOrUndefined(reads.getChannel("ops") ?? Option.none())?.visibility, "private")
+        yield* store.renameChannel("ops", "ops2")
+        assert.deepStrictEqual(reads.getChannel("ops"), Option.none())
+        assert.isTrue(Option.isSome(reads.getChannel("ops2") ?? Option.none()))
+        yield* store.deleteChannel("ops2")
+        assert.deepStrictEqual(reads.getChannel("ops2"), Option.none())
+        yield* store.removeMachine("aaron", "ws")
+        assert.deepStrictEqual(reads.findMachineByKey("k1"), Option.none(), "a revoked key is gone at once")
+        yield* store.registerUser({ username: "bob", machine: "laptop", pubkey: "k2", now: NOW })
+        yield* store.removeUser("bob")
+        assert.deepStrictEqual(reads.findMachineByKey("k2"), Option.none(), "a removed user's keys are gone at once")
+      }))
+
+    it.scoped("they see committed state only, without waiting for a transaction in progress", () =>
+      Effect.gen(function*() {
+        const { sql, store } = yield* fresh
+        const reads = store.syncReads
+        if (reads === undefined) return assert.fail("a store in a file has synchronous reads")
+        const inserted = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const writer = yield* sql.withTransaction(
+          Effect.zipRight(
+            sql`INSERT INTO channels (name, visibility, created_by, created_at) VALUES ('ops', 'public', 'aaron', ${NOW})`,
+            Effect.zipRight(Deferred.succeed(inserted, undefined), Deferred.await(release))
+          )
+        ).pipe(Effect.fork)
+        yield* Deferred.await(inserted)
+        assert.deepStrictEqual(reads.getChannel("ops"), Option.none(), "the uncommitted row is not read")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(writer)
+        assert.isTrue(Option.isSome(reads.getChannel("ops") ?? Option.none()), "read once committed")
+      }))
+
+    it.scoped("a store only its own connection can see (in memory, or a client not known as SQLite's) has none", () =>
+      Effect.gen(function*() {
+        const memory = yield* Layer.build(SqliteStore.layerMemory).pipe(Effect.map(Context.get(Store)))
+        assert.isUndefined(memory.syncReads)
+        const { store } = yield* Effect.flatMap(dbFile, openWithoutSyncReads)
+        assert.isUndefined(store.syncReads)
       }))
   })
 
@@ -927,7 +999,8 @@ describe("SqliteStore", () => {
     it.scoped("a failing COMMIT refuses every post of the batch and publishes none of them", () =>
       Effect.gen(function*() {
         const file = yield* dbFile
-        const { sql, store } = yield* openWithSql(file)
+        // Leaving WAL needs the file to itself: no second (read) connection.
+        const { sql, store } = yield* openWithoutSyncReads(file)
         yield* channel(store, "ops")
         // Rollback journal + a reader holding its shared lock: COMMIT cannot take the exclusive lock.
         yield* sql.unsafe("PRAGMA journal_mode = DELETE")

@@ -1,8 +1,9 @@
 /**
- * Whispers and pings are answered in the socket's callback, without a fiber, when tracing and debug
- * logging are off (as under `conclave serve` without an OTLP exporter); every other frame and every
- * refusal goes through the processor. Each test runs with tracing on (processor only) and off
- * (synchronous path), and the replies must be the same.
+ * Whispers, pings and joins to public channels are answered in the socket's callback, without a
+ * fiber, when tracing and debug logging are off (as under `conclave serve` without an OTLP exporter)
+ * and — for joins — the store reads synchronously (a file); every other frame and every refusal goes
+ * through the processor. Each test runs with tracing on (processor only) and off (synchronous path),
+ * joins also over an in-memory store (no synchronous reads), and the replies must be the same.
  */
 import { Errors, type Frames } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
@@ -157,6 +158,79 @@ for (const tracing of [true, false]) {
           seen.push(payload?.kind === "plain" ? payload.text : f.type)
         }
         assert.deepStrictEqual(seen, ["w1", "p1", "w2", "p2", "w3"])
+      }))
+  })
+}
+
+const joinModes = [
+  { name: "by the processor (tracing on)", tracing: true, store: "file" },
+  { name: "synchronously (tracing off, file store)", tracing: false, store: "file" },
+  { name: "by the processor (in-memory store: no synchronous reads)", tracing: false, store: "memory" }
+] as const
+
+for (const mode of joinModes) {
+  describe(`joins answered ${mode.name}`, () => {
+    it.scopedLive("public, unlisted, private, missing and banned channels answer as the processor does", () =>
+      Effect.gen(function*() {
+        const { a, b } = yield* setup(mode.tracing, { store: mode.store })
+        for (const [name, visibility] of [["side", "unlisted"], ["vault", "private"], ["pit", "public"]] as const) {
+          expectType(yield* a.request(op({ kind: "create_channel", name, visibility })), "ack")
+        }
+        expectType(yield* a.request(op({ kind: "ban", channel: "pit", user: "bob" })), "ack")
+        const join = (id: string, channel: string) => ({ type: "join", id, channel, token: null })
+        // one round trip each: every join meets an idle session (the synchronous path first)
+        const replies: Array<Frames.ServerFrame> = []
+        for (const [id, channel] of [["1", "lobby"], ["2", "nowhere"], ["3", "vault"], ["4", "side"], ["5", "pit"]]) {
+          replies.push(...(yield* burst(b, [join(id!, channel!)])))
+        }
+        assert.deepStrictEqual(replies.slice(0, 1), [{ type: "joined", id: "1", channel: "lobby" }])
+        assert.deepStrictEqual(errorOf(replies[1]!), {
+          kind: "not_found",
+          message: Errors.Messages.channelNotFound("nowhere")
+        })
+        assert.deepStrictEqual(errorOf(replies[2]!), {
+          kind: "not_found",
+          message: Errors.Messages.channelNotFound("vault")
+        })
+        assert.deepStrictEqual(replies[3], { type: "joined", id: "4", channel: "side" })
+        assert.deepStrictEqual(errorOf(replies[4]!), { kind: "unauthorized", message: Errors.Messages.banned("pit") })
+        // the unlisted join recorded bob's membership: the channel is now listed for him
+        const listed = expectType(yield* b.request({ type: "list_channels" }), "channel_list").channels.map((c) =>
+          c.name
+        )
+        assert.includeMembers(listed, ["lobby", "side"])
+        assert.notInclude(listed, "vault")
+        // a join without an id is answered without one
+        yield* b.send({ type: "join", channel: "lobby", token: null })
+        assert.deepStrictEqual(yield* b.next("5 seconds"), { type: "joined", channel: "lobby" })
+      }))
+
+    it.scopedLive("a joined session receives the channel's posts; pipelined joins keep request order", () =>
+      Effect.gen(function*() {
+        const { a, b } = yield* setup(mode.tracing, { store: mode.store })
+        expectType(yield* a.request(op({ kind: "create_channel", name: "news", visibility: "public" })), "ack")
+        const replies = yield* burst(b, [
+          { type: "join", id: "1", channel: "news", token: null },
+          { type: "join", id: "2", channel: "gone", token: null },
+          { type: "whisper", id: "3", target: a.path, payload: plain("hi") },
+          { type: "join", id: "4", channel: "news", token: null },
+          { type: "who", id: "5", channel: "news" }
+        ])
+        assert.deepStrictEqual(replies.map((r) => [("id" in r ? r.id : "") ?? "", r.type]), [
+          ["1", "joined"],
+          ["2", "error"],
+          ["3", "ack"],
+          ["4", "joined"],
+          ["5", "presence"]
+        ])
+        assert.deepStrictEqual(
+          expectType(replies[4]!, "presence").sessions.map((p) => p.user),
+          ["bob"]
+        )
+        expectType(yield* a.request({ type: "join", channel: "news", token: null }), "joined")
+        expectType(yield* a.request({ type: "channel_msg", channel: "news", payload: plain("extra") }), "ack")
+        const delivered = expectType(yield* b.nextOther(), "channel_msg")
+        assert.deepStrictEqual([delivered.channel, delivered.payload], ["news", plain("extra")])
       }))
   })
 }

@@ -29,17 +29,23 @@ export const startServer = (
      * whispers, pings and closes then take the synchronous path).
      */
     readonly tracing?: boolean
+    /**
+     * `file` (default): SQLite in `dbFile`, with synchronous reads (auth and joins to public channels
+     * answered without a fiber). `memory`: an in-memory store, which has none (every handshake and
+     * join takes the fiber).
+     */
+    readonly store?: "file" | "memory"
   } = {},
   dir?: string
 ): Effect.Effect<Running, unknown, Scope.Scope> => {
-  const { tracing = false, ...config } = options
+  const { store = "file", tracing = false, ...config } = options
   return Effect.gen(function*() {
     const base = dir ?? (yield* tempDir)
     const dbFile = Path.join(base, "conclave.db")
     const context = yield* Layer.build(
       ServerLive.pipe(
         Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0, ...config })),
-        Layer.provide(SqliteStore.layer({ filename: dbFile }))
+        Layer.provide(store === "file" ? SqliteStore.layer({ filename: dbFile }) : SqliteStore.layerMemory)
       )
     )
     const address = Context.get(context, ServerAddress)
