@@ -3,12 +3,14 @@
  * the handshake, then strictly sequential processing of the session's frames — one reply per
  * request, in order — with a bounded read-ahead (the socket is paused when 64 frames wait) and a
  * bounded outbox (frames handed to `ws.send` since the socket's send buffer was last empty;
- * overflow force-drops the session as a slow consumer). An established session holds no fiber
- * while idle: one is started when a frame, a kill or the close arrives, and ends when nothing is
- * left to do. Without tracing or debug logging, a whisper that will be delivered, a ping and the
- * peer's close are handled in the socket's callback instead (no fiber); every other frame and every
- * refusal goes through the fiber. Frames sent to one socket within an event-loop turn leave in one
- * write.
+ * overflow force-drops the session as a slow consumer). The handshake runs in the socket's
+ * callbacks while it goes the common way (a valid `hello`; an `auth` that verifies, with a key the
+ * store finds synchronously) and hands over to a fiber for anything else. An established session
+ * holds no fiber while idle: one is started when a frame, a kill or the close arrives, and ends when
+ * nothing is left to do. Without tracing or debug logging, a whisper that will be delivered, a ping,
+ * a join to a public channel read synchronously and the peer's close are handled in the socket's
+ * callback instead (no fiber); every other frame and every refusal goes through the fiber. Frames
+ * sent to one socket within an event-loop turn leave in one write.
  *
  * @since 0.1.0
  */
@@ -498,10 +500,11 @@ const serveEstablished = (
   )
 
   // The synchronous path: while no fiber runs for the session (so nothing is owed), a whisper that
-  // will be delivered, or a ping, is answered right here in the socket's callback — no fiber, no
-  // Effect steps (STACK.md "Fan-out speed"). Anything else, including every refusal, is left to the
-  // processor, which answers it (and logs) as it answers every frame; order is kept because the
-  // processor is not running. Off with debug logging (a line per frame) or tracing (a span per request).
+  // will be delivered, a join to a public channel, or a ping, is answered right here in the socket's
+  // callback — no fiber, no Effect steps (STACK.md "Fan-out speed"). Anything else, including every
+  // refusal, is left to the processor, which answers it (and logs) as it answers every frame; order
+  // is kept because the processor is not running. Off with debug logging (a line per frame) or
+  // tracing (a span per request).
   const synchronous = !debugOn && !input.tracing
   /** Answer the first buffered frame here; false when it is left to the processor. */
   const answerNow = (): boolean => {
