@@ -76,6 +76,16 @@ describe("Observability", () => {
       assert.strictEqual(established?.annotations.path, "aaron/machine/session")
       assert.strictEqual(established?.annotations.user, "aaron")
       assert.strictEqual(established?.annotations.machine, "machine")
+      // written from the socket's callbacks (auth) as from the handshake fiber (register): the same line
+      const establishedLines = lines.filter((l) => l.message === "session established")
+      assert.deepStrictEqual(
+        establishedLines.map((l) => [l.annotations.path, l.annotations.remote]),
+        [
+          ["aaron/machine/session", "127.0.0.1"],
+          ["aaron/machine/session", "127.0.0.1"],
+          ["sloppy/machine/s", "127.0.0.1"]
+        ]
+      )
       assert.isTrue(
         lines.some((l) => l.level === "WARN" && l.message.includes("root") && l.message.includes("squatted"))
       )
@@ -111,6 +121,28 @@ describe("Observability", () => {
       assert.notInclude(everything, "leaky-body")
       assert.notInclude(everything, token)
       assert.notInclude(everything, aaron.identity.pubkey)
+    }))
+
+  it.scopedLive("lines below the minimum level are not written, from the callbacks or from fibers", () =>
+    Effect.gen(function*() {
+      const levels: Array<string> = []
+      const capture = Logger.make(({ logLevel }) => void levels.push(logLevel.label))
+      const dir = yield* tempDir
+      const ctx = yield* Layer.build(
+        ServerLive.pipe(
+          Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0 })),
+          Layer.provide(SqliteStore.layer({ filename: Path.join(dir, "conclave.db") }))
+        )
+      ).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, capture)),
+        Logger.withMinimumLogLevel(LogLevel.Warning)
+      )
+      const { url } = Context.get(ctx, ServerAddress)
+      const aaron = yield* register(url, "aaron", "machine", "session")
+      const again = yield* reconnect(url, aaron.identity, "session")
+      yield* again.request({ type: "join", channel: "ghost", token: null })
+      // the superseded session's and the unknown channel's error frames; no INFO line (established, superseded)
+      assert.deepStrictEqual(levels, ["WARN", "WARN"])
     }))
 
   it("OTEL_EXPORTER_OTLP_HEADERS parsing", () => {
