@@ -588,8 +588,6 @@ interface Env {
   readonly registerLimiter: RegisterLimiter
   readonly runtime: Runtime.Runtime<never>
   readonly clock: Clock.Clock
-  /** Debug logging on: a per-frame debug line must cost nothing when it is off. */
-  readonly debugOn: boolean
   /** Requests make spans. */
   readonly tracing: boolean
   /** The log annotations every session line starts from. */
@@ -703,7 +701,8 @@ const establish = (env: Env, state: LinkState, info: ConnectionInfo, outcome: Au
     hub,
     requests: env.requests,
     maxFrameBytes: config.maxFrameBytes,
-    debugOn: env.debugOn,
+    // a per-frame debug line must cost nothing when debug logging is off
+    debugOn: LogLevel.lessThanEqual(env.logging.minimumLevel, LogLevel.Debug),
     tracing: env.tracing,
     clock: env.clock,
     annotations,
@@ -877,7 +876,6 @@ export const acceptor: Effect.Effect<Accept, never, Hub | Requests | Store | Ser
       registerLimiter: yield* RegisterLimiter,
       runtime: yield* Effect.runtime<never>(),
       clock: yield* Effect.clock,
-      debugOn: (yield* FiberRef.get(FiberRef.currentMinimumLogLevel)).ordinal <= LogLevel.Debug.ordinal,
       tracing: yield* FiberRef.get(FiberRef.currentTracerEnabled),
       annotations: yield* FiberRef.get(FiberRef.currentLogAnnotations),
       logging: {
