@@ -838,7 +838,6 @@ const handshakeFiber = (env: Env, state: LinkState, info: ConnectionInfo, hs: Ha
       onSuccess: (outcome) => Effect.sync(() => establish(env, state, info, outcome))
     }),
     Effect.catchAllCause((cause) => failLink(state, cause)),
-    Effect.ensuring(Effect.sync(info.handshakeDone)),
     Effect.annotateLogs({ remote: info.remoteAddress })
   )
 }
