@@ -39,6 +39,7 @@ const usage = `usage: node bench/run.mjs [options]
   --reps N                repetitions per scenario and target (default 3; --quick: 1)
   --duration S            measured seconds per load step (default 5; --quick: 1)
   --sessions N            sessions for the handshake/idle-memory scenario (default 10000; --quick: 1000)
+  --ladder R1,R2,…        fan-out/whisper offered rates (msg/s) instead of the default ladder
   --conclave-store disk|memory   conclave store: --data-dir in a temp dir (default) or --ephemeral
   --write-md              regenerate BENCHMARKS.md at the repo root from this run
   --profile               also profile conclave (node --cpu-prof) under the selected scenarios' load
@@ -46,7 +47,9 @@ const usage = `usage: node bench/run.mjs [options]
   --profile-only          profile the selected scenarios without the measured runs (implies --profile)
   --heap-snapshot         handshake scenario: heap snapshot of Node servers while the idle sessions are
                           held, summarised per session (bench/results/heap-*.heapsnapshot)
-  --help`
+  --help
+environment (diagnostics): BENCH_SERVER_FLAGS="--perf-basic-prof …" adds node flags to the conclave
+  server; BENCH_SERVER_LOG=<file> appends every server output line to <file>`
 
 const argv = process.argv.slice(2)
 const opts = {
@@ -56,6 +59,7 @@ const opts = {
   reps: null,
   duration: null,
   sessions: null,
+  ladder: null,
   store: "disk",
   writeMd: false,
   profile: false,
@@ -80,7 +84,10 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === "--reps") opts.reps = Math.round(num())
   else if (a === "--duration") opts.duration = num()
   else if (a === "--sessions") opts.sessions = Math.round(num())
-  else if (a === "--conclave-store") opts.store = val()
+  else if (a === "--ladder") {
+    opts.ladder = val().split(",").map(Number)
+    if (opts.ladder.some((r) => !Number.isFinite(r) || r <= 0)) die("--ladder needs positive rates, e.g. 300,500")
+  } else if (a === "--conclave-store") opts.store = val()
   else if (a === "--write-md") opts.writeMd = true
   else if (a === "--profile") opts.profile = true
   else if (a === "--profile-only") opts.profile = opts.profileOnly = true
@@ -110,10 +117,11 @@ const params = {
   drain: Q ? 1 : 3,
   // Steps about 1.4× apart: saturation is the last passing step, so a coarse ladder under-reports
   // whichever target stops just short of the next step.
-  fanoutLadder: Q ? [300, 500, 700, 1000, 1400, 2000] : [300, 500, 700, 1000, 1400, 2000, 2800, 4000, 5600, 8000],
-  whisperLadder: Q
-    ? [5000, 7000, 10000, 14000, 20000, 30000]
-    : [1000, 5000, 7000, 10000, 14000, 20000, 30000, 42000, 60000, 85000],
+  fanoutLadder: opts.ladder ?? (Q ? [300, 500, 700, 1000, 1400, 2000] : [300, 500, 700, 1000, 1400, 2000, 2800, 4000, 5600, 8000]),
+  whisperLadder: opts.ladder ??
+    (Q
+      ? [5000, 7000, 10000, 14000, 20000, 30000]
+      : [1000, 5000, 7000, 10000, 14000, 20000, 30000, 42000, 60000, 85000]),
   subs: 100,
   pairs: 100,
   sessions: opts.sessions ?? (Q ? 1000 : 10000),
@@ -220,6 +228,7 @@ const spawnServer = (cmd, env, matcher, timeoutMs = 30000) =>
     let buf = ""
     let done = false
     const onLine = (line) => {
+      if (process.env.BENCH_SERVER_LOG) fs.appendFileSync(process.env.BENCH_SERVER_LOG, line + "\n")
       tail.push(line)
       if (tail.length > 40) tail.shift()
       if (done) return
@@ -331,7 +340,7 @@ const startTarget = async (target, { dataDir, nodeFlags = [], preload = true } =
     ? (opts.store === "memory" ? null : path.join(tmpRoot, `data-${++dataDirs}`))
     : dataDir
   return spawnServer(
-    pin(0, [process.execPath, ...nodeFlags, ...ELD, CONCLAVE_BIN, ...conclaveArgs(dir)]),
+    pin(0, [process.execPath, ...nodeFlags, ...(process.env.BENCH_SERVER_FLAGS?.split(" ") ?? []), ...ELD, CONCLAVE_BIN, ...conclaveArgs(dir)]),
     { CONCLAVE_LOG_FORMAT: "json", CONCLAVE_LOG_LEVEL: "info", BENCH_ELD_FILE: eldFile },
     matchConclave
   ).then((s) => ({ ...s, dataDir: dir }))
@@ -550,7 +559,9 @@ const profile = async (scenarios) => {
     fs.mkdirSync(dir, { recursive: true })
     note(`profiling conclave (node --cpu-prof): ${what}`)
     const srv = await startTarget("conclave", { nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`] })
-    const res = await runLoadgen("conclave", scenario, srv, extra(Q))
+    const load = extra(Q)
+    if (opts.ladder !== null && load.ladder !== undefined) load.ladder = opts.ladder // e.g. T3's 300 msg/s
+    const res = await runLoadgen("conclave", scenario, srv, load)
     await stopServer(srv, 15000)
     if (!res.ok) note(`profile load failed: ${res.error}`)
     const files = fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))

@@ -270,12 +270,16 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     /** Deliver an encoded frame to one session by rendered path. */
     const sendTo = (key: string, frame: string) => broker.publish({ _tag: "Session", path: key, frame })
 
-    // The synchronous request path (a whisper or a join answered in the socket's callback, an
+    // The synchronous request path (a whisper, a join or a post answered in the socket's callback, an
     // authentication completed there): plain code, like `deliver`, with the same effects as `online`,
-    // `sendTo`, `kill`, `detach`, `subscribe` and `attach`.
+    // `isSubscribed`, `sendTo`, `publish`, `kill`, `detach`, `subscribe` and `attach`.
     const unsafe = {
       online: (key: string): boolean => sessions.has(key),
+      isSubscribed: (entry: SessionEntry, channel: string): boolean =>
+        sessions.get(entry.key) === entry && entry.channels.has(channel),
       sendTo: (key: string, frame: string): void => broker.unsafePublish({ _tag: "Session", path: key, frame }),
+      publish: (channel: string, frame: string, exclude: string | null): void =>
+        broker.unsafePublish({ _tag: "Channel", channel, frame, exclude }),
       kill: killEntry,
       detach: removeEntry,
       subscribe: subscribeEntry,

@@ -6,10 +6,12 @@
  * @since 0.1.0
  */
 import { Auth, Codec, Errors, type Frames, Limits, Names } from "@conclave/protocol"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Admins from "./Admins.js"
@@ -24,6 +26,18 @@ export interface Caller {
   readonly isAdmin: boolean
   /** The session's token bucket over `channel_msg` + `whisper` (D-10). */
   readonly bucket: TokenBucket
+}
+
+/**
+ * How a post started by `postNow` ended: its reply, and for a storage failure what to log about it
+ * (as `handle` logs it: the operation and the cause's text, never SQL or the body).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PostOutcome {
+  readonly reply: Frames.Reply
+  readonly failure: { readonly operation: string; readonly cause: string } | undefined
 }
 
 const refuse = (error: Frames.ProtocolError) => Effect.fail(new Errors.ProtocolFailure({ error }))
@@ -156,6 +170,18 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           )
           : Effect.void)
 
+    /** The delivered post: the sender, origin and seq stamped by the server (D-4). */
+    const encodePost = (caller: Caller, frame: Frames.ClientFrameOf<"channel_msg">, seq: number) =>
+      Codec.encodeFrame({
+        type: "channel_msg",
+        channel: frame.channel,
+        from: caller.entry.path,
+        payload: frame.payload,
+        seq,
+        origin: caller.entry.origin,
+        reply_to: frame.reply_to
+      })
+
     /**
      * A post in two steps (pipelining): the checks run and the append is queued (so it gets its seq
      * in request order); the returned effect waits for the COMMIT and yields the ack (D-5).
@@ -189,20 +215,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
             origin: entry.origin,
             reply_to: frame.reply_to
           },
-          (seq) =>
-            hub.publish(
-              channel,
-              Codec.encodeFrame({
-                type: "channel_msg",
-                channel,
-                from: entry.path,
-                payload: frame.payload,
-                seq,
-                origin: entry.origin,
-                reply_to: frame.reply_to
-              }),
-              entry.key
-            )
+          (seq) => hub.publish(channel, encodePost(caller, frame, seq), entry.key)
         )
         return Effect.map(db("append message", committed), (seq) => ack(null, seq))
       }).pipe(
@@ -261,6 +274,48 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       if (row === undefined || Option.isNone(row) || row.value.visibility !== "public") return undefined
       if (hub.unsafe.subscribe(caller.entry, frame.channel) !== "subscribed") return undefined
       return withId({ type: "joined", channel: frame.channel }, frame.id)
+    }
+
+    /**
+     * A post started as plain synchronous code, for the same path as `whisperNow`: when every check
+     * `postQueued` makes passes here, the append is queued and `true` returned; `answered` is then
+     * called once, from the store's writer, after the COMMIT and the fan-out with the ack (D-5) — or
+     * with the `internal` error of a storage failure and what to log about it. `false` — nothing
+     * changed — for every refusal and for a post with `reply_to` (its check reads the store): `handle`
+     * then answers it as always.
+     */
+    const postNow = (
+      caller: Caller,
+      frame: Frames.ClientFrameOf<"channel_msg">,
+      now: number,
+      answered: (outcome: PostOutcome) => void
+    ): boolean => {
+      const { entry } = caller
+      const channel = frame.channel
+      if (!hub.unsafe.isSubscribed(entry, channel) || frame.reply_to !== null) return false
+      if (bodyBytes(frame.payload) > config.maxBodyBytes) return false
+      if (caller.bucket.takeAt(now) > 0) return false
+      const message = {
+        channel,
+        from: entry.key,
+        payload: frame.payload,
+        ts_ms: now,
+        origin: entry.origin,
+        reply_to: null
+      }
+      store.unsafeAppend(message, (outcome) => {
+        if (Exit.isSuccess(outcome)) {
+          hub.unsafe.publish(channel, encodePost(caller, frame, outcome.value), entry.key)
+          return answered({ reply: withId(ack(null, outcome.value), frame.id), failure: undefined })
+        }
+        const operation = "append message"
+        const cause = Cause.failureOption(outcome.cause)
+        answered({
+          reply: withId({ type: "error", error: Errors.internal(`storage failure during ${operation}`) }, frame.id),
+          failure: { operation, cause: Option.isSome(cause) ? String(cause.value.cause) : Cause.pretty(outcome.cause) }
+        })
+      })
+      return true
     }
 
     const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
@@ -537,6 +592,6 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       )
     }
 
-    return { handle, beginPost, whisperNow, joinNow, isAdmin: admins.isAdmin } as const
+    return { handle, beginPost, whisperNow, joinNow, postNow, isAdmin: admins.isAdmin } as const
   })
 }) {}

@@ -38,7 +38,7 @@ import type { RawData, WebSocket } from "ws"
 import * as Admins from "./Admins.js"
 import { type Conn, Hub, type SessionEntry } from "./Hub.js"
 import { RegisterLimiter, unsafeMakeTokenBucket } from "./RateLimit.js"
-import { type Caller, Requests } from "./Requests.js"
+import { type Caller, type PostOutcome, Requests } from "./Requests.js"
 import { ServerConfig, type ServerConfigShape } from "./ServerConfig.js"
 import { Store, type StoreShape } from "./Store.js"
 
@@ -297,14 +297,12 @@ const requestIdOf = (raw: RawData): string | undefined => {
 
 // SPEC §2.5: kind and message only. A decode failure's detail may quote frame content (a body), so
 // that one message is not logged.
+const errorFrameAnnotations = (error: Frames.ProtocolError): Record<string, unknown> =>
+  "message" in error && !(error.kind === "malformed_frame" && error.message.startsWith("invalid `"))
+    ? { kind: error.kind, message: error.message }
+    : { kind: error.kind }
 const logErrorFrame = (error: Frames.ProtocolError) =>
-  Effect.logWarning("error frame emitted").pipe(
-    Effect.annotateLogs(
-      "message" in error && !(error.kind === "malformed_frame" && error.message.startsWith("invalid `"))
-        ? { kind: error.kind, message: error.message }
-        : { kind: error.kind }
-    )
-  )
+  Effect.logWarning("error frame emitted").pipe(Effect.annotateLogs(errorFrameAnnotations(error)))
 
 /** Send a final frame, close, and wait (bounded) for the close to complete. */
 const finishLink = (state: LinkState, frame: Frames.ServerFrame | undefined, code: number) =>
@@ -367,6 +365,8 @@ const serveEstablished = (
     /** The log annotations of every line the session logs (path and remote address). */
     readonly annotations: HashMap.HashMap<string, unknown>
     readonly fork: (effect: Effect.Effect<void>) => void
+    /** Write a line annotated as the session's from plain code (`logNow`). */
+    readonly log: (level: LogLevel.LogLevel, message: string, annotations: Record<string, unknown>) => void
   }
 ) => {
   const { caller, clock, debugOn, entry, hub, maxFrameBytes, requests } = input
@@ -511,7 +511,33 @@ const serveEstablished = (
   // is kept because the processor is not running. Off with debug logging (a line per frame) or
   // tracing (a span per request).
   const synchronous = !debugOn && !input.tracing
-  /** Answer the first buffered frame here; false when it is left to the processor. */
+  /** A defect in plain code costs the session (`failLink`, as in the processor), not the process. */
+  const failNow = (defect: unknown): void => {
+    if (running || done) return
+    running = true
+    input.fork(Effect.zipRight(annotate, Effect.zipRight(failLink(state, Cause.die(defect)), end)))
+  }
+  // Posts queued for commit here whose acks wait for their COMMIT (D-5). The session keeps reading
+  // posts meanwhile (one group commit takes many); any other frame waits until they are answered, so
+  // replies stay in request order, and the last ack wakes the session again.
+  let owedNow = 0
+  const postAnswered = (outcome: PostOutcome): void => {
+    owedNow--
+    try {
+      if (outcome.failure !== undefined) {
+        input.log(LogLevel.Warning, "store failure", outcome.failure)
+        if (outcome.reply.type === "error") {
+          input.log(LogLevel.Warning, "error frame emitted", errorFrameAnnotations(outcome.reply.error))
+        }
+      }
+      if (!state.conn.send(Codec.encodeFrame(outcome.reply))) hub.unsafe.kill(entry, Errors.KillReasons.slowConsumer)
+    } catch (defect) {
+      // Called from the store's writer: a defect costs this session (as in `wake`), never the writer.
+      return failNow(defect)
+    }
+    if (owedNow === 0) wake()
+  }
+  /** Answer (or, for a post, start) the first buffered frame here; false when it is left to the processor. */
   const answerNow = (): boolean => {
     const raw = state.peek()
     if (raw === undefined) return false
@@ -520,7 +546,16 @@ const serveEstablished = (
     let answer: Frames.Reply | undefined
     const now = clock.unsafeCurrentTimeMillis()
     if (frame !== undefined && Either.isRight(Validate.validateClientFrame(frame))) {
-      if (frame.type === "whisper") answer = requests.whisperNow(caller, frame, now)
+      if (frame.type === "channel_msg") {
+        if (owedNow < MAX_PIPELINED_POSTS && requests.postNow(caller, frame, now, postAnswered)) {
+          owedNow++
+          state.poll()
+          entry.lastSeen = now
+          return true
+        }
+      } else if (owedNow > 0) {
+        // answered once the posts before it are
+      } else if (frame.type === "whisper") answer = requests.whisperNow(caller, frame, now)
       else if (frame.type === "join") answer = requests.joinNow(caller, frame)
       else if (frame.type === "ping") answer = frame.id === undefined ? pong : { type: "pong", id: frame.id }
     }
@@ -561,12 +596,11 @@ const serveEstablished = (
       try {
         if (handleHere()) return
       } catch (defect) {
-        if (running || done) return
-        running = true
-        input.fork(Effect.zipRight(annotate, Effect.zipRight(failLink(state, Cause.die(defect)), end)))
-        return
+        return failNow(defect)
       }
     }
+    // What is left (a frame for the processor, a kill) waits for the acks still owed: the last wakes the session.
+    if (owedNow > 0) return
     running = true
     input.fork(processor)
   }
@@ -706,7 +740,12 @@ const establish = (env: Env, state: LinkState, info: ConnectionInfo, outcome: Au
     tracing: env.tracing,
     clock: env.clock,
     annotations,
-    fork: info.fork
+    fork: info.fork,
+    log: (level, message, extra) => {
+      let merged = annotations
+      for (const key in extra) merged = HashMap.set(merged, key, extra[key])
+      logNow(env, level, message, merged)
+    }
   })
   if (superseded) logNow(env, LogLevel.Info, "session superseded by a newer connection", annotations)
   logNow(

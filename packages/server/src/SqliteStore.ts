@@ -213,6 +213,24 @@ interface PendingAppend {
   waiters: Array<(outcome: Exit.Exit<number, StoreError>) => void> | undefined
 }
 
+const pendingAppend = (
+  message: NewMessage,
+  afterCommit: (seq: number) => Effect.Effect<void>,
+  waiters: PendingAppend["waiters"]
+): PendingAppend => ({
+  params: [
+    message.channel,
+    message.from,
+    payloadJson(message.payload),
+    message.ts_ms,
+    message.origin,
+    message.reply_to
+  ],
+  afterCommit,
+  outcome: undefined,
+  waiters
+})
+
 const settle = (item: PendingAppend, outcome: Exit.Exit<number, StoreError>): void => {
   if (item.outcome !== undefined) return
   item.outcome = outcome
@@ -275,6 +293,8 @@ const chunkIds = (rows: ReadonlyArray<unknown>, size: number): ReadonlyArray<num
   }
   return ascending ? ids : ids.sort((a, b) => a - b)
 }
+
+const noAfterCommit = (_seq: number): Effect.Effect<void> => Effect.void
 
 const logAfterCommitFailure = (cause: Cause.Cause<never>) => Effect.logWarning("after-commit action failed", cause)
 
@@ -829,21 +849,14 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
 
   const appendMessageQueued = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
     Effect.suspend(() => {
-      const item: PendingAppend = {
-        params: [
-          message.channel,
-          message.from,
-          payloadJson(message.payload),
-          message.ts_ms,
-          message.origin,
-          message.reply_to
-        ],
-        afterCommit,
-        outcome: undefined,
-        waiters: undefined
-      }
+      const item = pendingAppend(message, afterCommit, undefined)
       return Effect.as(Queue.offer(queue, item), awaitAppend(item))
     })
+
+  const unsafeAppend = (message: NewMessage, settled: (outcome: Exit.Exit<number, StoreError>) => void): void => {
+    const item = pendingAppend(message, noAfterCommit, [settled])
+    if (!Queue.unsafeOffer(queue, item)) refuse(item, "store closed")
+  }
 
   const appendMessageThen = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
     Effect.flatten(appendMessageQueued(message, afterCommit))
@@ -929,6 +942,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     appendMessage,
     appendMessageThen,
     appendMessageQueued,
+    unsafeAppend,
     messageExists,
     readSince,
     purgeOlderThan,

@@ -11,6 +11,7 @@ import type { Frames } from "@conclave/protocol"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import type * as Option from "effect/Option"
 
 /** A storage failure: answered as `internal` on the wire, text never includes SQL. @since 0.1.0 @category errors */
@@ -204,6 +205,14 @@ export interface StoreShape {
     message: NewMessage,
     afterCommit: (seq: number) => Effect.Effect<void>
   ) => Effect.Effect<Effect.Effect<number, StoreError>>
+  /**
+   * `appendMessageQueued` from plain code (a post answered in the socket's callback): the append is
+   * queued now — appends queued earlier get lower seqs — and `settled` is called exactly once, with
+   * the seq once the row is durable (D-5) or with the failure. Calls for committed appends come one
+   * at a time in seq order, so a fan-out made in `settled` reaches subscribers in seq order. A closed
+   * store calls `settled` before `unsafeAppend` returns. `settled` must not throw.
+   */
+  readonly unsafeAppend: (message: NewMessage, settled: (outcome: Exit.Exit<number, StoreError>) => void) => void
   readonly messageExists: (channel: string, seq: number) => Effect.Effect<boolean, StoreError>
   /**
    * Up to `limit` messages of `channel` after `since` (exclusive), ordered by seq, skipping rows

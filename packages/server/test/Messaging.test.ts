@@ -159,7 +159,15 @@ describe("Messaging", () => {
               Effect.map(store.appendMessageQueued(message, afterCommit), (committed) => {
                 mostQueued = Math.max(mostQueued, ++queued)
                 return Effect.ensuring(committed, Effect.sync(() => queued--))
+              }),
+            // the same, for posts started in the socket's callback
+            unsafeAppend: (message, settled) => {
+              mostQueued = Math.max(mostQueued, ++queued)
+              store.unsafeAppend(message, (outcome) => {
+                queued--
+                settled(outcome)
               })
+            }
           }))
       ).pipe(Layer.provide(SqliteStore.layer({ filename: `${dir}/conclave.db` })))
       const context = yield* Layer.build(

@@ -1,3 +1,4 @@
+import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, HashMap, Layer, Logger, LogLevel, Option, Tracer } from "effect"
 import * as Http from "node:http"
@@ -143,6 +144,48 @@ describe("Observability", () => {
       yield* again.request({ type: "join", channel: "ghost", token: null })
       // the superseded session's and the unknown channel's error frames; no INFO line (established, superseded)
       assert.deepStrictEqual(levels, ["WARN", "WARN"])
+    }))
+
+  it.scopedLive("a storage failure of a post started in the socket's callback is logged as the processor logs it", () =>
+    Effect.gen(function*() {
+      const lines: Array<Line> = []
+      const capture = Logger.make(({ annotations, logLevel, message }) => {
+        const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+        lines.push({
+          level: logLevel.label,
+          message: text,
+          annotations: Object.fromEntries(HashMap.toEntries(annotations))
+        })
+      })
+      const dir = yield* tempDir
+      const filename = Path.join(dir, "conclave.db")
+      const ctx = yield* Layer.build(
+        ServerLive.pipe(
+          Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0 })),
+          Layer.provide(SqliteStore.layer({ filename }))
+        )
+      ).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)), Logger.withMinimumLogLevel(LogLevel.Info))
+      const { url } = Context.get(ctx, ServerAddress)
+      const aaron = yield* register(url, "aaron", "machine", "session")
+      yield* aaron.request(op({ kind: "create_channel", name: "ops", visibility: "public" }))
+      expectType(yield* aaron.request({ type: "join", channel: "ops", token: null }), "joined")
+      const sql = yield* Layer.build(SqliteStore.layerSqlite({ filename })).pipe(
+        Effect.map(Context.get(SqlClient.SqlClient))
+      )
+      yield* Effect.orDie(sql`DROP TABLE messages`)
+      const refused = yield* aaron.request({ type: "channel_msg", channel: "ops", payload: plain("secret-body") })
+      assert.strictEqual(expectType(refused, "error").error.kind, "internal")
+      const failure = lines.find((l) => l.message === "store failure")
+      assert.strictEqual(failure?.level, "WARN")
+      assert.strictEqual(failure?.annotations.operation, "append message")
+      assert.strictEqual(failure?.annotations.path, "aaron/machine/session")
+      assert.include(String(failure?.annotations.cause), "SqlError")
+      const errorLine = lines.find((l) => l.message === "error frame emitted")
+      assert.deepStrictEqual(
+        [errorLine?.level, errorLine?.annotations.kind, errorLine?.annotations.message, errorLine?.annotations.path],
+        ["WARN", "internal", "storage failure during append message", "aaron/machine/session"]
+      )
+      assert.notInclude(JSON.stringify(lines), "secret-body")
     }))
 
   it("OTEL_EXPORTER_OTLP_HEADERS parsing", () => {

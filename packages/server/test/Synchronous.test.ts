@@ -1,13 +1,16 @@
 /**
- * Whispers, pings and joins to public channels are answered in the socket's callback, without a
- * fiber, when tracing and debug logging are off (as under `conclave serve` without an OTLP exporter)
+ * Whispers, pings, posts and joins to public channels are answered (a post: started) in the socket's
+ * callback, without a fiber, when tracing and debug logging are off (as under `conclave serve` without an OTLP exporter)
  * and — for joins — the store reads synchronously (a file); every other frame and every refusal goes
  * through the processor. Each test runs with tracing on (processor only) and off (synchronous path),
  * joins also over an in-memory store (no synchronous reads), and the replies must be the same.
  */
 import { Errors, type Frames } from "@conclave/protocol"
+import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { MAX_PIPELINED_POSTS } from "../src/Session.js"
+import * as SqliteStore from "../src/SqliteStore.js"
 import { errorOf, expectType, op } from "./support/Assert.js"
 import { plain, reconnect, register, type Session } from "./support/TestClient.js"
 import { startServer } from "./support/TestServer.js"
@@ -158,6 +161,113 @@ for (const tracing of [true, false]) {
           seen.push(payload?.kind === "plain" ? payload.text : f.type)
         }
         assert.deepStrictEqual(seen, ["w1", "p1", "w2", "p2", "w3"])
+      }))
+
+    it.scopedLive("pipelined posts past the pipelining cap are acked after commit in request order, before later frames", () =>
+      Effect.gen(function*() {
+        const { a, b } = yield* setup(tracing, { ratePerSecond: 0 })
+        const posts = MAX_PIPELINED_POSTS + 6
+        const frames: Array<Record<string, unknown>> = []
+        for (let i = 0; i < posts; i++) {
+          frames.push({ type: "channel_msg", id: `p${i}`, channel: "lobby", payload: plain(`m${i}`) })
+        }
+        frames.push({ type: "ping", id: "g" }, { type: "whisper", id: "w", target: b.path, payload: plain("after") })
+        frames.push({ type: "channel_msg", id: "last", channel: "lobby", payload: plain("last") })
+        const replies = yield* burst(a, frames)
+        assert.deepStrictEqual(replies.map((r) => ("id" in r ? r.id : undefined)), frames.map((f) => f.id))
+        const seqs = replies.flatMap((r) => (r.type === "ack" && r.seq !== null ? [r.seq] : []))
+        assert.strictEqual(seqs.length, posts + 1)
+        assert.deepStrictEqual([...seqs].sort((x, y) => x - y), seqs, "seqs follow request order")
+        assert.deepStrictEqual(replies[posts], { type: "pong", id: "g" })
+        // b sees every post once, in seq order, and the whisper sent after them after them
+        const seen: Array<string> = []
+        while (seen.length < posts + 2) {
+          const f = yield* b.nextOther()
+          if (f.type === "channel_msg") seen.push(`${f.seq}`)
+          else if (f.type === "whisper") seen.push("whisper")
+        }
+        assert.deepStrictEqual(seen, [...seqs.slice(0, posts).map(String), "whisper", String(seqs[posts])])
+        const page = expectType(yield* b.request({ type: "read_since", channel: "lobby", since_seq: 0 }), "history")
+        assert.deepStrictEqual(page.messages.map((m) => m.seq), seqs)
+        assert.deepStrictEqual(page.messages.map((m) => m.from), seqs.map(() => a.path))
+      }))
+
+    it.scopedLive("post refusals read as the processor's: not a member, too large, rate limited, reply_to", () =>
+      Effect.gen(function*() {
+        const { a, b } = yield* setup(tracing, { maxBodyBytes: 10, rateBurst: 4, ratePerSecond: 0.01 })
+        yield* a.request(op({ kind: "create_channel", name: "elsewhere", visibility: "public" }))
+        const sequential = (frames: ReadonlyArray<Record<string, unknown>>) =>
+          Effect.forEach(frames, (f) => burst(a, [f]).pipe(Effect.map((r) => r[0]!)))
+        const first = yield* sequential([
+          { type: "channel_msg", id: "r1", channel: "elsewhere", payload: plain("x") },
+          { type: "channel_msg", id: "r2", channel: "lobby", payload: plain("x".repeat(11)) },
+          { type: "channel_msg", id: "r3", channel: "lobby", payload: plain("one") }
+        ])
+        assert.deepStrictEqual(errorOf(first[0]!), {
+          kind: "unauthorized",
+          message: Errors.Messages.notAMember("elsewhere")
+        })
+        assert.deepStrictEqual(errorOf(first[1]!), {
+          kind: "too_large",
+          message: "message body exceeds 10 bytes",
+          limit: 10
+        })
+        const one = expectType(first[2]!, "ack").seq!
+        const second = yield* sequential([
+          { type: "channel_msg", id: "r4", channel: "lobby", payload: plain("gone"), reply_to: one + 1000 },
+          { type: "channel_msg", id: "r5", channel: "lobby", payload: plain("re"), reply_to: one },
+          { type: "channel_msg", id: "r6", channel: "lobby", payload: plain("two") },
+          { type: "channel_msg", id: "r7", channel: "lobby", payload: plain("three") }
+        ])
+        assert.deepStrictEqual(errorOf(second[0]!), {
+          kind: "not_found",
+          message: `message ${one + 1000} not found in channel \`lobby\``
+        })
+        // (the refused reply_to took a token: the rate is checked before the reply_to, as in the processor)
+        const re = expectType(second[1]!, "ack").seq!
+        expectType(second[2]!, "ack")
+        const limited = errorOf(second[3]!)
+        assert.strictEqual(limited.kind, "rate_limited")
+        assert.include(limited.message!, "4 messages burst")
+        // exactly the accepted posts were delivered, in order, the reply with its reply_to
+        const delivered = [
+          expectType(yield* b.nextOther(), "channel_msg"),
+          expectType(yield* b.nextOther(), "channel_msg"),
+          expectType(yield* b.nextOther(), "channel_msg")
+        ]
+        assert.deepStrictEqual(delivered.map((m) => [m.payload, m.reply_to]), [
+          [plain("one"), null],
+          [plain("re"), one],
+          [plain("two"), null]
+        ])
+        assert.strictEqual(delivered[1]!.seq, re)
+        yield* b.expectSilence("100 millis")
+      }))
+
+    it.scopedLive("a post the store cannot retain is refused with internal, before the frames behind it", () =>
+      Effect.gen(function*() {
+        const { a, b, dbFile } = yield* setup(tracing)
+        const sql = yield* Layer.build(SqliteStore.layerSqlite({ filename: dbFile })).pipe(
+          Effect.map(Context.get(SqlClient.SqlClient))
+        )
+        yield* Effect.orDie(sql`DROP TABLE messages`)
+        const replies = yield* burst(a, [
+          { type: "channel_msg", id: "lost", channel: "lobby", payload: plain("lost") },
+          { type: "ping", id: "g" },
+          { type: "whisper", id: "w", target: b.path, payload: plain("still here") }
+        ])
+        assert.deepStrictEqual(errorOf(replies[0]!), {
+          kind: "internal",
+          message: "storage failure during append message"
+        })
+        assert.deepStrictEqual(replies.slice(1), [{ type: "pong", id: "g" }, {
+          type: "ack",
+          id: "w",
+          detail: null,
+          seq: null
+        }])
+        assert.deepStrictEqual(expectType(yield* b.nextOther(), "whisper").payload, plain("still here"))
+        yield* b.expectSilence("100 millis")
       }))
   })
 }
