@@ -37,6 +37,7 @@ import type * as Runtime from "effect/Runtime"
 import type { RawData, WebSocket } from "ws"
 import * as Admins from "./Admins.js"
 import { type Conn, Hub, type SessionEntry } from "./Hub.js"
+import * as Wire from "./internal/wire.js"
 import { RegisterLimiter, unsafeMakeTokenBucket } from "./RateLimit.js"
 import { type Caller, type PostOutcome, Requests } from "./Requests.js"
 import { ServerConfig, type ServerConfigShape } from "./ServerConfig.js"
@@ -91,11 +92,30 @@ const shutdownFrame = Codec.encodeFrame({ type: "shutdown", reason: "server shut
 /** Buffers are sent as text frames: the hub encodes a delivery to UTF-8 once for all recipients. */
 const textFrame = { binary: false } as const
 
-/** The part of the underlying TCP socket used to coalesce writes. @since 0.1.0 @category models */
+/**
+ * The part of the underlying TCP socket used to coalesce writes and to write whole frames.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Corkable {
   readonly cork: () => void
   readonly uncork: () => void
+  readonly write: (chunk: Buffer) => boolean
   readonly destroyed: boolean
+}
+
+// The whole wire frame of the payload last written (`Wire.textFrame`): the hub hands the same
+// bytes to every recipient of a fan-out, so the frame is built once per fan-out, not per socket.
+let lastPayload: Buffer | undefined
+let lastFrame: Buffer | undefined
+const wireFrame = (payload: string | Buffer): Buffer => {
+  if (typeof payload === "string") return Wire.textFrame(payload)
+  if (payload !== lastPayload || lastFrame === undefined) {
+    lastFrame = Wire.textFrame(payload)
+    lastPayload = payload
+  }
+  return lastFrame
 }
 
 // Write coalescing (BENCH-AND-RELIABILITY §3.1: syscalls per delivery dominate): a socket is corked
@@ -195,7 +215,10 @@ export const makeLink = (
           if (queued >= options.outboxCapacity) return false
           queued++
         }
-        ws.send(frame, textFrame)
+        // While the socket is open, the whole frame goes straight to it (`ws` would frame it again for
+        // each recipient); its own writes (pings, the close) are whole frames too, so none interleave.
+        if (socket !== undefined && !socket.destroyed && ws.readyState === ws.OPEN) socket.write(wireFrame(frame))
+        else ws.send(frame, textFrame)
         return true
       },
       kill: (reason) => {

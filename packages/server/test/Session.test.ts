@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Option, Schedule } from "effect"
 import type { AddressInfo } from "node:net"
 import WebSocket, { WebSocketServer } from "ws"
+import * as Wire from "../src/internal/wire.js"
 import * as Session from "../src/Session.js"
 
 /** A real server-side socket wrapped by `makeLink`, and the client end. */
@@ -134,6 +135,63 @@ describe("Session link", () => {
       client.resume()
       yield* eventually(() => link.conn.send("f"), "the queued writes to be flushed")
     }))
+
+  it.scopedLive("whole frames of every length form reach the peer intact, as text or as bytes", () =>
+    Effect.gen(function*() {
+      const { client, link } = yield* pair({ inboxCapacity: 4, outboxCapacity: 64 }, true)
+      const lengths = [0, 1, 125, 126, 127, 65535, 65536, 200_000]
+      // multibyte text: the length in the header is the UTF-8 length
+      const texts = lengths.map((n, i) => "é".repeat(Math.floor(n / 2)) + "x".repeat(n % 2) + `#${i}`)
+      const receiving = yield* Effect.fork(collect(client, texts.length + 1))
+      texts.forEach((text, i) => assert.isTrue(link.conn.send(i % 2 === 0 ? text : Buffer.from(text, "utf8"))))
+      // the same bytes again (a fan-out hands one Buffer to every recipient)
+      const shared = Buffer.from(texts[3]!, "utf8")
+      assert.isTrue(link.conn.send(shared))
+      const got = yield* Fiber.join(receiving)
+      assert.deepStrictEqual(got.map((g) => g.isBinary), texts.map(() => false).concat(false))
+      assert.deepStrictEqual(got.map((g) => g.text), [...texts, texts[3]!])
+    }))
+
+  it.scopedLive("once the close has begun, a send writes nothing after the close frame", () =>
+    Effect.gen(function*() {
+      const { client, link } = yield* pair({ inboxCapacity: 4, outboxCapacity: 4 }, true)
+      const messages: Array<string> = []
+      client.on("message", (data) => void messages.push(String(data)))
+      // every byte the server wrote (the client's parser would ignore frames after the close frame)
+      const raw: Array<Buffer> = []
+      const clientSocket =
+        (client as unknown as { readonly _socket: { on: (e: "data", f: (b: Buffer) => void) => void } })
+          ._socket
+      clientSocket.on("data", (chunk) => void raw.push(chunk))
+      const closed = yield* Deferred.make<number>()
+      client.once("close", (code) => Deferred.unsafeDone(closed, Exit.succeed(code)))
+      assert.isTrue(link.conn.send("before"))
+      link.ws.close(1000)
+      link.conn.send("after")
+      link.conn.send(Buffer.from("after too"))
+      assert.strictEqual(yield* Deferred.await(closed), 1000)
+      assert.deepStrictEqual(messages, ["before"])
+      const bytes = Buffer.concat(raw)
+      assert.deepStrictEqual(
+        [...bytes.subarray(bytes.length - 4)],
+        [0x88, 2, 0x03, 0xe8],
+        "the close frame is the last"
+      )
+    }))
+
+  it("Wire.textFrame: FIN + text opcode, the shortest length form, no mask", () => {
+    const header = (
+      n: number
+    ) => [...Wire.textFrame(Buffer.alloc(n, 0x61)).subarray(0, n < 126 ? 2 : n < 65536 ? 4 : 10)]
+    assert.deepStrictEqual(header(0), [0x81, 0])
+    assert.deepStrictEqual(header(125), [0x81, 125])
+    assert.deepStrictEqual(header(126), [0x81, 126, 0, 126])
+    assert.deepStrictEqual(header(65535), [0x81, 126, 0xff, 0xff])
+    assert.deepStrictEqual(header(65536), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0])
+    const text = Wire.textFrame("hé")
+    assert.deepStrictEqual([...text], [0x81, 3, 0x68, 0xc3, 0xa9])
+    assert.strictEqual(Wire.textFrame(Buffer.alloc(70_000)).length, 70_010)
+  })
 
   it.scopedLive("a Buffer is delivered as a text frame", () =>
     Effect.gen(function*() {
