@@ -117,7 +117,8 @@ const params = {
   drain: Q ? 1 : 3,
   // Steps about 1.4× apart: saturation is the last passing step, so a coarse ladder under-reports
   // whichever target stops just short of the next step.
-  fanoutLadder: opts.ladder ?? (Q ? [300, 500, 700, 1000, 1400, 2000] : [300, 500, 700, 1000, 1400, 2000, 2800, 4000, 5600, 8000]),
+  fanoutLadder: opts.ladder ??
+    (Q ? [300, 500, 700, 1000, 1400, 2000] : [300, 500, 700, 1000, 1400, 2000, 2800, 4000, 5600, 8000]),
   whisperLadder: opts.ladder ??
     (Q
       ? [5000, 7000, 10000, 14000, 20000, 30000]
@@ -340,7 +341,14 @@ const startTarget = async (target, { dataDir, nodeFlags = [], preload = true } =
     ? (opts.store === "memory" ? null : path.join(tmpRoot, `data-${++dataDirs}`))
     : dataDir
   return spawnServer(
-    pin(0, [process.execPath, ...nodeFlags, ...(process.env.BENCH_SERVER_FLAGS?.split(" ") ?? []), ...ELD, CONCLAVE_BIN, ...conclaveArgs(dir)]),
+    pin(0, [
+      process.execPath,
+      ...nodeFlags,
+      ...(process.env.BENCH_SERVER_FLAGS?.split(" ") ?? []),
+      ...ELD,
+      CONCLAVE_BIN,
+      ...conclaveArgs(dir)
+    ]),
     { CONCLAVE_LOG_FORMAT: "json", CONCLAVE_LOG_LEVEL: "info", BENCH_ELD_FILE: eldFile },
     matchConclave
   ).then((s) => ({ ...s, dataDir: dir }))
