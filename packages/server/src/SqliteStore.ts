@@ -814,7 +814,10 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
       for (let k = 0; k < items.length; k++) {
         const item = items[k]!
         const seq = seqs[k]!
-        yield* Effect.catchAllCause(item.afterCommit(seq), logAfterCommitFailure)
+        // (appends queued from plain code do their after-commit work when settled)
+        if (item.afterCommit !== noAfterCommit) {
+          yield* Effect.catchAllCause(item.afterCommit(seq), logAfterCommitFailure)
+        }
         settle(item, Exit.succeed(seq))
       }
     }).pipe(
@@ -861,7 +864,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   const appendMessageThen = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
     Effect.flatten(appendMessageQueued(message, afterCommit))
 
-  const appendMessage = (message: NewMessage) => appendMessageThen(message, () => Effect.void)
+  const appendMessage = (message: NewMessage) => appendMessageThen(message, noAfterCommit)
 
   const messageExists = (channel: string, seq: number) =>
     query(MESSAGE_EXISTS, [seq, channel]).pipe(
