@@ -241,8 +241,12 @@ const watchCloses = (sessions) => {
 
 const ramp = async (pubs, fanout) => {
   const steps = []
-  for (const rate of cfg.ladder) {
-    const r = await runStep({ pubs, rate, fanout, warm: cfg.warm, measure: cfg.measure, drain: cfg.drain })
+  for (const [i, rate] of cfg.ladder.entries()) {
+    // the first step (T3/T4) may have a longer window of its own
+    const first = i === 0 && cfg.t3Measure !== undefined
+    const warm = first ? cfg.t3Warm : cfg.warm
+    const measure = first ? cfg.t3Measure : cfg.measure
+    const r = await runStep({ pubs, rate, fanout, warm, measure, drain: cfg.drain })
     log(
       `rate ${rate}/s → ${r.deliveries_per_s}/s delivered, lost ${r.lost}, p50 ${r.p50_us} µs, p99 ${r.p99_us} µs,`,
       `server ${r.server_cpu_cores} cores, ${r.us_cpu_per_delivery} µs/delivery, loadgen ${r.loadgen_cpu_cores}`,
