@@ -22,7 +22,8 @@ import { Store } from "./Store.js"
 export interface Conn {
   /**
    * Hand an encoded frame (text, or its UTF-8 bytes) to the transport as a text frame; `false` when
-   * the outbox is full (the session is then dropped).
+   * the outbox is full (the session is then dropped). Bytes handed over must not change afterwards:
+   * the transport may keep them (one fan-out hands the same Buffer to every recipient).
    */
   readonly send: (frame: string | Buffer) => boolean
   /** Force-drop the connection with a reason (the first reason wins). */

@@ -29,8 +29,8 @@ export interface Caller {
 }
 
 /**
- * How a post started by `postNow` ended: its reply, and for a storage failure what to log about it
- * (as `handle` logs it: the operation and the cause's text, never SQL or the body).
+ * How a post started by `postNow` ended: its reply, and what to log about it — for a storage failure
+ * the operation and the cause's text, as `handle` logs them (never SQL or the body).
  *
  * @since 0.1.0
  * @category models
@@ -38,6 +38,8 @@ export interface Caller {
 export interface PostOutcome {
   readonly reply: Frames.Reply
   readonly failure: { readonly operation: string; readonly cause: string } | undefined
+  /** What the fan-out of a committed post threw, if it did (it is logged; the post is still acked). */
+  readonly fanOutDefect: unknown
 }
 
 const refuse = (error: Frames.ProtocolError) => Effect.fail(new Errors.ProtocolFailure({ error }))
@@ -305,14 +307,22 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       }
       store.unsafeAppend(message, (outcome) => {
         if (Exit.isSuccess(outcome)) {
-          hub.unsafe.publish(channel, encodePost(caller, frame, outcome.value), entry.key)
-          return answered({ reply: withId(ack(null, outcome.value), frame.id), failure: undefined })
+          // The row is durable: the post is acked even if its fan-out failed (logged, as after a
+          // failed `afterCommit`); nothing may escape into the store's writer.
+          let fanOutDefect: unknown = undefined
+          try {
+            hub.unsafe.publish(channel, encodePost(caller, frame, outcome.value), entry.key)
+          } catch (defect) {
+            fanOutDefect = defect
+          }
+          return answered({ reply: withId(ack(null, outcome.value), frame.id), failure: undefined, fanOutDefect })
         }
         const operation = "append message"
         const cause = Cause.failureOption(outcome.cause)
         answered({
           reply: withId({ type: "error", error: Errors.internal(`storage failure during ${operation}`) }, frame.id),
-          failure: { operation, cause: Option.isSome(cause) ? String(cause.value.cause) : Cause.pretty(outcome.cause) }
+          failure: { operation, cause: Option.isSome(cause) ? String(cause.value.cause) : Cause.pretty(outcome.cause) },
+          fanOutDefect: undefined
         })
       })
       return true

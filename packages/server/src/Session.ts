@@ -107,6 +107,8 @@ export interface Corkable {
 
 // The whole wire frame of the payload last written (`Wire.textFrame`): the hub hands the same
 // bytes to every recipient of a fan-out, so the frame is built once per fan-out, not per socket.
+// Keyed by the Buffer's identity: a Buffer handed to `send` must never be changed afterwards (the
+// hub allocates a fresh one per fan-out, see `Conn.send`).
 let lastPayload: Buffer | undefined
 let lastFrame: Buffer | undefined
 const wireFrame = (payload: string | Buffer): Buffer => {
@@ -540,25 +542,37 @@ const serveEstablished = (
     running = true
     input.fork(Effect.zipRight(annotate, Effect.zipRight(failLink(state, Cause.die(defect)), end)))
   }
-  // Posts queued for commit here whose acks wait for their COMMIT (D-5). The session keeps reading
-  // posts meanwhile (one group commit takes many); any other frame waits until they are answered, so
-  // replies stay in request order, and the last ack wakes the session again.
-  let owedNow = 0
-  const postAnswered = (outcome: PostOutcome): void => {
-    owedNow--
-    try {
-      if (outcome.failure !== undefined) {
-        input.log(LogLevel.Warning, "store failure", outcome.failure)
-        if (outcome.reply.type === "error") {
-          input.log(LogLevel.Warning, "error frame emitted", errorFrameAnnotations(outcome.reply.error))
-        }
+  // Posts queued for commit here whose replies wait for their COMMIT (D-5), oldest first. The session
+  // keeps reading posts meanwhile (one group commit takes many); any other frame waits until they are
+  // answered. A post's outcome can come before an older one's (a row refused alone while the rest of
+  // its batch is retried), so replies leave from the front only, in request order. When the last owed
+  // reply leaves, or a slot frees under the pipelining cap, the session is woken again.
+  const owedNow: Array<{ outcome: PostOutcome | undefined }> = []
+  // Inside `answerNow`'s call to `postNow` (a closed store answers at once): no wake from there.
+  let starting = false
+  const sendOwed = (outcome: PostOutcome): void => {
+    if (outcome.failure !== undefined) {
+      input.log(LogLevel.Warning, "store failure", outcome.failure)
+      if (outcome.reply.type === "error") {
+        input.log(LogLevel.Warning, "error frame emitted", errorFrameAnnotations(outcome.reply.error))
       }
-      if (!state.conn.send(Codec.encodeFrame(outcome.reply))) hub.unsafe.kill(entry, Errors.KillReasons.slowConsumer)
+    }
+    if (outcome.fanOutDefect !== undefined) {
+      input.log(LogLevel.Warning, "after-commit action failed", { cause: String(outcome.fanOutDefect) })
+    }
+    if (!state.conn.send(Codec.encodeFrame(outcome.reply))) hub.unsafe.kill(entry, Errors.KillReasons.slowConsumer)
+  }
+  const postAnswered = (slot: { outcome: PostOutcome | undefined }) => (outcome: PostOutcome): void => {
+    slot.outcome = outcome
+    const before = owedNow.length
+    try {
+      while (owedNow.length > 0 && owedNow[0]!.outcome !== undefined) sendOwed(owedNow.shift()!.outcome!)
     } catch (defect) {
       // Called from the store's writer: a defect costs this session (as in `wake`), never the writer.
       return failNow(defect)
     }
-    if (owedNow === 0) wake()
+    if (starting || owedNow.length === before) return
+    if (owedNow.length === 0 || before === MAX_PIPELINED_POSTS) wake()
   }
   /** Answer (or, for a post, start) the first buffered frame here; false when it is left to the processor. */
   const answerNow = (): boolean => {
@@ -570,13 +584,24 @@ const serveEstablished = (
     const now = clock.unsafeCurrentTimeMillis()
     if (frame !== undefined && Either.isRight(Validate.validateClientFrame(frame))) {
       if (frame.type === "channel_msg") {
-        if (owedNow < MAX_PIPELINED_POSTS && requests.postNow(caller, frame, now, postAnswered)) {
-          owedNow++
-          state.poll()
-          entry.lastSeen = now
-          return true
+        if (owedNow.length < MAX_PIPELINED_POSTS) {
+          const slot: { outcome: PostOutcome | undefined } = { outcome: undefined }
+          owedNow.push(slot)
+          starting = true
+          let started = false
+          try {
+            started = requests.postNow(caller, frame, now, postAnswered(slot))
+          } finally {
+            starting = false
+          }
+          if (started) {
+            state.poll()
+            entry.lastSeen = now
+            return true
+          }
+          owedNow.pop()
         }
-      } else if (owedNow > 0) {
+      } else if (owedNow.length > 0) {
         // answered once the posts before it are
       } else if (frame.type === "whisper") answer = requests.whisperNow(caller, frame, now)
       else if (frame.type === "join") answer = requests.joinNow(caller, frame)
@@ -623,7 +648,7 @@ const serveEstablished = (
       }
     }
     // What is left (a frame for the processor, a kill) waits for the acks still owed: the last wakes the session.
-    if (owedNow > 0) return
+    if (owedNow.length > 0) return
     running = true
     input.fork(processor)
   }

@@ -209,8 +209,10 @@ export interface StoreShape {
    * `appendMessageQueued` from plain code (a post answered in the socket's callback): the append is
    * queued now — appends queued earlier get lower seqs — and `settled` is called exactly once, with
    * the seq once the row is durable (D-5) or with the failure. Calls for committed appends come one
-   * at a time in seq order, so a fan-out made in `settled` reaches subscribers in seq order. A closed
-   * store calls `settled` before `unsafeAppend` returns. `settled` must not throw.
+   * at a time in seq order, so a fan-out made in `settled` reaches subscribers in seq order; a
+   * refusal may come before the outcome of an append queued earlier (a row refused alone while the
+   * rest of its batch is retried). A closed store calls `settled` before `unsafeAppend` returns.
+   * `settled` must not throw.
    */
   readonly unsafeAppend: (message: NewMessage, settled: (outcome: Exit.Exit<number, StoreError>) => void) => void
   readonly messageExists: (channel: string, seq: number) => Effect.Effect<boolean, StoreError>

@@ -244,6 +244,42 @@ for (const tracing of [true, false]) {
         yield* b.expectSilence("100 millis")
       }))
 
+    it.scopedLive("a row refused alone within a group commit is answered in request order", () =>
+      Effect.gen(function*() {
+        const { a, b, dbFile } = yield* setup(tracing, { ratePerSecond: 0 })
+        yield* a.request(op({ kind: "create_channel", name: "other", visibility: "public" }))
+        expectType(yield* a.request({ type: "join", channel: "other", token: null }), "joined")
+        // Inserts into `other` now fail; the others of the same batch are retried without them.
+        const sql = yield* Layer.build(SqliteStore.layerSqlite({ filename: dbFile })).pipe(
+          Effect.map(Context.get(SqlClient.SqlClient))
+        )
+        yield* Effect.orDie(sql.unsafe(
+          "CREATE TRIGGER refuse_other BEFORE INSERT ON messages WHEN NEW.channel = 'other' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ))
+        const frames: Array<Record<string, unknown>> = []
+        for (let i = 0; i < 12; i++) {
+          frames.push({
+            type: "channel_msg",
+            id: `p${i}`,
+            channel: i % 3 === 1 ? "other" : "lobby",
+            payload: plain(`m${i}`)
+          })
+        }
+        const replies = yield* burst(a, frames)
+        assert.deepStrictEqual(replies.map((r) => ("id" in r ? r.id : undefined)), frames.map((f) => f.id))
+        replies.forEach((r, i) => {
+          if (i % 3 === 1) {
+            assert.deepStrictEqual(errorOf(r), { kind: "internal", message: "storage failure during append message" })
+          } else expectType(r, "ack")
+        })
+        const seqs = replies.flatMap((r) => (r.type === "ack" && r.seq !== null ? [r.seq] : []))
+        assert.deepStrictEqual([...seqs].sort((x, y) => x - y), seqs)
+        const delivered: Array<number> = []
+        while (delivered.length < seqs.length) delivered.push(expectType(yield* b.nextOther(), "channel_msg").seq)
+        assert.deepStrictEqual(delivered, seqs)
+        yield* b.expectSilence("100 millis")
+      }))
+
     it.scopedLive("a post the store cannot retain is refused with internal, before the frames behind it", () =>
       Effect.gen(function*() {
         const { a, b, dbFile } = yield* setup(tracing)
