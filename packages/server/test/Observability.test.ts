@@ -18,18 +18,24 @@ interface Line {
   readonly annotations: Record<string, unknown>
 }
 
+/** A logger that keeps every line it is given, with its level and annotations. */
+const capturing = () => {
+  const lines: Array<Line> = []
+  const capture = Logger.make(({ annotations, logLevel, message }) => {
+    const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+    lines.push({
+      level: logLevel.label,
+      message: text,
+      annotations: Object.fromEntries(HashMap.toEntries(annotations))
+    })
+  })
+  return { capture, lines }
+}
+
 describe("Observability", () => {
   it.scopedLive("logs and spans carry paths, kinds and channels, never bodies (S-101, SPEC §3.20)", () =>
     Effect.gen(function*() {
-      const lines: Array<Line> = []
-      const capture = Logger.make(({ annotations, logLevel, message }) => {
-        const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
-        lines.push({
-          level: logLevel.label,
-          message: text,
-          annotations: Object.fromEntries(HashMap.toEntries(annotations))
-        })
-      })
+      const { capture, lines } = capturing()
       const base = yield* Effect.tracer
       const spans: Array<Tracer.Span> = []
       const recording = Tracer.make({
@@ -148,15 +154,7 @@ describe("Observability", () => {
 
   it.scopedLive("a storage failure of a post started in the socket's callback is logged as the processor logs it", () =>
     Effect.gen(function*() {
-      const lines: Array<Line> = []
-      const capture = Logger.make(({ annotations, logLevel, message }) => {
-        const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
-        lines.push({
-          level: logLevel.label,
-          message: text,
-          annotations: Object.fromEntries(HashMap.toEntries(annotations))
-        })
-      })
+      const { capture, lines } = capturing()
       const dir = yield* tempDir
       const filename = Path.join(dir, "conclave.db")
       const ctx = yield* Layer.build(
