@@ -93,7 +93,8 @@ export const Messages = {
   invalidMachine: (m: string) => `invalid machine name: \`${m}\``,
   invalidHandle: (h: string) => `invalid session handle: \`${h}\``,
   invalidChannel: (c: string) => `invalid channel name: \`${c}\``,
-  channelExists: (c: string) => `channel \`${c}\` already exists`
+  channelExists: (c: string) => `channel \`${c}\` already exists`,
+  storageFailure: (operation: string) => `storage failure during ${operation}`
 } as const
 
 /** Kill reasons sent as the final `unauthorized` error of a force-dropped session (SPEC §3.3). @since 0.1.0 @category messages */

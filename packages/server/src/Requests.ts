@@ -85,7 +85,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           e._tag === "StoreError"
             ? Effect.logWarning("store failure").pipe(
               Effect.annotateLogs({ operation, cause: String(e.cause) }),
-              Effect.zipRight(refuse(Errors.internal(`storage failure during ${operation}`)))
+              Effect.zipRight(refuse(Errors.internal(Errors.Messages.storageFailure(operation))))
             )
             : Effect.fail(e as Exclude<E, StoreError>)
       )
@@ -320,7 +320,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         const operation = "append message"
         const cause = Cause.failureOption(outcome.cause)
         answered({
-          reply: withId({ type: "error", error: Errors.internal(`storage failure during ${operation}`) }, frame.id),
+          reply: withId({ type: "error", error: Errors.internal(Errors.Messages.storageFailure(operation)) }, frame.id),
           failure: { operation, cause: Option.isSome(cause) ? String(cause.value.cause) : Cause.pretty(outcome.cause) },
           fanOutDefect: undefined
         })

@@ -529,9 +529,9 @@ const serveEstablished = (
     Effect.catchAllCause((cause) => Effect.zipRight(failLink(state, cause), end))
   )
 
-  // The synchronous path: while no fiber runs for the session (so nothing is owed), a whisper that
-  // will be delivered, a join to a public channel, or a ping, is answered right here in the socket's
-  // callback — no fiber, no Effect steps (STACK.md "Fan-out speed"). Anything else, including every
+  // The synchronous path: while no fiber runs for the session, a post (started: queued for commit), a
+  // whisper that will be delivered, a join to a public channel, or a ping, is answered right here in
+  // the socket's callback — no fiber, no Effect steps (STACK.md "Fan-out speed"). Anything else, including every
   // refusal, is left to the processor, which answers it (and logs) as it answers every frame; order
   // is kept because the processor is not running. Off with debug logging (a line per frame) or
   // tracing (a span per request).
@@ -620,7 +620,8 @@ const serveEstablished = (
 
   /**
    * The synchronous part of `wake`; true when nothing is left for the processor. Only called while no
-   * processor runs, so nothing is owed (the processor answers every owed post before it goes idle).
+   * processor runs (the processor answers its owed posts before it goes idle); posts started here may
+   * be owed, and every other frame then waits behind them (`answerNow`).
    */
   const handleHere = (): boolean => {
     while (state.killReason === undefined && !state.isClosed && answerNow()) {
@@ -846,7 +847,7 @@ const handshakeFiber = (env: Env, state: LinkState, info: ConnectionInfo, hs: Ha
   const storeFailure = (operation: string) => (e: { readonly cause: unknown }) =>
     Effect.logWarning("store failure").pipe(
       Effect.annotateLogs({ operation, cause: String(e.cause) }),
-      Effect.zipRight(refuse(Errors.internal(`storage failure during ${operation}`)))
+      Effect.zipRight(refuse(Errors.internal(Errors.Messages.storageFailure(operation))))
     )
 
   const greet = Effect.gen(function*() {

@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import type { Frames } from "@conclave/protocol"
+import { Errors, type Frames } from "@conclave/protocol"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
@@ -20,7 +20,7 @@ export class StoreError extends Data.TaggedError("StoreError")<{
   readonly cause: unknown
 }> {
   override get message() {
-    return `storage failure during ${this.operation}`
+    return Errors.Messages.storageFailure(this.operation)
   }
 }
 
