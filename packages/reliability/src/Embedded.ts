@@ -5,7 +5,9 @@
  * @since 0.1.0
  */
 import { ServerConfig, ServerLive, SqliteStore } from "@conclave/server"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -58,3 +60,27 @@ export const start = (
 
 /** Open file descriptors of this process. @since 0.1.0 @category metrics */
 export const ownFds = (): number => Fs.readdirSync("/proc/self/fd").length
+
+/**
+ * `ownFds` once the count has rested (the same over 200 ms, within 5 s): a baseline that does not
+ * count what a freshly started server is still opening (its store's checkpoint thread).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const restingFds: Effect.Effect<number> = Effect.gen(function*() {
+  let last = ownFds()
+  let since = yield* Clock.currentTimeMillis
+  const deadline = since + 5000
+  while (true) {
+    yield* Effect.sleep(Duration.millis(20))
+    const now = yield* Clock.currentTimeMillis
+    const count = ownFds()
+    if (count !== last) {
+      last = count
+      since = now
+    } else if (now - since >= 200 || now >= deadline) {
+      return count
+    }
+  }
+})

@@ -46,7 +46,7 @@ describe("abuse", () => {
         const probe = yield* HealthProbe.start(server.url)
         const n = Profile.count(200, 10_000)
         const batch = Profile.count(200, 1000)
-        const fd0 = Embedded.ownFds()
+        const fd0 = yield* Embedded.restingFds
         let late = 0
         let tried = 0
         for (let start = 0; start < n; start += batch) {
@@ -223,7 +223,7 @@ describe("abuse", () => {
         const upgraded = held.filter((r) => r._tag === "Right").length
         for (const r of held) if (r._tag === "Right") r.right.socket.destroy()
         // 2. One identity, many handles (no per-identity cap in DECISIONS): all accepted, then released.
-        const fd0 = Embedded.ownFds()
+        const fd0 = yield* Embedded.restingFds
         const rss0 = process.memoryUsage().rss
         const identity = Wire.newIdentity()
         yield* Effect.scoped(

@@ -13,6 +13,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import Sqlite from "better-sqlite3"
 import * as Cause from "effect/Cause"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -22,6 +23,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as Checkpointer from "./internal/checkpointer.js"
 import { latestVersion, migrations } from "./internal/migrations.js"
 import {
   type HistoryPage,
@@ -38,6 +40,19 @@ import {
 
 /** Milliseconds a statement waits for another connection's lock before failing. @since 0.1.0 @category constants */
 export const BUSY_TIMEOUT_MS = 5_000
+
+/**
+ * WAL size, in pages, at which the writer's connection checkpoints itself (SQLite's
+ * auto-checkpoint): while checkpoints run on a worker thread, and when the writer checkpoints alone.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const WAL_CHECKPOINT_PAGES: { readonly background: number; readonly alone: number } =
+  Checkpointer.WAL_CHECKPOINT_PAGES
+
+/** How often the worker thread checkpoints a WAL written to since. @since 0.1.0 @category constants */
+export const CHECKPOINT_INTERVAL: Duration.Duration = Checkpointer.CHECKPOINT_INTERVAL
 
 // ---------------------------------------------------------------------------------------------
 // Row schemas
@@ -462,7 +477,24 @@ const openSyncReads = (
 export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | Scope.Scope> = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const instanceId = yield* initialize(sql)
-  const syncReads = yield* openSyncReads(yield* Effect.serviceOption(SqliteClient.SqliteClient))
+  const client = yield* Effect.serviceOption(SqliteClient.SqliteClient)
+  const syncReads = yield* openSyncReads(client)
+  // Whether anything was committed since the checkpoint fiber last asked.
+  let wroteSinceAsked = false
+  const markCommitted = () => {
+    wroteSinceAsked = true
+  }
+  if (Option.isSome(client) && isSharedFile(client.value.config.filename)) {
+    yield* Checkpointer.runInBackground({
+      sql,
+      filename: client.value.config.filename,
+      written: () => {
+        const wrote = wroteSinceAsked
+        wroteSinceAsked = false
+        return wrote
+      }
+    })
+  }
   // Writes always run in a transaction: it holds the connection for its whole duration, so no other
   // fiber's statement can interleave with it and commit or roll back with it.
   // `withTransaction` turns a failed COMMIT or ROLLBACK into a defect (SQLITE_FULL at commit, or a
@@ -470,6 +502,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   // session: fail with the SqlError instead, and make sure no transaction is left open.
   const tx = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
     sql.withTransaction(effect).pipe(
+      Effect.tap(() => Effect.sync(markCommitted)),
       Effect.catchSomeDefect((defect) =>
         isSqlError(defect)
           ? Option.some(Effect.zipRight(Effect.ignore(sql.unsafe("ROLLBACK")), Effect.fail(defect)))
@@ -803,6 +836,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
           yield* refuseAll(pending, committed.left)
           return noneCommitted
         }
+        markCommitted()
         return { items: pending, seqs }
       }
       return noneCommitted
