@@ -16,6 +16,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Admins from "./Admins.js"
 import { Hub, type SessionEntry } from "./Hub.js"
+import * as Corking from "./internal/corking.js"
 import type { TokenBucket } from "./RateLimit.js"
 import { ServerConfig } from "./ServerConfig.js"
 import { type ChannelRow, Store, type StoreConflict, type StoreError } from "./Store.js"
@@ -315,6 +316,8 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           } catch (defect) {
             fanOutDefect = defect
           }
+          // the writer runs in a `setImmediate` callback: flush its fan-outs now, not next turn
+          Corking.flushSoon()
           return answered({ reply: withId(ack(null, outcome.value), frame.id), failure: undefined, fanOutDefect })
         }
         const operation = "append message"

@@ -37,6 +37,7 @@ import type * as Runtime from "effect/Runtime"
 import type { RawData, WebSocket } from "ws"
 import * as Admins from "./Admins.js"
 import { type Conn, Hub, type SessionEntry } from "./Hub.js"
+import * as Corking from "./internal/corking.js"
 import * as Wire from "./internal/wire.js"
 import { RegisterLimiter, unsafeMakeTokenBucket } from "./RateLimit.js"
 import { type Caller, type PostOutcome, Requests } from "./Requests.js"
@@ -120,18 +121,6 @@ const wireFrame = (payload: string | Buffer): Buffer => {
   return lastFrame
 }
 
-// Write coalescing (BENCH-AND-RELIABILITY §3.1: syscalls per delivery dominate): a socket is corked
-// at its first frame in a turn of the event loop and uncorked with every other one when the turn
-// ends, so all frames queued to it meanwhile leave in one `writev`. Plain synchronous code on the
-// hot path (STACK.md "Fan-out speed"); the uncork needs no scope, it only flushes.
-const toUncork: Array<() => void> = []
-let flushScheduled = false
-const flushCorked = () => {
-  flushScheduled = false
-  const pending = toUncork.splice(0)
-  for (const uncork of pending) uncork()
-}
-
 /**
  * Wrap an accepted socket. `inboxCapacity` frames are read ahead before the socket is paused;
  * `outboxCapacity` frames may wait behind a non-empty socket send buffer before `send` reports
@@ -206,11 +195,7 @@ export const makeLink = (
             // Frames of a turn that began with an empty buffer leave together at the uncork; they
             // count only if they are still there when a later turn begins.
             counting = backlogged
-            toUncork.push(uncork)
-            if (!flushScheduled) {
-              flushScheduled = true
-              setImmediate(flushCorked)
-            }
+            Corking.uncorkLater(uncork)
           }
         }
         if (counting) {
