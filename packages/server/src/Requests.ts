@@ -43,6 +43,10 @@ export interface PostOutcome {
   readonly fanOutDefect: unknown
 }
 
+// A post's fan-out runs in the store's writer, itself resumed from a `setImmediate` callback: its
+// corked sockets are flushed once the batch is done, not at the next turn's end (`Corking.flushSoon`).
+const flushFanOut = Effect.sync(Corking.flushSoon)
+
 const refuse = (error: Frames.ProtocolError) => Effect.fail(new Errors.ProtocolFailure({ error }))
 
 const withId = <F extends Frames.Reply>(frame: F, id: string | undefined): F =>
@@ -218,7 +222,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
             origin: entry.origin,
             reply_to: frame.reply_to
           },
-          (seq) => hub.publish(channel, encodePost(caller, frame, seq), entry.key)
+          (seq) => Effect.zipRight(hub.publish(channel, encodePost(caller, frame, seq), entry.key), flushFanOut)
         )
         return Effect.map(db("append message", committed), (seq) => ack(null, seq))
       }).pipe(
@@ -316,7 +320,6 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           } catch (defect) {
             fanOutDefect = defect
           }
-          // the writer runs in a `setImmediate` callback: flush its fan-outs now, not next turn
           Corking.flushSoon()
           return answered({ reply: withId(ack(null, outcome.value), frame.id), failure: undefined, fanOutDefect })
         }

@@ -92,9 +92,11 @@ const betterSqlite3 = (): string => createRequire(import.meta.url).resolve("bett
  */
 export const make = (filename: string): Effect.Effect<Checkpointer, CheckpointerError, Scope.Scope> =>
   Effect.gen(function*() {
-    // The reply awaited now (by request id) and why the worker is gone, once it is.
+    // The reply awaited now (by request id), why the worker is gone once it is (it exited, failed or
+    // answered nonsense), and whether its thread has ended.
     let waiting: { readonly id: number; readonly resume: (reply: Either.Either<Reply, string>) => void } | undefined
     let gone: string | undefined
+    let exited = false
     // the worker's first message (its connection opened, or not), kept if it comes before it is awaited
     let opened: Reply | undefined
     const stop = (reason: string) => {
@@ -116,7 +118,7 @@ export const make = (filename: string): Effect.Effect<Checkpointer, Checkpointer
       }),
       (worker) =>
         Effect.async<void>((resume) => {
-          if (gone !== undefined) return resume(Effect.void)
+          if (exited) return resume(Effect.void)
           worker.once("exit", () => resume(Effect.void))
           worker.postMessage("close")
         }).pipe(
@@ -136,7 +138,10 @@ export const make = (filename: string): Effect.Effect<Checkpointer, Checkpointer
       w.resume(Either.right(decoded.right))
     })
     worker.on("error", (error) => stop(`the checkpoint worker failed: ${error.message}`))
-    worker.on("exit", (code) => stop(`the checkpoint worker exited (code ${code})`))
+    worker.on("exit", (code) => {
+      exited = true
+      stop(`the checkpoint worker exited (code ${code})`)
+    })
 
     let nextId = 0
     const request = (id: number): Effect.Effect<Reply, CheckpointerError> =>
@@ -156,10 +161,12 @@ export const make = (filename: string): Effect.Effect<Checkpointer, Checkpointer
         })
       })
     const failed = (reply: Reply) =>
-      "error" in reply ? Effect.fail(new CheckpointerError({ reason: reply.error })) : Effect.void
+      new CheckpointerError({
+        reason: "error" in reply ? reply.error : "an unexpected reply from the checkpoint worker"
+      })
 
     // the first reply says whether the connection opened
-    yield* Effect.flatMap(request(0), failed)
+    yield* Effect.flatMap(request(0), (reply) => "ready" in reply ? Effect.void : Effect.fail(failed(reply)))
 
     const lock = yield* Effect.makeSemaphore(1)
     const checkpoint = lock.withPermits(1)(
@@ -167,7 +174,7 @@ export const make = (filename: string): Effect.Effect<Checkpointer, Checkpointer
         Effect.flatMap((reply): Effect.Effect<WalCheckpoint, CheckpointerError> =>
           "log" in reply
             ? Effect.succeed({ busy: reply.busy, log: reply.log, checkpointed: reply.checkpointed })
-            : Effect.zipRight(failed(reply), Effect.fail(new CheckpointerError({ reason: "no checkpoint counts" })))
+            : Effect.fail(failed(reply))
         )
       )
     )
