@@ -1,34 +1,16 @@
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import Sqlite from "better-sqlite3"
-import {
-  Chunk,
-  Context,
-  Effect,
-  Exit,
-  HashMap,
-  Layer,
-  Logger,
-  LogLevel,
-  Schedule,
-  Scope,
-  TestClock,
-  TestServices
-} from "effect"
+import { Chunk, Context, Effect, Exit, Layer, Logger, LogLevel, Scope, TestClock } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as Checkpointer from "../src/internal/checkpointer.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { type NewMessage, Store } from "../src/Store.js"
+import { capturing, eventually } from "./support/Observe.js"
+import { tempDir } from "./support/TestServer.js"
 
 const NOW = "2026-11-24T00:00:00Z"
-
-const tempDir = Effect.gen(function*() {
-  const fileSystem = yield* FileSystem.FileSystem
-  return yield* fileSystem.makeTempDirectoryScoped({ prefix: "conclave-checkpoint-" })
-}).pipe(Effect.provide(NodeFileSystem.layer))
 
 /** A WAL database with rows that only the WAL holds (the writer never checkpoints by itself). */
 const walDatabase = (file: string, rows: number) =>
@@ -59,14 +41,6 @@ const rowsInMainFile = (file: string, table: string): number => {
   }
 }
 
-// polls on the real clock, also in tests that run on the TestClock
-const eventually = (check: () => boolean, what: string) =>
-  Effect.suspend(() => (check() ? Effect.void : Effect.fail(what))).pipe(
-    Effect.retry(Schedule.intersect(Schedule.spaced("20 millis"), Schedule.recurs(500))),
-    Effect.orDieWith((w) => new Error(`timed out waiting for ${w}`)),
-    TestServices.provideLive
-  )
-
 // until the fiber under test waits on the TestClock (so that an adjustment wakes it)
 const sleeping: Effect.Effect<void> = Effect.suspend(function loop(left = 1000): Effect.Effect<void> {
   return Effect.flatMap(TestClock.sleeps(), (sleeps) =>
@@ -84,16 +58,11 @@ const msg = (text: string): NewMessage => ({
   reply_to: null
 })
 
-const capturing = () => {
-  const lines: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
-  const logger = Logger.make(({ annotations, message }) => {
-    lines.push({
-      message: Array.isArray(message) ? message.map(String).join(" ") : String(message),
-      annotations: Object.fromEntries(HashMap.toEntries(annotations))
-    })
-  })
+/** Every log line, debug included. */
+const capturingAll = () => {
+  const { capture, lines } = capturing()
   return {
-    layer: Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.Debug)),
+    layer: Layer.merge(Logger.replace(Logger.defaultLogger, capture), Logger.minimumLogLevel(LogLevel.Debug)),
     lines
   }
 }
@@ -185,7 +154,7 @@ describe("SqliteStore background checkpoints", () => {
     Effect.gen(function*() {
       const sql = yield* withSql(path.join(yield* tempDir, "conclave.db"))
       yield* sql`PRAGMA wal_autocheckpoint = 5`
-      const { layer, lines } = capturing()
+      const { layer, lines } = capturingAll()
       yield* Checkpointer.runInBackground({
         sql,
         filename: "conclave.db",
@@ -201,7 +170,7 @@ describe("SqliteStore background checkpoints", () => {
   it.scoped("checkpoints only after writes; a worker that stops later hands checkpoints back to the writer", () =>
     Effect.gen(function*() {
       const sql = yield* withSql(path.join(yield* tempDir, "conclave.db"))
-      const { layer, lines } = capturing()
+      const { layer, lines } = capturingAll()
       let wrote = false
       let calls = 0
       yield* Checkpointer.runInBackground({

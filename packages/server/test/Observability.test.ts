@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, HashMap, Layer, Logger, LogLevel, Option, Tracer } from "effect"
+import { ConfigProvider, Context, Effect, Layer, Logger, LogLevel, Option, Tracer } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Path from "node:path"
@@ -9,28 +9,9 @@ import { ServerAddress, ServerLive } from "../src/ServerLive.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import * as Telemetry from "../src/Telemetry.js"
 import { expectType, op } from "./support/Assert.js"
+import { capturing } from "./support/Observe.js"
 import { plain, reconnect, register } from "./support/TestClient.js"
 import { tempDir } from "./support/TestServer.js"
-
-interface Line {
-  readonly level: string
-  readonly message: string
-  readonly annotations: Record<string, unknown>
-}
-
-/** A logger that keeps every line it is given, with its level and annotations. */
-const capturing = () => {
-  const lines: Array<Line> = []
-  const capture = Logger.make(({ annotations, logLevel, message }) => {
-    const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
-    lines.push({
-      level: logLevel.label,
-      message: text,
-      annotations: Object.fromEntries(HashMap.toEntries(annotations))
-    })
-  })
-  return { capture, lines }
-}
 
 describe("Observability", () => {
   it.scopedLive("logs and spans carry paths, kinds and channels, never bodies (S-101, SPEC §3.20)", () =>

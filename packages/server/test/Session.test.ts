@@ -1,9 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Option, Schedule } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option } from "effect"
 import type { AddressInfo } from "node:net"
 import WebSocket, { WebSocketServer } from "ws"
 import * as Wire from "../src/internal/wire.js"
 import * as Session from "../src/Session.js"
+import { eventually } from "./support/Observe.js"
 
 /** A real server-side socket wrapped by `makeLink`, and the client end. */
 const pair = (
@@ -56,12 +57,6 @@ const collect = (client: WebSocket, n: number) =>
   }).pipe(
     Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error(`timed out waiting for ${n} messages`) }),
     Effect.orDie
-  )
-
-const eventually = (check: () => boolean, what: string) =>
-  Effect.suspend(() => (check() ? Effect.void : Effect.fail(what))).pipe(
-    Effect.retry(Schedule.intersect(Schedule.spaced("10 millis"), Schedule.recurs(300))),
-    Effect.orDieWith((w) => new Error(`timed out waiting for ${w}`))
   )
 
 describe("Session link", () => {
