@@ -11,7 +11,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { fastDecodeClientFrame } from "./FastDecode.js"
 import { ClientFrame, type ClientFrameType, FRAME_TYPES, ServerFrame } from "./Frames.js"
-import { DEFAULT_MAX_FRAME_BYTES } from "./Limits.js"
+import { DEFAULT_MAX_FRAME_BYTES, REQUEST_ID_MAX_LENGTH } from "./Limits.js"
 
 /** @since 0.1.0 @category errors */
 export type DecodeFailure = "too_large" | "not_utf8" | "not_json" | "not_object" | "unknown_type" | "invalid"
@@ -22,6 +22,8 @@ export class FrameDecodeError extends Data.TaggedError("FrameDecodeError")<{
   readonly detail: string
   /** The frame's `type` when it could be read. */
   readonly frameType?: string | undefined
+  /** The frame's request `id` when it is a usable one (1–64 characters, D-2), for the refusal to echo. */
+  readonly requestId?: string | undefined
 }> {
   override get message() {
     return this.detail
@@ -87,12 +89,17 @@ const decodeWith = <A>(
     return Either.left(new FrameDecodeError({ reason: "not_object", detail: "frame is not a JSON object" }))
   }
   const type = (json as { readonly type?: unknown }).type
+  const rawId = (json as { readonly id?: unknown }).id
+  const requestId = typeof rawId === "string" && rawId.length >= 1 && rawId.length <= REQUEST_ID_MAX_LENGTH
+    ? rawId
+    : undefined
   if (typeof type !== "string" || !types.has(type)) {
     return Either.left(
       new FrameDecodeError({
         reason: "unknown_type",
         detail: typeof type === "string" ? `unknown frame type \`${type.slice(0, 64)}\`` : "frame has no string `type`",
-        frameType: typeof type === "string" ? type.slice(0, 64) : undefined
+        frameType: typeof type === "string" ? type.slice(0, 64) : undefined,
+        requestId
       })
     )
   }
@@ -105,14 +112,16 @@ const decodeWith = <A>(
       new FrameDecodeError({
         reason: "invalid",
         detail: capDetail(`invalid \`${type}\` frame: ${ParseResult.TreeFormatter.formatIssueSync(e.issue)}`),
-        frameType: type
+        frameType: type,
+        requestId
       }))
   } catch {
     return Either.left(
       new FrameDecodeError({
         reason: "invalid",
         detail: `invalid \`${type}\` frame: value too deeply nested`,
-        frameType: type
+        frameType: type,
+        requestId
       })
     )
   }

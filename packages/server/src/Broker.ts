@@ -33,12 +33,11 @@ export type Deliver = (envelope: Envelope) => void
 
 /** @since 0.1.0 @category models */
 export interface BrokerShape {
-  readonly publish: (envelope: Envelope) => Effect.Effect<void>
   /**
-   * `publish` as plain synchronous code, for the request hot path (a whisper answered in the socket's
-   * callback). It must not block: a distributed broker queues the envelope.
+   * Hand an envelope to every subscribed deliverer, on this node and (for a distributed broker) on
+   * the others. Must not wait for a remote acknowledgement: a distributed broker queues it.
    */
-  readonly unsafePublish: (envelope: Envelope) => void
+  readonly publish: (envelope: Envelope) => Effect.Effect<void>
   /** Receive every published envelope for the lifetime of the scope. */
   readonly subscribe: (deliver: Deliver) => Effect.Effect<void, never, Scope.Scope>
 }
@@ -49,12 +48,11 @@ export class Broker extends Context.Tag("@conclave/server/Broker")<Broker, Broke
 /** An in-process broker. @since 0.1.0 @category constructors */
 export const makeMemory: Effect.Effect<BrokerShape> = Effect.sync(() => {
   const deliverers = new Set<Deliver>()
-  const unsafePublish = (envelope: Envelope) => {
-    for (const deliver of deliverers) deliver(envelope)
-  }
   return {
-    publish: (envelope) => Effect.sync(() => unsafePublish(envelope)),
-    unsafePublish,
+    publish: (envelope) =>
+      Effect.sync(() => {
+        for (const deliver of deliverers) deliver(envelope)
+      }),
     subscribe: (deliver) =>
       Effect.acquireRelease(
         Effect.sync(() => deliverers.add(deliver)),

@@ -11,6 +11,8 @@
 import { Codec, Errors, type Frames, Names } from "@conclave/protocol"
 import * as Effect from "effect/Effect"
 import * as Broker from "./Broker.js"
+import { Corking } from "./internal/corking.js"
+import * as Wire from "./internal/wire.js"
 import { Store } from "./Store.js"
 
 /**
@@ -21,11 +23,10 @@ import { Store } from "./Store.js"
  */
 export interface Conn {
   /**
-   * Hand an encoded frame (text, or its UTF-8 bytes) to the transport as a text frame; `false` when
-   * the outbox is full (the session is then dropped). Bytes handed over must not change afterwards:
-   * the transport may keep them (one fan-out hands the same Buffer to every recipient).
+   * Hand an encoded frame to the transport as a text frame: its text, or a frame shared by every
+   * recipient of a fan-out (built once). `false` when the outbox is full (the session is then dropped).
    */
-  readonly send: (frame: string | Buffer) => boolean
+  readonly send: (frame: string | Wire.Shared) => boolean
   /** Force-drop the connection with a reason (the first reason wins). */
   readonly kill: (reason: string) => void
 }
@@ -72,6 +73,7 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     const sessions = new Map<string, SessionEntry>()
     const subscribers = new Map<string, Map<string, SessionEntry>>()
     const bans = new Map<string, Set<string>>()
+    const corking = new Corking()
 
     // A store that cannot load the bans stops startup with its typed StoreError (not a defect).
     for (const { channel, user } of yield* store.allBans) {
@@ -103,15 +105,15 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     }
 
     // The hot path: a plain synchronous loop, no Effect per delivery (STACK.md "Fan-out speed"); the
-    // frame is encoded to UTF-8 once, not once per recipient.
+    // frame is encoded to UTF-8 and framed once, not once per recipient.
     const deliver: Broker.Deliver = (envelope) => {
       let overflow: Array<SessionEntry> | undefined
       if (envelope._tag === "Channel") {
         const subs = subscribers.get(envelope.channel)
         if (subs === undefined) return
-        const bytes = Buffer.from(envelope.frame, "utf8")
+        const shared = new Wire.Shared(envelope.frame)
         for (const entry of subs.values()) {
-          if (entry.key !== envelope.exclude && !entry.conn.send(bytes)) (overflow ??= []).push(entry)
+          if (entry.key !== envelope.exclude && !entry.conn.send(shared)) (overflow ??= []).push(entry)
         }
       } else {
         const entry = sessions.get(envelope.path)
@@ -271,21 +273,11 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     /** Deliver an encoded frame to one session by rendered path. */
     const sendTo = (key: string, frame: string) => broker.publish({ _tag: "Session", path: key, frame })
 
-    // The synchronous request path (a whisper, a join or a post answered in the socket's callback, an
-    // authentication completed there): plain code, like `deliver`, with the same effects as `online`,
-    // `isSubscribed`, `sendTo`, `publish`, `kill`, `detach`, `subscribe` and `attach`.
-    const unsafe = {
-      online: (key: string): boolean => sessions.has(key),
-      isSubscribed: (entry: SessionEntry, channel: string): boolean =>
-        sessions.get(entry.key) === entry && entry.channels.has(channel),
-      sendTo: (key: string, frame: string): void => broker.unsafePublish({ _tag: "Session", path: key, frame }),
-      publish: (channel: string, frame: string, exclude: string | null): void =>
-        broker.unsafePublish({ _tag: "Channel", channel, frame, exclude }),
-      kill: killEntry,
-      detach: removeEntry,
-      subscribe: subscribeEntry,
-      attach: attachEntry
-    } as const
+    /**
+     * Flush the sockets written to by the code now running once it is done, not at the turn's end:
+     * for a fan-out made when the store's writer resolved an append (see `Corking`).
+     */
+    const flushSoon = Effect.sync(() => corking.flushSoon())
 
     return {
       attach,
@@ -310,7 +302,8 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       reapIdle,
       publish,
       sendTo,
-      unsafe,
+      flushSoon,
+      corking,
       size: Effect.sync(() => sessions.size)
     } as const
   })

@@ -5,18 +5,16 @@
  *
  * @since 0.1.0
  */
-import { Auth, Codec, Errors, type Frames, Limits, Names } from "@conclave/protocol"
-import * as Cause from "effect/Cause"
+import { Codec, Errors, type Frames, Names } from "@conclave/protocol"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
+import * as AdminOps from "./AdminOps.js"
 import * as Admins from "./Admins.js"
 import { Hub, type SessionEntry } from "./Hub.js"
-import * as Corking from "./internal/corking.js"
+import { traced } from "./internal/traced.js"
 import type { TokenBucket } from "./RateLimit.js"
 import { ServerConfig } from "./ServerConfig.js"
 import { type ChannelRow, Store, type StoreConflict, type StoreError } from "./Store.js"
@@ -29,24 +27,6 @@ export interface Caller {
   readonly bucket: TokenBucket
 }
 
-/**
- * How a post started by `postNow` ended: its reply, and what to log about it — for a storage failure
- * the operation and the cause's text, as `handle` logs them (never SQL or the body).
- *
- * @since 0.1.0
- * @category models
- */
-export interface PostOutcome {
-  readonly reply: Frames.Reply
-  readonly failure: { readonly operation: string; readonly cause: string } | undefined
-  /** What the fan-out of a committed post threw, if it did (it is logged; the post is still acked). */
-  readonly fanOutDefect: unknown
-}
-
-// A post's fan-out runs in the store's writer, itself resumed from a `setImmediate` callback: its
-// corked sockets are flushed once the batch is done, not at the next turn's end (`Corking.flushSoon`).
-const flushFanOut = Effect.sync(Corking.flushSoon)
-
 const refuse = (error: Frames.ProtocolError) => Effect.fail(new Errors.ProtocolFailure({ error }))
 
 const withId = <F extends Frames.Reply>(frame: F, id: string | undefined): F =>
@@ -58,18 +38,6 @@ const bodyBytes = (payload: Frames.Payload): number =>
     : Buffer.byteLength(payload.ciphertext, "base64url")
 
 const iso = (ms: number): string => DateTime.formatIso(DateTime.unsafeMake(ms))
-
-/**
- * A span around a request, made only while tracing is on: `withSpan` costs ~10 µs per request even
- * when spans go nowhere (`conclave serve` switches tracing off without an exporter).
- */
-const traced =
-  (name: string, attributes: () => Record<string, unknown>) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.flatMap(
-      FiberRef.get(FiberRef.currentTracerEnabled),
-      (on) => on ? Effect.withSpan(effect, name, { captureStackTrace: false, attributes: attributes() }) : effect
-    )
 
 /** @since 0.1.0 @category services */
 export class Requests extends Effect.Service<Requests>()("@conclave/server/Requests", {
@@ -212,19 +180,27 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           }
         }
         const ts = yield* nowMs
-        // The store runs the fan-out after COMMIT and in seq order, so subscribers see increasing seqs.
-        const committed = yield* store.appendMessageQueued(
-          {
-            channel,
-            from: entry.key,
-            payload: frame.payload,
-            ts_ms: ts,
-            origin: entry.origin,
-            reply_to: frame.reply_to
-          },
-          (seq) => Effect.zipRight(hub.publish(channel, encodePost(caller, frame, seq), entry.key), flushFanOut)
+        const message = {
+          channel,
+          from: entry.key,
+          payload: frame.payload,
+          ts_ms: ts,
+          origin: entry.origin,
+          reply_to: frame.reply_to
+        }
+        // Appends resolve in seq order and the fan-out follows at once, so subscribers see increasing
+        // seqs; the writer resolves from a `setImmediate` callback, so the fan-out's sockets are
+        // flushed once the batch is done rather than at the next turn's end (`Hub.flushSoon`).
+        return db("append message", store.appendMessage(message)).pipe(
+          Effect.tap((seq) =>
+            hub.publish(channel, encodePost(caller, frame, seq), entry.key).pipe(
+              // the row is durable: the post is acked even if its fan-out failed (logged)
+              Effect.catchAllCause((cause) => Effect.logWarning("after-commit action failed", cause))
+            )
+          ),
+          Effect.tap(hub.flushSoon),
+          Effect.map((seq) => ack(null, seq))
         )
-        return Effect.map(db("append message", committed), (seq) => ack(null, seq))
       }).pipe(
         traced("post", () => ({ path: caller.entry.key, channel: frame.channel }))
       )
@@ -251,89 +227,6 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         traced("whisper", () => ({ path: caller.entry.key, target: Names.renderPath(frame.target) }))
       )
 
-    /**
-     * A whisper as plain synchronous code (the hot path: answered in the socket's callback, no fiber,
-     * STACK.md "Fan-out speed"): the reply when it is delivered, or `undefined` when it would be refused
-     * — the refusal is then left to `handle`, so it reads and logs exactly as there. The checks and
-     * their order are `whisper`'s; no span is made, so it is for sessions without tracing.
-     */
-    const whisperNow = (
-      caller: Caller,
-      frame: Frames.ClientFrameOf<"whisper">,
-      now: number
-    ): Frames.Reply | undefined => {
-      const target = Names.renderPath(frame.target)
-      if (!hub.unsafe.online(target)) return undefined
-      if (bodyBytes(frame.payload) > config.maxBodyBytes) return undefined
-      if (caller.bucket.takeAt(now) > 0) return undefined
-      hub.unsafe.sendTo(target, encodeWhisper(caller, frame))
-      return withId(ack(null), frame.id)
-    }
-
-    /**
-     * `join` answered synchronously, for the same path as `whisperNow`: a public channel read from
-     * committed state (`Store.syncReads`) is subscribed here. `undefined` — nothing changed — when the
-     * store has no synchronous reads or could not read, and for every other outcome (an absent,
-     * unlisted or private channel, a ban): `handle` then answers it as always.
-     */
-    const joinNow = (caller: Caller, frame: Frames.ClientFrameOf<"join">): Frames.Reply | undefined => {
-      const row = store.syncReads?.getChannel(frame.channel)
-      if (row === undefined || Option.isNone(row) || row.value.visibility !== "public") return undefined
-      if (hub.unsafe.subscribe(caller.entry, frame.channel) !== "subscribed") return undefined
-      return withId({ type: "joined", channel: frame.channel }, frame.id)
-    }
-
-    /**
-     * A post started as plain synchronous code, for the same path as `whisperNow`: when every check
-     * `postQueued` makes passes here, the append is queued and `true` returned; `answered` is then
-     * called once, from the store's writer, after the COMMIT and the fan-out with the ack (D-5) — or
-     * with the `internal` error of a storage failure and what to log about it. `false` — nothing
-     * changed — for every refusal and for a post with `reply_to` (its check reads the store): `handle`
-     * then answers it as always.
-     */
-    const postNow = (
-      caller: Caller,
-      frame: Frames.ClientFrameOf<"channel_msg">,
-      now: number,
-      answered: (outcome: PostOutcome) => void
-    ): boolean => {
-      const { entry } = caller
-      const channel = frame.channel
-      if (!hub.unsafe.isSubscribed(entry, channel) || frame.reply_to !== null) return false
-      if (bodyBytes(frame.payload) > config.maxBodyBytes) return false
-      if (caller.bucket.takeAt(now) > 0) return false
-      const message = {
-        channel,
-        from: entry.key,
-        payload: frame.payload,
-        ts_ms: now,
-        origin: entry.origin,
-        reply_to: null
-      }
-      store.unsafeAppend(message, (outcome) => {
-        if (Exit.isSuccess(outcome)) {
-          // The row is durable: the post is acked even if its fan-out failed (logged, as after a
-          // failed `afterCommit`); nothing may escape into the store's writer.
-          let fanOutDefect: unknown = undefined
-          try {
-            hub.unsafe.publish(channel, encodePost(caller, frame, outcome.value), entry.key)
-          } catch (defect) {
-            fanOutDefect = defect
-          }
-          Corking.flushSoon()
-          return answered({ reply: withId(ack(null, outcome.value), frame.id), failure: undefined, fanOutDefect })
-        }
-        const operation = "append message"
-        const cause = Cause.failureOption(outcome.cause)
-        answered({
-          reply: withId({ type: "error", error: Errors.internal(Errors.Messages.storageFailure(operation)) }, frame.id),
-          failure: { operation, cause: Option.isSome(cause) ? String(cause.value.cause) : Cause.pretty(outcome.cause) },
-          fanOutDefect: undefined
-        })
-      })
-      return true
-    }
-
     const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
       Effect.gen(function*() {
         const channel = frame.channel
@@ -357,187 +250,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         traced("read_since", () => ({ path: caller.entry.key, channel: frame.channel }))
       )
 
-    const conflictMessage = (e: StoreConflict): Frames.ProtocolError => {
-      switch (e.what) {
-        case "channel":
-          return Errors.conflict(Errors.Messages.channelExists(e.value))
-        case "machine":
-          return Errors.conflict(`machine \`${e.value}\` already exists`)
-        case "pubkey":
-          return Errors.conflict("public key is already enrolled")
-        case "username":
-          return Errors.conflict(Errors.Messages.usernameTaken(e.value))
-      }
-    }
-    const conflicts = <A>(effect: Effect.Effect<A, Errors.ProtocolFailure | StoreConflict>) =>
-      Effect.catchTag(effect, "StoreConflict", (e) => refuse(conflictMessage(e)))
-
-    const adminOp = (caller: Caller, op: Frames.AdminOp): Effect.Effect<Frames.Reply, Errors.ProtocolFailure> => {
-      const user = caller.entry.path.user
-      switch (op.kind) {
-        case "create_channel":
-          return Effect.gen(function*() {
-            const now = yield* nowIso
-            yield* conflicts(
-              db(
-                "create channel",
-                store.createChannel({ name: op.name, visibility: op.visibility, createdBy: user, now })
-              )
-            )
-            return ack(op.name)
-          })
-        case "delete_channel":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.name)
-            yield* db("delete channel", store.deleteChannel(op.name))
-            yield* hub.dropChannel(op.name)
-            return ack(op.name)
-          })
-        case "rename_channel":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.name)
-            if (op.new_name !== op.name) {
-              yield* conflicts(db("rename channel", store.renameChannel(op.name, op.new_name)))
-              yield* hub.renameChannel(op.name, op.new_name)
-            }
-            return ack(op.new_name)
-          })
-        case "set_visibility":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.name)
-            yield* db("set visibility", store.setVisibility(op.name, op.visibility))
-            return ack(op.name)
-          })
-        case "acl_add":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.channel)
-            yield* db("add member", store.aclAdd(op.channel, op.user))
-            yield* hub.removeBan(op.channel, op.user)
-            return ack(op.user)
-          })
-        case "acl_remove":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.channel)
-            yield* db("remove member", store.removeMember(op.channel, op.user))
-            yield* hub.unsubscribeUser(op.channel, op.user, "removed")
-            return ack(op.user)
-          })
-        case "acl_list":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.channel)
-            const users = yield* db("list members", store.listMembers(op.channel))
-            return { type: "user_list", users } satisfies Frames.Reply
-          })
-        case "invite_create":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.channel)
-            if (op.uses === 0) return yield* refuse(Errors.malformed("invite uses must be at least 1"))
-            const now = yield* nowMs
-            let expiresAt: string | null = null
-            if (op.expires_in_secs !== null) {
-              const at = now + op.expires_in_secs * 1000
-              if (!Number.isFinite(at) || at > Limits.MAX_DATE_MS) {
-                return yield* refuse(Errors.malformed(Errors.Messages.inviteExpiryTooFar))
-              }
-              expiresAt = iso(at)
-            }
-            const token = Auth.randomToken()
-            yield* db(
-              "create invite",
-              store.createInvite({
-                token,
-                channel: op.channel,
-                uses_remaining: op.uses,
-                expires_at: expiresAt,
-                created_by: user
-              })
-            )
-            return { type: "invite_token", token } satisfies Frames.Reply
-          })
-        case "invite_revoke":
-          return Effect.gen(function*() {
-            const invite = yield* db("load invite", store.getInvite(op.token))
-            if (Option.isSome(invite)) {
-              const allowed = yield* authorizeChannelAdmin(caller, invite.value.channel).pipe(
-                Effect.as(true),
-                Effect.catchTag(
-                  "ProtocolFailure",
-                  (e) => e.error.kind === "internal" ? Effect.fail(e) : Effect.succeed(false)
-                )
-              )
-              if (allowed) yield* db("delete invite", store.deleteInvite(op.token))
-            }
-            return ack(op.token)
-          })
-        case "invite_list":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.channel)
-            const rows = yield* db("list invites", store.listInvites(op.channel))
-            const invites = rows.map((r) => ({
-              token: r.token,
-              uses_remaining: r.uses_remaining,
-              expires_at: r.expires_at
-            }))
-            return { type: "invite_list", invites } satisfies Frames.Reply
-          })
-        case "kick":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.channel)
-            const path = Names.parsePath(op.target)
-            if (path !== undefined) yield* hub.unsubscribePath(op.channel, Names.renderPath(path), "kicked")
-            else yield* hub.unsubscribeUser(op.channel, op.target, "kicked")
-            return ack(op.target)
-          })
-        case "ban":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.channel)
-            yield* db("ban", store.ban(op.channel, op.user))
-            yield* hub.addBan(op.channel, op.user)
-            yield* hub.unsubscribeUser(op.channel, op.user, "banned")
-            return ack(op.user)
-          })
-        case "unban":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.channel)
-            yield* db("unban", store.unban(op.channel, op.user))
-            yield* hub.removeBan(op.channel, op.user)
-            return ack(op.user)
-          })
-        case "ban_list":
-          return Effect.gen(function*() {
-            yield* authorizeChannelAdmin(caller, op.channel)
-            const users = yield* db("list bans", store.listBans(op.channel))
-            return { type: "user_list", users } satisfies Frames.Reply
-          })
-        case "user_remove":
-          return Effect.gen(function*() {
-            yield* requireServerAdmin(caller)
-            const removed = yield* db("remove user", store.removeUser(op.username))
-            for (const channel of removed.deletedChannels) yield* hub.dropChannel(channel)
-            yield* hub.killUser(op.username, Errors.KillReasons.userRemoved)
-            return ack(op.username)
-          })
-        case "machine_remove":
-          return Effect.gen(function*() {
-            yield* db("remove machine", store.removeMachine(user, op.name))
-            yield* hub.killUser(user, Errors.KillReasons.machineRevoked, op.name)
-            return ack(op.name)
-          })
-        case "machine_add":
-          return Effect.gen(function*() {
-            const now = yield* nowIso
-            yield* conflicts(db("add machine", store.addMachine({ user, name: op.name, pubkey: op.pubkey, now })))
-            return ack(op.name)
-          })
-      }
-    }
-
-    const adminSpanAttributes = (caller: Caller, op: Frames.AdminOp): Record<string, string> => {
-      const attributes: Record<string, string> = { path: caller.entry.key, op: op.kind }
-      if ("channel" in op) attributes.channel = op.channel
-      else if ("name" in op && op.kind !== "machine_add" && op.kind !== "machine_remove") attributes.channel = op.name
-      return attributes
-    }
+    const adminOp = AdminOps.make({ hub, store, db, authorizeChannelAdmin, requireServerAdmin, ack, nowMs, nowIso })
 
     const dispatch = (caller: Caller, frame: Frames.Request): Effect.Effect<Frames.Reply, Errors.ProtocolFailure> => {
       switch (frame.type) {
@@ -571,9 +284,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         case "read_since":
           return readSince(caller, frame)
         case "admin":
-          return adminOp(caller, frame.op).pipe(
-            traced("admin", () => adminSpanAttributes(caller, frame.op))
-          )
+          return adminOp(caller, frame.op)
       }
     }
 
@@ -608,6 +319,6 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       )
     }
 
-    return { handle, beginPost, whisperNow, joinNow, postNow, isAdmin: admins.isAdmin } as const
+    return { handle, beginPost, isAdmin: admins.isAdmin } as const
   })
 }) {}

@@ -3,11 +3,15 @@
  *
  * @since 0.1.0
  */
-import { Limits } from "@conclave/protocol"
+import { Auth, Limits } from "@conclave/protocol"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import type * as Admins from "./Admins.js"
+import * as Admins from "./Admins.js"
 
 /** @since 0.1.0 @category models */
 export interface ServerConfigShape {
@@ -83,3 +87,80 @@ export const make = (options: Partial<ServerConfigShape> = {}): ServerConfigShap
 /** @since 0.1.0 @category layers */
 export const layer = (options: Partial<ServerConfigShape> = {}): Layer.Layer<ServerConfig> =>
   Layer.succeed(ServerConfig, make(options))
+
+/**
+ * Parse a listen address `host:port` (`[v6]:port` for IPv6; an empty host is every interface).
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseBind = (value: string): Either.Either<{ readonly host: string; readonly port: number }, string> => {
+  const match = /^(?:\[([^\]]*)\]|([^:]*)):(\d{1,5})$/.exec(value.trim())
+  const port = match === null ? NaN : Number(match[3])
+  if (match === null || !Number.isInteger(port) || port > 65535) {
+    return Either.left(`invalid --bind \`${value}\`: expected host:port`)
+  }
+  const host = match[1] ?? match[2] ?? ""
+  return Either.right({ host: host === "" ? "0.0.0.0" : host, port })
+}
+
+const inRange = (name: string, fallback: number, min: number, max: number, integer = true) =>
+  (integer ? Config.integer(name) : Config.number(name)).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: `${name}: expected ${min}..${max}`, validation: (n) => n >= min && n <= max })
+  )
+
+const split = (raw: string): ReadonlyArray<string> => raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+
+/**
+ * The configuration read through Effect's `Config` (the environment by default), with the names
+ * `conclave serve` reads: `CONCLAVE_BIND` (host:port), `CONCLAVE_PUBLIC_URLS` and `CONCLAVE_ADMINS`
+ * (comma lists), `CONCLAVE_MAX_FRAME_BYTES`, `CONCLAVE_MAX_BODY_BYTES`, `CONCLAVE_RATE`,
+ * `CONCLAVE_BURST`, `CONCLAVE_MAX_PENDING_PER_IP`, `CONCLAVE_REGISTER_LIMIT`. Unset names take the
+ * defaults; a value out of range or unparseable is a `ConfigError` naming it.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<ServerConfigShape> = Config.all({
+  bind: Config.string("CONCLAVE_BIND").pipe(
+    Config.withDefault(Limits.DEFAULT_BIND),
+    Config.mapOrFail((raw) =>
+      Either.mapLeft(parseBind(raw), (message) => ConfigError.InvalidData(["CONCLAVE_BIND"], message))
+    )
+  ),
+  publicUrls: Config.string("CONCLAVE_PUBLIC_URLS").pipe(
+    Config.withDefault(""),
+    Config.map(split),
+    Config.validate({
+      message: "CONCLAVE_PUBLIC_URLS: expected URLs (comma-separated)",
+      validation: (urls) => urls.every((url) => Auth.authorityOf(url) !== undefined)
+    })
+  ),
+  admins: Config.string("CONCLAVE_ADMINS").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((raw) =>
+      Either.mapLeft(Admins.parse(split(raw)), (e) => ConfigError.InvalidData(["CONCLAVE_ADMINS"], e.message))
+    )
+  ),
+  maxFrameBytes: inRange("CONCLAVE_MAX_FRAME_BYTES", defaults.maxFrameBytes, 1024, Limits.MAX_FRAME_BYTES_CEILING),
+  maxBodyBytes: inRange("CONCLAVE_MAX_BODY_BYTES", defaults.maxBodyBytes, 1, Limits.MAX_FRAME_BYTES_CEILING),
+  ratePerSecond: inRange("CONCLAVE_RATE", defaults.ratePerSecond, 0, 1_000_000, false),
+  rateBurst: inRange("CONCLAVE_BURST", defaults.rateBurst, 1, 1_000_000),
+  maxPendingPerIp: inRange("CONCLAVE_MAX_PENDING_PER_IP", defaults.maxPendingPerIp, 0, 1_000_000),
+  registerLimitPerMinute: inRange("CONCLAVE_REGISTER_LIMIT", defaults.registerLimitPerMinute, 0, 1_000_000)
+}).pipe(
+  Config.map(({ bind, ...rest }): ServerConfigShape => make({ host: bind.host, port: bind.port, ...rest }))
+)
+
+/**
+ * `ServerConfig` read through `config` (the environment by default); `overrides` win over what it
+ * reads.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides: Partial<ServerConfigShape> = {}
+): Layer.Layer<ServerConfig, ConfigError.ConfigError> =>
+  Layer.effect(ServerConfig, Effect.map(config, (read) => ({ ...read, ...overrides })))

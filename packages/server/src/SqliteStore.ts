@@ -34,8 +34,7 @@ import {
   Store,
   StoreConflict,
   StoreError,
-  type StoreShape,
-  type SyncReads
+  type StoreShape
 } from "./Store.js"
 
 /** Milliseconds a statement waits for another connection's lock before failing. @since 0.1.0 @category constants */
@@ -220,19 +219,14 @@ const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
 
 // A queued append and its outcome. A one-shot cell instead of a `Deferred` (whose construction
 // copies a prototype per call, a measurable share of an append): the first `settle` wins, later ones
-// are ignored; `awaitAppend` (any number of times) resumes at once when settled, else when it is.
+// are ignored; the waiter, if it still waits, is resumed with the outcome.
 interface PendingAppend {
   readonly params: ReadonlyArray<unknown>
-  readonly afterCommit: (seq: number) => Effect.Effect<void>
   outcome: Exit.Exit<number, StoreError> | undefined
-  waiters: Array<(outcome: Exit.Exit<number, StoreError>) => void> | undefined
+  waiter: ((outcome: Exit.Exit<number, StoreError>) => void) | undefined
 }
 
-const pendingAppend = (
-  message: NewMessage,
-  afterCommit: (seq: number) => Effect.Effect<void>,
-  waiters: PendingAppend["waiters"]
-): PendingAppend => ({
+const pendingAppend = (message: NewMessage): PendingAppend => ({
   params: [
     message.channel,
     message.from,
@@ -241,33 +235,20 @@ const pendingAppend = (
     message.origin,
     message.reply_to
   ],
-  afterCommit,
   outcome: undefined,
-  waiters
+  waiter: undefined
 })
 
 const settle = (item: PendingAppend, outcome: Exit.Exit<number, StoreError>): void => {
   if (item.outcome !== undefined) return
   item.outcome = outcome
-  const waiters = item.waiters
-  item.waiters = undefined
-  if (waiters !== undefined) { for (const waiter of waiters) waiter(outcome) }
+  const waiter = item.waiter
+  item.waiter = undefined
+  waiter?.(outcome)
 }
 
 const refuse = (item: PendingAppend, cause: unknown): void =>
   settle(item, Exit.fail(new StoreError({ operation: "appendMessage", cause })))
-
-// Interrupting the waiter only stops the wait: the append itself still commits or is refused.
-const awaitAppend = (item: PendingAppend): Effect.Effect<number, StoreError> =>
-  Effect.async<number, StoreError>((resume) => {
-    if (item.outcome !== undefined) return resume(item.outcome)
-    if (item.waiters === undefined) item.waiters = [resume]
-    else item.waiters.push(resume)
-    return Effect.sync(() => {
-      const at = item.waiters?.indexOf(resume) ?? -1
-      if (at >= 0) item.waiters!.splice(at, 1)
-    })
-  })
 
 const noneCommitted: { readonly items: ReadonlyArray<PendingAppend>; readonly seqs: ReadonlyArray<number> } = {
   items: [],
@@ -308,10 +289,6 @@ const chunkIds = (rows: ReadonlyArray<unknown>, size: number): ReadonlyArray<num
   }
   return ascending ? ids : ids.sort((a, b) => a - b)
 }
-
-const noAfterCommit = (_seq: number): Effect.Effect<void> => Effect.void
-
-const logAfterCommitFailure = (cause: Cause.Cause<never>) => Effect.logWarning("after-commit action failed", cause)
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -425,21 +402,30 @@ const initialize = (sql: SqlClient.SqlClient): Effect.Effect<string, StoreError>
 const isSharedFile = (filename: string) => filename !== "" && filename !== ":memory:" && !filename.startsWith("file:")
 
 /**
- * Synchronous point reads on a second, read-only connection to the same file. In WAL mode it reads
- * the last committed state without waiting for the writer, and never blocks: a busy database
- * (`timeout: 0`) or any other failure answers `undefined`, and the caller takes the effectful read.
- * None for a database only the client's own connection can see (`:memory:`).
+ * Point reads of committed rows, each `undefined` when it could not read (never throws).
  */
-const openSyncReads = (
+interface PointReads {
+  readonly findMachineByKey: (pubkey: string) => Option.Option<typeof MachineRowSchema.Type> | undefined
+  readonly getChannel: (name: string) => Option.Option<typeof ChannelRowSchema.Type> | undefined
+}
+
+/**
+ * Point reads on a second, read-only connection to the same file, for the reads every handshake and
+ * join make. In WAL mode it reads the last committed state without waiting for the writer (whose
+ * group commits hold the client's connection), and never blocks: a busy database (`timeout: 0`) or
+ * any other failure answers `undefined`, and the read goes through the client. None for a database
+ * only the client's own connection can see (`:memory:`).
+ */
+const openPointReads = (
   client: Option.Option<SqliteClient.SqliteClient>
-): Effect.Effect<SyncReads | undefined, never, Scope.Scope> => {
+): Effect.Effect<PointReads | undefined, never, Scope.Scope> => {
   if (Option.isNone(client) || !isSharedFile(client.value.config.filename)) return Effect.succeed(undefined)
   const filename = client.value.config.filename
   return Effect.acquireRelease(
     Effect.try(() => new Sqlite(filename, { readonly: true, fileMustExist: true, timeout: 0 })),
     (db) => Effect.sync(() => db.close())
   ).pipe(
-    Effect.map((db): SyncReads => {
+    Effect.map((db): PointReads => {
       const pointRead = <A>(statement: string, fast: (row: unknown) => A | undefined) => {
         const prepared = db.prepare<[string], unknown>(statement)
         return (key: string): Option.Option<A> | undefined => {
@@ -459,7 +445,7 @@ const openSyncReads = (
       }
     }),
     Effect.tapError((cause) =>
-      Effect.logDebug("no synchronous reads").pipe(Effect.annotateLogs({ cause: String(cause.error) }))
+      Effect.logDebug("no read-only connection").pipe(Effect.annotateLogs({ cause: String(cause.error) }))
     ),
     Effect.orElseSucceed(() => undefined)
   )
@@ -478,7 +464,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   const sql = yield* SqlClient.SqlClient
   const instanceId = yield* initialize(sql)
   const client = yield* Effect.serviceOption(SqliteClient.SqliteClient)
-  const syncReads = yield* openSyncReads(client)
+  const pointReads = yield* openPointReads(client)
   // Whether anything was committed since the checkpoint fiber last asked.
   let wroteSinceAsked = false
   const markCommitted = () => {
@@ -575,9 +561,12 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   }, Effect.mapError(toStoreError("removeUser")))
 
   const findMachineByKey = (pubkey: string) =>
-    Effect.flatMap(query(FIND_MACHINE_BY_KEY, [pubkey]), (rows) => firstRow(rows, fastMachine, decodeMachines)).pipe(
-      Effect.mapError(toStoreError("findMachineByKey"))
-    )
+    Effect.suspend(() => {
+      const read = pointReads?.findMachineByKey(pubkey)
+      if (read !== undefined) return Effect.succeed(read)
+      return Effect.flatMap(query(FIND_MACHINE_BY_KEY, [pubkey]), (rows) => firstRow(rows, fastMachine, decodeMachines))
+        .pipe(Effect.mapError(toStoreError("findMachineByKey")))
+    })
 
   const listMachines = Effect.fnUntraced(function*(user: string) {
     return yield* sql`SELECT user, name, pubkey, added_at FROM machines WHERE user = ${user} ORDER BY name`.pipe(
@@ -604,9 +593,13 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   // channels ---------------------------------------------------------------------------------------
 
   const getChannel = (name: string) =>
-    Effect.flatMap(query(GET_CHANNEL, [name]), (rows) => firstRow(rows, fastChannel, decodeChannels)).pipe(
-      Effect.mapError(toStoreError("getChannel"))
-    )
+    Effect.suspend(() => {
+      const read = pointReads?.getChannel(name)
+      if (read !== undefined) return Effect.succeed(read)
+      return Effect.flatMap(query(GET_CHANNEL, [name]), (rows) => firstRow(rows, fastChannel, decodeChannels)).pipe(
+        Effect.mapError(toStoreError("getChannel"))
+      )
+    })
 
   const createChannel = Effect.fnUntraced(function*(input: {
     readonly name: string
@@ -771,8 +764,8 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   // messages -----------------------------------------------------------------------------------------
 
   // Appends go through one writer fiber that owns the connection for a whole batch: everything
-  // queued while it worked is inserted in one transaction (group commit), then each post's
-  // `afterCommit` runs in seq order and only then is the post resolved (D-5). An insert that fails
+  // queued while it worked is inserted in one transaction (group commit), then the appends are
+  // resolved in seq order, each only once COMMIT returned (D-5). An insert that fails
   // refuses that post alone (the batch is retried without it, see `commitBatch`); a failed BEGIN or
   // COMMIT refuses every post of the batch. No Schema, no span, no statement compilation on this path.
   const queue = yield* Queue.unbounded<PendingAppend>()
@@ -845,15 +838,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   const writeBatch = (batch: ReadonlyArray<PendingAppend>) =>
     Effect.gen(function*() {
       const { items, seqs } = yield* commitBatch(batch)
-      for (let k = 0; k < items.length; k++) {
-        const item = items[k]!
-        const seq = seqs[k]!
-        // (appends queued from plain code do their after-commit work when settled)
-        if (item.afterCommit !== noAfterCommit) {
-          yield* Effect.catchAllCause(item.afterCommit(seq), logAfterCommitFailure)
-        }
-        settle(item, Exit.succeed(seq))
-      }
+      for (let k = 0; k < items.length; k++) settle(items[k]!, Exit.succeed(seqs[k]!))
     }).pipe(
       // never leave a post hanging: anything unexpected refuses whatever is still unresolved
       Effect.catchAllCause((cause) => refuseAll(batch, Cause.squash(cause)))
@@ -884,21 +869,17 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     Effect.forkScoped
   )
 
-  const appendMessageQueued = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
-    Effect.suspend(() => {
-      const item = pendingAppend(message, afterCommit, undefined)
-      return Effect.as(Queue.offer(queue, item), awaitAppend(item))
+  // The append is queued when the effect starts (so earlier starts get lower seqs) and resolved by
+  // the writer. Interrupting the wait only stops the wait: the append still commits or is refused.
+  const appendMessage = (message: NewMessage) =>
+    Effect.async<number, StoreError>((resume) => {
+      const item = pendingAppend(message)
+      item.waiter = resume
+      if (!Queue.unsafeOffer(queue, item)) refuse(item, "store closed")
+      return Effect.sync(() => {
+        item.waiter = undefined
+      })
     })
-
-  const unsafeAppend = (message: NewMessage, settled: (outcome: Exit.Exit<number, StoreError>) => void): void => {
-    const item = pendingAppend(message, noAfterCommit, [settled])
-    if (!Queue.unsafeOffer(queue, item)) refuse(item, "store closed")
-  }
-
-  const appendMessageThen = (message: NewMessage, afterCommit: (seq: number) => Effect.Effect<void>) =>
-    Effect.flatten(appendMessageQueued(message, afterCommit))
-
-  const appendMessage = (message: NewMessage) => appendMessageThen(message, noAfterCommit)
 
   const messageExists = (channel: string, seq: number) =>
     query(MESSAGE_EXISTS, [seq, channel]).pipe(
@@ -977,13 +958,9 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     listInvites,
     redeemInvite,
     appendMessage,
-    appendMessageThen,
-    appendMessageQueued,
-    unsafeAppend,
     messageExists,
     readSince,
-    purgeOlderThan,
-    syncReads
+    purgeOlderThan
   } satisfies StoreShape
 })
 

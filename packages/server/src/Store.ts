@@ -11,7 +11,6 @@ import { Errors, type Frames } from "@conclave/protocol"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
 import type * as Option from "effect/Option"
 
 /** A storage failure: answered as `internal` on the wire, text never includes SQL. @since 0.1.0 @category errors */
@@ -184,37 +183,14 @@ export interface StoreShape {
   }) => Effect.Effect<Redemption, StoreError>
 
   // messages
-  /** Append and commit; resolves with the new seq only once the row is durable (D-5). */
+  /**
+   * Append and commit; resolves with the new seq only once the row is durable (D-5). The append is
+   * queued when the effect starts, so appends started earlier get lower seqs; a store may commit
+   * concurrent appends together (group commit is the implementation's business). Appends to one
+   * channel resolve in seq order, so a caller that publishes as soon as its append resolves
+   * publishes in seq order. Interrupting the wait does not withdraw the append.
+   */
   readonly appendMessage: (message: NewMessage) => Effect.Effect<number, StoreError>
-  /**
-   * `appendMessage`, then `afterCommit(seq)` once the row is durable, before resolving. Stores may
-   * commit concurrent appends together (group commit); `afterCommit` calls run one at a time in seq
-   * order, so a fan-out done there reaches subscribers in seq order. Must not be called from inside
-   * a transaction on the same connection.
-   */
-  readonly appendMessageThen: (
-    message: NewMessage,
-    afterCommit: (seq: number) => Effect.Effect<void>
-  ) => Effect.Effect<number, StoreError>
-  /**
-   * `appendMessageThen` in two steps, so a session can pipeline its posts (group commits then fill
-   * up): the outer effect queues the append — appends queued earlier get lower seqs — and returns
-   * the effect that waits for its commit (and `afterCommit`) and yields the seq.
-   */
-  readonly appendMessageQueued: (
-    message: NewMessage,
-    afterCommit: (seq: number) => Effect.Effect<void>
-  ) => Effect.Effect<Effect.Effect<number, StoreError>>
-  /**
-   * `appendMessageQueued` from plain code (a post answered in the socket's callback): the append is
-   * queued now — appends queued earlier get lower seqs — and `settled` is called exactly once, with
-   * the seq once the row is durable (D-5) or with the failure. Calls for committed appends come one
-   * at a time in seq order, so a fan-out made in `settled` reaches subscribers in seq order; a
-   * refusal may come before the outcome of an append queued earlier (a row refused alone while the
-   * rest of its batch is retried). A closed store calls `settled` before `unsafeAppend` returns.
-   * `settled` must not throw.
-   */
-  readonly unsafeAppend: (message: NewMessage, settled: (outcome: Exit.Exit<number, StoreError>) => void) => void
   readonly messageExists: (channel: string, seq: number) => Effect.Effect<boolean, StoreError>
   /**
    * Up to `limit` messages of `channel` after `since` (exclusive), ordered by seq, skipping rows
@@ -228,25 +204,6 @@ export interface StoreShape {
   }) => Effect.Effect<HistoryPage, StoreError>
   /** Delete messages with `ts_ms < cutoffMs`; returns how many. */
   readonly purgeOlderThan: (cutoffMs: number) => Effect.Effect<number, StoreError>
-
-  /**
-   * Synchronous reads of committed state for the server's socket-callback paths (a join or an auth
-   * answered without a fiber), or `undefined` when this store has none (then those paths take the
-   * effectful reads above).
-   */
-  readonly syncReads: SyncReads | undefined
-}
-
-/**
- * Plain synchronous point reads of committed rows. Each returns `undefined` when it could not read
- * (the caller then uses the effectful read, which reports the failure); never throws.
- *
- * @since 0.1.0
- * @category models
- */
-export interface SyncReads {
-  readonly findMachineByKey: (pubkey: string) => Option.Option<MachineRow> | undefined
-  readonly getChannel: (name: string) => Option.Option<ChannelRow> | undefined
 }
 
 /** @since 0.1.0 @category tags */

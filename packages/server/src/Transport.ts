@@ -18,14 +18,17 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import type * as Net from "node:net"
+import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
-import type { Hub } from "./Hub.js"
+import * as Connection from "./Connection.js"
+import { Hub } from "./Hub.js"
+import { Link } from "./Link.js"
 import type { RegisterLimiter } from "./RateLimit.js"
 import type { Requests } from "./Requests.js"
 import { ServerConfig } from "./ServerConfig.js"
-import * as Session from "./Session.js"
 import { Store, type StoreError } from "./Store.js"
 
 /** Where the server actually listens (port 0 resolved). @since 0.1.0 @category models */
@@ -54,7 +57,7 @@ const formatHostPort = (host: string, port: number) => (host.includes(":") ? `[$
 
 const dialHost = (host: string) => (host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "::1" : host)
 
-const rejectUpgrade = (socket: Net.Socket, status: string) => {
+const rejectUpgrade = (socket: Duplex, status: string) => {
   socket.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
 }
 
@@ -66,15 +69,39 @@ const pathOf = (url: string | undefined) => {
 
 type SessionEnv = Hub | Requests | Store | ServerConfig | RegisterLimiter
 
-const make = Effect.gen(function*() {
+/**
+ * What takes WebSocket upgrades: it answers each with a session (its connection fiber owned by the
+ * scope the acceptor was built in) and drains them all when that scope closes (D-19).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Acceptor {
+  /**
+   * Take over an HTTP upgrade request for conclave (the caller has matched the path): refused with
+   * 503 while draining and 429 past the per-address cap of pending handshakes, else upgraded.
+   */
+  readonly handleUpgrade: (req: Http.IncomingMessage, socket: Duplex, head: Buffer) => void
+  /** Stop taking upgrades, tell every session the server is going away, wait (bounded), then cut. Idempotent. */
+  readonly drain: Effect.Effect<void>
+}
+
+/**
+ * An `Acceptor` over the services in context, scoped: closing the scope drains.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scope.Scope> = Effect.gen(function*() {
   const config = yield* ServerConfig
   const store = yield* Store
   const instanceId = yield* store.instanceId
+  const hub = yield* Hub
   const sessions = yield* FiberSet.make<void, never>()
   const runFork = yield* FiberSet.runtime(sessions)<never>()
-  const accept = yield* Session.acceptor
+  const serve = yield* Connection.make
 
-  const links = new Set<Session.LinkState>()
+  const links = new Set<Link>()
   const pending = new Map<string, number>()
   let draining = false
 
@@ -114,35 +141,10 @@ const make = Effect.gen(function*() {
     headers.push(`${Limits.INSTANCE_ID_HEADER}: ${instanceId}`)
   })
   wss.on("error", () => {})
+  yield* Effect.addFinalizer(() => Effect.sync(() => wss.close()))
 
-  // Slowloris (partial upgrade headers): Node's defaults wait 60 s for headers and check only every
-  // 30 s. Bound the headers by the handshake deadline and check often enough to honour it.
-  const headersTimeoutMs = Math.max(1, Math.round(Duration.toMillis(config.handshakeTimeout)))
-  const server = Http.createServer({
-    headersTimeout: headersTimeoutMs,
-    requestTimeout: headersTimeoutMs,
-    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeoutMs / 4)))
-  }, (req, res) => {
-    const path = pathOf(req.url)
-    if (req.method === "GET" && path === "/health") {
-      res.writeHead(200, { "content-type": "text/plain; charset=utf-8" }).end("ok")
-    } else if (req.method === "GET" && path === "/") {
-      res.writeHead(426, { "content-type": "text/plain; charset=utf-8", upgrade: "websocket" }).end(
-        "upgrade required"
-      )
-    } else {
-      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("not found")
-    }
-  })
-  server.on("clientError", (_err, socket) => socket.destroy())
-  // Sessions hold a fiber only while they have work; each is owned by the transport's scope.
-  const fork = (effect: Effect.Effect<void>) => {
-    runFork(effect, { immediate: false })
-  }
-
-  server.on("upgrade", (req: Http.IncomingMessage, socket: Net.Socket, head: Buffer) => {
+  const handleUpgrade = (req: Http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on("error", () => {})
-    if (pathOf(req.url) !== "/") return rejectUpgrade(socket, "404 Not Found")
     if (draining) return rejectUpgrade(socket, "503 Service Unavailable")
     const address = req.socket.remoteAddress ?? "unknown"
     const count = pending.get(address) ?? 0
@@ -162,16 +164,18 @@ const make = Effect.gen(function*() {
     // Copied now, so the callback below does not keep the upgrade request alive.
     const hostHeader = (req.headers.host ?? "").toLowerCase()
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const link = Session.makeLink(ws, {
+      const link = new Link(ws, {
         inboxCapacity: config.inboxCapacity,
         outboxCapacity: config.outboxCapacity,
-        socket
+        socket: socket as Net.Socket,
+        corking: hub.corking
       })
       links.add(link)
       ws.once("close", () => links.delete(link))
-      accept(link, { remoteAddress: address, hostHeader, handshakeDone, armDeadline, fork })
+      // One fiber per connection, owned by the acceptor's scope.
+      runFork(serve(link, { remoteAddress: address, hostHeader, handshakeDone, armDeadline }))
     })
-  })
+  }
 
   for (const admin of config.admins) {
     if (admin.pin === null) {
@@ -180,6 +184,80 @@ const make = Effect.gen(function*() {
       )
     }
   }
+
+  const drain = Effect.suspend(() => {
+    if (draining) return Effect.void
+    draining = true
+    return Effect.gen(function*() {
+      yield* Effect.logInfo("draining sessions").pipe(Effect.annotateLogs({ sessions: links.size }))
+      for (const link of links) link.shutdown()
+      // Wait for the sockets, then for the connections' fibers to end on their own.
+      yield* Effect.forEach([...links], (link) => Deferred.await(link.closed), { discard: true }).pipe(
+        Effect.zipRight(FiberSet.awaitEmpty(sessions)),
+        Effect.timeoutOption(config.drainTimeout)
+      )
+      for (const link of links) link.terminate()
+    })
+  })
+  yield* Effect.addFinalizer(() => drain)
+  return { handleUpgrade, drain }
+})
+
+const text = { "content-type": "text/plain; charset=utf-8" } as const
+
+/**
+ * Mount conclave on a Node `http.Server` the caller owns and listens with: upgrades to `path` become
+ * sessions (other upgrades are left to the server's other listeners), and a plain `GET path` is
+ * answered 426 by the caller's own routes if it wants to. Closing the scope drains the sessions and
+ * unmounts; the caller's server keeps running.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const mount = (
+  server: Http.Server,
+  path: string
+): Effect.Effect<void, StoreError, SessionEnv | Scope.Scope> =>
+  Effect.gen(function*() {
+    const acceptor = yield* makeAcceptor
+    const onUpgrade = (req: Http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (pathOf(req.url) === path) acceptor.handleUpgrade(req, socket, head)
+    }
+    yield* Effect.acquireRelease(
+      Effect.sync(() => server.on("upgrade", onUpgrade)),
+      () => Effect.sync(() => server.off("upgrade", onUpgrade))
+    )
+  })
+
+const make = Effect.gen(function*() {
+  const config = yield* ServerConfig
+  const acceptor = yield* makeAcceptor
+
+  // Slowloris (partial upgrade headers): Node's defaults wait 60 s for headers and check only every
+  // 30 s. Bound the headers by the handshake deadline and check often enough to honour it.
+  const headersTimeoutMs = Math.max(1, Math.round(Duration.toMillis(config.handshakeTimeout)))
+  const server = Http.createServer({
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: headersTimeoutMs,
+    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeoutMs / 4)))
+  }, (req, res) => {
+    const path = pathOf(req.url)
+    if (req.method === "GET" && path === "/health") {
+      res.writeHead(200, text).end("ok")
+    } else if (req.method === "GET" && path === "/") {
+      res.writeHead(426, { ...text, upgrade: "websocket" }).end("upgrade required")
+    } else {
+      res.writeHead(404, text).end("not found")
+    }
+  })
+  server.on("clientError", (_err, socket) => socket.destroy())
+  server.on("upgrade", (req: Http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (pathOf(req.url) !== "/") {
+      socket.on("error", () => {})
+      return rejectUpgrade(socket, "404 Not Found")
+    }
+    acceptor.handleUpgrade(req, socket, head)
+  })
 
   const requested = formatHostPort(config.host, config.port)
   yield* Effect.acquireRelease(
@@ -193,7 +271,6 @@ const make = Effect.gen(function*() {
     }),
     () =>
       Effect.async<void>((resume) => {
-        wss.close()
         server.close(() => resume(Effect.void))
         server.closeAllConnections()
       })
@@ -208,22 +285,8 @@ const make = Effect.gen(function*() {
     Effect.annotateLogs({ address: formatHostPort(config.host, bound.port) })
   )
 
-  // Registered last, so it runs first when the scope closes (D-19).
-  yield* Effect.addFinalizer(() =>
-    Effect.gen(function*() {
-      draining = true
-      server.close()
-      yield* Effect.logInfo("draining sessions").pipe(Effect.annotateLogs({ sessions: links.size }))
-      for (const link of links) link.shutdown()
-      // Established sessions hold no fiber while idle: wait for the sockets, then for the fibers
-      // that handle their close.
-      yield* Effect.forEach([...links], (link) => Deferred.await(link.closed), { discard: true }).pipe(
-        Effect.zipRight(FiberSet.awaitEmpty(sessions)),
-        Effect.timeoutOption(config.drainTimeout)
-      )
-      for (const link of links) link.terminate()
-    })
-  )
+  // Registered last, so it runs first when the scope closes (D-19): stop listening, then drain.
+  yield* Effect.addFinalizer(() => Effect.zipRight(Effect.sync(() => server.close()), acceptor.drain))
   return address
 })
 

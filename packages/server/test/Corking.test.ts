@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as Corking from "../src/internal/corking.js"
+import { Corking } from "../src/internal/corking.js"
 
 const microtask = Effect.promise(() => Promise.resolve())
 const nextTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
@@ -8,9 +8,10 @@ const nextTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediat
 describe("write coalescing", () => {
   it.live("a corked socket is uncorked once, at the end of the turn", () =>
     Effect.gen(function*() {
+      const corking = new Corking()
       const calls: Array<string> = []
-      Corking.uncorkLater(() => calls.push("a"))
-      Corking.uncorkLater(() => calls.push("b"))
+      corking.uncorkLater(() => calls.push("a"))
+      corking.uncorkLater(() => calls.push("b"))
       yield* microtask
       assert.deepStrictEqual(calls, [], "nothing is flushed before the turn ends")
       yield* nextTurn
@@ -21,11 +22,12 @@ describe("write coalescing", () => {
 
   it.live("flushSoon uncorks after the running code, without waiting for the turn's end", () =>
     Effect.gen(function*() {
+      const corking = new Corking()
       const calls: Array<string> = []
-      Corking.uncorkLater(() => calls.push("a"))
-      Corking.flushSoon()
-      Corking.uncorkLater(() => calls.push("b"))
-      Corking.flushSoon()
+      corking.uncorkLater(() => calls.push("a"))
+      corking.flushSoon()
+      corking.uncorkLater(() => calls.push("b"))
+      corking.flushSoon()
       assert.deepStrictEqual(calls, [], "not while the current code still runs")
       yield* microtask
       assert.deepStrictEqual(calls, ["a", "b"], "both, in one flush")
@@ -35,11 +37,26 @@ describe("write coalescing", () => {
 
   it.live("flushSoon with nothing corked does nothing", () =>
     Effect.gen(function*() {
-      Corking.flushSoon()
+      const corking = new Corking()
+      corking.flushSoon()
       yield* microtask
       const calls: Array<string> = []
-      Corking.uncorkLater(() => calls.push("a"))
+      corking.uncorkLater(() => calls.push("a"))
       yield* nextTurn
       assert.deepStrictEqual(calls, ["a"])
+    }))
+
+  it.live("two servers' corkings share nothing: one's flushSoon leaves the other's sockets corked", () =>
+    Effect.gen(function*() {
+      const one = new Corking()
+      const two = new Corking()
+      const calls: Array<string> = []
+      one.uncorkLater(() => calls.push("one"))
+      two.uncorkLater(() => calls.push("two"))
+      one.flushSoon()
+      yield* microtask
+      assert.deepStrictEqual(calls, ["one"])
+      yield* nextTurn
+      assert.deepStrictEqual(calls, ["one", "two"])
     }))
 })

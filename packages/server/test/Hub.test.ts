@@ -24,7 +24,7 @@ const fakeConn = (capacity = 1024): FakeConn => {
     killed: undefined,
     send: (frame) => {
       if (conn.frames.length >= capacity) return false
-      conn.frames.push(typeof frame === "string" ? frame : frame.toString("utf8"))
+      conn.frames.push(typeof frame === "string" ? frame : frame.payload.toString("utf8"))
       return true
     },
     kill: (reason) => {

@@ -155,19 +155,11 @@ describe("Messaging", () => {
         Effect.map(Store, (store) =>
           Store.of({
             ...store,
-            appendMessageQueued: (message, afterCommit) =>
-              Effect.map(store.appendMessageQueued(message, afterCommit), (committed) => {
+            appendMessage: (message) =>
+              Effect.suspend(() => {
                 mostQueued = Math.max(mostQueued, ++queued)
-                return Effect.ensuring(committed, Effect.sync(() => queued--))
-              }),
-            // the same, for posts started in the socket's callback
-            unsafeAppend: (message, settled) => {
-              mostQueued = Math.max(mostQueued, ++queued)
-              store.unsafeAppend(message, (outcome) => {
-                queued--
-                settled(outcome)
+                return Effect.ensuring(store.appendMessage(message), Effect.sync(() => queued--))
               })
-            }
           }))
       ).pipe(Layer.provide(SqliteStore.layer({ filename: `${dir}/conclave.db` })))
       const context = yield* Layer.build(

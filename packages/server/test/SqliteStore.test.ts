@@ -25,8 +25,8 @@ const openWithSql = (filename: string) =>
     Effect.map((ctx) => ({ store: Context.get(ctx, Store), sql: Context.get(ctx, SqlClient.SqlClient) }))
   )
 
-/** `openWithSql` over a client that does not say it is SQLite's: a store without synchronous reads. */
-const openWithoutSyncReads = (filename: string) =>
+/** `openWithSql` over a client that does not say it is SQLite's: a store without its read-only connection. */
+const openWithoutReadConnection = (filename: string) =>
   Layer.build(
     SqliteStore.layerClient.pipe(
       Layer.provideMerge(Layer.map(SqliteStore.layerSqlite({ filename }), Context.omit(SqliteClient.SqliteClient)))
@@ -447,44 +447,39 @@ describe("SqliteStore", () => {
       }))
   })
 
-  describe("synchronous reads", () => {
-    it.scoped("a file store answers point reads synchronously, and they follow every committed write", () =>
+  describe("point reads", () => {
+    it.scoped("machine and channel reads follow every committed write", () =>
       Effect.gen(function*() {
         const { store } = yield* fresh
-        const reads = store.syncReads
-        assert.isDefined(reads, "a store in a file has synchronous reads")
-        if (reads === undefined) return
-        assert.deepStrictEqual(reads.getChannel("ops"), Option.none())
-        assert.deepStrictEqual(reads.findMachineByKey("k1"), Option.none())
+        assert.deepStrictEqual(yield* store.getChannel("ops"), Option.none())
+        assert.deepStrictEqual(yield* store.findMachineByKey("k1"), Option.none())
         yield* store.registerUser({ username: "aaron", machine: "ws", pubkey: "k1", now: NOW })
         yield* channel(store, "ops", "aaron", "public")
         assert.deepStrictEqual(
-          reads.findMachineByKey("k1"),
+          yield* store.findMachineByKey("k1"),
           Option.some({ user: "aaron", name: "ws", pubkey: "k1", added_at: NOW })
         )
         assert.deepStrictEqual(
-          reads.getChannel("ops"),
+          yield* store.getChannel("ops"),
           Option.some({ name: "ops", visibility: "public", created_by: "aaron", created_at: NOW })
         )
         yield* store.setVisibility("ops", "private")
-        assert.strictEqual(Option.getOrUndefined(reads.getChannel("ops") ?? Option.none())?.visibility, "private")
+        assert.strictEqual(Option.getOrUndefined(yield* store.getChannel("ops"))?.visibility, "private")
         yield* store.renameChannel("ops", "ops2")
-        assert.deepStrictEqual(reads.getChannel("ops"), Option.none())
-        assert.isTrue(Option.isSome(reads.getChannel("ops2") ?? Option.none()))
+        assert.deepStrictEqual(yield* store.getChannel("ops"), Option.none())
+        assert.isTrue(Option.isSome(yield* store.getChannel("ops2")))
         yield* store.deleteChannel("ops2")
-        assert.deepStrictEqual(reads.getChannel("ops2"), Option.none())
+        assert.deepStrictEqual(yield* store.getChannel("ops2"), Option.none())
         yield* store.removeMachine("aaron", "ws")
-        assert.deepStrictEqual(reads.findMachineByKey("k1"), Option.none(), "a revoked key is gone at once")
+        assert.deepStrictEqual(yield* store.findMachineByKey("k1"), Option.none(), "a revoked key is gone at once")
         yield* store.registerUser({ username: "bob", machine: "laptop", pubkey: "k2", now: NOW })
         yield* store.removeUser("bob")
-        assert.deepStrictEqual(reads.findMachineByKey("k2"), Option.none(), "a removed user's keys are gone at once")
+        assert.deepStrictEqual(yield* store.findMachineByKey("k2"), Option.none(), "a removed user's keys are gone")
       }))
 
-    it.scoped("they see committed state only, without waiting for a transaction in progress", () =>
+    it.scoped("a file store's point reads see committed state only, without waiting for a transaction in progress", () =>
       Effect.gen(function*() {
         const { sql, store } = yield* fresh
-        const reads = store.syncReads
-        if (reads === undefined) return assert.fail("a store in a file has synchronous reads")
         const inserted = yield* Deferred.make<void>()
         const release = yield* Deferred.make<void>()
         const writer = yield* sql.withTransaction(
@@ -494,18 +489,10 @@ describe("SqliteStore", () => {
           )
         ).pipe(Effect.fork)
         yield* Deferred.await(inserted)
-        assert.deepStrictEqual(reads.getChannel("ops"), Option.none(), "the uncommitted row is not read")
+        assert.deepStrictEqual(yield* store.getChannel("ops"), Option.none(), "the uncommitted row is not read")
         yield* Deferred.succeed(release, undefined)
         yield* Fiber.join(writer)
-        assert.isTrue(Option.isSome(reads.getChannel("ops") ?? Option.none()), "read once committed")
-      }))
-
-    it.scoped("a store only its own connection can see (in memory, or a client not known as SQLite's) has none", () =>
-      Effect.gen(function*() {
-        const memory = yield* Layer.build(SqliteStore.layerMemory).pipe(Effect.map(Context.get(Store)))
-        assert.isUndefined(memory.syncReads)
-        const { store } = yield* Effect.flatMap(dbFile, openWithoutSyncReads)
-        assert.isUndefined(store.syncReads)
+        assert.isTrue(Option.isSome(yield* store.getChannel("ops")), "read once committed")
       }))
   })
 
@@ -940,7 +927,7 @@ describe("SqliteStore", () => {
         Effect.map((ctx) => Context.get(ctx, SqlClient.SqlClient))
       )
 
-    it.scoped("concurrent appends all resolve with distinct increasing seqs; afterCommit runs in seq order, after COMMIT", () =>
+    it.scoped("concurrent appends all resolve with distinct seqs, in seq order, after COMMIT", () =>
       Effect.gen(function*() {
         const file = yield* dbFile
         const { store } = yield* openWithSql(file)
@@ -951,23 +938,23 @@ describe("SqliteStore", () => {
         const seqs = yield* Effect.forEach(
           Array.from({ length: n }, (_, i) => i),
           (i) =>
-            store.appendMessageThen(
-              msg("ops", 1_000 + i, `m${i}`),
-              (seq) =>
+            store.appendMessage(msg("ops", 1_000 + i, `m${i}`)).pipe(
+              Effect.tap((seq) =>
                 Effect.orDie(committedRows(other, seq)).pipe(
                   Effect.map((visible) => {
                     seen.push({ seq, visible })
                   })
                 )
+              )
             ),
           { concurrency: "unbounded" }
         )
         assert.strictEqual(new Set(seqs).size, n, "every post got its own seq")
-        assert.strictEqual(seen.length, n, "afterCommit ran once per post")
+        assert.strictEqual(seen.length, n, "each append resolved once")
         for (let i = 1; i < seen.length; i++) {
-          assert.isTrue(seen[i]!.seq > seen[i - 1]!.seq, "afterCommit calls come in seq order")
+          assert.isTrue(seen[i]!.seq > seen[i - 1]!.seq, "appends resolve in seq order")
         }
-        assert.isTrue(seen.every((s) => s.visible === 1), "the row was committed before afterCommit ran")
+        assert.isTrue(seen.every((s) => s.visible === 1), "the row was committed before its append resolved")
         const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 500 })
         assert.deepStrictEqual(page.messages.map((m) => m.seq), [...seqs].sort((a, b) => a - b))
       }))
@@ -980,7 +967,7 @@ describe("SqliteStore", () => {
         const record = (seq: number) => Effect.sync(() => void published.push(seq))
         const results = yield* Effect.forEach(
           ["ops", "gone", "ops", "gone", "ops"],
-          (name, i) => Effect.either(store.appendMessageThen(msg(name, 10 + i, `m${i}`), record)),
+          (name, i) => Effect.either(Effect.tap(store.appendMessage(msg(name, 10 + i, `m${i}`)), record)),
           { concurrency: "unbounded" }
         )
         const ok = results.flatMap((r) => r._tag === "Right" ? [r.right] : [])
@@ -1000,7 +987,7 @@ describe("SqliteStore", () => {
       Effect.gen(function*() {
         const file = yield* dbFile
         // Leaving WAL needs the file to itself: no second (read) connection.
-        const { sql, store } = yield* openWithoutSyncReads(file)
+        const { sql, store } = yield* openWithoutReadConnection(file)
         yield* channel(store, "ops")
         // Rollback journal + a reader holding its shared lock: COMMIT cannot take the exclusive lock.
         yield* sql.unsafe("PRAGMA journal_mode = DELETE")
@@ -1019,7 +1006,7 @@ describe("SqliteStore", () => {
         const record = (seq: number) => Effect.sync(() => void published.push(seq))
         const results = yield* Effect.forEach(
           [0, 1, 2, 3],
-          (i) => Effect.either(store.appendMessageThen(msg("ops", 10 + i, `m${i}`), record)),
+          (i) => Effect.either(Effect.tap(store.appendMessage(msg("ops", 10 + i, `m${i}`)), record)),
           { concurrency: "unbounded" }
         )
         for (const r of results) {
@@ -1047,10 +1034,27 @@ describe("SqliteStore", () => {
         return Effect.zipRight(Deferred.succeed(release, undefined), Fiber.join(holder))
       })
 
+    /** Start `appends` in order and wait until each has been queued (its fiber suspended on its commit). */
+    const startInOrder = <A, E>(appends: ReadonlyArray<Effect.Effect<A, E>>) =>
+      Effect.gen(function*() {
+        let started = 0
+        const fibers: Array<Fiber.RuntimeFiber<A, E>> = []
+        for (const append of appends) {
+          fibers.push(
+            yield* Effect.fork(Effect.suspend(() => {
+              started++
+              return append
+            }))
+          )
+        }
+        while (started < appends.length) yield* Effect.yieldNow()
+        return fibers
+      })
+
     /**
      * Queue `messages` while another transaction holds the connection, so the writer finds them all
      * waiting at once (one group commit spanning several multi-row chunks), then let it go. The
-     * results in queue order, and the seqs passed to afterCommit in call order.
+     * results in queue order, and the seqs in the order the appends resolved.
      */
     const appendHeld = (
       sql: SqlClient.SqlClient,
@@ -1060,12 +1064,11 @@ describe("SqliteStore", () => {
       Effect.gen(function*() {
         const release = yield* holdConnection(sql)
         const published: Array<number> = []
-        const waits: Array<Effect.Effect<number, StoreError>> = []
-        for (const m of messages) {
-          waits.push(yield* store.appendMessageQueued(m, (seq) => Effect.sync(() => void published.push(seq))))
-        }
+        const fibers = yield* startInOrder(
+          messages.map((m) => Effect.tap(store.appendMessage(m), (seq) => Effect.sync(() => void published.push(seq))))
+        )
         yield* release
-        const results = yield* Effect.forEach(waits, (wait) => Effect.either(wait)).pipe(
+        const results = yield* Effect.forEach(fibers, (fiber) => Effect.either(Fiber.join(fiber))).pipe(
           Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "appends never resolved" })
         )
         return { results, published }
@@ -1088,7 +1091,7 @@ describe("SqliteStore", () => {
           return r._tag === "Right" ? r.right : -1
         })
         for (let i = 1; i < n; i++) assert.isTrue(seqs[i]! > seqs[i - 1]!, "seqs increase in queue order")
-        assert.deepStrictEqual(published, seqs, "afterCommit runs once per post, in seq order")
+        assert.deepStrictEqual(published, seqs, "each append resolves once, in seq order")
         const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 1 }, cutoffMs: 0, limit: 500 })
         assert.deepStrictEqual(page.messages.map((m) => m.seq), seqs)
         // each seq carries its own row (the ids of a multi-row insert map onto its rows in order)
@@ -1133,25 +1136,18 @@ describe("SqliteStore", () => {
         assert.deepStrictEqual(page.messages.map((m) => m.seq), committed)
       }))
 
-    it.scoped("a queued append's wait can run twice or be interrupted; the append still commits once", () =>
+    it.scoped("an append whose wait is interrupted still commits, once", () =>
       Effect.gen(function*() {
         const { sql, store } = yield* fresh
         yield* channel(store, "ops")
         const release = yield* holdConnection(sql)
-        const published: Array<number> = []
-        const wait = yield* store.appendMessageQueued(
-          msg("ops", 1, "one"),
-          (seq) => Effect.sync(() => void published.push(seq))
-        )
-        const abandoned = yield* Effect.fork(wait)
-        const first = yield* Effect.fork(wait)
-        yield* Fiber.interrupt(abandoned)
+        const [abandoned] = yield* startInOrder([store.appendMessage(msg("ops", 1, "one"))])
+        yield* Fiber.interrupt(abandoned!)
         yield* release
-        const seq = yield* Fiber.join(first)
-        assert.strictEqual(yield* wait, seq, "a settled wait resumes at once with the same seq")
-        assert.deepStrictEqual(published, [seq])
+        const after = yield* store.appendMessage(msg("ops", 2, "two"))
         const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
-        assert.deepStrictEqual(page.messages.map((m) => m.seq), [seq])
+        assert.deepStrictEqual(texts(page.messages), ["one", "two"])
+        assert.strictEqual(page.messages[1]?.seq, after)
       }))
 
     it.scoped("a full database (SQLITE_FULL) refuses the posts with StoreError, not a defect; the store recovers", () =>

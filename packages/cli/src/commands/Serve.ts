@@ -92,21 +92,8 @@ const registerLimit = integer(
 
 const fail = (message: string) => Effect.fail(new CliError({ message }))
 
-/**
- * Parse `host:port` (`[v6]:port` for IPv6; an empty host means all interfaces).
- *
- * @since 0.1.0
- * @category parsing
- */
-export const parseBind = (value: string): Either.Either<{ readonly host: string; readonly port: number }, string> => {
-  const match = /^(?:\[([^\]]*)\]|([^:]*)):(\d{1,5})$/.exec(value.trim())
-  const port = match === null ? NaN : Number(match[3])
-  if (match === null || !Number.isInteger(port) || port > 65535) {
-    return Either.left(`invalid --bind \`${value}\`: expected host:port`)
-  }
-  const host = match[1] ?? match[2] ?? ""
-  return Either.right({ host: host === "" ? "0.0.0.0" : host, port })
-}
+/** Parse `--bind` (`host:port`, `[v6]:port`; an empty host is every interface). @since 0.1.0 @category parsing */
+export const parseBind = ServerConfig.parseBind
 
 /** The per-user data directory (D-13). @since 0.1.0 @category paths */
 export const defaultDataDir = Effect.gen(function*() {

@@ -39,3 +39,18 @@ export const textFrame = (payload: string | Buffer): Buffer => {
   payload.copy(out, start)
   return out
 }
+
+/**
+ * A frame fanned out to many sockets: its UTF-8 bytes, and the whole WebSocket frame built from them
+ * the first time a socket asks (then shared by every other recipient).
+ */
+export class Shared {
+  private frame: Buffer | undefined
+  readonly payload: Buffer
+  constructor(text: string) {
+    this.payload = Buffer.from(text, "utf8")
+  }
+  get wire(): Buffer {
+    return (this.frame ??= textFrame(this.payload))
+  }
+}

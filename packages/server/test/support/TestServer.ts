@@ -24,16 +24,9 @@ export interface Running {
 /** Build the server in a child scope; closing that scope drains it. */
 export const startServer = (
   options: Partial<ServerConfig.ServerConfigShape> & {
-    /**
-     * Whether the server makes spans (default off, as `conclave serve` runs without an OTLP exporter:
-     * whispers, pings and closes then take the synchronous path).
-     */
+    /** Whether the server makes spans (default off, as `conclave serve` runs without an OTLP exporter). */
     readonly tracing?: boolean
-    /**
-     * `file` (default): SQLite in `dbFile`, with synchronous reads (auth and joins to public channels
-     * answered without a fiber). `memory`: an in-memory store, which has none (every handshake and
-     * join takes the fiber).
-     */
+    /** `file` (default): SQLite in `dbFile`; `memory`: an in-memory store. */
     readonly store?: "file" | "memory"
   } = {},
   dir?: string

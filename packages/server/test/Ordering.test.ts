@@ -1,9 +1,8 @@
 /**
- * Whispers, pings, posts and joins to public channels are answered (a post: started) in the socket's
- * callback, without a fiber, when tracing and debug logging are off (as under `conclave serve` without an OTLP exporter)
- * and — for joins — the store reads synchronously (a file); every other frame and every refusal goes
- * through the processor. Each test runs with tracing on (processor only) and off (synchronous path),
- * joins also over an in-memory store (no synchronous reads), and the replies must be the same.
+ * Replies, refusals and their order for the hot requests — whispers, pings, pipelined posts and
+ * joins — over a burst of frames sent back to back. Each test runs with tracing on and off: tracing
+ * changes what is recorded, never which code runs or what it answers (D-40); joins run over a file
+ * and an in-memory store.
  */
 import { Errors, type Frames } from "@conclave/protocol"
 import { SqlClient } from "@effect/sql"
@@ -41,7 +40,7 @@ const burst = (s: Session, frames: ReadonlyArray<Record<string, unknown>>) =>
 const ghost = { user: "nobody", machine: "none", session: "x" }
 
 for (const tracing of [true, false]) {
-  describe(`requests answered ${tracing ? "by the processor (tracing on)" : "synchronously (tracing off)"}`, () => {
+  describe(`requests answered with tracing ${tracing ? "on" : "off"}`, () => {
     it.scopedLive("a whisper is acked with its id and delivered once with the stamped sender; ping answers pong", () =>
       Effect.gen(function*() {
         const { a, b } = yield* setup(tracing)
@@ -67,10 +66,10 @@ for (const tracing of [true, false]) {
         expectType(yield* a.request({ type: "ping" }), "pong")
       }))
 
-    it.scopedLive("refusals read as the processor's: not online, too large, rate limited", () =>
+    it.scopedLive("whisper refusals: not online, too large, rate limited", () =>
       Effect.gen(function*() {
         const { a, b } = yield* setup(tracing, { maxBodyBytes: 10, rateBurst: 2, ratePerSecond: 0.01 })
-        // one round trip each: every frame meets an idle session (the synchronous path first)
+        // one round trip each: every frame meets an idle session
         const sequential = (frames: ReadonlyArray<Record<string, unknown>>) =>
           Effect.forEach(frames, (f) => burst(a, [f]).pipe(Effect.map((r) => r[0]!)))
         const replies = yield* sequential([
@@ -192,7 +191,7 @@ for (const tracing of [true, false]) {
         assert.deepStrictEqual(page.messages.map((m) => m.from), seqs.map(() => a.path))
       }))
 
-    it.scopedLive("post refusals read as the processor's: not a member, too large, rate limited, reply_to", () =>
+    it.scopedLive("post refusals: not a member, too large, rate limited, reply_to", () =>
       Effect.gen(function*() {
         const { a, b } = yield* setup(tracing, { maxBodyBytes: 10, rateBurst: 4, ratePerSecond: 0.01 })
         yield* a.request(op({ kind: "create_channel", name: "elsewhere", visibility: "public" }))
@@ -223,7 +222,7 @@ for (const tracing of [true, false]) {
           kind: "not_found",
           message: `message ${one + 1000} not found in channel \`lobby\``
         })
-        // (the refused reply_to took a token: the rate is checked before the reply_to, as in the processor)
+        // (the refused reply_to took a token: the rate is checked before the reply_to, )
         const re = expectType(second[1]!, "ack").seq!
         expectType(second[2]!, "ack")
         const limited = errorOf(second[3]!)
@@ -309,14 +308,14 @@ for (const tracing of [true, false]) {
 }
 
 const joinModes = [
-  { name: "by the processor (tracing on)", tracing: true, store: "file" },
-  { name: "synchronously (tracing off, file store)", tracing: false, store: "file" },
-  { name: "by the processor (in-memory store: no synchronous reads)", tracing: false, store: "memory" }
+  { name: "with tracing on", tracing: true, store: "file" },
+  { name: "with tracing off, file store", tracing: false, store: "file" },
+  { name: "with tracing off, in-memory store", tracing: false, store: "memory" }
 ] as const
 
 for (const mode of joinModes) {
   describe(`joins answered ${mode.name}`, () => {
-    it.scopedLive("public, unlisted, private, missing and banned channels answer as the processor does", () =>
+    it.scopedLive("public, unlisted, private, missing and banned channels", () =>
       Effect.gen(function*() {
         const { a, b } = yield* setup(mode.tracing, { store: mode.store })
         for (const [name, visibility] of [["side", "unlisted"], ["vault", "private"], ["pit", "public"]] as const) {
@@ -324,7 +323,7 @@ for (const mode of joinModes) {
         }
         expectType(yield* a.request(op({ kind: "ban", channel: "pit", user: "bob" })), "ack")
         const join = (id: string, channel: string) => ({ type: "join", id, channel, token: null })
-        // one round trip each: every join meets an idle session (the synchronous path first)
+        // one round trip each: every join meets an idle session
         const replies: Array<Frames.ServerFrame> = []
         for (const [id, channel] of [["1", "lobby"], ["2", "nowhere"], ["3", "vault"], ["4", "side"], ["5", "pit"]]) {
           replies.push(...(yield* burst(b, [join(id!, channel!)])))

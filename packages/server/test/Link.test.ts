@@ -1,12 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Option } from "effect"
+import { Deferred, Effect, Exit, Fiber } from "effect"
 import type { AddressInfo } from "node:net"
 import WebSocket, { WebSocketServer } from "ws"
+import { Corking } from "../src/internal/corking.js"
 import * as Wire from "../src/internal/wire.js"
-import * as Session from "../src/Session.js"
+import { Link } from "../src/Link.js"
 import { eventually } from "./support/Observe.js"
 
-/** A real server-side socket wrapped by `makeLink`, and the client end. */
+/** A real server-side socket wrapped by a `Link`, and the client end. */
 const pair = (
   options: { readonly inboxCapacity: number; readonly outboxCapacity: number },
   coalesce = false
@@ -20,11 +21,11 @@ const pair = (
       }),
       (s) => Effect.sync(() => s.close())
     )
-    const accepted = yield* Deferred.make<Session.LinkState>()
+    const accepted = yield* Deferred.make<Link>()
     wss.on("connection", (ws, req) =>
       Deferred.unsafeDone(
         accepted,
-        Exit.succeed(Session.makeLink(ws, coalesce ? { ...options, socket: req.socket } : options))
+        Exit.succeed(new Link(ws, coalesce ? { ...options, socket: req.socket, corking: new Corking() } : options))
       ))
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`)),
@@ -59,7 +60,7 @@ const collect = (client: WebSocket, n: number) =>
     Effect.orDie
   )
 
-describe("Session link", () => {
+describe("Link", () => {
   it.scopedLive("reads at most inboxCapacity frames ahead, then pauses the socket until drained (D-11)", () =>
     Effect.gen(function*() {
       const { client, link } = yield* pair({ inboxCapacity: 4, outboxCapacity: 16 })
@@ -67,15 +68,14 @@ describe("Session link", () => {
       yield* eventually(() => link.ws.isPaused, "the socket to pause")
       const got: Array<string> = []
       for (let i = 0; i < 10; i++) {
-        const raw = yield* link.take
-        got.push(String(Option.getOrThrow(raw)))
+        got.push(String(yield* link.next))
       }
       assert.deepStrictEqual(got, Array.from({ length: 10 }, (_, i) => `m${i}`))
       assert.isFalse(link.ws.isPaused)
-      // after the peer closes, take answers none
+      // after the peer closes, next answers that it closed
       client.close()
       yield* Deferred.await(link.closed)
-      assert.isTrue(Option.isNone(yield* link.take))
+      assert.strictEqual(yield* link.next, "closed")
     }))
 
   it.scopedLive("send reports overflow once outboxCapacity frames wait behind the socket buffer; a kill wakes the reader", () =>
@@ -83,20 +83,20 @@ describe("Session link", () => {
       const { client, link } = yield* pair({ inboxCapacity: 4, outboxCapacity: 2 })
       link.established = true
       // Frames the kernel took at once are not in the outbox: a fast reader is never dropped.
-      for (let i = 0; i < 10; i++) assert.isTrue(link.conn.send(`fast${i}`), `fast frame ${i}`)
+      for (let i = 0; i < 10; i++) assert.isTrue(link.send(`fast${i}`), `fast frame ${i}`)
       // A reader that stopped reading: one frame larger than the socket buffers stays queued.
       client.pause()
       yield* eventually(() => link.ws.bufferedAmount === 0, "the fast frames to be flushed")
-      assert.isTrue(link.conn.send(Buffer.alloc(32 * 1024 * 1024, 0x61)))
+      assert.isTrue(link.send(new Wire.Shared("a".repeat(32 * 1024 * 1024))))
       assert.isAbove(link.ws.bufferedAmount, 0, "the large frame should not fit in the kernel buffers")
-      assert.isTrue(link.conn.send("b"))
-      assert.isFalse(link.conn.send("c"))
+      assert.isTrue(link.send("b"))
+      assert.isFalse(link.send("c"))
       client.resume()
-      yield* eventually(() => link.conn.send("d"), "the queued writes to be flushed")
-      const reader = yield* Effect.fork(link.take)
-      link.conn.kill("first")
-      link.conn.kill("second")
-      assert.isTrue(Option.isNone(yield* reader.await.pipe(Effect.flatMap((e) => e))))
+      yield* eventually(() => link.send("d"), "the queued writes to be flushed")
+      const reader = yield* Effect.fork(link.next)
+      link.kill("first")
+      link.kill("second")
+      assert.strictEqual(yield* Fiber.join(reader), "killed")
       assert.strictEqual(link.killReason, "first")
     }))
 
@@ -106,7 +106,7 @@ describe("Session link", () => {
       const receiving = yield* Effect.fork(collect(client, 5))
       const socket = (link.ws as unknown as { readonly _socket: { readonly writableCorked: number } })._socket
       // More frames than the outbox bound in one turn: the buffer was empty when the turn began.
-      for (let i = 0; i < 5; i++) assert.isTrue(link.conn.send(Buffer.from(`f${i}`)), `frame ${i}`)
+      for (let i = 0; i < 5; i++) assert.isTrue(link.send(new Wire.Shared(`f${i}`)), `frame ${i}`)
       assert.isAbove(socket.writableCorked, 0, "the socket should be corked until the turn ends")
       yield* nextTurn
       assert.strictEqual(socket.writableCorked, 0)
@@ -119,16 +119,16 @@ describe("Session link", () => {
       const { client, link } = yield* pair({ inboxCapacity: 4, outboxCapacity: 2 }, true)
       link.established = true
       client.pause()
-      assert.isTrue(link.conn.send(Buffer.alloc(32 * 1024 * 1024, 0x61)))
+      assert.isTrue(link.send(new Wire.Shared("a".repeat(32 * 1024 * 1024))))
       yield* nextTurn
       assert.isAbove(link.ws.bufferedAmount, 0, "the large frame should not fit in the kernel buffers")
-      assert.isTrue(link.conn.send("b"))
-      assert.isTrue(link.conn.send("c"))
-      assert.isFalse(link.conn.send("d"))
+      assert.isTrue(link.send("b"))
+      assert.isTrue(link.send("c"))
+      assert.isFalse(link.send("d"))
       yield* nextTurn
-      assert.isFalse(link.conn.send("e"), "the outbox stays full while the reader is paused")
+      assert.isFalse(link.send("e"), "the outbox stays full while the reader is paused")
       client.resume()
-      yield* eventually(() => link.conn.send("f"), "the queued writes to be flushed")
+      yield* eventually(() => link.send("f"), "the queued writes to be flushed")
     }))
 
   it.scopedLive("whole frames of every length form reach the peer intact, as text or as bytes", () =>
@@ -138,10 +138,11 @@ describe("Session link", () => {
       // multibyte text: the length in the header is the UTF-8 length
       const texts = lengths.map((n, i) => "é".repeat(Math.floor(n / 2)) + "x".repeat(n % 2) + `#${i}`)
       const receiving = yield* Effect.fork(collect(client, texts.length + 1))
-      texts.forEach((text, i) => assert.isTrue(link.conn.send(i % 2 === 0 ? text : Buffer.from(text, "utf8"))))
-      // the same bytes again (a fan-out hands one Buffer to every recipient)
-      const shared = Buffer.from(texts[3]!, "utf8")
-      assert.isTrue(link.conn.send(shared))
+      texts.forEach((text, i) => assert.isTrue(link.send(i % 2 === 0 ? text : new Wire.Shared(text))))
+      // a shared frame twice (a fan-out hands one to every recipient; it is framed once)
+      const shared = new Wire.Shared(texts[3]!)
+      assert.isTrue(link.send(shared))
+      assert.strictEqual(shared.wire, shared.wire)
       const got = yield* Fiber.join(receiving)
       assert.deepStrictEqual(got.map((g) => g.isBinary), texts.map(() => false).concat(false))
       assert.deepStrictEqual(got.map((g) => g.text), [...texts, texts[3]!])
@@ -160,10 +161,10 @@ describe("Session link", () => {
       clientSocket.on("data", (chunk) => void raw.push(chunk))
       const closed = yield* Deferred.make<number>()
       client.once("close", (code) => Deferred.unsafeDone(closed, Exit.succeed(code)))
-      assert.isTrue(link.conn.send("before"))
+      assert.isTrue(link.send("before"))
       link.ws.close(1000)
-      link.conn.send("after")
-      link.conn.send(Buffer.from("after too"))
+      link.send("after")
+      link.send(new Wire.Shared("after too"))
       assert.strictEqual(yield* Deferred.await(closed), 1000)
       assert.deepStrictEqual(messages, ["before"])
       const bytes = Buffer.concat(raw)
@@ -188,14 +189,14 @@ describe("Session link", () => {
     assert.strictEqual(Wire.textFrame(Buffer.alloc(70_000)).length, 70_010)
   })
 
-  it.scopedLive("a Buffer is delivered as a text frame", () =>
+  it.scopedLive("a shared frame is delivered as a text frame", () =>
     Effect.gen(function*() {
       const { client, link } = yield* pair({ inboxCapacity: 4, outboxCapacity: 4 })
       const received = yield* Deferred.make<{ readonly text: string; readonly isBinary: boolean }>()
       client.once("message", (data, isBinary) => {
         Deferred.unsafeDone(received, Exit.succeed({ text: String(data), isBinary }))
       })
-      assert.isTrue(link.conn.send(Buffer.from("{\"type\":\"pong\"}", "utf8")))
+      assert.isTrue(link.send(new Wire.Shared("{\"type\":\"pong\"}")))
       const got = yield* Deferred.await(received)
       assert.deepStrictEqual(got, { text: "{\"type\":\"pong\"}", isBinary: false })
     }))
