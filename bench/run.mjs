@@ -3,7 +3,12 @@
 // NATS with its WebSocket listener (when `nats-server` is installed). See BENCHMARKS.md.
 //
 //   node bench/run.mjs [--quick] [--only s1,s2] [--reps N] [--duration S] [--targets a,b]
-//                      [--write-md] [--profile] [--conclave-store disk|memory]
+//                      [--write-md] [--profile] [--conclave-store disk|memory] [--ab REV]
+//
+// A/B mode (`--ab REV`): the conclave of an earlier commit (target `base`, built in a worktree under
+// bench/.ab/) runs interleaved with the working tree's, and the table gains "conclave / base".
+// Targets `embedded` and `traced` run the working tree's server embedded in a default Effect app
+// (bench/servers/embedded.mjs), without and with an in-memory tracer.
 //
 // Servers are pinned to CPU0 and the load generator to CPU1 (taskset, when available). Targets run
 // interleaved (A, B, C, A, B, C, …) per scenario. One JSON line per run goes to stdout and to
@@ -25,7 +30,9 @@ const RESULTS = path.join(BENCH, "results")
 const CONCLAVE_BIN = path.join(ROOT, "packages/cli/bin/conclave.js")
 const SCENARIOS = ["coldstart", "fanout1", "fanout100", "whisper", "handshake", "history"]
 const EXTRA_SCENARIOS = ["profile"] // only when asked for: --profile or --only profile
-const TARGETS = ["bare", "bare-json", "nats", "conclave"]
+const TARGETS = ["bare", "bare-json", "nats", "base", "embedded", "traced", "conclave"]
+// targets that run a conclave server (the load generator speaks conclave's protocol to them)
+const CONCLAVE_LIKE = new Set(["conclave", "base", "embedded", "traced"])
 const DEFAULT_TARGETS = ["bare", "nats", "conclave"] // bare-json on request (--targets)
 
 // ---------------------------------------------------------------------------------------------
@@ -41,6 +48,10 @@ const usage = `usage: node bench/run.mjs [options]
   --sessions N            sessions for the handshake/idle-memory scenario (default 10000; --quick: 1000)
   --ladder R1,R2,…        fan-out/whisper offered rates (msg/s) instead of the default ladder
   --conclave-store disk|memory   conclave store: --data-dir in a temp dir (default) or --ephemeral
+  --ab REV                A/B: also run the conclave of commit REV (target "base", built in bench/.ab/);
+                          default targets become base,conclave
+                          targets "embedded" and "traced": the working tree's server in a default Effect
+                          app (bench/servers/embedded.mjs), without / with an in-memory tracer
   --write-md              regenerate BENCHMARKS.md at the repo root from this run
   --profile               also profile conclave (node --cpu-prof) under the selected scenarios' load
                           (fanout1, history, whisper, handshake; all with --only profile) and print hot spots
@@ -64,7 +75,8 @@ const opts = {
   writeMd: false,
   profile: false,
   profileOnly: false,
-  heapSnapshot: false
+  heapSnapshot: false,
+  ab: null
 }
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i]
@@ -92,6 +104,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === "--profile") opts.profile = true
   else if (a === "--profile-only") opts.profile = opts.profileOnly = true
   else if (a === "--heap-snapshot") opts.heapSnapshot = true
+  else if (a === "--ab") opts.ab = val()
   else if (a === "--help" || a === "-h") {
     console.log(usage)
     process.exit(0)
@@ -345,13 +358,28 @@ const startTarget = async (target, { dataDir, nodeFlags = [], preload = true } =
   const dir = dataDir === undefined
     ? (opts.store === "memory" ? null : path.join(tmpRoot, `data-${++dataDirs}`))
     : dataDir
+  if (target === "embedded" || target === "traced") {
+    if (dir !== null) fs.mkdirSync(dir, { recursive: true })
+    return spawnServer(
+      pin(0, [
+        process.execPath,
+        ...nodeFlags,
+        ...ELD,
+        path.join(BENCH, "servers/embedded.mjs"),
+        dir ?? ":memory:",
+        target === "traced" ? "traced" : "plain"
+      ]),
+      { BENCH_ELD_FILE: eldFile },
+      matchConclave
+    ).then((s) => ({ ...s, dataDir: dir }))
+  }
   return spawnServer(
     pin(0, [
       process.execPath,
       ...nodeFlags,
       ...(process.env.BENCH_SERVER_FLAGS?.split(" ") ?? []),
       ...ELD,
-      CONCLAVE_BIN,
+      target === "base" ? baseBin : CONCLAVE_BIN,
       ...conclaveArgs(dir)
     ]),
     { CONCLAVE_LOG_FORMAT: "json", CONCLAVE_LOG_LEVEL: "info", BENCH_ELD_FILE: eldFile },
@@ -359,11 +387,54 @@ const startTarget = async (target, { dataDir, nodeFlags = [], preload = true } =
   ).then((s) => ({ ...s, dataDir: dir }))
 }
 
+// A/B: the conclave of an earlier commit, checked out in a worktree under bench/.ab/<sha> and built
+// with this tree's dependencies (its node_modules links to ours, except its own workspace packages).
+let baseBin = null
+const prepareBase = (rev) => {
+  let sha
+  try {
+    sha = execFileSync("git", ["-C", ROOT, "rev-parse", "--verify", `${rev}^{commit}`]).toString().trim()
+  } catch {
+    die(`--ab: unknown revision ${rev}`)
+  }
+  const dir = path.join(BENCH, ".ab", sha)
+  if (!fs.existsSync(path.join(dir, "package.json"))) {
+    fs.mkdirSync(path.dirname(dir), { recursive: true })
+    execFileSync("git", ["-C", ROOT, "worktree", "add", "--force", "--detach", dir, sha], { stdio: "inherit" })
+  }
+  const modules = path.join(dir, "node_modules")
+  fs.mkdirSync(modules, { recursive: true })
+  for (const entry of fs.readdirSync(path.join(ROOT, "node_modules"))) {
+    if (entry === "@conclave" || entry === ".bin" || entry.startsWith(".")) continue
+    const link = path.join(modules, entry)
+    if (!fs.existsSync(link)) fs.symlinkSync(path.join(ROOT, "node_modules", entry), link)
+  }
+  fs.mkdirSync(path.join(modules, "@conclave"), { recursive: true })
+  for (const pkg of fs.readdirSync(path.join(dir, "packages"))) {
+    const manifest = path.join(dir, "packages", pkg, "package.json")
+    if (!fs.existsSync(manifest)) continue
+    const name = JSON.parse(fs.readFileSync(manifest, "utf8")).name
+    const link = path.join(modules, name)
+    if (name.startsWith("@conclave/") && !fs.existsSync(link)) fs.symlinkSync(path.join(dir, "packages", pkg), link)
+  }
+  note(`A/B: building ${sha.slice(0, 10)} in ${path.relative(ROOT, dir)}`)
+  execFileSync(process.execPath, [
+    path.join(ROOT, "node_modules/typescript/bin/tsc"),
+    "-b",
+    path.join(dir, "packages/cli")
+  ], {
+    stdio: "inherit"
+  })
+  LABELS.base = `conclave@${sha.slice(0, 7)}`
+  machine.ab_base = sha
+  return path.join(dir, "packages/cli/bin/conclave.js")
+}
+
 const runLoadgen = (target, scenario, srv, extra = {}) =>
   new Promise((resolve) => {
     const deadlineMs = Q ? 120_000 : 900_000
     const cfg = {
-      target,
+      target: CONCLAVE_LIKE.has(target) ? "conclave" : target,
       scenario,
       host: "127.0.0.1",
       port: srv.port,
@@ -441,7 +512,7 @@ const runOne = async (target, scenario, rep) => {
     }
     return { ...base, ok: true, result: { cold_start_ms: median(samples), samples_ms: samples } }
   }
-  if (scenario === "history" && target !== "conclave") {
+  if (scenario === "history" && !CONCLAVE_LIKE.has(target)) {
     return { ...base, ok: true, result: { skipped: "no message store in this target" } }
   }
   const srv = await startTarget(target)
@@ -467,10 +538,10 @@ const runOne = async (target, scenario, rep) => {
     if (rep === 1) heapSummaries.push(`${target} (rep ${rep}):\n${text.replaceAll(ROOT + "/", "")}`)
     if (row.result) row.result.heap_snapshot = path.relative(ROOT, snapFile)
   }
-  if (scenario === "history" && target === "conclave" && srv.dataDir) {
+  if (scenario === "history" && CONCLAVE_LIKE.has(target) && srv.dataDir) {
     // cold start on the populated store
     const bytes = dirSize(srv.dataDir)
-    const again = await startTarget("conclave", { dataDir: srv.dataDir, preload: false })
+    const again = await startTarget(target, { dataDir: srv.dataDir, preload: false })
     await stopServer(again)
     if (row.result) {
       Object.assign(row.result, { cold_start_with_data_ms: Math.round(again.coldMs), data_dir_bytes: bytes })
@@ -479,7 +550,7 @@ const runOne = async (target, scenario, rep) => {
   return row
 }
 
-const probeConclave = async () => {
+const probeConclave = async (target) => {
   if (!fs.existsSync(path.join(ROOT, "packages/cli/dist/bin.js"))) {
     return "packages/cli/dist/bin.js missing (build with `npx tsc -b packages/cli`)"
   }
@@ -494,7 +565,7 @@ const probeConclave = async () => {
     note(`could not cross-check authMessage with packages/protocol/dist/Auth.js: ${e.message}`)
   }
   try {
-    const srv = await startTarget("conclave", {}).catch((e) => {
+    const srv = await startTarget(target, {}).catch((e) => {
       throw e
     })
     await stopServer(srv)
@@ -512,7 +583,8 @@ const main = async () => {
     }`
   )
   if (!taskset) note("taskset unavailable (or < 2 CPUs): server and load generator are NOT pinned")
-  const wanted = opts.targets ?? DEFAULT_TARGETS
+  if (opts.ab !== null) baseBin = prepareBase(opts.ab)
+  const wanted = opts.targets ?? (opts.ab !== null ? ["base", "conclave"] : DEFAULT_TARGETS)
   const targets = []
   const absent = {}
   for (const t of wanted) {
@@ -521,10 +593,10 @@ const main = async () => {
       note(`NATS ABSENT: ${absent.nats}`)
       continue
     }
-    if (t === "conclave") {
-      const why = await probeConclave()
+    if (CONCLAVE_LIKE.has(t)) {
+      const why = await probeConclave(t)
       if (why !== null) {
-        absent.conclave = why
+        absent[t] = why
         note(`CONCLAVE UNAVAILABLE, skipping it: ${why}`)
         continue
       }
@@ -652,7 +724,15 @@ const fmtNum = (x) => {
   return String(Math.round(x * 100) / 100)
 }
 
-const LABELS = { bare: "bare ws", "bare-json": "bare ws + JSON", nats: "NATS", conclave: "conclave" }
+const LABELS = {
+  bare: "bare ws",
+  "bare-json": "bare ws + JSON",
+  nats: "NATS",
+  base: "conclave@base",
+  embedded: "embedded",
+  traced: "embedded + tracer",
+  conclave: "conclave"
+}
 
 const summaryTable = (targets) => {
   const ok = rows.filter((r) => r.ok && r.result && !r.result.skipped)
@@ -660,7 +740,8 @@ const summaryTable = (targets) => {
     ok.find((r) => r.scenario === scenario && r.target === target && r.rep === rep)?.result?.[metric]
   const reps = [...new Set(ok.map((r) => r.rep))]
   // always show bare / NATS / conclave (empty when absent); bare-json only when it ran
-  const cols = TARGETS.filter((t) => t !== "bare-json" || targets.includes(t))
+  const OPTIONAL = ["bare-json", "base", "embedded", "traced"]
+  const cols = TARGETS.filter((t) => !OPTIONAL.includes(t) || targets.includes(t))
   const others = cols.filter((t) => t !== "conclave")
   const lines = []
   const header = ["metric", ...cols.map((t) => LABELS[t]), ...others.map((t) => `conclave / ${LABELS[t]}`), "gate"]
