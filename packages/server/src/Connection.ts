@@ -1,8 +1,9 @@
 /**
- * One fiber per connection (SPEC §2.6, §3.3, DECISIONS D-19): the handshake, then the established
- * session, then its detachment from presence. The transport forks it into the server's scope when
- * the socket is accepted, so interrupting the server's scope ends every connection; the graceful
- * drain closes the sockets first and lets each fiber end on its own.
+ * A connection's life (SPEC §2.6, §3.3, DECISIONS D-19): its fiber runs the handshake and
+ * establishes the session, which from then on runs a fiber only while it has frames to handle
+ * (`Session`). Every fiber is forked into the transport's scope, so interrupting the server's scope
+ * ends every connection; the graceful drain closes the sockets first and lets each fiber end on its
+ * own.
  *
  * @since 0.1.0
  */
@@ -10,6 +11,8 @@ import { Names } from "@conclave/protocol"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
+import * as FiberSet from "effect/FiberSet"
+import * as HashMap from "effect/HashMap"
 import * as LogLevel from "effect/LogLevel"
 import * as Handshake from "./Handshake.js"
 import { Hub } from "./Hub.js"
@@ -29,6 +32,8 @@ export interface ConnectionInfo extends Handshake.Peer {
    * unless the returned function was called first.
    */
   readonly armDeadline: (expire: () => void) => () => void
+  /** The fibers of the connections (a session's runs, its posts' acks), owned by the server's scope. */
+  readonly fibers: FiberSet.FiberSet<void, never>
 }
 
 /**
@@ -54,10 +59,10 @@ export const make: Effect.Effect<Serve, never, Hub | Requests | Store | ServerCo
     const clock = yield* Effect.clock
     const debugOn = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
 
-    const establish = (link: Link.Link, authenticated: Handshake.Authenticated) => {
-      const { hello, machine, user } = authenticated
-      const path = Names.makePath(user, machine, hello.session)
-      return Effect.gen(function*() {
+    const establish = (link: Link.Link, info: ConnectionInfo, authenticated: Handshake.Authenticated) =>
+      Effect.gen(function*() {
+        const { hello, machine, user } = authenticated
+        const path = Names.makePath(user, machine, hello.session)
         const now = clock.unsafeCurrentTimeMillis()
         const { entry, superseded } = yield* hub.attach({
           path,
@@ -72,10 +77,12 @@ export const make: Effect.Effect<Serve, never, Hub | Requests | Store | ServerCo
           isAdmin,
           bucket: unsafeMakeTokenBucket(config.ratePerSecond, config.rateBurst, now)
         }
+        yield* FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set<string, unknown>("path", entry.key))
         if (superseded) yield* Effect.logInfo("session superseded by a newer connection")
         yield* Effect.logInfo("session established").pipe(Effect.annotateLogs({ user, machine }))
-        Session.greet(link, path, isAdmin)
-        yield* Session.serve({
+        // The session's fibers start from this fiber's runtime: its log annotations come along.
+        const runFork = yield* FiberSet.runtime(info.fibers)<never>()
+        const session = new Session.Session({
           link,
           entry,
           caller,
@@ -83,14 +90,18 @@ export const make: Effect.Effect<Serve, never, Hub | Requests | Store | ServerCo
           requests,
           maxFrameBytes: config.maxFrameBytes,
           clock,
-          debugOn
+          debugOn,
+          fork: (effect) => {
+            runFork(effect)
+          }
         })
-          .pipe(Effect.ensuring(Effect.zipRight(hub.detach(entry), Effect.logDebug("session detached"))))
-      }).pipe(Effect.annotateLogs("path", Names.renderPath(path)))
-    }
+        session.start(isAdmin)
+      })
 
     return (link, info) =>
       Effect.gen(function*() {
+        // set for the whole (short) life of this fiber, and inherited by the session's fibers
+        yield* FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set<string, unknown>("remote", info.remoteAddress))
         const cancelDeadline = info.armDeadline(() => link.expire())
         const outcome = yield* Effect.either(Handshake.run(env, link, info)).pipe(
           Effect.ensuring(Effect.sync(() => {
@@ -106,9 +117,6 @@ export const make: Effect.Effect<Serve, never, Hub | Requests | Store | ServerCo
           }
           return
         }
-        yield* establish(link, outcome.right)
-      }).pipe(
-        Effect.catchAllCause((cause) => Link.fail(link, cause)),
-        Effect.annotateLogs("remote", info.remoteAddress)
-      )
+        yield* establish(link, info, outcome.right)
+      }).pipe(Effect.catchAllCause((cause) => Link.fail(link, cause)))
   })

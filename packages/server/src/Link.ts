@@ -5,7 +5,8 @@
  *
  * Inbound: a bounded read-ahead (the socket is paused when `inboxCapacity` frames wait) read by
  * `next`, which yields the next frame — or, with priority, that the session was killed, that the
- * socket closed, or that the handshake deadline passed. Outbound: frames handed to `send` since the
+ * socket closed, or that the handshake deadline passed — or, once established, wakes the session
+ * (`onWake`), which then reads with `poll`. Outbound: frames handed to `send` since the
  * socket's send buffer was last empty are counted (an upper bound of what has not reached the
  * kernel, without a per-send callback); past `outboxCapacity` `send` answers `false` and the session
  * is dropped as a slow consumer. Frames sent to one socket within an event-loop turn leave in one
@@ -100,6 +101,11 @@ export class Link implements Conn {
 
   /** The next inbound event; waits while there is none. Never fails. */
   readonly next: Effect.Effect<Inbound>
+  /**
+   * Called when an inbound event arrives while nobody waits in `next` (an established session holds
+   * no fiber while idle: this starts one).
+   */
+  onWake: (() => void) | undefined = undefined
 
   constructor(readonly ws: WebSocket, private readonly options: LinkOptions) {
     this.socket = options.socket
@@ -140,7 +146,7 @@ export class Link implements Conn {
 
   private wake(): void {
     const waiter = this.waiter
-    if (waiter === undefined) return
+    if (waiter === undefined) return this.onWake?.()
     const inbound = this.poll()
     if (inbound === undefined) return
     this.waiter = undefined

@@ -130,20 +130,20 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         return { type: "presence", channel, sessions: yield* hub.subscribersOf(channel) } satisfies Frames.Reply
       })
 
-    const checkBody = (payload: Frames.Payload) => {
-      const size = bodyBytes(payload)
-      return size > config.maxBodyBytes
-        ? refuse(Errors.tooLarge(`message body exceeds ${config.maxBodyBytes} bytes`, config.maxBodyBytes))
-        : Effect.void
+    const clock = yield* Effect.clock
+    /**
+     * The per-message limits (D-9, D-10), in their order: the body's size, then the session's rate
+     * (which takes a token only when the body fits); the refusal, or `undefined`.
+     */
+    const limitProblem = (caller: Caller, payload: Frames.Payload): Frames.ProtocolError | undefined => {
+      if (bodyBytes(payload) > config.maxBodyBytes) {
+        return Errors.tooLarge(`message body exceeds ${config.maxBodyBytes} bytes`, config.maxBodyBytes)
+      }
+      const wait = caller.bucket.takeAt(clock.unsafeCurrentTimeMillis())
+      return wait > 0
+        ? Errors.rateLimited(`rate limit: ${config.rateBurst} messages burst, ${config.ratePerSecond}/s`, wait)
+        : undefined
     }
-
-    const checkRate = (caller: Caller) =>
-      Effect.flatMap(caller.bucket.take, (wait) =>
-        wait > 0
-          ? refuse(
-            Errors.rateLimited(`rate limit: ${config.rateBurst} messages burst, ${config.ratePerSecond}/s`, wait)
-          )
-          : Effect.void)
 
     /** The delivered post: the sender, origin and seq stamped by the server (D-4). */
     const encodePost = (caller: Caller, frame: Frames.ClientFrameOf<"channel_msg">, seq: number) =>
@@ -164,46 +164,46 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
     const postQueued = (
       caller: Caller,
       frame: Frames.ClientFrameOf<"channel_msg">
-    ): Effect.Effect<Effect.Effect<Frames.Reply, Errors.ProtocolFailure>, Errors.ProtocolFailure> =>
-      Effect.gen(function*() {
-        const { entry } = caller
-        const channel = frame.channel
-        if (!(yield* hub.isSubscribed(entry, channel))) {
-          return yield* refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
-        }
-        yield* checkBody(frame.payload)
-        yield* checkRate(caller)
-        if (frame.reply_to !== null) {
-          const exists = yield* db("check reply_to", store.messageExists(channel, frame.reply_to))
-          if (!exists) {
-            return yield* refuse(Errors.notFound(`message ${frame.reply_to} not found in channel \`${channel}\``))
-          }
-        }
-        const ts = yield* nowMs
-        const message = {
-          channel,
-          from: entry.key,
-          payload: frame.payload,
-          ts_ms: ts,
-          origin: entry.origin,
-          reply_to: frame.reply_to
-        }
-        // Appends resolve in seq order and the fan-out follows at once, so subscribers see increasing
-        // seqs; the writer resolves from a `setImmediate` callback, so the fan-out's sockets are
-        // flushed once the batch is done rather than at the next turn's end (`Hub.flushSoon`).
-        return db("append message", store.appendMessage(message)).pipe(
+    ): Effect.Effect<Effect.Effect<Frames.Reply, Errors.ProtocolFailure>, Errors.ProtocolFailure> => {
+      const { entry } = caller
+      const channel = frame.channel
+      // Appends resolve in seq order and the fan-out follows at once, so subscribers see increasing
+      // seqs; the writer resolves from a `setImmediate` callback, so the fan-out's sockets are flushed
+      // once the batch is done rather than at the next turn's end (`Hub.flushSoon`).
+      const append = (ts: number) =>
+        db(
+          "append message",
+          store.appendMessage({
+            channel,
+            from: entry.key,
+            payload: frame.payload,
+            ts_ms: ts,
+            origin: entry.origin,
+            reply_to: frame.reply_to
+          })
+        ).pipe(
           Effect.tap((seq) =>
             hub.publish(channel, encodePost(caller, frame, seq), entry.key).pipe(
               // the row is durable: the post is acked even if its fan-out failed (logged)
               Effect.catchAllCause((cause) => Effect.logWarning("after-commit action failed", cause))
             )
           ),
-          Effect.tap(hub.flushSoon),
+          Effect.zipLeft(hub.flushSoon),
           Effect.map((seq) => ack(null, seq))
         )
-      }).pipe(
-        traced("post", () => ({ path: caller.entry.key, channel: frame.channel }))
-      )
+      const replyTo = frame.reply_to
+      return Effect.flatMap(hub.isSubscribed(entry, channel), (member) => {
+        if (!member) return refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
+        const problem = limitProblem(caller, frame.payload)
+        if (problem !== undefined) return refuse(problem)
+        const ts = clock.unsafeCurrentTimeMillis()
+        if (replyTo === null) return Effect.succeed(append(ts))
+        return Effect.flatMap(db("check reply_to", store.messageExists(channel, replyTo)), (exists) =>
+          exists
+            ? Effect.succeed(append(ts))
+            : refuse(Errors.notFound(`message ${replyTo} not found in channel \`${channel}\``)))
+      }).pipe(traced("post", () => ({ path: entry.key, channel })))
+    }
 
     /** The delivered whisper: the sender and origin stamped from the session (D-4). */
     const encodeWhisper = (caller: Caller, frame: Frames.ClientFrameOf<"whisper">) =>
@@ -215,17 +215,15 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         origin: caller.entry.origin
       })
 
-    const whisper = (caller: Caller, frame: Frames.ClientFrameOf<"whisper">) =>
-      Effect.gen(function*() {
-        const target = Names.renderPath(frame.target)
-        if (!(yield* hub.online(frame.target))) return yield* refuse(Errors.notFound(Errors.Messages.notOnline(target)))
-        yield* checkBody(frame.payload)
-        yield* checkRate(caller)
-        yield* hub.sendTo(target, encodeWhisper(caller, frame))
-        return ack(null)
-      }).pipe(
-        traced("whisper", () => ({ path: caller.entry.key, target: Names.renderPath(frame.target) }))
-      )
+    const ackNull: Frames.Reply = ack(null)
+
+    const whisper = (caller: Caller, frame: Frames.ClientFrameOf<"whisper">) => {
+      const target = Names.renderPath(frame.target)
+      return Effect.flatMap(hub.online(frame.target), (online) => {
+        const problem = online ? limitProblem(caller, frame.payload) : Errors.notFound(Errors.Messages.notOnline(target))
+        return problem === undefined ? Effect.as(hub.sendTo(target, encodeWhisper(caller, frame)), ackNull) : refuse(problem)
+      }).pipe(traced("whisper", () => ({ path: caller.entry.key, target })))
+    }
 
     const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
       Effect.gen(function*() {

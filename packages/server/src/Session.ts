@@ -1,12 +1,15 @@
 /**
- * The established session (SPEC §2.9, §3.3, DECISIONS D-2, D-5, D-8, D-11): the connection's fiber
- * reads the session's frames strictly in order — every frame ready in a turn before it waits again —
- * and answers each request with exactly one reply, in request order.
+ * The established session (SPEC §2.9, §3.3, DECISIONS D-2, D-5, D-8, D-11): its frames are handled
+ * strictly in order — every frame ready when it runs before it stops — and each request gets exactly
+ * one reply, in request order.
  *
- * Posts are pipelined: once a post's checks pass, its append is started in a child fiber and the
- * session goes on reading, so one group commit takes many of its posts; its ack waits for the
- * COMMIT (D-5) and then for the replies owed before it. Any other request waits until every owed
- * reply has left. At most `MAX_PIPELINED_POSTS` posts are in flight per session.
+ * A session holds no fiber while idle (a parked fiber per session would cost more memory than the
+ * rest of an idle session together): a frame, a kill or the close starts one, owned by the server's
+ * scope, which ends when nothing is left to do. Posts are pipelined: once a post's checks pass, its
+ * append is started in a fiber of its own and the session goes on reading, so one group commit takes
+ * many of its posts; its ack waits for the COMMIT (D-5) and then for the replies owed before it. Any
+ * other request waits until every owed reply has left. At most `MAX_PIPELINED_POSTS` posts are in
+ * flight per session.
  *
  * @since 0.1.0
  */
@@ -15,7 +18,7 @@ import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type { Hub, SessionEntry } from "./Hub.js"
-import { CloseCodes, type Link, logErrorFrame } from "./Link.js"
+import { CloseCodes, fail, type Link, logErrorFrame } from "./Link.js"
 import type { Caller, Requests } from "./Requests.js"
 
 /** Posts a session may have in flight before it waits for their acks (pipelining). @since 0.1.0 @category constants */
@@ -32,6 +35,11 @@ export interface SessionInput {
   readonly clock: Clock.Clock
   /** A `debug` line per frame (read once per server: what is recorded, never which code runs). */
   readonly debugOn: boolean
+  /**
+   * Start a fiber owned by the server's scope, from a runtime that carries the session's log
+   * annotations (remote address, path).
+   */
+  readonly fork: (effect: Effect.Effect<void>) => void
 }
 
 interface Slot {
@@ -54,12 +62,10 @@ class Replies {
 
   /** Send a reply now; a full outbox drops the session as a slow consumer. */
   send(frame: Frames.ServerFrame): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      const logged = frame.type === "error" ? logErrorFrame(frame.error) : Effect.void
-      return this.link.send(Codec.encodeFrame(frame))
-        ? logged
-        : Effect.zipRight(logged, this.hub.kill(this.entry, Errors.KillReasons.slowConsumer))
-    })
+    const logged = frame.type === "error" ? logErrorFrame(frame.error) : Effect.void
+    return this.link.send(Codec.encodeFrame(frame))
+      ? logged
+      : Effect.zipRight(logged, this.hub.kill(this.entry, Errors.KillReasons.slowConsumer))
   }
 
   /** Hold the place of a reply not yet known. */
@@ -97,96 +103,129 @@ class Replies {
 }
 
 /**
- * Serve an established session until its socket closes, it is force-dropped, or it sends a frame
- * that is not JSON of a known request (D-8: answered, then closed). Returns when the session is over;
- * the caller detaches it from presence.
+ * One established session. `start` greets it and handles what arrived meanwhile; from then on the
+ * link wakes it.
  *
  * @since 0.1.0
  * @category sessions
  */
-export const serve = (input: SessionInput): Effect.Effect<void> => {
-  const { caller, clock, debugOn, entry, hub, link, maxFrameBytes, requests } = input
-  const replies = new Replies(link, hub, entry)
-  const drained = replies.awaitBelow(1)
+export class Session {
+  private running = false
+  private ended = false
+  private readonly replies: Replies
+  /** Handle whatever is ready, then end the run (the fiber of one wake). */
+  private readonly run: Effect.Effect<void>
 
-  const startPost = (post: Frames.ClientFrameOf<"channel_msg">) =>
-    Effect.gen(function*() {
-      if (replies.owed >= MAX_PIPELINED_POSTS) yield* replies.awaitBelow(MAX_PIPELINED_POSTS)
-      const slot = replies.owe()
-      const ack = yield* requests.beginPost(caller, post)
-      // Uninterruptible: a post whose append was queued is fanned out and answered even if the
-      // session ends meanwhile (the session's end waits for it).
-      yield* Effect.fork(Effect.uninterruptible(Effect.flatMap(ack, (reply) => replies.settle(slot, reply))))
-    })
+  constructor(private readonly input: SessionInput) {
+    this.replies = new Replies(input.link, input.hub, input.entry)
+    this.run = Effect.suspend(() => this.step()).pipe(
+      Effect.catchAllCause((cause) => Effect.zipRight(fail(input.link, cause), this.end))
+    )
+  }
+
+  /** Send `established` and `server_info`, and start handling frames (those that came meanwhile first). */
+  start(admin: boolean): void {
+    const { entry, link } = this.input
+    link.send(Codec.encodeFrame({ type: "established", path: entry.path }))
+    link.send(Codec.encodeFrame({ type: "server_info", admin }))
+    link.onWake = this.wake
+    this.wake()
+  }
+
+  /** Start a run unless one is running (or the session has ended). */
+  private readonly wake = (): void => {
+    if (this.running || this.ended) return
+    this.running = true
+    this.input.fork(this.run)
+  }
+
+  /** The next thing to do; the run ends (and the session waits without a fiber) when nothing is ready. */
+  private step(): Effect.Effect<void> {
+    const { link } = this.input
+    const inbound = link.poll()
+    if (inbound === undefined) {
+      this.running = false
+      return Effect.void
+    }
+    if (inbound === "closed" || inbound === "expired") return this.end
+    if (inbound === "killed") {
+      return Effect.logInfo("session force-dropped").pipe(
+        Effect.annotateLogs({ reason: link.killReason }),
+        Effect.zipRight(
+          link.finish({ type: "error", error: Errors.unauthorized(link.killReason ?? "") }, CloseCodes.policy)
+        ),
+        Effect.zipRight(this.end)
+      )
+    }
+    return Effect.flatMap(this.handle(inbound as Codec.RawMessage), (stop) => stop ? this.end : this.step())
+  }
+
+  /** The session is over: no more runs, and presence no longer holds it. */
+  private readonly end: Effect.Effect<void> = Effect.suspend(() => {
+    this.ended = true
+    this.running = false
+    this.input.link.onWake = undefined
+    return Effect.zipRight(this.input.hub.detach(this.input.entry), Effect.logDebug("session detached"))
+  })
 
   /** Handle one frame; true when the session must end (a malformed frame was answered, D-8). */
-  const handle = (raw: Codec.RawMessage) =>
-    Effect.gen(function*() {
-      entry.lastSeen = clock.unsafeCurrentTimeMillis()
-      const decoded = Codec.decodeClientFrame(raw, maxFrameBytes)
-      if (Either.isLeft(decoded)) {
-        yield* drained
-        const { frameType, requestId } = decoded.left
-        if (frameType !== undefined && Codec.isKnownType(frameType) && !Codec.isClientFrameType(frameType)) {
-          // A server→client kind from a client: refused, but the session stays (SPEC §2.9).
-          yield* replies.send({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) })
-          return false
-        }
-        // D-8 / G-26: say why, then close. A request kind that carried a usable id gets it back (D-2).
-        const id = frameType !== undefined && Codec.isClientFrameType(frameType) ? requestId : undefined
-        const error = Errors.malformed(decoded.left.detail)
-        yield* link.finish(
-          id === undefined ? { type: "error", error } : { type: "error", id, error },
-          CloseCodes.policy
-        )
-        return true
-      }
-      const frame = decoded.right
-      if (debugOn) {
-        yield* Effect.logDebug("frame").pipe(
-          Effect.annotateLogs({ kind: frame.type === "admin" ? frame.op.kind : frame.type })
+  private handle(raw: Codec.RawMessage): Effect.Effect<boolean> {
+    const { caller, clock, debugOn, entry, link, maxFrameBytes, requests } = this.input
+    const replies = this.replies
+    entry.lastSeen = clock.unsafeCurrentTimeMillis()
+    const decoded = Codec.decodeClientFrame(raw, maxFrameBytes)
+    if (Either.isLeft(decoded)) {
+      const { frameType, requestId } = decoded.left
+      if (frameType !== undefined && Codec.isKnownType(frameType) && !Codec.isClientFrameType(frameType)) {
+        // A server→client kind from a client: refused, but the session stays (SPEC §2.9).
+        return this.afterOwed(
+          replies.send({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) }),
+          false
         )
       }
-      const valid = Validate.validateClientFrame(frame)
-      if (Either.isRight(valid) && frame.type === "channel_msg") {
-        yield* startPost(frame)
-        return false
-      }
-      yield* drained
-      if (frame.type === "hello" || frame.type === "register" || frame.type === "auth") {
-        yield* replies.send({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) })
-        return false
-      }
-      if (Either.isLeft(valid)) {
-        const error: Frames.Reply = { type: "error", error: Errors.malformed(valid.left.detail) }
-        yield* replies.send(frame.id !== undefined ? { ...error, id: frame.id } : error)
-        return false
-      }
-      yield* replies.send(yield* requests.handle(caller, frame))
+      // D-8 / G-26: say why, then close. A request kind that carried a usable id gets it back (D-2).
+      const id = frameType !== undefined && Codec.isClientFrameType(frameType) ? requestId : undefined
+      const error = Errors.malformed(decoded.left.detail)
+      return this.afterOwed(
+        link.finish(id === undefined ? { type: "error", error } : { type: "error", id, error }, CloseCodes.policy),
+        true
+      )
+    }
+    const frame = decoded.right
+    const logged = debugOn
+      ? Effect.logDebug("frame").pipe(Effect.annotateLogs({ kind: frame.type === "admin" ? frame.op.kind : frame.type }))
+      : Effect.void
+    const valid = Validate.validateClientFrame(frame)
+    if (Either.isRight(valid) && frame.type === "channel_msg") return Effect.zipRight(logged, this.post(frame))
+    let reply: Effect.Effect<Frames.Reply>
+    if (frame.type === "hello" || frame.type === "register" || frame.type === "auth") {
+      reply = Effect.succeed({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) })
+    } else if (Either.isLeft(valid)) {
+      const error: Frames.Reply = { type: "error", error: Errors.malformed(valid.left.detail) }
+      reply = Effect.succeed(frame.id !== undefined ? { ...error, id: frame.id } : error)
+    } else {
+      reply = requests.handle(caller, frame)
+    }
+    return Effect.zipRight(logged, this.afterOwed(Effect.flatMap(reply, (r) => replies.send(r)), false))
+  }
+
+  /** `effect` once every owed reply has left (request order), then `result`. */
+  private afterOwed(effect: Effect.Effect<void>, result: boolean): Effect.Effect<boolean> {
+    const answered = Effect.as(effect, result)
+    return this.replies.owed === 0 ? answered : Effect.zipRight(this.replies.awaitBelow(1), answered)
+  }
+
+  /** Start a post: checks now, its append and ack in a fiber of its own (pipelining). */
+  private post(frame: Frames.ClientFrameOf<"channel_msg">): Effect.Effect<boolean> {
+    const { caller, fork, requests } = this.input
+    const replies = this.replies
+    const start = Effect.map(requests.beginPost(caller, frame), (ack) => {
+      const slot = replies.owe()
+      // Uninterruptible: a post whose append was queued is fanned out and answered even while the
+      // server drains.
+      fork(Effect.uninterruptible(Effect.flatMap(ack, (reply) => replies.settle(slot, reply))))
       return false
     })
-
-  return Effect.gen(function*() {
-    while (true) {
-      const inbound = yield* link.next
-      if (inbound === "closed" || inbound === "expired") return
-      if (inbound === "killed") {
-        yield* Effect.logInfo("session force-dropped").pipe(Effect.annotateLogs({ reason: link.killReason }))
-        yield* link.finish({ type: "error", error: Errors.unauthorized(link.killReason ?? "") }, CloseCodes.policy)
-        return
-      }
-      if (yield* handle(inbound as Codec.RawMessage)) return
-    }
-  })
-}
-
-/**
- * The greeting of a new session: `established`, then `server_info`.
- *
- * @since 0.1.0
- * @category sessions
- */
-export const greet = (link: Link, path: Frames.ServerFrameOf<"established">["path"], admin: boolean): void => {
-  link.send(Codec.encodeFrame({ type: "established", path }))
-  link.send(Codec.encodeFrame({ type: "server_info", admin }))
+    return replies.owed >= MAX_PIPELINED_POSTS ? Effect.zipRight(replies.awaitBelow(MAX_PIPELINED_POSTS), start) : start
+  }
 }

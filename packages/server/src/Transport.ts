@@ -173,7 +173,7 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
       links.add(link)
       ws.once("close", () => links.delete(link))
       // One fiber per connection, owned by the acceptor's scope.
-      runFork(serve(link, { remoteAddress: address, hostHeader, handshakeDone, armDeadline }))
+      runFork(serve(link, { remoteAddress: address, hostHeader, handshakeDone, armDeadline, fibers: sessions }))
     })
   }
 
