@@ -70,7 +70,9 @@ const config = ServerConfig.layer({
 })
 
 const program = Effect.gen(function*() {
-  yield* ServerLive.ServerAddress
+  const { host, port } = yield* ServerLive.ServerAddress
+  // one line the harness can read whatever the logger's format (the default logger may wrap)
+  process.stderr.write(`embedded conclave listening ${host}:${port}\n`)
   return yield* Effect.never
 })
 

@@ -9,7 +9,6 @@
  */
 import { Names } from "@conclave/protocol"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import * as HashMap from "effect/HashMap"
@@ -37,12 +36,15 @@ export interface ConnectionInfo extends Handshake.Peer {
 }
 
 /**
- * The whole life of one connection, as one effect that never fails.
+ * A connection accepted: the function to call whenever its link has news during the handshake. It
+ * answers `undefined` while the handshake waits for frames, then once with the effect (never
+ * failing) that completes it — establishing the session, or refusing it — to run in a fiber owned by
+ * the server's scope.
  *
  * @since 0.1.0
  * @category models
  */
-export type Serve = (link: Link.Link, info: ConnectionInfo) => Effect.Effect<void>
+export type Serve = (link: Link.Link, info: ConnectionInfo) => () => Effect.Effect<void> | undefined
 
 /**
  * The server's `Serve`, over the services in context (read once per server, not per connection).
@@ -55,21 +57,24 @@ export const make: Effect.Effect<Serve, never, Hub | Requests | Store | ServerCo
     const config = yield* ServerConfig
     const hub = yield* Hub
     const requests = yield* Requests
-    const env = Handshake.makeEnv({ config, store: yield* Store, registerLimiter: yield* RegisterLimiter })
     const clock = yield* Effect.clock
+    const env = Handshake.makeEnv({ config, store: yield* Store, registerLimiter: yield* RegisterLimiter, clock })
     const debugOn = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
 
-    const establish = (link: Link.Link, info: ConnectionInfo, authenticated: Handshake.Authenticated) =>
-      Effect.gen(function*() {
-        const { hello, machine, user } = authenticated
-        const path = Names.makePath(user, machine, hello.session)
-        const now = clock.unsafeCurrentTimeMillis()
-        const { entry, superseded } = yield* hub.attach({
-          path,
-          origin: hello.client === "bridge" ? "agent" : "human",
-          conn: link,
-          now
-        })
+    const establish = (
+      link: Link.Link,
+      info: ConnectionInfo,
+      authenticated: Handshake.Authenticated
+    ): Effect.Effect<void> => {
+      const { hello, machine, user } = authenticated
+      const now = clock.unsafeCurrentTimeMillis()
+      const attach = hub.attach({
+        path: Names.makePath(user, machine, hello.session),
+        origin: hello.client === "bridge" ? "agent" : "human",
+        conn: link,
+        now
+      })
+      return Effect.flatMap(attach, ({ entry, superseded }) => {
         link.established = true
         const isAdmin = env.admins.isAdmin(user)
         const caller: Caller = {
@@ -77,46 +82,71 @@ export const make: Effect.Effect<Serve, never, Hub | Requests | Store | ServerCo
           isAdmin,
           bucket: unsafeMakeTokenBucket(config.ratePerSecond, config.rateBurst, now)
         }
-        yield* FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set<string, unknown>("path", entry.key))
-        if (superseded) yield* Effect.logInfo("session superseded by a newer connection")
-        yield* Effect.logInfo("session established").pipe(Effect.annotateLogs({ user, machine }))
+        const established = Effect.logInfo("session established")
         // The session's fibers start from this fiber's runtime: its log annotations come along.
-        const runFork = yield* FiberSet.runtime(info.fibers)<never>()
-        const session = new Session.Session({
-          link,
-          entry,
-          caller,
-          hub,
-          requests,
-          maxFrameBytes: config.maxFrameBytes,
-          clock,
-          debugOn,
-          fork: (effect) => {
-            runFork(effect)
-          }
-        })
-        session.start(isAdmin)
-      })
-
-    return (link, info) =>
-      Effect.gen(function*() {
-        // set for the whole (short) life of this fiber, and inherited by the session's fibers
-        yield* FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set<string, unknown>("remote", info.remoteAddress))
-        const cancelDeadline = info.armDeadline(() => link.expire())
-        const outcome = yield* Effect.either(Handshake.run(env, link, info)).pipe(
-          Effect.ensuring(Effect.sync(() => {
-            cancelDeadline()
-            info.handshakeDone()
-          }))
+        const start = Effect.map(FiberSet.runtime(info.fibers)<never>(), (runFork) =>
+          new Session.Session({
+            link,
+            entry,
+            caller,
+            hub,
+            requests,
+            maxFrameBytes: config.maxFrameBytes,
+            clock,
+            debugOn,
+            fork: (effect, later) => {
+              runFork(effect, later === true ? { immediate: false } : undefined)
+            }
+          }).start(isAdmin))
+        return Effect.zipRight(
+          // the session's lines carry its path, user and machine (with the remote address)
+          FiberRef.update(
+            FiberRef.currentLogAnnotations,
+            (annotations) =>
+              HashMap.set(HashMap.set(HashMap.set(annotations, "path", entry.key), "user", user), "machine", machine)
+          ),
+          Effect.zipRight(
+            superseded
+              ? Effect.zipRight(Effect.logInfo("session superseded by a newer connection"), established)
+              : established,
+            start
+          )
         )
-        if (Either.isLeft(outcome)) {
-          const refused = outcome.left
-          // A peer that left mid-handshake gets no answer.
-          if (refused._tag === "HandshakeRefused") {
-            yield* link.finish({ type: "error", error: refused.error }, Link.CloseCodes.policy)
-          }
-          return
-        }
-        yield* establish(link, info, outcome.right)
-      }).pipe(Effect.catchAllCause((cause) => Link.fail(link, cause)))
+      })
+    }
+
+    return (link, info) => {
+      const cancelDeadline = info.armDeadline(() => link.expire())
+      const step = Handshake.machine(env, link, info)
+      const done = Effect.sync(() => {
+        cancelDeadline()
+        info.handshakeDone()
+      })
+      const completed = (
+        outcome: Effect.Effect<Handshake.Authenticated, Handshake.HandshakeRefused | Handshake.PeerClosed>
+      ): Effect.Effect<void> =>
+        // the remote address annotates the fiber's lines and those of the session's fibers
+        Effect.zipRight(
+          FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set<string, unknown>("remote", info.remoteAddress)),
+          Effect.matchEffect(outcome, {
+            onFailure: (refused) =>
+              Effect.zipRight(
+                done,
+                // a peer that left mid-handshake gets no answer
+                refused._tag === "HandshakeRefused"
+                  ? link.finish({ type: "error", error: refused.error }, Link.CloseCodes.policy)
+                  : Effect.void
+              ),
+            onSuccess: (authenticated) => Effect.zipRight(done, establish(link, info, authenticated))
+          })
+        ).pipe(Effect.catchAllCause((cause) => Effect.zipRight(done, Link.fail(link, cause))))
+      // The handshake's frames are handled in the socket's callbacks; its last step, with effects, in
+      // one fiber owned by the server's scope.
+      return (): Effect.Effect<void> | undefined => {
+        const outcome = step()
+        if (outcome === undefined) return undefined
+        link.onWake = undefined
+        return completed(outcome)
+      }
+    }
   })

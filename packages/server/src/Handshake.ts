@@ -1,13 +1,15 @@
 /**
  * The handshake (SPEC §2.6, DECISIONS D-3, D-8, D-10, G-18): `hello` → `challenge` → `register`
  * + `auth` or `auth`, proven by an Ed25519 signature over the challenge, bound to the host the
- * server answers as. One implementation, run by the connection's fiber; every refusal is a
- * `HandshakeRefused` carrying the error frame to send before closing.
+ * server answers as. One implementation: its frames are plain state transitions in the socket's
+ * callbacks (`machine`), and its last step — the one with effects: signature, store, registration —
+ * runs in one fiber. Every refusal is a `HandshakeRefused` carrying the error frame to send before
+ * closing.
  *
  * @since 0.1.0
  */
 import { Auth, Base64Url, Codec, Errors, type Frames, Limits, Validate } from "@conclave/protocol"
-import * as Clock from "effect/Clock"
+import type * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -43,6 +45,7 @@ export interface HandshakeEnv {
   readonly store: StoreShape
   readonly registerLimiter: RegisterLimiter
   readonly admins: Admins.Allowlist
+  readonly clock: Clock.Clock
   /** The authorities of the public URLs (D-3). */
   readonly authorities: ReadonlyArray<string>
   /** How the public URLs are named in a host refusal. */
@@ -51,7 +54,7 @@ export interface HandshakeEnv {
 
 /** @since 0.1.0 @category constructors */
 export const makeEnv = (
-  input: Pick<HandshakeEnv, "config" | "store" | "registerLimiter">
+  input: Pick<HandshakeEnv, "config" | "store" | "registerLimiter" | "clock">
 ): HandshakeEnv => {
   const parsed = input.config.publicUrls.map((url) => Auth.authorityOf(url))
   return {
@@ -70,7 +73,6 @@ export interface Peer {
 }
 
 const refuse = (error: Frames.ProtocolError) => Effect.fail(new HandshakeRefused({ error }))
-const check = (problem: Frames.ProtocolError | undefined) => problem === undefined ? Effect.void : refuse(problem)
 
 const stripDefaultPort = (host: string) => host.replace(/:(80|443)$/, "")
 
@@ -117,90 +119,125 @@ const storeFailure = (operation: string) => (e: { readonly cause: unknown }) =>
   )
 
 /**
- * Run the handshake on `link` until it is established or refused. The caller arms the deadline
- * (`Link.expire`); a step still running when it passes (a slow store) is refused once it ends.
+ * The handshake's steps as plain state transitions over the link's frames (run in the socket's
+ * callbacks: nothing here waits), up to the one step that needs effects — the proof of possession,
+ * the store, a registration. Call the returned function whenever the link has news: it answers
+ * `undefined` while the handshake waits for more frames, then once with the effect that completes it
+ * (the verification of `auth`), refuses it, or reports that the peer left. A step still running when
+ * the deadline passes (a slow store) is refused once it ends.
  *
  * @since 0.1.0
  * @category handshake
  */
-export const run = (
+export const machine = (
   env: HandshakeEnv,
   link: Link,
   peer: Peer
-): Effect.Effect<Authenticated, HandshakeRefused | PeerClosed> => {
-  const { config, store } = env
-  const nextFrame = Effect.flatMap(
-    link.next,
-    (inbound): Effect.Effect<Frames.ClientFrame, HandshakeRefused | PeerClosed> => {
+): () => Effect.Effect<Authenticated, HandshakeRefused | PeerClosed> | undefined => {
+  const { config } = env
+  let hello: Frames.ClientFrameOf<"hello"> | undefined
+  let nonce: Uint8Array = new Uint8Array()
+  let registering: Frames.ClientFrameOf<"register"> | undefined
+  return () => {
+    while (true) {
+      const inbound = link.poll()
+      if (inbound === undefined) return undefined
       if (inbound === "closed" || inbound === "killed") return Effect.fail(peerClosed)
       if (inbound === "expired") return Effect.fail(timedOut)
       const decoded = Codec.decodeClientFrame(inbound as Codec.RawMessage, config.maxFrameBytes)
-      return Either.isLeft(decoded) ? refuse(Errors.malformed(decoded.left.detail)) : Effect.succeed(decoded.right)
+      if (Either.isLeft(decoded)) return refuse(Errors.malformed(decoded.left.detail))
+      const frame = decoded.right
+      if (hello === undefined) {
+        if (frame.type !== "hello") return refuse(Errors.malformed(Errors.Messages.expectedHello))
+        if (frame.protocol_version !== Limits.PROTOCOL_VERSION) {
+          return refuse(Errors.versionMismatch(frame.protocol_version))
+        }
+        hello = frame
+        nonce = Auth.randomNonce()
+        if (!link.isClosed) link.ws.send(Codec.encodeFrame({ type: "challenge", nonce: Base64Url.encode(nonce) }))
+        continue
+      }
+      if (registering !== undefined) {
+        if (frame.type !== "auth") return refuse(Errors.malformed(Errors.Messages.expectedAuthAfterRegister))
+        return verify(env, peer, link, hello, nonce, registering, frame)
+      }
+      if (frame.type === "register") {
+        if (!env.registerLimiter.attempt(peer.remoteAddress)) {
+          return refuse(Errors.rateLimited("too many registration attempts from this address", 60_000))
+        }
+        registering = frame
+        continue
+      }
+      if (frame.type === "auth") return verify(env, peer, link, hello, nonce, undefined, frame)
+      return refuse(Errors.malformed(Errors.Messages.expectedRegisterOrAuth))
     }
-  )
-  // SPEC §2.6 step 5 (the handle), moved before any write (G-18), once possession is proven.
-  const checkHandle = (hello: Frames.ClientFrameOf<"hello">) =>
-    Effect.suspend(() => {
-      const problem = Validate.validateClientFrame(hello)
-      return Either.isLeft(problem) ? refuse(Errors.malformed(problem.left.detail)) : Effect.void
-    })
+  }
+}
 
-  return Effect.gen(function*() {
-    const hello = yield* nextFrame
-    if (hello.type !== "hello") return yield* refuse(Errors.malformed(Errors.Messages.expectedHello))
-    if (hello.protocol_version !== Limits.PROTOCOL_VERSION) {
-      return yield* refuse(Errors.versionMismatch(hello.protocol_version))
-    }
-    const nonce = Auth.randomNonce()
-    if (!link.isClosed) link.ws.send(Codec.encodeFrame({ type: "challenge", nonce: Base64Url.encode(nonce) }))
-    // D-3 (host) is checked with the signature, after the client's auth, so every refusal comes where
-    // SPEC §2.6 puts auth failures.
-    const second = yield* nextFrame
-    if (second.type === "register") {
-      if (!(yield* env.registerLimiter.attempt(peer.remoteAddress))) {
-        return yield* refuse(Errors.rateLimited("too many registration attempts from this address", 60_000))
-      }
-      const auth = yield* nextFrame
-      if (auth.type !== "auth") return yield* refuse(Errors.malformed(Errors.Messages.expectedAuthAfterRegister))
-      if (auth.pubkey !== second.pubkey) return yield* refuse(Errors.unauthorized(Errors.Messages.authKeyMismatch))
-      yield* check(hostProblem(env, peer, hello))
-      yield* check(signatureProblem(peer, hello, nonce, auth))
-      const nameProblem = Validate.validateClientFrame(second)
-      if (Either.isLeft(nameProblem)) return yield* refuse(Errors.malformed(nameProblem.left.detail))
-      yield* checkHandle(hello)
-      const pin = env.admins.pinOf(second.username)
-      if (pin !== undefined && pin !== second.pubkey) {
-        return yield* refuse(Errors.unauthorized(Errors.Messages.usernameReserved(second.username)))
-      }
-      const now = DateTime.formatIso(DateTime.unsafeMake(yield* Clock.currentTimeMillis))
-      yield* store.registerUser({ username: second.username, machine: second.machine, pubkey: second.pubkey, now })
-        .pipe(
-          Effect.catchTags({
-            StoreConflict: (e) =>
-              refuse(
-                e.what === "pubkey"
-                  ? Errors.malformed(Errors.Messages.keyAlreadyEnrolled)
-                  : Errors.unauthorized(Errors.Messages.usernameTaken(second.username))
-              ),
-            StoreError: storeFailure("register")
-          }),
-          traced("register", () => ({ user: second.username, machine: second.machine }))
-        )
-      return { hello, user: second.username, machine: second.machine }
-    }
-    if (second.type === "auth") {
-      yield* check(hostProblem(env, peer, hello))
-      yield* check(signatureProblem(peer, hello, nonce, second))
-      const machine = yield* store.findMachineByKey(second.pubkey).pipe(
-        Effect.catchTag("StoreError", storeFailure("authenticate"))
-      )
-      if (Option.isNone(machine)) return yield* refuse(Errors.unauthorized(Errors.Messages.unknownKey))
-      yield* checkHandle(hello)
-      return { hello, user: machine.value.user, machine: machine.value.name }
-    }
-    return yield* refuse(Errors.malformed(Errors.Messages.expectedRegisterOrAuth))
-  }).pipe(
-    // A step that outlived the deadline (a slow store) is refused all the same.
-    Effect.filterOrFail(() => !link.expired, () => timedOut)
+/**
+ * The last step: D-3 (host) and the signature over the challenge, checked after the client's `auth`
+ * so every refusal comes where SPEC §2.6 puts auth failures; then the registration or the key's
+ * machine — the one step with effects; SPEC §2.6 step 5 (the handle) once possession is proven
+ * (G-18). The checks are plain code: the effect is the store's.
+ */
+const verify = (
+  env: HandshakeEnv,
+  peer: Peer,
+  link: Link,
+  hello: Frames.ClientFrameOf<"hello">,
+  nonce: Uint8Array,
+  register: Frames.ClientFrameOf<"register"> | undefined,
+  auth: Frames.ClientFrameOf<"auth">
+): Effect.Effect<Authenticated, HandshakeRefused> => {
+  const handleProblem = (): Frames.ProtocolError | undefined => {
+    const problem = Validate.validateClientFrame(hello)
+    return Either.isLeft(problem) ? Errors.malformed(problem.left.detail) : undefined
+  }
+  // A step that outlived the deadline (a slow store) is refused all the same.
+  const inTime = (authenticated: Authenticated) => link.expired ? Effect.fail(timedOut) : Effect.succeed(authenticated)
+  if (register === undefined) {
+    const problem = hostProblem(env, peer, hello) ?? signatureProblem(peer, hello, nonce, auth)
+    if (problem !== undefined) return refuse(problem)
+    return env.store.findMachineByKey(auth.pubkey).pipe(
+      Effect.catchTag("StoreError", storeFailure("authenticate")),
+      Effect.flatMap((machine) => {
+        if (Option.isNone(machine)) return refuse(Errors.unauthorized(Errors.Messages.unknownKey))
+        const problem = handleProblem()
+        return problem !== undefined
+          ? refuse(problem)
+          : inTime({ hello, user: machine.value.user, machine: machine.value.name })
+      })
+    )
+  }
+  const { machine, pubkey, username } = register
+  const nameProblem = Validate.validateClientFrame(register)
+  const pin = env.admins.pinOf(username)
+  const problem = auth.pubkey !== pubkey
+    ? Errors.unauthorized(Errors.Messages.authKeyMismatch)
+    : hostProblem(env, peer, hello) ?? signatureProblem(peer, hello, nonce, auth) ??
+      (Either.isLeft(nameProblem) ? Errors.malformed(nameProblem.left.detail) : undefined) ?? handleProblem() ??
+      (pin !== undefined && pin !== pubkey
+        ? Errors.unauthorized(Errors.Messages.usernameReserved(username))
+        : undefined)
+  if (problem !== undefined) return refuse(problem)
+  return Effect.suspend(() =>
+    env.store.registerUser({
+      username,
+      machine,
+      pubkey,
+      now: DateTime.formatIso(DateTime.unsafeMake(env.clock.unsafeCurrentTimeMillis()))
+    })
+  ).pipe(
+    Effect.catchTags({
+      StoreConflict: (e) =>
+        refuse(
+          e.what === "pubkey"
+            ? Errors.malformed(Errors.Messages.keyAlreadyEnrolled)
+            : Errors.unauthorized(Errors.Messages.usernameTaken(username))
+        ),
+      StoreError: storeFailure("register")
+    }),
+    traced("register", () => ({ user: username, machine })),
+    Effect.flatMap(() => inTime({ hello, user: username, machine }))
   )
 }

@@ -131,6 +131,12 @@ export class Link implements Conn {
     })
   }
 
+  /** Whether `poll` has something (a frame, or that the session ended). */
+  ready(): boolean {
+    return this.buffer.length > 0 || this.isClosed || this.expired ||
+      (this.established && this.killReason !== undefined)
+  }
+
   /** The next inbound event if one is ready (see `Inbound` for the priorities). */
   poll(): Inbound | undefined {
     if (this.established && this.killReason !== undefined) return "killed"

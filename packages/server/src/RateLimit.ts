@@ -56,20 +56,21 @@ const WINDOW_MS = 60_000
 export class RegisterLimiter extends Effect.Service<RegisterLimiter>()("@conclave/server/RegisterLimiter", {
   effect: Effect.gen(function*() {
     const { registerLimitPerMinute } = yield* ServerConfig
+    const clock = yield* Effect.clock
     const attempts = new Map<string, Array<number>>()
-    /** Record an attempt; `true` when it is within the limit. */
-    const attempt = (address: string) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        if (registerLimitPerMinute <= 0) return true
-        const recent = (attempts.get(address) ?? []).filter((t) => t > now - WINDOW_MS)
-        if (recent.length >= registerLimitPerMinute) {
-          attempts.set(address, recent)
-          return false
-        }
-        recent.push(now)
+    /** Record an attempt now (on the `Clock` the service was built with); `true` when it is within the limit. */
+    const attempt = (address: string): boolean => {
+      if (registerLimitPerMinute <= 0) return true
+      const now = clock.unsafeCurrentTimeMillis()
+      const recent = (attempts.get(address) ?? []).filter((t) => t > now - WINDOW_MS)
+      if (recent.length >= registerLimitPerMinute) {
         attempts.set(address, recent)
-        return true
-      })
+        return false
+      }
+      recent.push(now)
+      attempts.set(address, recent)
+      return true
+    }
     return { attempt } as const
   })
 }) {}

@@ -220,8 +220,12 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
     const whisper = (caller: Caller, frame: Frames.ClientFrameOf<"whisper">) => {
       const target = Names.renderPath(frame.target)
       return Effect.flatMap(hub.online(frame.target), (online) => {
-        const problem = online ? limitProblem(caller, frame.payload) : Errors.notFound(Errors.Messages.notOnline(target))
-        return problem === undefined ? Effect.as(hub.sendTo(target, encodeWhisper(caller, frame)), ackNull) : refuse(problem)
+        const problem = online
+          ? limitProblem(caller, frame.payload)
+          : Errors.notFound(Errors.Messages.notOnline(target))
+        return problem === undefined
+          ? Effect.as(hub.sendTo(target, encodeWhisper(caller, frame)), ackNull)
+          : refuse(problem)
       }).pipe(traced("whisper", () => ({ path: caller.entry.key, target })))
     }
 

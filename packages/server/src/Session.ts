@@ -37,9 +37,9 @@ export interface SessionInput {
   readonly debugOn: boolean
   /**
    * Start a fiber owned by the server's scope, from a runtime that carries the session's log
-   * annotations (remote address, path).
+   * annotations (remote address, path): at once, or (`later`) once the code now running is done.
    */
-  readonly fork: (effect: Effect.Effect<void>) => void
+  readonly fork: (effect: Effect.Effect<void>, later?: boolean) => void
 }
 
 interface Slot {
@@ -129,14 +129,17 @@ export class Session {
     link.send(Codec.encodeFrame({ type: "established", path: entry.path }))
     link.send(Codec.encodeFrame({ type: "server_info", admin }))
     link.onWake = this.wake
-    this.wake()
+    if (link.ready()) this.wake()
   }
 
-  /** Start a run unless one is running (or the session has ended). */
+  /**
+   * Start a run unless one is running (or the session has ended). The run starts once the socket
+   * callback that woke it is done, so it finds every frame of that read (one run, not one per frame).
+   */
   private readonly wake = (): void => {
     if (this.running || this.ended) return
     this.running = true
-    this.input.fork(this.run)
+    this.input.fork(this.run, true)
   }
 
   /** The next thing to do; the run ends (and the session waits without a fiber) when nothing is ready. */
@@ -193,7 +196,9 @@ export class Session {
     }
     const frame = decoded.right
     const logged = debugOn
-      ? Effect.logDebug("frame").pipe(Effect.annotateLogs({ kind: frame.type === "admin" ? frame.op.kind : frame.type }))
+      ? Effect.logDebug("frame").pipe(
+        Effect.annotateLogs({ kind: frame.type === "admin" ? frame.op.kind : frame.type })
+      )
       : Effect.void
     const valid = Validate.validateClientFrame(frame)
     if (Either.isRight(valid) && frame.type === "channel_msg") return Effect.zipRight(logged, this.post(frame))

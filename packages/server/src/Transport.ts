@@ -10,6 +10,7 @@
  * @since 0.1.0
  */
 import { Limits } from "@conclave/protocol"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -25,7 +26,7 @@ import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
 import * as Connection from "./Connection.js"
 import { Hub } from "./Hub.js"
-import { Link } from "./Link.js"
+import { fail, Link } from "./Link.js"
 import type { RegisterLimiter } from "./RateLimit.js"
 import type { Requests } from "./Requests.js"
 import { ServerConfig } from "./ServerConfig.js"
@@ -172,8 +173,22 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
       })
       links.add(link)
       ws.once("close", () => links.delete(link))
-      // One fiber per connection, owned by the acceptor's scope.
-      runFork(serve(link, { remoteAddress: address, hostHeader, handshakeDone, armDeadline, fibers: sessions }))
+      // The handshake runs in the socket's callbacks up to its last step, which runs in a fiber owned
+      // by the acceptor's scope; a defect in the callbacks costs the connection, not the process.
+      const next = serve(link, { remoteAddress: address, hostHeader, handshakeDone, armDeadline, fibers: sessions })
+      const wake = () => {
+        let completion: Effect.Effect<void> | undefined
+        try {
+          completion = next()
+        } catch (defect) {
+          link.onWake = undefined
+          handshakeDone()
+          completion = fail(link, Cause.die(defect))
+        }
+        if (completion !== undefined) runFork(completion)
+      }
+      link.onWake = wake
+      wake()
     })
   }
 

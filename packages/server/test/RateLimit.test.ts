@@ -42,16 +42,16 @@ describe("RateLimit", () => {
   it.effect("register attempts are capped per address per minute; 0 = unlimited", () =>
     Effect.gen(function*() {
       const limiter = yield* RegisterLimiter
-      for (let i = 0; i < 30; i++) assert.isTrue(yield* limiter.attempt("1.2.3.4"))
-      assert.isFalse(yield* limiter.attempt("1.2.3.4"))
-      assert.isTrue(yield* limiter.attempt("5.6.7.8"))
+      for (let i = 0; i < 30; i++) assert.isTrue(limiter.attempt("1.2.3.4"))
+      assert.isFalse(limiter.attempt("1.2.3.4"))
+      assert.isTrue(limiter.attempt("5.6.7.8"))
       yield* TestClock.adjust("61 seconds")
-      assert.isTrue(yield* limiter.attempt("1.2.3.4"))
+      assert.isTrue(limiter.attempt("1.2.3.4"))
     }).pipe(Effect.provide(RegisterLimiter.Default), Effect.provide(ServerConfig.layer())))
 
   it.effect("registerLimitPerMinute 0 is unlimited", () =>
     Effect.gen(function*() {
       const limiter = yield* RegisterLimiter
-      for (let i = 0; i < 100; i++) assert.isTrue(yield* limiter.attempt("1.2.3.4"))
+      for (let i = 0; i < 100; i++) assert.isTrue(limiter.attempt("1.2.3.4"))
     }).pipe(Effect.provide(RegisterLimiter.Default), Effect.provide(ServerConfig.layer({ registerLimitPerMinute: 0 }))))
 })
