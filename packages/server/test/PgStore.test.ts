@@ -12,6 +12,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, type Duration, Effect, Layer, Option, Redacted } from "effect"
 import * as crypto from "node:crypto"
+import * as net from "node:net"
 import * as PgStore from "../src/PgStore.js"
 import { Store, StoreError } from "../src/Store.js"
 import { channel, describeStore, failure, msg, readAll, type Subject } from "./support/StoreConformance.js"
@@ -38,6 +39,39 @@ const reachable = await Effect.runPromise(
 
 const prefix = `conclave_test_${crypto.randomBytes(4).toString("hex")}`
 let databases = 0
+
+/**
+ * A TCP relay to the server that the test can cut and restore: the database "going down" and
+ * coming back without touching the real server. Its port stays the same.
+ */
+const relay = Effect.gen(function*() {
+  const target = new URL(SERVER)
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname)
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on("error", () => socket.destroy())
+      socket.on("close", () => {
+        sockets.delete(socket)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  const listen = (port: number) =>
+    Effect.async<number>((resume) => {
+      server.listen(port, "127.0.0.1", () => resume(Effect.succeed((server.address() as net.AddressInfo).port)))
+    })
+  const cut = Effect.async<void>((resume) => {
+    server.close(() => resume(Effect.void))
+    for (const socket of sockets) socket.destroy()
+  })
+  const port = yield* Effect.acquireRelease(listen(0), () => server.listening ? cut : Effect.void)
+  return { port, cut, restore: Effect.asVoid(listen(port)) }
+})
 
 /** A new database on the server (dropped when the scope closes), and its URL. */
 const scratchDatabase = Effect.gen(function*() {
@@ -115,6 +149,62 @@ if (!reachable) {
         assert.strictEqual(error.operation, "open")
         assert.strictEqual(error.message, "storage failure during open")
         assert.notInclude(String(error), "secret")
+      }))
+
+    it.scoped("a server that goes away: every operation is a StoreError (soon, no hang, no crash); back, the store works again", () =>
+      Effect.gen(function*() {
+        const direct = new URL(yield* scratchDatabase)
+        const { cut, port, restore } = yield* relay
+        direct.host = `127.0.0.1:${port}`
+        const store = yield* open(direct.toString())
+        yield* channel(store, "ops")
+        assert.strictEqual(yield* store.appendMessage(msg("ops", 1, "before")), 1)
+        yield* cut
+        const bounded = <A, E>(effect: Effect.Effect<A, E>) =>
+          failure(effect.pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "no answer within 20 s" })))
+        const errors = [
+          yield* bounded(store.appendMessage(msg("ops", 2, "during"))),
+          yield* bounded(store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })),
+          yield* bounded(store.getChannel("ops")),
+          yield* bounded(store.createChannel({ name: "dev", visibility: "public", createdBy: "aaron", now: "" })),
+          yield* bounded(store.redeemInvite({ token: "t", channel: "ops", user: "bob", nowMs: 0 }))
+        ]
+        assert.deepStrictEqual(
+          errors.map((e) => e instanceof StoreError ? e.operation : String(e)),
+          ["appendMessage", "readSince", "getChannel", "createChannel", "redeemInvite"]
+        )
+        yield* restore
+        assert.strictEqual(yield* store.appendMessage(msg("ops", 3, "after")), 2, "the refused append took no seq")
+        assert.deepStrictEqual(
+          (yield* readAll(store, "ops")).messages.map((m) => m.seq),
+          [1, 2]
+        )
+      }))
+
+    it.scopedLive("a server that accepts connections but never answers: opening fails after the connect timeout", () =>
+      Effect.gen(function*() {
+        const held = new Set<net.Socket>()
+        const silent = net.createServer((socket) => {
+          held.add(socket)
+          socket.on("error", () => socket.destroy())
+        })
+        const port = yield* Effect.acquireRelease(
+          Effect.async<number>((resume) => {
+            silent.listen(0, "127.0.0.1", () => resume(Effect.succeed((silent.address() as net.AddressInfo).port)))
+          }),
+          () =>
+            Effect.async<void>((resume) => {
+              silent.close(() => resume(Effect.void))
+              for (const socket of held) socket.destroy()
+            })
+        )
+        const error = yield* failure(
+          Effect.scoped(open(`postgres://postgres@127.0.0.1:${port}/test`)).pipe(
+            Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "no answer within 20 s" })
+          )
+        )
+        assert.instanceOf(error, StoreError)
+        assert.strictEqual(error.operation, "open")
       }))
 
     it.scoped("migrations are recorded once per version, and a second open applies none", () =>
