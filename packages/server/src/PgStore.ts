@@ -515,9 +515,12 @@ const build: Effect.Effect<Built, StoreError, PgClient.PgClient | Scope.Scope> =
   const decodeInvites = decodeAll(InviteRowSchema)
   const decodeChannelInfos = decodeAll(ChannelInfoRowSchema)
 
-  // Hot reads: a fixed statement on a pooled connection, no statement compilation or span.
+  // Hot reads and the group commit: a fixed statement text with parameters only, on a pooled
+  // connection taken for that statement alone (never `sql.reserve`, whose wait for a connection
+  // cannot be interrupted without losing the connection to the pool). Arrays are bound as
+  // PostgreSQL arrays by pg.
   const query = (statement: string, params: ReadonlyArray<unknown>) =>
-    Effect.scoped(Effect.flatMap(sql.reserve, (conn) => conn.execute(statement, params, undefined)))
+    sql.unsafe<Readonly<Record<string, unknown>>>(statement, params)
 
   // users and machines ---------------------------------------------------------------------------
 
