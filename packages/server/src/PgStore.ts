@@ -456,6 +456,11 @@ const initialize = (sql: SqlClient.SqlClient): Effect.Effect<string, StoreError>
       yield* sql.unsafe(`INSERT INTO ${MIGRATIONS_TABLE} (version) VALUES ($1)`, [migration.version])
       yield* Effect.logDebug("store schema migrated").pipe(Effect.annotateLogs({ version: migration.version }))
     }
+    // D-5: an acknowledged append must survive a crash of the database too
+    const [commitMode] = yield* sql<{ readonly synchronous_commit: unknown }>`SHOW synchronous_commit`
+    if (commitMode?.synchronous_commit === "off") {
+      yield* Effect.logWarning("PostgreSQL has synchronous_commit off: a database crash can lose acknowledged messages")
+    }
     const fresh = yield* Effect.sync(() => Auth.randomToken())
     yield* sql`INSERT INTO meta (key, value) VALUES ('instance_id', ${fresh}) ON CONFLICT (key) DO NOTHING`
     const [meta] = yield* sql<{ readonly value: unknown }>`SELECT value FROM meta WHERE key = 'instance_id'`
