@@ -1,0 +1,294 @@
+/**
+ * The store conformance suite on PostgreSQL, and what only PostgreSQL has: several stores (nodes)
+ * on one database, migrations tracked in a table, an unreachable server.
+ *
+ * Each test gets a database of its own, `conclave_test_<random>_<n>`, created on the server of
+ * `CONCLAVE_TEST_POSTGRES` (default postgres://postgres@127.0.0.1:5432/test) and dropped after.
+ * Without a reachable server the suite is skipped (one line says so), except under `CI=true`,
+ * where that is a failure.
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { assert, describe, it } from "@effect/vitest"
+import { Context, type Duration, Effect, Layer, Option, Redacted } from "effect"
+import * as crypto from "node:crypto"
+import * as net from "node:net"
+import * as PgStore from "../src/PgStore.js"
+import { Store, StoreError, type StoreShape } from "../src/Store.js"
+import { channel, describeStore, failure, msg, readAll, type Subject } from "./support/StoreConformance.js"
+
+const SERVER = process.env["CONCLAVE_TEST_POSTGRES"] ?? "postgres://postgres@127.0.0.1:5432/test"
+const shown = (() => {
+  try {
+    const url = new URL(SERVER)
+    if (url.password !== "") url.password = "***"
+    return url.toString()
+  } catch {
+    return "(an unparseable URL)"
+  }
+})()
+
+const adminClient = (connectTimeout: Duration.DurationInput) =>
+  Layer.build(PgClient.layer({ url: Redacted.make(SERVER), connectTimeout, maxConnections: 2 })).pipe(
+    Effect.map((ctx) => Context.get(ctx, PgClient.PgClient))
+  )
+
+const reachable = await Effect.runPromise(
+  Effect.scoped(adminClient("3 seconds")).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+)
+
+const prefix = `conclave_test_${crypto.randomBytes(4).toString("hex")}`
+let databases = 0
+
+/**
+ * A TCP relay to the server that the test can cut and restore: the database "going down" and
+ * coming back without touching the real server. Its port stays the same.
+ */
+const relay = Effect.gen(function*() {
+  const target = new URL(SERVER)
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname)
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on("error", () => socket.destroy())
+      socket.on("close", () => {
+        sockets.delete(socket)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  const listen = (port: number) =>
+    Effect.async<number>((resume) => {
+      server.listen(port, "127.0.0.1", () => resume(Effect.succeed((server.address() as net.AddressInfo).port)))
+    })
+  const cut = Effect.async<void>((resume) => {
+    server.close(() => resume(Effect.void))
+    for (const socket of sockets) socket.destroy()
+  })
+  const port = yield* Effect.acquireRelease(listen(0), () => server.listening ? cut : Effect.void)
+  return { port, cut, restore: Effect.asVoid(listen(port)) }
+})
+
+/** A new database on the server (dropped when the scope closes), and its URL. */
+const scratchDatabase = Effect.gen(function*() {
+  const name = `${prefix}_${++databases}`
+  const admin = yield* adminClient("5 seconds")
+  yield* Effect.acquireRelease(
+    admin.unsafe(`CREATE DATABASE ${name}`),
+    () => Effect.orDie(admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
+  )
+  const url = new URL(SERVER)
+  url.pathname = `/${name}`
+  return url.toString()
+})
+
+const open = (url: string) =>
+  Layer.build(PgStore.layer({ url })).pipe(Effect.map((ctx): StoreShape => Context.get(ctx, Store)))
+
+const openWithSql = (url: string) =>
+  Layer.build(PgStore.layerClient.pipe(Layer.provideMerge(PgStore.layerPg({ url })))).pipe(
+    Effect.map((ctx) => ({ store: Context.get(ctx, Store), sql: Context.get(ctx, SqlClient.SqlClient) }))
+  )
+
+const subject = Effect.gen(function*() {
+  const { sql, store } = yield* Effect.flatMap(scratchDatabase, openWithSql)
+  const result: Subject = {
+    store,
+    insertRawMessage: (row) =>
+      sql`WITH next AS (
+            INSERT INTO channel_seq (channel, last_seq) VALUES (${row.channel}, 1)
+            ON CONFLICT (channel) DO UPDATE SET last_seq = channel_seq.last_seq + 1
+            RETURNING last_seq)
+          INSERT INTO messages (channel, seq, sender, payload, ts_ms, origin, reply_to)
+          SELECT ${row.channel}, last_seq, ${row.sender}, ${row.payload}, ${row.ts_ms}, ${row.origin}, ${row.reply_to}
+          FROM next`,
+    countRows: (table, channel) =>
+      Effect.map(
+        channel === undefined
+          ? sql<{ n: unknown }>`SELECT count(*) AS n FROM ${sql(table)}`
+          : sql<{ n: unknown }>`SELECT count(*) AS n FROM ${sql(table)} WHERE channel = ${channel}`,
+        (rows) => Number(rows[0]?.n)
+      )
+  }
+  return result
+})
+
+if (!reachable) {
+  if (process.env["CI"] === "true") {
+    describe("PgStore", () => {
+      it("PostgreSQL is reachable (required under CI=true)", () => {
+        assert.fail(`no PostgreSQL at ${shown}`)
+      })
+    })
+  } else {
+    console.log(`skipped: no PostgreSQL at ${shown}`)
+    describe.skip("PgStore", () => {
+      it("needs PostgreSQL", () => {})
+    })
+  }
+} else {
+  describeStore("PostgreSQL", {
+    fresh: subject,
+    database: Effect.map(scratchDatabase, open),
+    seqPerChannel: true
+  })
+
+  describe("PgStore", () => {
+    it.scoped("an unreachable server is a StoreError of open, soon, naming no URL", () =>
+      Effect.gen(function*() {
+        const error = yield* failure(
+          Effect.scoped(open("postgres://conclave:secret@127.0.0.1:1/nowhere")).pipe(
+            Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "no answer within 20 s" })
+          )
+        )
+        assert.instanceOf(error, StoreError)
+        assert.strictEqual(error.operation, "open")
+        assert.strictEqual(error.message, "storage failure during open")
+        assert.notInclude(String(error), "secret")
+      }))
+
+    it.scoped("a server that goes away: every operation is a StoreError (soon, no hang, no crash); back, the store works again", () =>
+      Effect.gen(function*() {
+        const direct = new URL(yield* scratchDatabase)
+        const { cut, port, restore } = yield* relay
+        direct.host = `127.0.0.1:${port}`
+        const store = yield* open(direct.toString())
+        yield* channel(store, "ops")
+        assert.strictEqual(yield* store.appendMessage(msg("ops", 1, "before")), 1)
+        yield* cut
+        const bounded = <A, E>(effect: Effect.Effect<A, E>) =>
+          failure(effect.pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "no answer within 20 s" })))
+        const errors = [
+          yield* bounded(store.appendMessage(msg("ops", 2, "during"))),
+          yield* bounded(store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })),
+          yield* bounded(store.getChannel("ops")),
+          yield* bounded(store.createChannel({ name: "dev", visibility: "public", createdBy: "aaron", now: "" })),
+          yield* bounded(store.redeemInvite({ token: "t", channel: "ops", user: "bob", nowMs: 0 }))
+        ]
+        assert.deepStrictEqual(
+          errors.map((e) => e instanceof StoreError ? e.operation : String(e)),
+          ["appendMessage", "readSince", "getChannel", "createChannel", "redeemInvite"]
+        )
+        yield* restore
+        assert.strictEqual(yield* store.appendMessage(msg("ops", 3, "after")), 2, "the refused append took no seq")
+        assert.deepStrictEqual(
+          (yield* readAll(store, "ops")).messages.map((m) => m.seq),
+          [1, 2]
+        )
+      }))
+
+    it.scopedLive("a server that accepts connections but never answers: opening fails after the connect timeout", () =>
+      Effect.gen(function*() {
+        const held = new Set<net.Socket>()
+        const silent = net.createServer((socket) => {
+          held.add(socket)
+          socket.on("error", () => socket.destroy())
+        })
+        const port = yield* Effect.acquireRelease(
+          Effect.async<number>((resume) => {
+            silent.listen(0, "127.0.0.1", () => resume(Effect.succeed((silent.address() as net.AddressInfo).port)))
+          }),
+          () =>
+            Effect.async<void>((resume) => {
+              silent.close(() => resume(Effect.void))
+              for (const socket of held) socket.destroy()
+            })
+        )
+        const error = yield* failure(
+          Effect.scoped(open(`postgres://postgres@127.0.0.1:${port}/test`)).pipe(
+            Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "no answer within 20 s" })
+          )
+        )
+        assert.instanceOf(error, StoreError)
+        assert.strictEqual(error.operation, "open")
+      }))
+
+    it.scoped("migrations are recorded once per version, and a second open applies none", () =>
+      Effect.gen(function*() {
+        const url = yield* scratchDatabase
+        const { sql } = yield* openWithSql(url)
+        const id = yield* Effect.flatMap(open(url), (store) => store.instanceId)
+        const second = yield* Effect.flatMap(open(url), (store) => store.instanceId)
+        assert.strictEqual(second, id)
+        const versions = yield* sql<
+          { version: number }
+        >`SELECT version FROM conclave_schema_migrations ORDER BY version`
+        assert.deepStrictEqual(versions.map((v) => v.version), [1])
+        const [tables] = yield* sql<{ n: unknown }>`
+          SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = current_schema()`
+        assert.strictEqual(
+          Number(tables?.n),
+          10,
+          "meta, users, machines, channels, memberships, bans, invites, channel_seq, messages, migrations"
+        )
+      }))
+
+    it.scoped("refuses a database written by a newer schema", () =>
+      Effect.gen(function*() {
+        const url = yield* scratchDatabase
+        yield* Effect.scoped(
+          Effect.flatMap(
+            openWithSql(url),
+            ({ sql }) => sql`INSERT INTO conclave_schema_migrations (version) VALUES (99)`
+          )
+        )
+        const error = yield* failure(Effect.scoped(open(url)))
+        assert.instanceOf(error, StoreError)
+        assert.strictEqual(error.operation, "open")
+      }))
+
+    it.scoped("two stores (two nodes) appending to one channel: seqs 1..N, each node's appends resolve in seq order", () =>
+      Effect.gen(function*() {
+        const url = yield* scratchDatabase
+        const a = yield* open(url)
+        const b = yield* open(url)
+        yield* channel(a, "ops")
+        const n = 200
+        const resolved = { a: [] as Array<number>, b: [] as Array<number> }
+        const seqs = yield* Effect.forEach(
+          Array.from({ length: 2 * n }, (_, i) => i),
+          (i) => {
+            const node = i % 2 === 0 ? "a" : "b"
+            return (node === "a" ? a : b).appendMessage(msg("ops", i, `m${i}`)).pipe(
+              Effect.tap((seq) => Effect.sync(() => resolved[node].push(seq)))
+            )
+          },
+          { concurrency: "unbounded" }
+        )
+        assert.deepStrictEqual([...seqs].sort((x, y) => x - y), Array.from({ length: 2 * n }, (_, i) => i + 1))
+        for (const node of ["a", "b"] as const) {
+          const got = resolved[node]
+          assert.strictEqual(got.length, n)
+          for (let i = 1; i < got.length; i++) {
+            assert.isTrue(got[i]! > got[i - 1]!, `node ${node} resolves in seq order`)
+          }
+        }
+        const page = yield* readAll(b, "ops")
+        assert.deepStrictEqual(page.messages.map((m) => m.seq), Array.from({ length: 2 * n }, (_, i) => i + 1))
+      }))
+
+    it.scoped("seqs per channel: a renamed channel keeps its seqs and goes on from them; a name used again never repeats one", () =>
+      Effect.gen(function*() {
+        const { store } = yield* subject
+        yield* channel(store, "ops")
+        yield* channel(store, "dev")
+        assert.deepStrictEqual(
+          yield* Effect.forEach(["ops", "ops", "dev", "ops"], (name, i) => store.appendMessage(msg(name, i, `m${i}`))),
+          [1, 2, 1, 3]
+        )
+        yield* store.renameChannel("ops", "ops2")
+        assert.deepStrictEqual((yield* readAll(store, "ops2")).messages.map((m) => m.seq), [1, 2, 3])
+        assert.strictEqual(yield* store.appendMessage(msg("ops2", 10, "after rename")), 4)
+        yield* channel(store, "ops") // the old name, again: its seqs go on
+        assert.strictEqual(yield* store.appendMessage(msg("ops", 11, "new ops")), 4)
+        yield* store.deleteChannel("ops2")
+        yield* channel(store, "ops2")
+        assert.strictEqual(yield* store.appendMessage(msg("ops2", 12, "new ops2")), 5)
+        assert.isTrue(Option.isSome(yield* store.getChannel("ops2")))
+      }))
+  })
+}

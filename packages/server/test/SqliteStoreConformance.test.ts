@@ -1,0 +1,49 @@
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Context, Effect, Layer } from "effect"
+import * as path from "node:path"
+import * as SqliteStore from "../src/SqliteStore.js"
+import { Store } from "../src/Store.js"
+import { describeStore, type Subject } from "./support/StoreConformance.js"
+
+const dbFile = Effect.gen(function*() {
+  const fs = yield* FileSystem.FileSystem
+  const dir = yield* fs.makeTempDirectoryScoped({ prefix: "conclave-store-" })
+  return path.join(dir, "conclave.db")
+}).pipe(Effect.provide(NodeFileSystem.layer))
+
+const subject = (filename: string) =>
+  Layer.build(SqliteStore.layerClient.pipe(Layer.provideMerge(SqliteStore.layerSqlite({ filename })))).pipe(
+    Effect.map((ctx): Subject => {
+      const sql = Context.get(ctx, SqlClient.SqlClient)
+      return {
+        store: Context.get(ctx, Store),
+        insertRawMessage: (row) =>
+          sql`INSERT INTO messages (channel, sender, payload, ts_ms, origin, reply_to)
+              VALUES (${row.channel}, ${row.sender}, ${row.payload}, ${row.ts_ms}, ${row.origin}, ${row.reply_to})`,
+        countRows: (table, channel) =>
+          Effect.map(
+            channel === undefined
+              ? sql<{ n: unknown }>`SELECT count(*) AS n FROM ${sql(table)}`
+              : sql<{ n: unknown }>`SELECT count(*) AS n FROM ${sql(table)} WHERE channel = ${channel}`,
+            (rows) => Number(rows[0]?.n)
+          )
+      }
+    })
+  )
+
+describeStore("SQLite (file)", {
+  fresh: Effect.flatMap(dbFile, subject),
+  database: Effect.map(
+    dbFile,
+    (filename) => Layer.build(SqliteStore.layer({ filename })).pipe(Effect.map((ctx) => Context.get(ctx, Store)))
+  ),
+  seqPerChannel: false
+})
+
+describeStore("SQLite (memory)", {
+  fresh: subject(":memory:"),
+  database: undefined,
+  seqPerChannel: false
+})
