@@ -10,7 +10,6 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { Hub } from "./Hub.js"
-import { traced } from "./internal/traced.js"
 import type { Caller } from "./Requests.js"
 import type { ChannelRow, StoreConflict, StoreError, StoreShape } from "./Store.js"
 
@@ -224,6 +223,9 @@ export const make = (kit: Kit) => {
         })
     }
   }
-  return (caller: Caller, op: Frames.AdminOp): Effect.Effect<Frames.Reply, Errors.ProtocolFailure> =>
-    adminOp(caller, op).pipe(traced("admin", () => adminSpanAttributes(caller, op)))
+  // Admin ops are rare: a span of their own through `Effect.fn` (its stack trace included).
+  return Effect.fn("admin")(function*(caller: Caller, op: Frames.AdminOp) {
+    yield* Effect.annotateCurrentSpan(adminSpanAttributes(caller, op))
+    return yield* adminOp(caller, op)
+  })
 }
