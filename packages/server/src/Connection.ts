@@ -125,21 +125,23 @@ export const make: Effect.Effect<Serve, never, Hub | Requests | Store | ServerCo
       const completed = (
         outcome: Effect.Effect<Handshake.Authenticated, Handshake.HandshakeRefused | Handshake.PeerClosed>
       ): Effect.Effect<void> =>
-        // the remote address annotates the fiber's lines and those of the session's fibers
-        Effect.zipRight(
-          FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set<string, unknown>("remote", info.remoteAddress)),
-          Effect.matchEffect(outcome, {
-            onFailure: (refused) =>
-              Effect.zipRight(
-                done,
-                // a peer that left mid-handshake gets no answer
-                refused._tag === "HandshakeRefused"
-                  ? link.finish({ type: "error", error: refused.error }, Link.CloseCodes.policy)
-                  : Effect.void
-              ),
-            onSuccess: (authenticated) => Effect.zipRight(done, establish(link, info, authenticated))
-          })
-        ).pipe(Effect.catchAllCause((cause) => Effect.zipRight(done, Link.fail(link, cause))))
+        Effect.matchEffect(outcome, {
+          onFailure: (refused) =>
+            Effect.zipRight(
+              done,
+              // a peer that left mid-handshake gets no answer
+              refused._tag === "HandshakeRefused"
+                ? link.finish({ type: "error", error: refused.error }, Link.CloseCodes.policy).pipe(
+                  Effect.annotateLogs("remote", info.remoteAddress)
+                )
+                : Effect.void
+            ),
+          onSuccess: (authenticated) => Effect.zipRight(done, establish(link, info, authenticated))
+        }).pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.zipRight(done, Link.fail(link, cause).pipe(Effect.annotateLogs("remote", info.remoteAddress)))
+          )
+        )
       // The handshake's frames are handled in the socket's callbacks; its last step, with effects, in
       // one fiber owned by the server's scope.
       return (): Effect.Effect<void> | undefined => {

@@ -112,9 +112,9 @@ const signatureProblem = (
 
 const timedOut = new HandshakeRefused({ error: Errors.unauthorized(Errors.Messages.handshakeTimedOut) })
 
-const storeFailure = (operation: string) => (e: { readonly cause: unknown }) =>
+const storeFailure = (operation: string, peer: Peer) => (e: { readonly cause: unknown }) =>
   Effect.logWarning("store failure").pipe(
-    Effect.annotateLogs({ operation, cause: String(e.cause) }),
+    Effect.annotateLogs({ operation, cause: String(e.cause), remote: peer.remoteAddress }),
     Effect.zipRight(refuse(Errors.internal(Errors.Messages.storageFailure(operation))))
   )
 
@@ -199,7 +199,7 @@ const verify = (
     const problem = hostProblem(env, peer, hello) ?? signatureProblem(peer, hello, nonce, auth)
     if (problem !== undefined) return refuse(problem)
     return env.store.findMachineByKey(auth.pubkey).pipe(
-      Effect.catchTag("StoreError", storeFailure("authenticate")),
+      Effect.catchTag("StoreError", storeFailure("authenticate", peer)),
       Effect.flatMap((machine) => {
         if (Option.isNone(machine)) return refuse(Errors.unauthorized(Errors.Messages.unknownKey))
         const problem = handleProblem()
@@ -235,7 +235,7 @@ const verify = (
             ? Errors.malformed(Errors.Messages.keyAlreadyEnrolled)
             : Errors.unauthorized(Errors.Messages.usernameTaken(username))
         ),
-      StoreError: storeFailure("register")
+      StoreError: storeFailure("register", peer)
     }),
     traced("register", () => ({ user: username, machine })),
     Effect.flatMap(() => inTime({ hello, user: username, machine }))
