@@ -99,12 +99,15 @@ export const make: Effect.Effect<Serve, never, Hub | Requests | Store | ServerCo
             }
           }).start(isAdmin))
         return Effect.zipRight(
-          // the session's lines carry its path, user and machine (with the remote address)
-          FiberRef.update(
-            FiberRef.currentLogAnnotations,
-            (annotations) =>
-              HashMap.set(HashMap.set(HashMap.set(annotations, "path", entry.key), "user", user), "machine", machine)
-          ),
+          // the session's lines (this fiber's, and those of every fiber it starts) carry its remote
+          // address, path, user and machine: one change of the fiber's annotations
+          FiberRef.update(FiberRef.currentLogAnnotations, (annotations) =>
+            HashMap.mutate(annotations, (m) => {
+              HashMap.set(m, "remote", info.remoteAddress)
+              HashMap.set(m, "path", entry.key)
+              HashMap.set(m, "user", user)
+              HashMap.set(m, "machine", machine)
+            })),
           Effect.zipRight(
             superseded
               ? Effect.zipRight(Effect.logInfo("session superseded by a newer connection"), established)
