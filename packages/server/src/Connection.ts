@@ -15,6 +15,7 @@ import * as HashMap from "effect/HashMap"
 import * as LogLevel from "effect/LogLevel"
 import * as Handshake from "./Handshake.js"
 import { Hub } from "./Hub.js"
+import type { Lingering } from "./internal/lingering.js"
 import * as Link from "./Link.js"
 import { RegisterLimiter, unsafeMakeTokenBucket } from "./RateLimit.js"
 import { type Caller, Requests } from "./Requests.js"
@@ -33,6 +34,8 @@ export interface ConnectionInfo extends Handshake.Peer {
   readonly armDeadline: (expire: () => void) => () => void
   /** The fibers of the connections (a session's runs, its posts' acks), owned by the server's scope. */
   readonly fibers: FiberSet.FiberSet<void, never>
+  /** The server's lingering session runs. */
+  readonly lingering: Lingering
 }
 
 /**
@@ -96,7 +99,8 @@ export const make: Effect.Effect<Serve, never, Hub | Requests | Store | ServerCo
             debugOn,
             fork: (effect, later) => {
               runFork(effect, later === true ? { immediate: false } : undefined)
-            }
+            },
+            lingering: info.lingering
           }).start(isAdmin))
         return Effect.zipRight(
           // the session's lines (this fiber's, and those of every fiber it starts) carry its remote

@@ -52,12 +52,13 @@ export interface Corkable {
 
 /**
  * What `next` yields: an inbound frame, or why there is none — the session was force-dropped
- * (`killed`, established sessions only), the socket closed, or the handshake deadline passed.
+ * (`killed`, established sessions only), the socket closed, the handshake deadline passed, or
+ * (`idle`) the wait was released by `release` because nothing came for a while.
  *
  * @since 0.1.0
  * @category models
  */
-export type Inbound = RawData | "killed" | "closed" | "expired"
+export type Inbound = RawData | "killed" | "closed" | "expired" | "idle"
 
 /** @since 0.1.0 @category models */
 export interface LinkOptions {
@@ -157,6 +158,14 @@ export class Link implements Conn {
     if (inbound === undefined) return
     this.waiter = undefined
     waiter(Effect.succeed(inbound))
+  }
+
+  /** End a wait in `next` with `idle` if nothing is ready (a lingering session run gives up its fiber). */
+  release(): void {
+    const waiter = this.waiter
+    if (waiter === undefined || this.ready()) return
+    this.waiter = undefined
+    waiter(Effect.succeed("idle"))
   }
 
   /** The handshake deadline passed: `next` says so once the buffered frames are read. */

@@ -5,7 +5,8 @@
  *
  * A session holds no fiber while idle (a parked fiber per session would cost more memory than the
  * rest of an idle session together): a frame, a kill or the close starts one, owned by the server's
- * scope, which ends when nothing is left to do. Posts are pipelined: once a post's checks pass, its
+ * scope, which handles what is ready and then lingers briefly for the next frame before it ends — so
+ * a busy session keeps one fiber and an idle one has none. Posts are pipelined: once a post's checks pass, its
  * append is started in a fiber of its own and the session goes on reading, so one group commit takes
  * many of its posts; its ack waits for the COMMIT (D-5) and then for the replies owed before it. Any
  * other request waits until every owed reply has left. At most `MAX_PIPELINED_POSTS` posts are in
@@ -18,7 +19,8 @@ import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type { Hub, SessionEntry } from "./Hub.js"
-import { CloseCodes, fail, type Link, logErrorFrame } from "./Link.js"
+import type { Lingering } from "./internal/lingering.js"
+import { CloseCodes, fail, type Inbound, type Link, logErrorFrame } from "./Link.js"
 import type { Caller, Requests } from "./Requests.js"
 
 /** Posts a session may have in flight before it waits for their acks (pipelining). @since 0.1.0 @category constants */
@@ -40,6 +42,8 @@ export interface SessionInput {
    * annotations (remote address, path): at once, or (`later`) once the code now running is done.
    */
   readonly fork: (effect: Effect.Effect<void>, later?: boolean) => void
+  /** Where a run that has nothing left to do waits a little for the next frame (`internal/lingering.ts`). */
+  readonly lingering: Lingering
 }
 
 interface Slot {
@@ -142,15 +146,28 @@ export class Session {
     this.input.fork(this.run, true)
   }
 
-  /** The next thing to do; the run ends (and the session waits without a fiber) when nothing is ready. */
+  /**
+   * The next thing to do. With nothing ready the run lingers: it waits on its fiber for the next
+   * frame, and ends (the session then waits without a fiber) once the sweeper releases it.
+   */
   private step(): Effect.Effect<void> {
-    const { link } = this.input
+    const { link, lingering } = this.input
     const inbound = link.poll()
-    if (inbound === undefined) {
+    if (inbound !== undefined) return this.consider(inbound)
+    lingering.waiting(link)
+    return Effect.flatMap(link.next, (next) => {
+      lingering.done(link)
+      if (next !== "idle") return this.consider(next)
+      // A frame may have come between the release and now: it is handled on this fiber.
+      if (link.ready()) return this.step()
       this.running = false
       return Effect.void
-    }
-    if (inbound === "closed" || inbound === "expired") return this.end
+    })
+  }
+
+  private consider(inbound: Inbound): Effect.Effect<void> {
+    const { link } = this.input
+    if (inbound === "closed" || inbound === "expired" || inbound === "idle") return this.end
     if (inbound === "killed") {
       return Effect.logInfo("session force-dropped").pipe(
         Effect.annotateLogs({ reason: link.killReason }),
@@ -168,6 +185,7 @@ export class Session {
     this.ended = true
     this.running = false
     this.input.link.onWake = undefined
+    this.input.lingering.done(this.input.link)
     return Effect.zipRight(this.input.hub.detach(this.input.entry), Effect.logDebug("session detached"))
   })
 

@@ -26,6 +26,7 @@ import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
 import * as Connection from "./Connection.js"
 import { Hub } from "./Hub.js"
+import * as Lingering from "./internal/lingering.js"
 import { fail, Link } from "./Link.js"
 import type { RegisterLimiter } from "./RateLimit.js"
 import type { Requests } from "./Requests.js"
@@ -101,6 +102,7 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
   const sessions = yield* FiberSet.make<void, never>()
   const runFork = yield* FiberSet.runtime(sessions)<never>()
   const serve = yield* Connection.make
+  const lingering = yield* Lingering.make
 
   const links = new Set<Link>()
   const pending = new Map<string, number>()
@@ -175,7 +177,14 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
       ws.once("close", () => links.delete(link))
       // The handshake runs in the socket's callbacks up to its last step, which runs in a fiber owned
       // by the acceptor's scope; a defect in the callbacks costs the connection, not the process.
-      const next = serve(link, { remoteAddress: address, hostHeader, handshakeDone, armDeadline, fibers: sessions })
+      const next = serve(link, {
+        remoteAddress: address,
+        hostHeader,
+        handshakeDone,
+        armDeadline,
+        fibers: sessions,
+        lingering
+      })
       const wake = () => {
         let completion: Effect.Effect<void> | undefined
         try {
