@@ -11,7 +11,8 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { fastDecodeClientFrame } from "./FastDecode.js"
 import { ClientFrame, type ClientFrameType, FRAME_TYPES, ServerFrame } from "./Frames.js"
-import { DEFAULT_MAX_FRAME_BYTES, REQUEST_ID_MAX_LENGTH } from "./Limits.js"
+import * as JsonDepth from "./JsonDepth.js"
+import { DEFAULT_MAX_FRAME_BYTES, MAX_JSON_DEPTH, REQUEST_ID_MAX_LENGTH } from "./Limits.js"
 
 /** @since 0.1.0 @category errors */
 export type DecodeFailure = "too_large" | "not_utf8" | "not_json" | "not_object" | "unknown_type" | "invalid"
@@ -79,6 +80,11 @@ const decodeWith = <A>(
   }
   const text = toText(raw)
   if (text === undefined) return Either.left(new FrameDecodeError({ reason: "not_utf8", detail: "frame is not UTF-8" }))
+  if (JsonDepth.exceeds(text, MAX_JSON_DEPTH)) {
+    return Either.left(
+      new FrameDecodeError({ reason: "invalid", detail: `frame nests deeper than ${MAX_JSON_DEPTH} levels` })
+    )
+  }
   let json: unknown
   try {
     json = JSON.parse(text)

@@ -96,3 +96,7 @@ export const REQUEST_ID_MAX_LENGTH = 64
 export const U32_MAX = 4_294_967_295
 /** The JavaScript Date range, in milliseconds either side of the epoch. @since 0.1.0 @category constants */
 export const MAX_DATE_MS = 8.64e15
+/** Deepest JSON nesting a frame may have; deeper is `malformed_frame`, refused before parsing. @since 0.1.0 @category limits */
+export const MAX_JSON_DEPTH = 32
+/** Largest frame accepted before the handshake completes (its frames are tiny). @since 0.1.0 @category limits */
+export const PREAUTH_MAX_FRAME_BYTES = 8 * 1024

@@ -134,7 +134,7 @@ export const machine = (
   link: Link,
   peer: Peer
 ): () => Effect.Effect<Authenticated, HandshakeRefused | PeerClosed> | undefined => {
-  const { config } = env
+  const preauthMaxBytes = Math.min(env.config.maxFrameBytes, Limits.PREAUTH_MAX_FRAME_BYTES)
   let hello: Frames.ClientFrameOf<"hello"> | undefined
   let nonce: Uint8Array = new Uint8Array()
   let registering: Frames.ClientFrameOf<"register"> | undefined
@@ -144,7 +144,8 @@ export const machine = (
       if (inbound === undefined) return undefined
       if (inbound === "closed" || inbound === "killed") return Effect.fail(peerClosed)
       if (inbound === "expired") return Effect.fail(timedOut)
-      const decoded = Codec.decodeClientFrame(inbound as Codec.RawMessage, config.maxFrameBytes)
+      // Before establishment every frame is tiny: a large one is refused before it is parsed.
+      const decoded = Codec.decodeClientFrame(inbound as Codec.RawMessage, preauthMaxBytes)
       if (Either.isLeft(decoded)) return refuse(Errors.malformed(decoded.left.detail))
       const frame = decoded.right
       if (hello === undefined) {
