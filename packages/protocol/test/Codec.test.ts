@@ -706,20 +706,25 @@ describe("malformed input is refused with a typed FrameDecodeError, never a thro
     }
   })
 
-  it("deep nesting", () => {
+  it("deep nesting is refused before parsing, wherever it is (MAX_JSON_DEPTH)", () => {
     const depth = 100_000
     const deepArray = "[".repeat(depth) + "]".repeat(depth)
-    expectRefused(Codec.decodeClientFrame(deepArray), "not_object")
     const deepObject = `{"a":`.repeat(depth) + "1" + "}".repeat(depth)
-    expectRefused(Codec.decodeClientFrame(deepObject), "unknown_type")
-    // Deep structure where a value is expected is invalid…
     const deepPayload = `{"type":"channel_msg","channel":"c","payload":${deepArray}}`
-    expectRefused(Codec.decodeClientFrame(deepPayload), "invalid", "channel_msg")
     const deepOp = `{"type":"admin","op":${`{"op":`.repeat(depth)}1${"}".repeat(depth)}}`
-    expectRefused(Codec.decodeClientFrame(deepOp), "invalid", "admin")
-    // …and an unknown deep field is ignored, never walked.
+    // an unknown deep field is refused too: parsing it is the cost
     const extra = `{"type":"ping","id":"1","x":${deepArray}}`
-    assert.deepStrictEqual(expectRight(Codec.decodeClientFrame(extra)), { type: "ping", id: "1" })
+    for (const text of [deepArray, deepObject, deepPayload, deepOp, extra]) {
+      const error = expectRefused(Codec.decodeClientFrame(text), "invalid")
+      assert.strictEqual(error.detail, `frame nests deeper than ${Limits.MAX_JSON_DEPTH} levels`)
+    }
+    // at the limit, and with brackets inside strings, frames decode as before
+    const atLimit = `{"type":"ping","id":"1","x":${"[".repeat(Limits.MAX_JSON_DEPTH - 1)}${
+      "]".repeat(Limits.MAX_JSON_DEPTH - 1)
+    }}`
+    assert.deepStrictEqual(expectRight(Codec.decodeClientFrame(atLimit)), { type: "ping", id: "1" })
+    const quoted = `{"type":"ping","id":"[[[[","x":"${"[{".repeat(5000)}"}`
+    assert.deepStrictEqual(expectRight(Codec.decodeClientFrame(quoted)), { type: "ping", id: "[[[[" })
   })
 
   it("__proto__ keys neither pollute prototypes nor smuggle fields", () => {
