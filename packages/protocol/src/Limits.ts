@@ -100,3 +100,7 @@ export const MAX_DATE_MS = 8.64e15
 export const MAX_JSON_DEPTH = 32
 /** Largest frame accepted before the handshake completes (its frames are tiny). @since 0.1.0 @category limits */
 export const PREAUTH_MAX_FRAME_BYTES = 8 * 1024
+/** Most bytes of history one `history` page carries (more rows: `more: true`). @since 0.1.0 @category limits */
+export const HISTORY_PAGE_MAX_BYTES = 1024 * 1024
+/** Bytes written to a session and not yet taken by the kernel before it is dropped as a slow consumer. @since 0.1.0 @category limits */
+export const OUTBOX_MAX_BYTES = 8 * 1024 * 1024

@@ -8,7 +8,8 @@
  * socket closed, or that the handshake deadline passed — or, once established, wakes the session
  * (`onWake`), which then reads with `poll`. Outbound: frames handed to `send` since the
  * socket's send buffer was last empty are counted (an upper bound of what has not reached the
- * kernel, without a per-send callback); past `outboxCapacity` `send` answers `false` and the session
+ * kernel, without a per-send callback); past `outboxCapacity` — or past `outboxMaxBytes` of bytes the
+ * kernel has not taken — `send` answers `false` and the session
  * is dropped as a slow consumer. Frames sent to one socket within an event-loop turn leave in one
  * write (`Corking`). Listeners are attached synchronously when the socket is accepted, so nothing
  * is lost before the session's fiber starts.
@@ -66,6 +67,8 @@ export interface LinkOptions {
   readonly inboxCapacity: number
   /** Frames waiting behind a non-empty send buffer before `send` reports overflow. */
   readonly outboxCapacity: number
+  /** Bytes the kernel has not taken yet before `send` reports overflow (whatever the frame count). */
+  readonly outboxMaxBytes?: number | undefined
   /** The socket under `ws`; when given, frames sent in one event-loop turn are coalesced. */
   readonly socket?: Corkable | undefined
   /** The server's write coalescing. */
@@ -195,6 +198,8 @@ export class Link implements Conn {
       if (this.queued >= this.options.outboxCapacity) return false
       this.queued++
     }
+    // A few huge frames to a reader that stopped reading: bounded in bytes too.
+    if (this.options.outboxMaxBytes !== undefined && ws.bufferedAmount > this.options.outboxMaxBytes) return false
     // While the socket is open, the whole frame goes straight to it (`ws` would frame it again for each
     // recipient); its own writes (pings, the close) are whole frames too, so none interleave.
     if (socket !== undefined && !socket.destroyed && ws.readyState === ws.OPEN) {

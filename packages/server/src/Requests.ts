@@ -37,6 +37,25 @@ const bodyBytes = (payload: Frames.Payload): number =>
     ? Buffer.byteLength(payload.text, "utf8")
     : Buffer.byteLength(payload.ciphertext, "base64url")
 
+/**
+ * The longest prefix of `messages` whose encoding stays within `maxBytes` (at least one message, so
+ * paging always moves on). A body's size is bounded from above (JSON escapes a UTF-16 unit into at
+ * most 6 bytes) and only measured exactly when it is large.
+ */
+const keepWithin = (
+  messages: ReadonlyArray<Frames.HistoryMessage>,
+  maxBytes: number
+): ReadonlyArray<Frames.HistoryMessage> => {
+  let total = 0
+  for (let i = 0; i < messages.length; i++) {
+    const payload = messages[i]!.payload
+    const text = payload.kind === "plain" ? payload.text : payload.ciphertext
+    total += 256 + (text.length <= 1024 ? text.length * 6 : Buffer.byteLength(JSON.stringify(text), "utf8"))
+    if (total > maxBytes && i > 0) return messages.slice(0, i)
+  }
+  return messages
+}
+
 const iso = (ms: number): string => DateTime.formatIso(DateTime.unsafeMake(ms))
 
 /** @since 0.1.0 @category services */
@@ -247,7 +266,13 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
             limit: config.historyPageCap
           })
         )
-        return { type: "history", channel, messages: page.messages, more: page.more } satisfies Frames.Reply
+        const kept = keepWithin(page.messages, config.historyPageMaxBytes)
+        return {
+          type: "history",
+          channel,
+          messages: kept,
+          more: page.more || kept.length < page.messages.length
+        } satisfies Frames.Reply
       }).pipe(
         traced("read_since", () => ({ path: caller.entry.key, channel: frame.channel }))
       )

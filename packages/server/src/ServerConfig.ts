@@ -53,6 +53,13 @@ export interface ServerConfigShape {
   readonly inboxCapacity: number
   /** Rows per history page (500). */
   readonly historyPageCap: number
+  /** Bytes per history page (1 MiB): a page is cut there, at least one row, and `more` says so. */
+  readonly historyPageMaxBytes: number
+  /**
+   * Bytes written to a session that the kernel has not taken yet (8 MiB) before the session is
+   * dropped as a slow consumer: the outbox is bounded in bytes as well as frames.
+   */
+  readonly outboxMaxBytes: number
 }
 
 /** @since 0.1.0 @category tags */
@@ -78,7 +85,9 @@ export const defaults: ServerConfigShape = {
   drainTimeout: Duration.seconds(5),
   outboxCapacity: Limits.OUTBOX_CAPACITY,
   inboxCapacity: Limits.INBOX_CAPACITY,
-  historyPageCap: Limits.HISTORY_PAGE_CAP
+  historyPageCap: Limits.HISTORY_PAGE_CAP,
+  historyPageMaxBytes: Limits.HISTORY_PAGE_MAX_BYTES,
+  outboxMaxBytes: Limits.OUTBOX_MAX_BYTES
 }
 
 /** The defaults overridden by `options`. @since 0.1.0 @category constructors */

@@ -46,6 +46,20 @@ export interface SessionInput {
   readonly lingering: Lingering
 }
 
+/**
+ * A reply's text; a reply that cannot be encoded (a string past the engine's limit) becomes an
+ * `internal` error echoing its id instead of a throw.
+ */
+const encodeSafely = (frame: Frames.ServerFrame): string => {
+  try {
+    return Codec.encodeFrame(frame)
+  } catch {
+    const id = "id" in frame ? frame.id : undefined
+    const error = Errors.internal("reply too large to encode")
+    return Codec.encodeFrame(id === undefined ? { type: "error", error } : { type: "error", id, error })
+  }
+}
+
 interface Slot {
   reply: Frames.Reply | undefined
 }
@@ -66,8 +80,9 @@ class Replies {
 
   /** Send a reply now; a full outbox drops the session as a slow consumer. */
   send(frame: Frames.ServerFrame): Effect.Effect<void> {
+    const text = encodeSafely(frame)
     const logged = frame.type === "error" ? logErrorFrame(frame.error) : Effect.void
-    return this.link.send(Codec.encodeFrame(frame))
+    return this.link.send(text)
       ? logged
       : Effect.zipRight(logged, this.hub.kill(this.entry, Errors.KillReasons.slowConsumer))
   }

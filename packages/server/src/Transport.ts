@@ -170,6 +170,7 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
       const link = new Link(ws, {
         inboxCapacity: config.inboxCapacity,
         outboxCapacity: config.outboxCapacity,
+        outboxMaxBytes: config.outboxMaxBytes,
         socket: socket as Net.Socket,
         corking: hub.corking
       })

@@ -5,8 +5,8 @@
 import { Codec, Limits } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
-import { errorOf, expectType } from "./support/Assert.js"
-import { dial, register } from "./support/TestClient.js"
+import { errorOf, expectType, op } from "./support/Assert.js"
+import { dial, plain, register } from "./support/TestClient.js"
 import { startServer } from "./support/TestServer.js"
 
 const nested = (depth: number) => `{"type":"ping","x":${"[".repeat(depth)}${"]".repeat(depth)}}`
@@ -55,5 +55,60 @@ describe("hardening", () => {
       assert.strictEqual(error.kind, "malformed_frame")
       assert.include(error.message ?? "", "deeper than")
       assert.strictEqual((yield* a.closed).code, 1008)
+    }))
+
+  it.scopedLive("history pages are capped in bytes as well as rows: `more` carries on to the end", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ maxBodyBytes: 64 * 1024, ratePerSecond: 0 })
+      const a = yield* register(server.url, "aaron")
+      yield* a.request(op({ kind: "create_channel", name: "big", visibility: "public" }))
+      expectType(yield* a.request({ type: "join", channel: "big", token: null }), "joined")
+      // control characters: each escapes to 6 bytes, so a 64 KiB body is ~393 KB on the wire
+      const body = (i: number) => String.fromCharCode(1).repeat(64 * 1024 - 8) + `#${i}`.padStart(8, "0")
+      const total = 12
+      for (let i = 0; i < total; i++) {
+        expectType(yield* a.request({ type: "channel_msg", channel: "big", payload: plain(body(i)) }), "ack")
+      }
+      let since = 0
+      let pages = 0
+      const seen: Array<number> = []
+      for (;;) {
+        const page = expectType(yield* a.request({ type: "read_since", channel: "big", since_seq: since }), "history")
+        pages++
+        assert.isAtMost(
+          Buffer.byteLength(JSON.stringify(page.messages)),
+          Limits.HISTORY_PAGE_MAX_BYTES + 400 * 1024,
+          "a page stays within the byte cap (plus one row)"
+        )
+        assert.isAbove(page.messages.length, 0)
+        for (const m of page.messages) seen.push(m.seq)
+        since = page.messages[page.messages.length - 1]!.seq
+        if (!page.more) break
+      }
+      assert.strictEqual(seen.length, total, "every message is read, none twice")
+      assert.isAbove(pages, 3, "the pages were cut by bytes, not by the 500-row cap")
+    }))
+
+  it.scopedLive("a reader that stops reading is dropped once its unsent bytes pass the outbox budget", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ maxBodyBytes: 64 * 1024, ratePerSecond: 0, outboxMaxBytes: 512 * 1024 })
+      const a = yield* register(server.url, "aaron")
+      const watcher = yield* register(server.url, "wendy")
+      yield* a.request(op({ kind: "create_channel", name: "big", visibility: "public" }))
+      expectType(yield* a.request({ type: "join", channel: "big", token: null }), "joined")
+      const body = String.fromCharCode(1).repeat(60 * 1024)
+      for (let i = 0; i < 40; i++) {
+        expectType(yield* a.request({ type: "channel_msg", channel: "big", payload: plain(body) }), "ack")
+      }
+      // stop reading, then ask for ~40 MB of pages
+      a.ws.pause()
+      for (let i = 0; i < 60; i++) yield* a.send({ type: "read_since", id: `h${i}`, channel: "big", since_seq: 0 })
+      const present = () =>
+        Effect.map(
+          watcher.request({ type: "who", channel: null }),
+          (reply) => expectType(reply, "presence").sessions.some((p) => p.user === "aaron")
+        )
+      for (let i = 0; i < 200 && (yield* present()); i++) yield* Effect.sleep("25 millis")
+      assert.isFalse(yield* present(), "the slow reader was dropped from presence")
     }))
 })
