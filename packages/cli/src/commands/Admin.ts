@@ -4,8 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Limits } from "@conclave/protocol"
-import type { Frames, Names } from "@conclave/protocol"
+import { type Frames, Limits, Names } from "@conclave/protocol"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -231,7 +230,7 @@ export const invite = Command.make("invite").pipe(
 
 /** @since 0.1.0 @category rendering */
 export const presenceLine = (channel: string | null, sessions: ReadonlyArray<Names.SessionPath>) =>
-  `[${channel ?? "server"}] ${sessions.map(Remote.pathText).join(", ")}`.trimEnd()
+  `[${channel ?? "server"}] ${sessions.map(Names.renderPath).join(", ")}`.trimEnd()
 
 /** `conclave who`. @since 0.1.0 @category commands */
 export const who = Command.make(
