@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+export * as AdminOps from "./AdminOps.js"
 export * as Backoff from "./Backoff.js"
 export * as ConfigDir from "./ConfigDir.js"
 export * as Connection from "./Connection.js"
@@ -13,4 +14,5 @@ export * as LocalConfig from "./LocalConfig.js"
 export * as Permission from "./Permission.js"
 export * as Reconnect from "./Reconnect.js"
 export * as Replies from "./Replies.js"
+export * as ToolArgs from "./ToolArgs.js"
 export * as Url from "./Url.js"
