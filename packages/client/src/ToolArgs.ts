@@ -17,7 +17,21 @@ import * as Permission from "./Permission.js"
 
 // ---- one rule per field ----------------------------------------------------------------------
 
-const integer = (min: number, max: number) => Schema.Number.pipe(Schema.int(), Schema.between(min, max))
+/** An integer field's bounds (inclusive). @since 0.1.0 @category models */
+export interface IntegerRule {
+  readonly min: number
+  readonly max: number
+}
+
+/** @since 0.1.0 @category fields */
+export const Integers = {
+  reply_to: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  uses: { min: 1, max: Limits.U32_MAX },
+  expires_in_secs: { min: 0, max: Number.MAX_SAFE_INTEGER }
+} as const satisfies Record<string, IntegerRule>
+
+/** The schema of an integer field. @since 0.1.0 @category fields */
+export const integer = (rule: IntegerRule) => Schema.Number.pipe(Schema.int(), Schema.between(rule.min, rule.max))
 
 /** A required name, token or text: a non-empty string. @since 0.1.0 @category fields */
 export const Text = Schema.String.pipe(Schema.minLength(1))
@@ -29,13 +43,13 @@ export const Level = Schema.Literal(...(Permission.LEVELS as readonly [Permissio
 export const Visibility = Frames.Visibility
 
 /** `reply_to` / `--reply-to`: a message seq. @since 0.1.0 @category fields */
-export const ReplyTo = integer(0, Number.MAX_SAFE_INTEGER)
+export const ReplyTo = integer(Integers.reply_to)
 
 /** `uses` / `--uses`: how many joins an invite admits. @since 0.1.0 @category fields */
-export const Uses = integer(1, Limits.U32_MAX)
+export const Uses = integer(Integers.uses)
 
 /** `expires_in_secs`: an invite's lifetime in seconds. @since 0.1.0 @category fields */
-export const ExpiresInSecs = integer(0, Number.MAX_SAFE_INTEGER)
+export const ExpiresInSecs = integer(Integers.expires_in_secs)
 
 /** A duration in the syntax of SPEC §6.1 (`90`, `15m`, `24h`, `7d`), decoded to whole seconds. @since 0.1.0 @category fields */
 export const Duration = Schema.transformOrFail(Schema.String, Schema.Number, {
@@ -89,9 +103,32 @@ const Digits = Schema.transformOrFail(Schema.String, Schema.Number, {
 export const integerText = <I>(field: Schema.Schema<number, I>): Schema.Schema<number, string> =>
   Schema.compose(Digits, Schema.typeSchema(field))
 
-/** Decode `value` with `schema`, or `undefined` when it is refused. @since 0.1.0 @category cli */
-export const decodeText = <A, I>(schema: Schema.Schema<A, I>, value: unknown): Either.Either<A, void> =>
-  Either.mapLeft(Schema.decodeUnknownEither(schema)(value), () => undefined)
+/**
+ * A field read from command-line text whose every refusal reads `refusal(value)` (for
+ * `Options.withSchema` / `Args.withSchema`).
+ *
+ * @since 0.1.0
+ * @category cli
+ */
+export const refusing = <A, I extends string>(
+  field: Schema.Schema<A, I>,
+  refusal: (value: string) => string
+): Schema.Schema<A, string> =>
+  Schema.transform(Schema.String, Schema.encodedSchema(field), {
+    strict: true,
+    // The field's own decoding refuses what is not one of its encoded values.
+    decode: (s) => s as I,
+    encode: (s) => s
+  }).pipe(Schema.compose(field)).annotations({
+    message: (issue) => ({ message: refusal(String(issue.actual)), override: true })
+  })
+
+/** Decode command-line text with `schema`: the value, or the refusal text. @since 0.1.0 @category cli */
+export const decodeText = <A>(schema: Schema.Schema<A, string>, value: string): Either.Either<A, string> =>
+  Either.mapLeft(
+    Schema.decodeUnknownEither(schema)(value),
+    (e) => ParseResult.TreeFormatter.formatErrorSync(e)
+  )
 
 // ---- tool argument specs ---------------------------------------------------------------------
 

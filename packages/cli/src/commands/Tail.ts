@@ -244,6 +244,7 @@ export const tail = Command.make(
     ),
     since: Options.text("since").pipe(
       Options.withPseudoName("DURATION"),
+      Options.withSchema(Flags.DurationText),
       Options.optional,
       Options.withDescription("First replay the history of this window, e.g. 10m, 1h, 7d.")
     ),
@@ -251,9 +252,7 @@ export const tail = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const sinceSecs = Option.isSome(args.since)
-        ? Option.some(yield* Ctx.parseDuration(args.since.value))
-        : Option.none()
+      const sinceSecs = args.since
       const url = yield* Ctx.parseUrl(args.server)
       const handle = Option.getOrElse(args.as, Ctx.cliHandle)
       const problem = Names.nameProblem(handle)
