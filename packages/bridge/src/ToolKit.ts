@@ -44,7 +44,7 @@ export const decode = <T extends ToolArgs.ToolName>(
   name: T,
   args: RawArgs
 ): Effect.Effect<ToolArgs.ArgsOf<T>, ToolError> =>
-  Either.match(ToolArgs.decode(ToolArgs.Tools[name] as ToolArgs.Spec<ToolArgs.ArgsOf<T>, unknown>, args), {
+  Either.match(ToolArgs.decodeTool(name, args), {
     onLeft: (text) => Effect.fail(new ToolError({ text })),
     onRight: (a) => Effect.succeed(a)
   })

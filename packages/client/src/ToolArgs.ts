@@ -411,3 +411,12 @@ export const jsonSchema = (spec: { readonly schema: Schema.Schema.AnyNoContext }
   const required = made.required ?? []
   return { type: "object", properties, ...(required.length > 0 ? { required } : {}) }
 }
+
+/**
+ * Decode raw arguments of tool `name` (see `decode`).
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeTool = <T extends ToolName>(name: T, raw: unknown): Either.Either<ArgsOf<T>, string> =>
+  decode(Tools[name] as unknown as Spec<ArgsOf<T>, unknown>, raw)
