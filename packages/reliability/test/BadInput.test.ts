@@ -36,6 +36,8 @@ const awaitClose = (conn: RawWs.RawConn, withinMs: number) =>
     }
   })
 
+const signed = (n: number) => (n < 0 ? `${n}` : `+${n}`)
+
 describe("bad input", () => {
   it.live(
     "malformed WebSocket frames are closed with 1002/1007/1009 within 1 s; the probe sees 0 loss",
@@ -119,9 +121,11 @@ describe("bad input", () => {
         const crashes = yield* HealthProbe.crashes(server.port)
         rows.push({
           test: `oversized frames, ${n} concurrent (maxPayload ${MAX_FRAME} B)`,
-          figure: `${n} tried, ${crashes} crashes, ${bad} not closed with 1009; transient RSS +${growthMb} MiB (bound ${
-            Math.round((n * MAX_FRAME) / 1048576)
-          } MiB), after +${Math.round(((rss1 - rss0) / 1048576) * 10) / 10} MiB; ${HealthProbe.describe(result)}`,
+          figure: `${n} tried, ${crashes} crashes, ${bad} not closed with 1009; transient RSS ${
+            signed(growthMb)
+          } MiB (bound ${Math.round((n * MAX_FRAME) / 1048576)} MiB), after ${
+            signed(Math.round(((rss1 - rss0) / 1048576) * 10) / 10)
+          } MiB; ${HealthProbe.describe(result)}`,
           target: "1 000 tried, 0 crashes, close 1009, RSS ≤ 1 000 × maxPayload transient",
           checks: [
             Report.atLeast("tried", n, 1000),
