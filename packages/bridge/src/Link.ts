@@ -6,12 +6,10 @@
  *
  * @since 0.1.0
  */
-import { Backoff, Connection, type Identity } from "@conclave/client"
+import { Backoff, Connection, type Identity, Reconnect } from "@conclave/client"
 import { Limits } from "@conclave/protocol"
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Dispatcher } from "./Dispatcher.js"
@@ -54,19 +52,21 @@ export interface LinkOptions {
   readonly keepaliveMs?: number
 }
 
+/** How one attempt ended, when the loop goes on. */
+type Ended = "down" | "connect failed"
+
 /**
  * Run one link forever (until interrupted, or until a refused claim disables it).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const run = (options: LinkOptions): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    const { claims, dispatcher, identity, url } = options
-    const connect = options.connect ?? Connection.connect
-    const keepaliveMs = options.keepaliveMs ?? Limits.KEEPALIVE_INTERVAL_MS
-    let attempt = 0
-    for (;;) {
+export const run = (options: LinkOptions): Effect.Effect<void> => {
+  const { claims, dispatcher, identity, url } = options
+  const connect = options.connect ?? Connection.connect
+  const keepaliveMs = options.keepaliveMs ?? Limits.KEEPALIVE_INTERVAL_MS
+  const session = (up: Effect.Effect<void>): Effect.Effect<Ended, Connection.DuplicateServer> =>
+    Effect.gen(function*() {
       const handle = yield* dispatcher.currentHandle
       const outcome = yield* Effect.scoped(
         Effect.gen(function*() {
@@ -77,38 +77,31 @@ export const run = (options: LinkOptions): Effect.Effect<void> =>
             identity,
             onInstanceId: (instanceId) => claims.claim(instanceId, url)
           })
-          const upAt = yield* Clock.currentTimeMillis
+          yield* up
           yield* Effect.logInfo("link up").pipe(Effect.annotateLogs({ server: url, handle }))
           yield* dispatcher.linkUp(url, connection, handle)
-          // Keepalive: only while up, never queued while down (D-26).
-          yield* connection.send({ type: "ping" }).pipe(
-            Effect.ignore,
-            Effect.repeat(Schedule.spaced(keepaliveMs)),
-            Effect.forkScoped
-          )
+          yield* Reconnect.keepalive(connection.send({ type: "ping" }), keepaliveMs)
           yield* connection.unsolicited.pipe(
             Stream.takeWhile((frame) => frame.type !== "shutdown"),
             Stream.runForEach((frame) => dispatcher.inbound(url, frame))
           )
-          return upAt
         })
       ).pipe(Effect.either)
       if (Either.isRight(outcome)) {
         yield* Effect.logInfo("link down").pipe(Effect.annotateLogs({ server: url }))
         yield* dispatcher.linkDown(url)
-        const now = yield* Clock.currentTimeMillis
-        if (now - outcome.right >= Limits.STABILITY_WINDOW_MS) attempt = 0
-      } else if (outcome.left._tag === "DuplicateServer") {
-        yield* Effect.logWarning("duplicate server; link disabled").pipe(
-          Effect.annotateLogs({ server: url, canonical: outcome.left.canonical })
-        )
-        return yield* dispatcher.linkDuplicate(url, outcome.left.canonical)
-      } else {
-        yield* Effect.logWarning("connect failed").pipe(
-          Effect.annotateLogs({ server: url, error: outcome.left.message })
-        )
+        return "down"
       }
-      yield* Effect.sleep(Backoff.delay(Backoff.bridge, attempt))
-      attempt += 1
-    }
-  }).pipe(Effect.annotateLogs({ actor: "Link" }))
+      if (outcome.left._tag === "DuplicateServer") return yield* outcome.left
+      yield* Effect.logWarning("connect failed").pipe(Effect.annotateLogs({ server: url, error: outcome.left.message }))
+      return "connect failed"
+    })
+  return Reconnect.forever({ backoff: Backoff.bridge, session, onRetry: () => Effect.void }).pipe(
+    Effect.catchTag("DuplicateServer", (e) =>
+      Effect.logWarning("duplicate server; link disabled").pipe(
+        Effect.annotateLogs({ server: url, canonical: e.canonical }),
+        Effect.zipRight(dispatcher.linkDuplicate(url, e.canonical))
+      )),
+    Effect.annotateLogs({ actor: "Link" })
+  )
+}

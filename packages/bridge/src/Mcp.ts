@@ -8,14 +8,15 @@
  */
 import { Limits } from "@conclave/protocol"
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
+import { serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js"
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
 import { type JSONRPCMessage, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js"
 import type { JSONRPCRequest, Notification } from "@modelcontextprotocol/sdk/types.js"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { type Readable, Transform, type Writable } from "node:stream"
+import type { Readable, Writable } from "node:stream"
 import type { Dispatcher } from "./Dispatcher.js"
 import type { ChannelNotification } from "./Injection.js"
 import { McpOutbound, NotificationSink } from "./Ports.js"
@@ -121,7 +122,7 @@ export const install = (server: Server, dispatcher: Dispatcher): Effect.Effect<v
     }
   })
 
-// Below the SDK read buffer's 10 MiB, which closes the transport when exceeded.
+// Lines longer than this are dropped (the SDK's `ReadBuffer` closes the transport past 10 MiB).
 const MAX_LINE_BYTES = 8 * 1024 * 1024
 
 /**
@@ -154,47 +155,84 @@ export const parseLine = (line: string): JSONRPCMessage | undefined => {
 }
 
 /**
- * stdin as the SDK's `StdioServerTransport` should see it: one re-serialized, schema-valid JSON-RPC
- * message per line (see `parseLine`). Lines longer than 8 MiB are dropped here, so the SDK's
- * 10 MiB read buffer can never overflow and close the session.
+ * The stdio transport of SPEC §4.2, implementing the SDK's `Transport`: each stdin line is split and
+ * parsed once (`parseLine`) and handed to the SDK; replies are written with the SDK's own
+ * serializer. The SDK's `StdioServerTransport` is not used because, measured in `Mcp.test.ts`, it
+ * leaves a request without `"jsonrpc"` or with array `params` unanswered (SPEC §4.2: never leave a
+ * request unanswered) and closes the whole session on a line over 10 MiB.
  *
  * @since 0.1.0
  * @category transport
  */
-export const lenientLines = (input: Readable): Transform => {
-  let buffer = Buffer.alloc(0)
-  let skipping = false
-  const emit = (stream: Transform, line: Buffer) => {
-    const message = parseLine(line.toString("utf8"))
-    if (message !== undefined) stream.push(JSON.stringify(message) + "\n")
+export class LenientStdioTransport implements Transport {
+  onclose?: () => void
+  onerror?: (error: Error) => void
+  onmessage?: (message: JSONRPCMessage) => void
+  #buffer: Buffer = Buffer.alloc(0)
+  #skipping = false
+  readonly #stdin: Readable
+  readonly #stdout: Writable
+
+  constructor(stdin: Readable, stdout: Writable) {
+    this.#stdin = stdin
+    this.#stdout = stdout
   }
-  const output = new Transform({
-    transform(chunk: Buffer | string, _encoding, callback) {
-      buffer = Buffer.concat([buffer, typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk])
-      for (;;) {
-        const index = buffer.indexOf(10)
-        if (index === -1) break
-        const line = buffer.subarray(0, index)
-        buffer = buffer.subarray(index + 1)
-        if (skipping) skipping = false
-        else emit(this, line)
-      }
-      if (buffer.length > MAX_LINE_BYTES) {
-        buffer = Buffer.alloc(0)
-        skipping = true
-      }
-      callback()
-    },
-    flush(callback) {
-      if (!skipping && buffer.length > 0) emit(this, buffer)
-      callback()
+
+  readonly #emit = (line: Buffer) => {
+    const message = parseLine(line.toString("utf8"))
+    if (message !== undefined) this.onmessage?.(message)
+  }
+
+  readonly #ondata = (chunk: Buffer | string) => {
+    this.#buffer = Buffer.concat([this.#buffer, typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk])
+    for (;;) {
+      const index = this.#buffer.indexOf(10)
+      if (index === -1) break
+      const line = this.#buffer.subarray(0, index)
+      this.#buffer = this.#buffer.subarray(index + 1)
+      if (this.#skipping) this.#skipping = false
+      else this.#emit(line)
     }
-  })
-  return input.pipe(output)
+    if (this.#buffer.length > MAX_LINE_BYTES) {
+      this.#buffer = Buffer.alloc(0)
+      this.#skipping = true
+    }
+  }
+
+  readonly #onend = () => {
+    if (!this.#skipping && this.#buffer.length > 0) this.#emit(this.#buffer)
+    this.#buffer = Buffer.alloc(0)
+  }
+
+  readonly #onerror = (error: Error) => this.onerror?.(error)
+
+  start(): Promise<void> {
+    this.#stdin.on("data", this.#ondata)
+    this.#stdin.on("end", this.#onend)
+    this.#stdin.on("error", this.#onerror)
+    return Promise.resolve()
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#stdout.write(serializeMessage(message))) resolve()
+      else this.#stdout.once("drain", resolve)
+    })
+  }
+
+  close(): Promise<void> {
+    this.#stdin.off("data", this.#ondata)
+    this.#stdin.off("end", this.#onend)
+    this.#stdin.off("error", this.#onerror)
+    if (this.#stdin.listenerCount("data") === 0) this.#stdin.pause()
+    this.#buffer = Buffer.alloc(0)
+    this.onclose?.()
+    return Promise.resolve()
+  }
 }
 
 /**
- * Connect the server to stdio and wait until stdin ends or closes (the SDK transport ignores that,
+ * Connect the server to stdio and wait until stdin ends or closes (the SDK does not watch that,
  * D-21). Closing the scope closes the transport.
  *
  * @since 0.1.0
@@ -206,16 +244,10 @@ export const serveStdio = (
   stdout: Writable = process.stdout
 ): Effect.Effect<Effect.Effect<void>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const lines = lenientLines(stdin)
-    const transport = new StdioServerTransport(lines, stdout)
+    const transport = new LenientStdioTransport(stdin, stdout)
     yield* Effect.acquireRelease(
       Effect.promise(() => server.connect(transport)),
-      () =>
-        Effect.promise(() => server.close()).pipe(
-          Effect.timeout(500),
-          Effect.ignore,
-          Effect.ensuring(Effect.sync(() => stdin.unpipe(lines)))
-        )
+      () => Effect.promise(() => server.close()).pipe(Effect.timeout(500), Effect.ignore)
     )
     return Effect.async<void>((resume) => {
       const done = () => resume(Effect.void)

@@ -3,7 +3,6 @@
  *
  * @since 0.1.0
  */
-export * as Args from "./Args.js"
 export * as Bridge from "./Bridge.js"
 export * as Dispatcher from "./Dispatcher.js"
 export * as Injection from "./Injection.js"
@@ -11,4 +10,5 @@ export * as Link from "./Link.js"
 export * as LoopGuard from "./LoopGuard.js"
 export * as Mcp from "./Mcp.js"
 export * as Ports from "./Ports.js"
+export * as ToolError from "./ToolError.js"
 export * as Tools from "./Tools.js"

@@ -220,3 +220,17 @@ export const callOk = (b: BridgeProcess, name: string, args: Record<string, unkn
     if (r.isError) return yield* Effect.dieMessage(`${name} ${JSON.stringify(args)} failed: ${r.text}\n${b.stderr()}`)
     return r.text
   })
+
+/** Wait (bounded) until every link of the bridge is up, as `whoami` reports it. */
+export const eventuallyUp = (b: BridgeProcess, ms = 10_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const text = (yield* b.call("whoami")).text
+      if (text.includes("; link up;") && !text.includes("; link down;")) return
+      if (Date.now() > deadline) {
+        return yield* Effect.dieMessage(`timed out after ${ms} ms waiting for links up:\n${text}`)
+      }
+      yield* Effect.sleep(20)
+    }
+  })

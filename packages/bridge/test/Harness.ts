@@ -99,10 +99,11 @@ export const harness = (options: Partial<D.Options> = {}): Effect.Effect<Harness
   })
 
 /** Let forked fibers run until `cond` holds (bounded). */
-export const settle = (cond: () => boolean, what: string) =>
+export const settle = (cond: () => boolean | Effect.Effect<boolean>, what: string) =>
   Effect.gen(function*() {
     for (let i = 0; i < 2000; i++) {
-      if (cond()) return
+      const c = cond()
+      if (typeof c === "boolean" ? c : yield* c) return
       yield* Effect.yieldNow()
     }
     return yield* Effect.dieMessage(`timed out waiting for: ${what}`)

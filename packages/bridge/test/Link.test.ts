@@ -101,11 +101,11 @@ describe("Link", () => {
       yield* Link.run({ url: S1, identity, dispatcher: h.d, claims: Link.makeClaims(), connect: s.connect }).pipe(
         Effect.forkScoped
       )
-      yield* settle(() => h.d.isUp(S1) && s.pings.count === 1, "first ping immediately")
+      yield* settle(() => Effect.map(h.d.isUp(S1), (up) => up && s.pings.count === 1), "first ping immediately")
       yield* TestClock.adjust("20 seconds")
       yield* settle(() => s.pings.count === 2, "second ping")
       yield* s.push({ type: "shutdown", reason: "server shutting down" })
-      yield* settle(() => !h.d.isUp(S1), "down after shutdown")
+      yield* settle(() => Effect.map(h.d.isUp(S1), (up) => !up), "down after shutdown")
       const pings = s.pings.count
       assert.include(h.injected.at(-1)!.content, "Disconnected from")
       // the next attempt is 200 ms later; before that no pings are queued
@@ -126,19 +126,19 @@ describe("Link", () => {
       yield* settle(() => h.d.isUp(S1), "up")
       // short-lived links: 200 ms, then 400 ms
       yield* s.drop
-      yield* settle(() => !h.d.isUp(S1), "down")
+      yield* settle(() => Effect.map(h.d.isUp(S1), (up) => !up), "down")
       yield* TestClock.adjust("200 millis")
       yield* settle(() => h.d.isUp(S1), "up 2")
       yield* s.drop
-      yield* settle(() => !h.d.isUp(S1), "down 2")
+      yield* settle(() => Effect.map(h.d.isUp(S1), (up) => !up), "down 2")
       yield* TestClock.adjust("399 millis")
-      assert.isFalse(h.d.isUp(S1))
+      assert.isFalse(yield* h.d.isUp(S1))
       yield* TestClock.adjust("1 millis")
       yield* settle(() => h.d.isUp(S1), "up 3 after 400 ms")
       // stable link: the next delay is back to 200 ms
       yield* TestClock.adjust("31 seconds")
       yield* s.drop
-      yield* settle(() => !h.d.isUp(S1), "down 3")
+      yield* settle(() => Effect.map(h.d.isUp(S1), (up) => !up), "down 3")
       yield* TestClock.adjust("200 millis")
       yield* settle(() => h.d.isUp(S1), "up 4 after 200 ms")
     }))
@@ -174,17 +174,17 @@ describe("Link", () => {
         Effect.forkScoped
       )
       const untilUp = Effect.gen(function*() {
-        for (let i = 0; i < 100 && !h.d.isUp(S1); i++) {
+        for (let i = 0; i < 100 && !(yield* h.d.isUp(S1)); i++) {
           yield* TestClock.adjust("100 millis")
           for (let j = 0; j < 20; j++) yield* Effect.yieldNow()
         }
-        assert.isTrue(h.d.isUp(S1), "link came back")
+        assert.isTrue(yield* h.d.isUp(S1), "link came back")
       })
       yield* settle(() => h.d.isUp(S1), "up")
       for (let i = 0; i < 3; i++) {
         yield* TestClock.adjust("1 second")
         yield* s.drop
-        yield* settle(() => !h.d.isUp(S1), `down ${i}`)
+        yield* settle(() => Effect.map(h.d.isUp(S1), (up) => !up), `down ${i}`)
         yield* untilUp
       }
       assert.deepStrictEqual(s.attempts, ["proj", "proj", "proj", "proj-2"])

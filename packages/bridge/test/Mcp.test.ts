@@ -3,6 +3,7 @@ import { Dispatcher } from "@conclave/bridge"
 import { assert, describe, it } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js"
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { type Notification, ResultSchema } from "@modelcontextprotocol/sdk/types.js"
 import { Effect, Fiber, Layer } from "effect"
 import { PassThrough } from "node:stream"
@@ -237,5 +238,40 @@ describe("Mcp", () => {
         content: [{ type: "text", text: "unknown tool `nope`" }],
         isError: true
       })
+    }).pipe(Effect.scoped))
+
+  it.live("measured: the SDK's StdioServerTransport alone rejects S-118 as written and closes on a 12 MiB line", () =>
+    Effect.gen(function*() {
+      const stdin = new PassThrough()
+      const stdout = new PassThrough()
+      const server = Mcp.makeServer("1")
+      const d = yield* Dispatcher.make({
+        servers: [{ url: S1, username: "aaron", machine: "w" }],
+        handle: { name: "razel", explicit: true },
+        policy: { default_permission: "notify", overrides: [] },
+        loopLimit: 20
+      }).pipe(Effect.provide(Layer.merge(Mcp.sinkLayer(server), Mcp.outboundLayer(server))))
+      yield* Mcp.install(server, d)
+      const errors: Array<string> = []
+      let closed = false
+      server.onerror = (e) => void errors.push(e.message)
+      server.onclose = () => void (closed = true)
+      yield* Effect.promise(() => server.connect(new StdioServerTransport(stdin, stdout)))
+      const until = (what: string, cond: () => boolean) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 500 && !cond(); i++) yield* Effect.sleep(10)
+          assert.isTrue(cond(), `timed out after 5 s waiting for: ${what}`)
+        })
+      const replies: Array<string> = []
+      stdout.on("data", (b: Buffer) => void replies.push(b.toString("utf8")))
+      stdin.write("{\"id\":7,\"method\":\"tools/call\",\"params\":{\"arguments\":{}}}\n")
+      stdin.write(JSON.stringify({ jsonrpc: "2.0", id: 8, method: "tools/call", params: [1] }) + "\n")
+      // Both are refused by the SDK's parser (its onerror fires once per line): never answered.
+      yield* until("two parse errors", () => errors.length >= 2)
+      const huge = "x".repeat(1024 * 1024)
+      for (let i = 0; i < 12; i++) stdin.write(huge)
+      yield* until("the transport to close", () => closed)
+      assert.deepStrictEqual(replies, [], "no request was answered")
+      yield* Effect.promise(() => server.close())
     }).pipe(Effect.scoped))
 })

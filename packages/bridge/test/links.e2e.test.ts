@@ -68,17 +68,8 @@ describe("bridge e2e: links", () => {
           "catch-up injections",
           20_000
         )
-        yield* Effect.sleep(500)
-        for (const t of ["gap one", "gap two", "gap three"]) {
-          const hits = a.channel().filter((n) => n.content.includes(t))
-          assert.strictEqual(hits.length, 1, t)
-          assert.strictEqual(hits[0]!.meta["catchup"], "true")
-          assert.include(hits[0]!.content, `catchup="true"`)
-        }
-        assert.strictEqual(a.channel().filter((n) => n.content.includes("before the crash")).length, 1)
-        assert.isTrue(a.channel().some((n) => n.content.includes("Disconnected from")))
-        assert.isTrue(a.channel().some((n) => n.content.includes("Reconnected to")))
-        // live again after the rejoin
+        // live again after the rejoin; "after" is posted once the catch-up is done, so its injection is
+        // the marker that any duplicate catch-up injection would have come before.
         yield* Effect.scoped(Effect.gen(function*() {
           const h = yield* connectAs(url, human, "h3")
           yield* h.request({ type: "join", channel: "ops", token: null }).pipe(Effect.orDie)
@@ -88,6 +79,15 @@ describe("bridge e2e: links", () => {
           () => a.channel().some((n) => n.content.includes("after") && n.meta["catchup"] === undefined),
           "live"
         )
+        for (const t of ["gap one", "gap two", "gap three"]) {
+          const hits = a.channel().filter((n) => n.content.includes(t))
+          assert.strictEqual(hits.length, 1, t)
+          assert.strictEqual(hits[0]!.meta["catchup"], "true")
+          assert.include(hits[0]!.content, `catchup="true"`)
+        }
+        assert.strictEqual(a.channel().filter((n) => n.content.includes("before the crash")).length, 1)
+        assert.isTrue(a.channel().some((n) => n.content.includes("Disconnected from")))
+        assert.isTrue(a.channel().some((n) => n.content.includes("Reconnected to")))
       }).pipe(Effect.scoped),
     60_000
   )
@@ -109,7 +109,8 @@ describe("bridge e2e: links", () => {
       assert.include(notice.content, "disabled")
       const who = yield* callOk(b, "who")
       assert.strictEqual(who.split("aaron/workstation/sess").length - 1, 1)
-      yield* Effect.sleep(500)
+      // A tool result is written after every notification sent before it: whoami is the marker.
+      assert.include(yield* callOk(b, "whoami"), "disabled (the same server as")
       assert.strictEqual(b.channel().filter((n) => n.content.includes("is the same server as")).length, 1)
     }).pipe(Effect.scoped), 60_000)
 

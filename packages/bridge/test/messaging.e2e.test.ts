@@ -7,6 +7,7 @@ import {
   assertBuilt,
   callOk,
   connectAs,
+  eventuallyUp,
   post,
   register,
   setConfig,
@@ -131,8 +132,14 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
       const before = a.channel().length
       yield* post(d, "lobby", "muted message")
       yield* post(d, "lobby", "still muted")
-      yield* Effect.sleep(300)
-      assert.strictEqual(a.channel().length, before)
+      // A whisper sent after them arrives after them: once it is injected, the muted ones were dropped.
+      yield* d.request({
+        type: "whisper",
+        target: { user: "aaron", machine: "workstation", session: "alice" },
+        payload: { kind: "plain", text: "marker" }
+      }).pipe(Effect.orDie)
+      yield* waitFor(() => a.channel().some((x) => x.content.includes("marker")), "the marker whisper")
+      assert.strictEqual(a.channel().length, before + 1)
 
       // whispers: the whisper scope gates and offers `whisper`
       yield* callOk(a, "set_perm", { whisper: true, level: "converse" })
@@ -148,8 +155,11 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
         target: { user: "aaron", machine: "workstation", session: "alice" },
         payload: { kind: "plain", text: "psst back" }
       }).pipe(Effect.orDie)
-      yield* waitFor(() => a.channel().some((x) => x.meta["kind"] === "whisper"), "whisper injection")
-      const wi = a.channel().find((x) => x.meta["kind"] === "whisper")!
+      yield* waitFor(
+        () => a.channel().some((x) => x.meta["kind"] === "whisper" && x.content.includes("psst back")),
+        "whisper injection"
+      )
+      const wi = a.channel().find((x) => x.meta["kind"] === "whisper" && x.content.includes("psst back"))!
       assert.include(wi.content, `<whisper server="${server.url}" from="david/desktop/dsess" kind="whisper"`)
       assert.include(wi.content, "psst back")
       assert.isUndefined(wi.meta["channel"])
@@ -191,7 +201,9 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
       yield* waitFor(() => boss.listChanged() === 1, "admin list_changed")
       const tools = yield* boss.tools
       for (const t of ADMIN_14) assert.include(tools, t)
-      yield* Effect.sleep(300)
+      // Once its link is up (its server_info read), a tool result is the marker: every notification
+      // sent before it has arrived.
+      yield* eventuallyUp(plain)
       assert.strictEqual(plain.listChanged(), 0)
       assert.sameMembers([...(yield* plain.tools)], ALWAYS)
       assert.strictEqual(yield* callOk(boss, "create_channel", { server: s1.url, name: "ops" }), "ops")

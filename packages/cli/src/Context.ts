@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { ConfigDir, Durations, Identity, LocalConfig, Permission, Url } from "@conclave/client"
+import { ConfigDir, Identity, LocalConfig, Url } from "@conclave/client"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { CliError } from "./CliError.js"
@@ -47,41 +47,6 @@ const fromEither = <A>(e: Either.Either<A, string>): Effect.Effect<A, CliError> 
 
 /** A server URL, normalized (D-28). @since 0.1.0 @category parsing */
 export const parseUrl = (url: string) => fromEither(Url.normalize(url))
-
-/** @since 0.1.0 @category parsing */
-export const parseLevel = (level: string) => fromEither(Permission.parseLevel(level.trim()))
-
-/** Whole seconds from the duration syntax of SPEC §6.1. @since 0.1.0 @category parsing */
-export const parseDuration = (value: string) => fromEither(Durations.parseSeconds(value))
-
-/** @since 0.1.0 @category parsing */
-export type Visibility = "public" | "unlisted" | "private"
-
-/** @since 0.1.0 @category parsing */
-export const parseVisibility = (value: string): Effect.Effect<Visibility, CliError> => {
-  const v = value.trim().toLowerCase()
-  return v === "public" || v === "unlisted" || v === "private"
-    ? Effect.succeed(v)
-    : Effect.fail(
-      new CliError({ message: `unknown visibility tier \`${value}\` (expected public, unlisted, or private)` })
-    )
-}
-
-/** An integer in `min..max`. @since 0.1.0 @category parsing */
-export const parseCount = (
-  flag: string,
-  value: string,
-  min: number,
-  max: number
-): Effect.Effect<number, CliError> => {
-  const text = value.trim()
-  const n = /^[0-9]+$/.test(text) ? Number(text) : NaN
-  return Number.isSafeInteger(n) && n >= min && n <= max
-    ? Effect.succeed(n)
-    : Effect.fail(
-      new CliError({ message: `invalid value for \`${flag}\`: \`${value}\` (expected an integer ${min}–${max})` })
-    )
-}
 
 /** The session handle of one-shot verbs (SPEC §1.2). @since 0.1.0 @category constants */
 export const cliHandle = (): string => `cli-${process.pid}`

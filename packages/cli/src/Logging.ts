@@ -10,9 +10,8 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
@@ -74,8 +73,6 @@ export const settings = (options: {
   }
 }
 
-const levelName = (level: LogLevel.LogLevel): string => level.label === "WARN" ? "WARN" : level.label
-
 const renderMessage = (message: unknown): string => {
   const parts = Array.isArray(message) ? message : [message]
   return parts.map((part) => typeof part === "string" ? part : safeJson(part)).join(" ")
@@ -104,8 +101,38 @@ const colors: Record<string, string> = {
   FATAL: "\x1b[35m"
 }
 
+/** What Effect's `Logger.structuredLogger` makes of a log event. @since 0.1.0 @category models */
+export type Structured = typeof Logger.structuredLogger extends Logger.Logger<unknown, infer O> ? O : never
+
 /**
- * One log line (without the trailing newline) in the given format. Exposed for tests.
+ * One log line (without the trailing newline) in the given format, from a structured event.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const renderStructured = (format: Format, color: boolean, entry: Structured): string => {
+  const message = renderMessage(entry.message)
+  const annotations: Record<string, unknown> = { ...entry.annotations }
+  if (entry.cause !== undefined) annotations["cause"] = entry.cause
+  if (format === "json") {
+    return safeJson({
+      ...annotations,
+      message,
+      level: entry.logLevel,
+      timestamp: entry.timestamp,
+      fields: { ...annotations, message }
+    })
+  }
+  const pairs = Object.entries(annotations).map(([key, value]) => `${key}=${renderValue(value)}`)
+  const tail = pairs.length === 0 ? "" : ` ${pairs.join(" ")}`
+  const level = entry.logLevel
+  const shownLevel = color ? `${colors[level] ?? ""}${level.padEnd(5)}\x1b[0m` : level.padEnd(5)
+  const shownTime = color ? `\x1b[2m${entry.timestamp}\x1b[0m` : entry.timestamp
+  return `${shownTime} ${shownLevel} ${message}${tail}`
+}
+
+/**
+ * One log line from its parts (tests and tools).
  *
  * @since 0.1.0
  * @category rendering
@@ -120,32 +147,28 @@ export const renderLine = (
     readonly annotations: ReadonlyArray<readonly [string, unknown]>
     readonly cause?: string | undefined
   }
-): string => {
-  const message = renderMessage(entry.message)
-  const level = levelName(entry.level)
-  const timestamp = entry.date.toISOString()
-  if (format === "json") {
-    const annotations: Record<string, unknown> = {}
-    for (const [key, value] of entry.annotations) annotations[key] = value
-    if (entry.cause !== undefined) annotations["cause"] = entry.cause
-    return safeJson({
-      ...annotations,
-      message,
-      level,
-      timestamp,
-      fields: { ...annotations, message }
-    })
-  }
-  const pairs = entry.annotations.map(([key, value]) => `${key}=${renderValue(value)}`)
-  if (entry.cause !== undefined) pairs.push(`cause=${renderValue(entry.cause)}`)
-  const tail = pairs.length === 0 ? "" : ` ${pairs.join(" ")}`
-  const shownLevel = color ? `${colors[level] ?? ""}${level.padEnd(5)}\x1b[0m` : level.padEnd(5)
-  const shownTime = color ? `\x1b[2m${timestamp}\x1b[0m` : timestamp
-  return `${shownTime} ${shownLevel} ${message}${tail}`
-}
+): string =>
+  renderStructured(format, color, {
+    message: entry.message,
+    logLevel: entry.level.label,
+    timestamp: entry.date.toISOString(),
+    cause: entry.cause,
+    annotations: Object.fromEntries(entry.annotations),
+    spans: {},
+    fiberId: ""
+  })
 
 /**
- * A logger that writes each line to `write` (stderr in production).
+ * Effect's structured logger rendered as lines of `format`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const lines = (format: Format, color: boolean): Logger.Logger<unknown, string> =>
+  Logger.map(Logger.structuredLogger, (entry) => renderStructured(format, color, entry))
+
+/**
+ * A logger that writes each line to `write` at once (tests).
  *
  * @since 0.1.0
  * @category constructors
@@ -154,20 +177,9 @@ export const makeLogger = (
   format: Format,
   color: boolean,
   write: (line: string) => void
-): Logger.Logger<unknown, void> =>
-  Logger.make(({ annotations, cause, date, logLevel, message }) => {
-    write(
-      renderLine(format, color, {
-        level: logLevel,
-        message,
-        date,
-        annotations: [...HashMap.toEntries(annotations)],
-        cause: Cause.isEmpty(cause) ? undefined : Cause.pretty(cause)
-      }) + "\n"
-    )
-  })
+): Logger.Logger<unknown, void> => Logger.map(lines(format, color), (line) => write(line + "\n"))
 
-const writeNow = (text: string): void => {
+const writeStderr = (text: string): void => {
   try {
     process.stderr.write(text)
   } catch {
@@ -175,90 +187,35 @@ const writeNow = (text: string): void => {
   }
 }
 
-/** A batch is written at once when it grows past this many characters. */
-const BATCH_CHARS = 64 * 1024
+/** How long log lines gather before one write (stderr is synchronous: one syscall per line showed in profiles). */
+const BATCH_WINDOW = Duration.millis(5)
 
 /**
- * A line sink that, once `start`ed, gathers the lines of one event-loop turn and writes them with one
- * `write` when the turn ends (stderr is a synchronous pipe or file: one syscall per line showed up in
- * the server's handshake profile). Lines keep their order; a batch past 64 K characters is written at
- * once, and `stop` (or the process's `exit`) writes what is left. Exposed for tests.
+ * The lines of `format`, gathered by `Logger.batched` and written with one `write` per window; what
+ * is left is written when the scope closes.
  *
  * @since 0.1.0
- * @category sinks
+ * @category constructors
  */
-export const makeBatcher = (
-  write: (text: string) => void,
-  schedule: (flush: () => void) => void = setImmediate
-) => {
-  let batch: Array<string> | undefined
-  let chars = 0
-  let scheduled = false
-  const flush = () => {
-    scheduled = false
-    if (batch === undefined || batch.length === 0) return
-    const text = batch.length === 1 ? batch[0]! : batch.join("")
-    batch.length = 0
-    chars = 0
-    write(text)
-  }
-  return {
-    write: (line: string): void => {
-      if (batch === undefined) return write(line)
-      batch.push(line)
-      chars += line.length
-      if (chars >= BATCH_CHARS) flush()
-      else if (!scheduled) {
-        scheduled = true
-        schedule(flush)
-      }
-    },
-    start: () => {
-      batch ??= []
-    },
-    stop: () => {
-      flush()
-      batch = undefined
-    },
-    batching: () => batch !== undefined
-  }
-}
-
-const stderrSink = makeBatcher(writeNow)
-const writeStderr = stderrSink.write
-// Whatever a batch still holds when the process exits (an exit code set from a crash, `process.exit`).
-const flushAtExit = () => {
-  stderrSink.stop()
-}
-
-/**
- * Batch stderr log lines per event-loop turn for the life of the scope (`conclave serve`: many sessions
- * log in one turn). Lines left when the process exits are still written (`exit` runs synchronously and
- * so does the write).
- *
- * @since 0.1.0
- * @category layers
- */
-export const batchStderr: Effect.Effect<void, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.sync(() => {
-    stderrSink.start()
-    process.on("exit", flushAtExit)
-  }),
-  () =>
+export const batchedLogger = (
+  format: Format,
+  color: boolean,
+  write: (text: string) => void = writeStderr
+): Effect.Effect<Logger.Logger<unknown, void>, never, Scope.Scope> =>
+  Logger.batched(lines(format, color), BATCH_WINDOW, (batch) =>
     Effect.sync(() => {
-      process.off("exit", flushAtExit)
-      stderrSink.stop()
-    })
-)
+      if (batch.length > 0) write(batch.join("\n") + "\n")
+    }))
 
 /**
- * Replace the default logger (which writes to stdout) with the stderr logger and set the minimum level.
+ * Replace the default logger (which writes to stdout) with the batched stderr logger and set the
+ * minimum level. Lines still gathered are written when the layer is released.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (s: Settings): Layer.Layer<never> =>
+export const layer = (s: Settings, write?: (text: string) => void): Layer.Layer<never> =>
   Layer.merge(
-    Logger.replace(Logger.defaultLogger, makeLogger(s.format, s.color, writeStderr)),
+    Logger.replaceScoped(Logger.defaultLogger, batchedLogger(s.format, s.color, write)),
     Logger.minimumLogLevel(s.level)
   )

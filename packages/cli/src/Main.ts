@@ -56,12 +56,24 @@ export const renderFailure = (cause: Cause.Cause<unknown>): string | undefined =
  */
 export const main = (): void => {
   const env = process.env
-  // A closed stdout (e.g. `conclave completions bash | head`) ends the process quietly (S-177).
+  // A closed stdout (e.g. `conclave completions bash | head`) ends the process quietly (S-177): the
+  // program is interrupted, so its finalizers run, and the exit status is 0.
+  let pipeClosed = false
+  let onPipeClosed: (() => void) | undefined
   for (const stream of [process.stdout, process.stderr]) {
     stream.on("error", (error: NodeJS.ErrnoException) => {
-      if (error.code === "EPIPE") process.exit(0)
+      if (error.code !== "EPIPE" || pipeClosed) return
+      pipeClosed = true
+      onPipeClosed?.()
     })
   }
+  const stdoutClosed = Effect.async<void>((resume) => {
+    if (pipeClosed) return resume(Effect.void)
+    onPipeClosed = () => resume(Effect.void)
+    return Effect.sync(() => {
+      onPipeClosed = undefined
+    })
+  })
   const extracted = GlobalOptions.extract(process.argv.slice(2))
   if (Either.isLeft(extracted)) {
     writeErr(`error: ${extracted.left}`)
@@ -86,7 +98,9 @@ export const main = (): void => {
     }
     const base = yield* Effect.console
     yield* Cli.run([process.argv[0] ?? "node", process.argv[1] ?? "conclave", ...rest]).pipe(
-      Effect.withConsole(Output.plainConsole(base, env, json))
+      Effect.withConsole(Output.plainConsole(base, env, json)),
+      // `serve` and `bridge` keep their own error handling (SPEC §6.1): a closed pipe does not stop them.
+      (run) => rest[0] === "serve" || rest[0] === "bridge" ? run : Effect.raceFirst(run, stdoutClosed)
     )
   }).pipe(
     Effect.catchAllCause((cause) => {

@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Connection, type Identity } from "@conclave/client"
-import type { Frames, Names } from "@conclave/protocol"
+import { Connection, type Identity, Replies } from "@conclave/client"
+import { type Frames, Names } from "@conclave/protocol"
 import * as Effect from "effect/Effect"
 import { CliError } from "./CliError.js"
 import * as Ctx from "./Context.js"
@@ -42,15 +42,10 @@ export const withSession = <A, E, R>(
         identity,
         ...(options.register === undefined ? {} : { register: options.register })
       }).pipe(Effect.mapError(toCli(undefined)))
-      yield* Effect.logDebug("connected").pipe(Effect.annotateLogs({ url, path: pathText(conn.path) }))
+      yield* Effect.logDebug("connected").pipe(Effect.annotateLogs({ url, path: Names.renderPath(conn.path) }))
       return yield* use(conn)
     })
   )
-
-/** @since 0.1.0 @category rendering */
-export const pathText = (p: Names.SessionPath): string => `${p.user}/${p.machine}/${p.session}`
-
-type ReplyOf<T extends Connection.Reply["type"]> = Extract<Connection.Reply, { readonly type: T }>
 
 /**
  * Send one request and require a reply of type `expected`. `prefix` (e.g. "join rejected") is
@@ -64,14 +59,9 @@ export const call = <T extends Connection.Reply["type"]>(
   frame: Connection.RequestWithoutId,
   expected: T,
   prefix?: string
-): Effect.Effect<ReplyOf<T>, CliError> =>
-  conn.request(frame).pipe(
-    Effect.mapError(toCli(prefix)),
-    Effect.flatMap((reply) =>
-      reply.type === expected
-        ? Effect.succeed(reply as ReplyOf<T>)
-        : Effect.fail(new CliError({ message: `unexpected reply \`${reply.type}\` (expected \`${expected}\`)` }))
-    )
+): Effect.Effect<Replies.ReplyOf<T>, CliError> =>
+  Replies.request((f) => conn.request(f).pipe(Effect.mapError(toCli(prefix))), frame, expected).pipe(
+    Effect.catchTag("UnexpectedReply", (e) => Effect.fail(new CliError({ message: e.message })))
   )
 
 /** Run an admin op (SPEC §2.4). @since 0.1.0 @category sessions */

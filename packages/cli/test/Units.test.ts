@@ -106,36 +106,23 @@ describe("Logging", () => {
       assert.strictEqual(parsed.fields.message, "hello")
       assert.strictEqual(parsed.path, "a/b/c")
     }))
-  it("the batcher writes through until started, then once per turn in order, and everything on stop", () => {
-    const writes: Array<string> = []
-    const turns: Array<() => void> = []
-    const sink = Logging.makeBatcher((t) => writes.push(t), (f) => turns.push(f))
-    sink.write("a\n")
-    assert.deepStrictEqual(writes, ["a\n"])
-    sink.start()
-    sink.write("b\n")
-    sink.write("c\n")
-    assert.deepStrictEqual(writes, ["a\n"], "nothing is written before the turn ends")
-    assert.strictEqual(turns.length, 1, "one flush scheduled per turn")
-    turns.shift()!()
-    assert.deepStrictEqual(writes, ["a\n", "b\nc\n"])
-    sink.write("d\n")
-    sink.stop()
-    assert.deepStrictEqual(writes, ["a\n", "b\nc\n", "d\n"], "stop writes what is left")
-    turns.shift()!()
-    sink.write("e\n")
-    assert.deepStrictEqual(writes.at(-1), "e\n", "stopped: writes through again")
-    assert.isFalse(sink.batching())
-  })
-  it("the batcher writes a large batch at once instead of holding it to the end of the turn", () => {
-    const writes: Array<string> = []
-    const sink = Logging.makeBatcher((t) => writes.push(t), () => {})
-    sink.start()
-    const line = "x".repeat(1023) + "\n"
-    for (let i = 0; i < 64; i++) sink.write(line)
-    assert.strictEqual(writes.length, 1)
-    assert.strictEqual(writes[0]!.length, 64 * 1024)
-  })
+  it.effect("the batched logger gathers lines and writes what is left when its scope closes", () =>
+    Effect.gen(function*() {
+      const writes: Array<string> = []
+      yield* Effect.scoped(Effect.gen(function*() {
+        const logger = yield* Logging.batchedLogger("human", false, (t) => writes.push(t))
+        yield* Effect.logInfo("one").pipe(
+          Effect.zipRight(Effect.logWarning("two")),
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+        )
+        assert.deepStrictEqual(writes, [], "nothing is written before the window ends")
+      }))
+      assert.strictEqual(writes.length, 1, "one write for the batch")
+      const lines = writes[0]!.split("\n")
+      assert.match(lines[0]!, / INFO  one$/)
+      assert.match(lines[1]!, / WARN  two$/)
+      assert.strictEqual(lines[2], "")
+    }))
 })
 
 describe("tail rendering (D-31)", () => {

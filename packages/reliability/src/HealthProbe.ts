@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import * as Http from "node:http"
 import * as Wire from "./Wire.js"
 
 /** @since 0.1.0 @category models */
@@ -104,3 +105,22 @@ export const start = (
 /** One-line rendering for reports. @since 0.1.0 @category rendering */
 export const describe = (r: ProbeResult): string =>
   `probe: ${r.acked} acked, ${r.lost} lost, ${r.duplicates} dup, p99 ${r.p99Ms} ms`
+
+/**
+ * Crashes counted at the end of a test: 0 when the server at `port` still answers `GET /health`
+ * with `200 ok` within 2 s, else 1.
+ *
+ * @since 0.1.0
+ * @category checks
+ */
+export const crashes = (port: number): Effect.Effect<number> =>
+  Effect.async<number>((resume) => {
+    const req = Http.get({ host: "127.0.0.1", port, path: "/health", timeout: 2000 }, (res) => {
+      let body = ""
+      res.on("data", (b: Buffer) => void (body += b.toString("utf8")))
+      res.on("end", () => resume(Effect.succeed(res.statusCode === 200 && body.trim() === "ok" ? 0 : 1)))
+    })
+    req.on("timeout", () => req.destroy(new Error("timeout")))
+    req.on("error", () => resume(Effect.succeed(1)))
+    return Effect.sync(() => req.destroy())
+  })

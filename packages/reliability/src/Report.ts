@@ -21,13 +21,78 @@ export const reportFile: string = Path.resolve(
   "RELIABILITY.md"
 )
 
-/** One row of a section's table. @since 0.1.0 @category models */
+/**
+ * One computed comparison behind a row's "met" column: a measured value against its target.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Check {
+  readonly label: string
+  readonly value: number
+  readonly op: "≤" | "≥" | "="
+  readonly target: number
+  readonly unit: string
+}
+
+/** `value ≤ target`. @since 0.1.0 @category checks */
+export const atMost = (label: string, value: number, target: number, unit = ""): Check => ({
+  label,
+  value,
+  op: "≤",
+  target,
+  unit
+})
+
+/** `value ≥ target`. @since 0.1.0 @category checks */
+export const atLeast = (label: string, value: number, target: number, unit = ""): Check => ({
+  label,
+  value,
+  op: "≥",
+  target,
+  unit
+})
+
+/** `value = target`. @since 0.1.0 @category checks */
+export const equals = (label: string, value: number, target: number, unit = ""): Check => ({
+  label,
+  value,
+  op: "=",
+  target,
+  unit
+})
+
+/** A yes/no fact, counted as 1 (holds) or 0. @since 0.1.0 @category checks */
+export const holds = (label: string, fact: boolean): Check => equals(label, fact ? 1 : 0, 1)
+
+/** @since 0.1.0 @category checks */
+export const passes = (c: Check): boolean =>
+  c.op === "≤" ? c.value <= c.target : c.op === "≥" ? c.value >= c.target : c.value === c.target
+
+/** One row of a section's table: its "met" column is computed from `checks`, never typed. @since 0.1.0 @category models */
 export interface Row {
   readonly test: string
-  /** "N tried, 0 crashes, 0 acknowledged messages lost" style figure. */
+  /** "N tried, 0 crashes, 0 acknowledged messages lost" style figure, built from measured values. */
   readonly figure: string
   readonly target: string
-  readonly ok: boolean
+  readonly checks: ReadonlyArray<Check>
+  /** Set when the row was not measured in this run, with the reason. */
+  readonly skipped?: string
+}
+
+/** Whether every check of the row passes (a skipped row is not met). @since 0.1.0 @category checks */
+export const met = (row: Row): boolean => row.skipped === undefined && row.checks.every(passes)
+
+const renderCheck = (c: Check): string =>
+  c.op === "=" && c.target === 1 && (c.value === 0 || c.value === 1) && c.unit === ""
+    ? `${c.label}: ${c.value === 1 ? "holds" : "does not hold"}`
+    : `${c.label} ${c.value}${c.unit} (target ${c.op} ${c.target}${c.unit})`
+
+/** The "met" cell: yes, skipped with its reason, or no with every missed check and its figure. @since 0.1.0 @category rendering */
+export const metCell = (row: Row): string => {
+  if (row.skipped !== undefined) return `skipped: ${row.skipped}`
+  const failing = row.checks.filter((c) => !passes(c))
+  return failing.length === 0 ? "yes" : `**no**: ${failing.map(renderCheck).join("; ")}`
 }
 
 /** Render a section (pure, for tests). @since 0.1.0 @category rendering */
@@ -47,7 +112,7 @@ export const render = (
     "",
     "| test | result | target | met |",
     "|---|---|---|---|",
-    ...rows.map((r) => `| ${r.test} | ${r.figure} | ${r.target} | ${r.ok ? "yes" : "**no**"} |`),
+    ...rows.map((r) => `| ${r.test} | ${r.figure} | ${r.target} | ${metCell(r)} |`),
     ...(notes.length > 0 ? ["", ...notes.map((n) => `* ${n}`)] : []),
     `<!-- END ${id} -->`
   ]
@@ -67,7 +132,7 @@ export const splice = (text: string, id: string, section: string): string => {
 const liveClock = Clock.make()
 
 /**
- * The wall-clock time, even under the TestClock (the suites' "report" tests are `it.effect`): a
+ * The wall-clock time, even under a TestClock: a
  * report says when it was made.
  *
  * @since 0.1.0

@@ -3,7 +3,7 @@
  * schema-wrong JSON, each while a health probe receives a channel at 10 msg/s with 0 loss.
  */
 import { Codec, Validate } from "@conclave/protocol"
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Option } from "effect"
 import * as Embedded from "../src/Embedded.js"
 import * as HealthProbe from "../src/HealthProbe.js"
@@ -35,6 +35,8 @@ const awaitClose = (conn: RawWs.RawConn, withinMs: number) =>
       yield* Effect.sleep("5 millis")
     }
   })
+
+const signed = (n: number) => (n < 0 ? `${n}` : `+${n}`)
 
 describe("bad input", () => {
   it.live(
@@ -68,14 +70,21 @@ describe("bad input", () => {
             } else if (ms > 1000) slow++
           })), { concurrency: Profile.count(16, 32), discard: true })
         const result = yield* probe.stop
+        const crashes = yield* HealthProbe.crashes(server.port)
         rows.push({
           test: "malformed WebSocket frames (pre-auth, raw TCP)",
           figure:
-            `${n} tried (${checked} with a required close code), 0 crashes, ${wrong.length} wrong close codes, ${slow} slower than 1 s; ${
+            `${n} tried (${checked} with a required close code), ${crashes} crashes, ${wrong.length} wrong close codes, ${slow} slower than 1 s; ${
               HealthProbe.describe(result)
             }`,
           target: "≥ 100 000 tried, 0 crashes, closed 1002/1007/1009 within 1 s, probe 0 loss",
-          ok: wrong.length === 0 && slow === 0 && result.lost === 0 && n >= 100_000
+          checks: [
+            Report.atLeast("tried", n, 100_000),
+            Report.equals("crashes", crashes, 0),
+            Report.equals("wrong close codes", wrong.length, 0),
+            Report.equals("slower than 1 s", slow, 0),
+            Report.equals("probe lost", result.lost, 0)
+          ]
         })
         assert.deepStrictEqual(wrong.slice(0, 20), [], "wrong close codes")
         assert.strictEqual(slow, 0)
@@ -109,13 +118,27 @@ describe("bad input", () => {
         const rss1 = process.memoryUsage().rss
         const result = yield* probe.stop
         const growthMb = Math.round(((peak - rss0) / 1048576) * 10) / 10
+        const crashes = yield* HealthProbe.crashes(server.port)
         rows.push({
           test: `oversized frames, ${n} concurrent (maxPayload ${MAX_FRAME} B)`,
-          figure: `${n} tried, 0 crashes, ${bad} not closed with 1009; transient RSS +${growthMb} MiB (bound ${
-            Math.round((n * MAX_FRAME) / 1048576)
-          } MiB), after +${Math.round(((rss1 - rss0) / 1048576) * 10) / 10} MiB; ${HealthProbe.describe(result)}`,
+          figure: `${n} tried, ${crashes} crashes, ${bad} not closed with 1009; transient RSS ${
+            signed(growthMb)
+          } MiB (bound ${Math.round((n * MAX_FRAME) / 1048576)} MiB), after ${
+            signed(Math.round(((rss1 - rss0) / 1048576) * 10) / 10)
+          } MiB; ${HealthProbe.describe(result)}`,
           target: "1 000 tried, 0 crashes, close 1009, RSS ≤ 1 000 × maxPayload transient",
-          ok: bad === 0 && result.lost === 0 && peak - rss0 <= n * MAX_FRAME + 64 * 1048576 && n >= 1000
+          checks: [
+            Report.atLeast("tried", n, 1000),
+            Report.equals("crashes", crashes, 0),
+            Report.equals("not closed with 1009", bad, 0),
+            Report.atMost(
+              "transient RSS growth",
+              growthMb,
+              Math.round((n * MAX_FRAME + 64 * 1048576) / 1048576),
+              " MiB"
+            ),
+            Report.equals("probe lost", result.lost, 0)
+          ]
         })
         assert.strictEqual(bad, 0, "every oversized frame is answered with 1009")
         assert.isAtMost(peak - rss0, n * MAX_FRAME + 64 * 1048576)
@@ -217,14 +240,22 @@ describe("bad input", () => {
           }), { concurrency: "unbounded", discard: true })
         const after = yield* snapshot
         const result = yield* probe.stop
+        const crashes = yield* HealthProbe.crashes(server.port)
         rows.push({
           test: "schema-wrong JSON after auth",
           figure:
-            `${tried} tried over ${handshakes} sessions, 0 crashes, ${unanswered} unanswered, ${closes} closes (${closesWithoutError} without an error frame), state ${
+            `${tried} tried over ${handshakes} sessions, ${crashes} crashes, ${unanswered} unanswered, ${closes} closes (${closesWithoutError} without an error frame), state ${
               before === after ? "unchanged" : "CHANGED"
             }; ${HealthProbe.describe(result)}`,
           target: "≥ 100 000 tried, 0 crashes, 0 state corruption, error reply per message",
-          ok: unanswered === 0 && closesWithoutError === 0 && before === after && result.lost === 0 && tried >= 100_000
+          checks: [
+            Report.atLeast("tried", tried, 100_000),
+            Report.equals("crashes", crashes, 0),
+            Report.equals("unanswered", unanswered, 0),
+            Report.equals("closes without an error frame", closesWithoutError, 0),
+            Report.holds("state unchanged", before === after),
+            Report.equals("probe lost", result.lost, 0)
+          ]
         })
         notes.push(
           "The server closes the connection (1008, after a `malformed_frame` error, D-8) on the first undecodable frame, so the \"disconnect after ≥ 10 protocol errors\" target is met trivially; frames that decode but are semantically wrong get an error reply and the session stays."
@@ -263,10 +294,10 @@ describe("bad input", () => {
       figure:
         `${n} tried, ${thrown.length} threw, ${refused} refused as undecodable, ${decoded} decoded (then validated)`,
       target: "≥ 100 000 tried, 0 crashes",
-      ok: thrown.length === 0 && n >= 100_000
+      checks: [Report.atLeast("tried", n, 100_000), Report.equals("threw", thrown.length, 0)]
     })
     assert.deepStrictEqual(thrown.slice(0, 5), [])
   })
 
-  it.effect("report", () => Report.record("bad-input", "Bad input: frames, sizes, schema", rows, notes))
+  afterAll(() => Effect.runPromise(Report.record("bad-input", "Bad input: frames, sizes, schema", rows, notes)))
 })

@@ -4,13 +4,15 @@
  * (0 gaps, 0 duplicates after dedupe), a SIGSTOPped slow consumer (dropped, the others lose
  * nothing), and the store on a tiny tmpfs until it is full (0 false acks, recovery).
  */
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Option, Scope } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Embedded from "../src/Embedded.js"
 import * as FaultProxy from "../src/FaultProxy.js"
+import * as HealthProbe from "../src/HealthProbe.js"
 import * as Integrity from "../src/Integrity.js"
 import * as Prng from "../src/Prng.js"
 import * as Processes from "../src/Processes.js"
@@ -20,6 +22,39 @@ import * as Wire from "../src/Wire.js"
 
 const rows: Array<Report.Row> = []
 const notes: Array<string> = []
+
+/** Whether this machine lets the suite mount a tmpfs (the disk-full test needs one). */
+const tmpfsMountable = (): boolean => {
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "conclave-mount-probe-"))
+  try {
+    const ok = ChildProcess.spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir]).status === 0
+    if (ok) ChildProcess.spawnSync("umount", ["-l", dir])
+    return ok
+  } finally {
+    Fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const MOUNT_REASON = "`mount -t tmpfs` is not permitted here"
+
+/**
+ * The disk-full test runs where a tmpfs can be mounted. Elsewhere it is reported skipped with its
+ * reason, except under `CI=true` (this project's CI machines, where root can mount): there it fails.
+ */
+const diskFull = (name: string, body: Parameters<typeof it.live>[1], timeout: number): void => {
+  if (tmpfsMountable()) return void it.live(name, body, timeout)
+  if (process.env["CI"] === "true") {
+    return void it(name, () => assert.fail(`${MOUNT_REASON}: the disk-full test must run under CI=true`))
+  }
+  rows.push({
+    test: "disk full: SQLite on a 4 MiB tmpfs, ~1 MiB left, 8 KB posts",
+    figure: "not measured",
+    target: "0 crashes, 0 false acks, recovers when space is freed",
+    checks: [],
+    skipped: MOUNT_REASON
+  })
+  it.skip(`${name} (skipped: ${MOUNT_REASON})`, () => {})
+}
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 
 describe("faults", () => {
@@ -98,23 +133,41 @@ describe("faults", () => {
           }
           // Replace the victims with fresh sessions (new handles: ghosts cannot be superseded away).
           yield* Effect.forEach([...victims], start, { discard: true })
-          yield* Effect.sleep(Duration.millis(idleMs + 2 * reaperMs + 400))
-          const who = yield* Wire.expect(yield* observer.request({ type: "who", channel: "ghosts" }), "presence")
-          const present = new Set(who.sessions.map((p) => `${p.user}/${p.machine}/${p.session}`))
+          // Presence must match the live sessions within the reaper window: poll until it does (or the
+          // window ends), then count what still differs.
           const truth = new Set([...live.values()].map((l) => l.key))
+          const presence = observer.request({ type: "who", channel: "ghosts" }).pipe(
+            Effect.flatMap((r) => Wire.expect(r, "presence")),
+            Effect.map((who) => new Set(who.sessions.map((p) => `${p.user}/${p.machine}/${p.session}`)))
+          )
+          const settled = (present: ReadonlySet<string>) =>
+            present.size === truth.size && [...present].every((k) => truth.has(k))
+          yield* Wire.eventually(
+            "presence to match the live sessions",
+            Effect.map(presence, (p) => settled(p) ? Option.some(p) : Option.none()),
+            Duration.millis(idleMs + 2 * reaperMs + 400),
+            "100 millis"
+          ).pipe(Effect.ignore)
+          const present = yield* presence
           ghosts += [...present].filter((k) => !truth.has(k)).length
           falseEvictions += [...truth].filter((k) => !present.has(k)).length
         }
         yield* Fiber.interrupt(keepObserver)
         for (const l of live.values()) yield* l.close
+        const crashes = yield* HealthProbe.crashes(server.port)
         rows.push({
           test:
             `half-open / blackhole / RST / half-close via the fault proxy (${sessionsN} sessions, idle ${idleMs} ms)`,
           figure: `${events} events (${
             [...tally.entries()].map(([k, v]) => `${k} ${v}`).join(", ")
-          }), 0 crashes, ${ghosts} ghost presences and ${falseEvictions} false evictions after the reaper window`,
+          }), ${crashes} crashes, ${ghosts} ghost presences and ${falseEvictions} false evictions after the reaper window`,
           target: "≥ 1 000 events across 100 sessions, 0 ghost presences",
-          ok: ghosts === 0 && falseEvictions === 0 && events >= 1000
+          checks: [
+            Report.atLeast("events", events, 1000),
+            Report.equals("crashes", crashes, 0),
+            Report.equals("ghost presences", ghosts, 0),
+            Report.equals("false evictions", falseEvictions, 0)
+          ]
         })
         assert.strictEqual(ghosts, 0, "ghost presences")
         assert.strictEqual(falseEvictions, 0, "live sessions evicted")
@@ -209,12 +262,18 @@ describe("faults", () => {
         }))
         const gaps = [...acked].filter((seq) => !seen.has(seq)).length
         const phantom = [...seen].filter((seq) => !acked.has(seq)).length
+        const crashes = yield* HealthProbe.crashes(server.port)
         rows.push({
           test: "reconnect + read_since (RST / half-close drops via the proxy)",
           figure:
-            `${cycles} reconnect cycles, ${acked.size} acknowledged, 0 crashes, ${gaps} gaps, 0 duplicates after dedupe (${rawDuplicates} overlapping live/history rows deduped, ${historyRows} history rows read), ${phantom} unacknowledged seqs seen`,
+            `${cycles} reconnect cycles, ${acked.size} acknowledged, ${crashes} crashes, ${gaps} gaps, 0 duplicates after dedupe (${rawDuplicates} overlapping live/history rows deduped, ${historyRows} history rows read), ${phantom} unacknowledged seqs seen`,
           target: "1 000 cycles, 0 gaps, 0 duplicates",
-          ok: gaps === 0 && phantom === 0 && cycles >= 1000
+          checks: [
+            Report.atLeast("cycles", cycles, 1000),
+            Report.equals("crashes", crashes, 0),
+            Report.equals("gaps", gaps, 0),
+            Report.equals("unacknowledged seqs seen", phantom, 0)
+          ]
         })
         assert.strictEqual(gaps, 0, "every acknowledged seq was received live or from history")
         assert.strictEqual(phantom, 0)
@@ -287,7 +346,14 @@ describe("faults", () => {
           const r = yield* pub.request({ type: "channel_msg", channel: "firehose", payload: Wire.plain(`tail${i}`) })
           if (r.type === "ack" && r.seq !== null) acked.add(r.seq)
         }
-        yield* Effect.sleep("300 millis")
+        // Fan-out keeps order: once every other subscriber has the last acknowledged post, whatever it
+        // has not got by then is lost (bounded wait, not a silence window).
+        const last = Math.max(...acked)
+        yield* Wire.eventually(
+          "every other subscriber to receive the last acknowledged post",
+          Effect.sync(() => received.every((got) => got.has(last)) ? Option.some(true) : Option.none()),
+          "10 seconds"
+        ).pipe(Effect.ignore)
         const lost = received.map((got) => [...acked].filter((seq) => !got.has(seq)).length)
         const totalLost = lost.reduce((a, b) => a + b, 0)
         yield* Processes.resume(child)
@@ -296,12 +362,18 @@ describe("faults", () => {
           Effect.sync(() => Option.fromNullable(child.stdoutLines.find((l) => l.startsWith("closed")))),
           "15 seconds"
         ).pipe(Effect.orElseSucceed(() => "closed ? (no report)"))
+        const crashes = yield* HealthProbe.crashes(server.port)
         rows.push({
           test: `slow consumer: 1 SIGSTOPped subscriber among ${others + 1} (${body.length} B bodies, flat out)`,
           figure:
-            `${sent} published; the stopped consumer was dropped after ${droppedAfterMs} ms (child saw: \`${closedLine}\`); the ${others} others: ${totalLost} lost; 0 crashes`,
+            `${sent} published; the stopped consumer was dropped after ${droppedAfterMs} ms (child saw: \`${closedLine}\`); the ${others} others: ${totalLost} lost; ${crashes} crashes`,
           target: "dropped with the slow-consumer reason; the others 0 loss",
-          ok: droppedAfterMs >= 0 && totalLost === 0 && others >= 99
+          checks: [
+            Report.atLeast("other subscribers", others, 99),
+            Report.holds("the stopped consumer was dropped", droppedAfterMs >= 0),
+            Report.equals("lost by the others", totalLost, 0),
+            Report.equals("crashes", crashes, 0)
+          ]
         })
         notes.push(
           "The slow-consumer kill's error frame sits behind the consumer's backlog (GAPS G-26), so a resumed consumer may see only the close; the server-side reason is asserted through presence and the kill path."
@@ -312,22 +384,13 @@ describe("faults", () => {
     600_000
   )
 
-  it.live(
+  diskFull(
     "the store on a full tmpfs: 0 false acks, 0 crashes, recovery when space returns",
     () =>
       Effect.scoped(Effect.gen(function*() {
         const dir = yield* Embedded.tempDir("conclave-full-")
-        const mounted = ChildProcess.spawnSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir]).status === 0
-        if (!mounted) {
-          notes.push("Disk full: NOT MEASURED here — `mount -t tmpfs` is not permitted in this environment.")
-          rows.push({
-            test: "disk full (tmpfs)",
-            figure: "not measured: mount not permitted",
-            target: "0 false acks",
-            ok: false
-          })
-          console.warn("disk-full test skipped: mounting a tmpfs is not permitted here")
-          return
+        if (ChildProcess.spawnSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir]).status !== 0) {
+          return yield* Effect.dieMessage("mount -t tmpfs failed although the probe could mount one")
         }
         yield* Effect.addFinalizer(() => Effect.sync(() => ChildProcess.spawnSync("umount", ["-l", dir])))
         const server = yield* Embedded.start({ maxPendingPerIp: 0 }, dir)
@@ -393,12 +456,19 @@ describe("faults", () => {
         const health = yield* Effect.tryPromise(() =>
           fetch(`http://127.0.0.1:${server.port}/health`).then((r) => r.text())
         )
+        const crashes = health === "ok" ? 0 : 1
         rows.push({
           test: "disk full: SQLite on a 4 MiB tmpfs, ~1 MiB left, 8 KB posts",
           figure:
-            `${sent} posts: ${fullAt} acknowledged before the disk filled, then ${errors} refused (first: \`${firstError}\`), 0 crashes, ${falseAcks} false acks, ${phantomDeliveries} unacknowledged deliveries; after freeing space ${recovered}/20 acknowledged; /health ${health}`,
+            `${sent} posts: ${fullAt} acknowledged before the disk filled, then ${errors} refused (first: \`${firstError}\`), ${crashes} crashes, ${falseAcks} false acks, ${phantomDeliveries} unacknowledged deliveries; after freeing space ${recovered}/20 acknowledged; /health ${health}`,
           target: "0 crashes, 0 false acks, recovers when space is freed",
-          ok: errors > 0 && falseAcks === 0 && phantomDeliveries === 0 && recovered === 20
+          checks: [
+            Report.atLeast("refused once full", errors, 1),
+            Report.equals("crashes", crashes, 0),
+            Report.equals("false acks", falseAcks, 0),
+            Report.equals("unacknowledged deliveries", phantomDeliveries, 0),
+            Report.equals("acknowledged after freeing space", recovered, 20)
+          ]
         })
         assert.isAbove(errors, 0, "the disk filled")
         assert.strictEqual(falseAcks, 0)
@@ -411,5 +481,5 @@ describe("faults", () => {
     300_000
   )
 
-  it.effect("report", () => Report.record("faults", "Faults: network, slow consumers, disk", rows, notes))
+  afterAll(() => Effect.runPromise(Report.record("faults", "Faults: network, slow consumers, disk", rows, notes)))
 })

@@ -111,14 +111,24 @@ describe("harness", () => {
   })
 
   it("the report writer replaces its own section and appends new ones", () => {
-    const one = Report.render("a", "A", [{ test: "t", figure: "1 tried", target: "x", ok: true }], [])
-    const two = Report.render("a", "A", [{ test: "t", figure: "2 tried", target: "x", ok: false }], ["n"])
+    const one = Report.render("a", "A", [{
+      test: "t",
+      figure: "1 tried",
+      target: "x",
+      checks: [Report.atLeast("tried", 1, 1)]
+    }], [])
+    const two = Report.render("a", "A", [{
+      test: "t",
+      figure: "2 tried",
+      target: "x",
+      checks: [Report.atLeast("tried", 2, 1), Report.atMost("restart", 1255, 1000, " ms")]
+    }], ["n"])
     const doc = Report.splice("# R\n\nintro\n", "a", one)
     assert.include(doc, "1 tried")
     const doc2 = Report.splice(Report.splice(doc, "b", "<!-- BEGIN b -->B<!-- END b -->"), "a", two)
     assert.notInclude(doc2, "1 tried")
     assert.include(doc2, "2 tried")
-    assert.include(doc2, "| **no** |")
+    assert.include(doc2, "| **no**: restart 1255 ms (target ≤ 1000 ms) |")
     assert.include(doc2, "<!-- BEGIN b -->B<!-- END b -->")
     assert.strictEqual(doc2.split("<!-- BEGIN a -->").length, 2)
   })
@@ -150,5 +160,29 @@ describe("harness", () => {
     const ok = parseOptions(["--duration", "2m", "--rate", "50", "--report"])
     assert.deepInclude(ok, { durationMs: 120_000, rate: 50, report: true, warmupMs: 30_000, serverHeapMb: 192 })
     assert.isString(parseOptions(["--server-heap-mb", "8"]))
+  })
+})
+
+describe("Report: the met column is computed", () => {
+  it("a row is met only when every check passes; a missed one names its figure; a skipped row says why", () => {
+    const row = (checks: ReadonlyArray<Report.Check>, skipped?: string): Report.Row => ({
+      test: "t",
+      figure: "f",
+      target: "x",
+      checks,
+      ...(skipped === undefined ? {} : { skipped })
+    })
+    assert.strictEqual(Report.metCell(row([Report.atMost("restart", 999, 1000, " ms")])), "yes")
+    assert.strictEqual(
+      Report.metCell(row([Report.atLeast("attempts/s", 1466, 2000), Report.equals("crashes", 0, 0)])),
+      "**no**: attempts/s 1466 (target ≥ 2000)"
+    )
+    assert.strictEqual(
+      Report.metCell(row([Report.holds("state unchanged", false)])),
+      "**no**: state unchanged: does not hold"
+    )
+    assert.strictEqual(Report.metCell(row([], "mount not permitted")), "skipped: mount not permitted")
+    assert.isFalse(Report.met(row([], "mount not permitted")))
+    assert.isTrue(Report.met(row([Report.equals("crashes", 0, 0)])))
   })
 })

@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Limits } from "@conclave/protocol"
-import type { Frames, Names } from "@conclave/protocol"
+import { AdminOps } from "@conclave/client"
+import { type Frames, Names } from "@conclave/protocol"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -45,22 +45,25 @@ const channelCreate = Command.make(
     name: nameArg("Channel name."),
     visibility: Options.text("visibility").pipe(
       Options.withPseudoName("VISIBILITY"),
-      Options.withDefault("public"),
+      Options.withSchema(Flags.VisibilityText),
+      Options.withDefault("public" as const),
       Options.withDescription("public | unlisted | private")
     ),
     json: Flags.json
   },
   (args) =>
-    Effect.gen(function*() {
-      const visibility = yield* Ctx.parseVisibility(args.visibility)
-      yield* runAck(args.server, args.json, { kind: "create_channel", name: args.name, visibility }, args.name)
-    })
+    runAck(
+      args.server,
+      args.json,
+      AdminOps.make("create_channel", { name: args.name, visibility: args.visibility }),
+      args.name
+    )
 ).pipe(Command.withDescription("Create a channel; you become its creator (channel admin) and first member."))
 
 const channelDelete = Command.make(
   "delete",
   { server: Flags.server, name: nameArg("Channel to delete."), json: Flags.json },
-  (args) => runAck(args.server, args.json, { kind: "delete_channel", name: args.name }, args.name)
+  (args) => runAck(args.server, args.json, AdminOps.make("delete_channel", { name: args.name }), args.name)
 ).pipe(Command.withDescription("Delete a channel with its members, bans, invites and history (channel admin)."))
 
 const channelRename = Command.make(
@@ -77,7 +80,7 @@ const channelRename = Command.make(
     runAck(
       args.server,
       args.json,
-      { kind: "rename_channel", name: args.names[0], new_name: args.names[1] },
+      AdminOps.make("rename_channel", { name: args.names[0], new_name: args.names[1] }),
       args.names[1]
     )
 ).pipe(Command.withDescription("Rename a channel; members, bans, invites and history follow (channel admin)."))
@@ -88,15 +91,20 @@ const channelSetVisibility = Command.make(
     server: Flags.server,
     args: Args.all([
       nameArg("Channel name."),
-      Args.text({ name: "VISIBILITY" }).pipe(Args.withDescription("public | unlisted | private"))
+      Args.text({ name: "VISIBILITY" }).pipe(
+        Args.withSchema(Flags.VisibilityText),
+        Args.withDescription("public | unlisted | private")
+      )
     ]),
     json: Flags.json
   },
   (args) =>
-    Effect.gen(function*() {
-      const visibility = yield* Ctx.parseVisibility(args.args[1])
-      yield* runAck(args.server, args.json, { kind: "set_visibility", name: args.args[0], visibility }, args.args[0])
-    })
+    runAck(
+      args.server,
+      args.json,
+      AdminOps.make("set_visibility", { name: args.args[0], visibility: args.args[1] }),
+      args.args[0]
+    )
 ).pipe(Command.withDescription("Change a channel's visibility tier (channel admin)."))
 
 const channelList = Command.make("list", { server: Flags.server, json: Flags.json }, (args) =>
@@ -129,19 +137,19 @@ const userArg = Args.text({ name: "USER" }).pipe(Args.withDescription("Username.
 const aclAdd = Command.make(
   "add",
   { server: Flags.server, channel: Flags.channel, user: userArg, json: Flags.json },
-  (args) => runAck(args.server, args.json, { kind: "acl_add", channel: args.channel, user: args.user }, args.user)
+  (args) => runAck(args.server, args.json, AdminOps.make("acl_add", args), args.user)
 ).pipe(Command.withDescription("Add a user to a channel's members (also lifts a ban on them)."))
 
 const aclRemove = Command.make(
   "remove",
   { server: Flags.server, channel: Flags.channel, user: userArg, json: Flags.json },
-  (args) => runAck(args.server, args.json, { kind: "acl_remove", channel: args.channel, user: args.user }, args.user)
+  (args) => runAck(args.server, args.json, AdminOps.make("acl_remove", args), args.user)
 ).pipe(Command.withDescription("Remove a user from a channel's members."))
 
 const aclList = Command.make(
   "list",
   { server: Flags.server, channel: Flags.channel, json: Flags.json },
-  (args) => runUsers(args.server, args.json, { type: "admin", op: { kind: "acl_list", channel: args.channel } })
+  (args) => runUsers(args.server, args.json, { type: "admin", op: AdminOps.make("acl_list", args) })
 ).pipe(Command.withDescription("List a channel's members, one username per line."))
 
 /** @since 0.1.0 @category commands */
@@ -162,11 +170,13 @@ const inviteCreate = Command.make(
     channel: Flags.channel,
     uses: Options.text("uses").pipe(
       Options.withPseudoName("N"),
+      Options.withSchema(Flags.UsesText),
       Options.optional,
       Options.withDescription("How many times the token can be redeemed, 1–4294967295 (default: unlimited).")
     ),
     expiresIn: Options.text("expires-in").pipe(
       Options.withPseudoName("DURATION"),
+      Options.withSchema(Flags.DurationText),
       Options.optional,
       Options.withDescription("Expiry, e.g. 90 (seconds), 15m, 24h, 7d (default: never).")
     ),
@@ -174,15 +184,15 @@ const inviteCreate = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const uses = Option.isSome(args.uses)
-        ? yield* Ctx.parseCount("--uses", args.uses.value, 1, Limits.U32_MAX)
-        : null
-      const expires = Option.isSome(args.expiresIn) ? yield* Ctx.parseDuration(args.expiresIn.value) : null
       const url = yield* Ctx.parseUrl(args.server)
       const reply = yield* Remote.withSession(url, (conn) =>
         Remote.admin(
           conn,
-          { kind: "invite_create", channel: args.channel, uses, expires_in_secs: expires },
+          AdminOps.make("invite_create", {
+            channel: args.channel,
+            uses: Option.getOrNull(args.uses),
+            expires_in_secs: Option.getOrNull(args.expiresIn)
+          }),
           "invite_token"
         ))
       yield* args.json ? Output.json({ token: reply.token }) : Output.line(`invite token: ${reply.token}`)
@@ -196,7 +206,7 @@ const inviteRevoke = Command.make(
     token: Args.text({ name: "TOKEN" }).pipe(Args.withDescription("The token.")),
     json: Flags.json
   },
-  (args) => runAck(args.server, args.json, { kind: "invite_revoke", token: args.token }, args.token)
+  (args) => runAck(args.server, args.json, AdminOps.make("invite_revoke", args), args.token)
 ).pipe(Command.withDescription("Revoke an invite token (always answers ok, whether or not the token existed)."))
 
 const inviteList = Command.make(
@@ -206,7 +216,7 @@ const inviteList = Command.make(
     Effect.gen(function*() {
       const url = yield* Ctx.parseUrl(args.server)
       const reply = yield* Remote.withSession(url, (conn) =>
-        Remote.admin(conn, { kind: "invite_list", channel: args.channel }, "invite_list"))
+        Remote.admin(conn, AdminOps.make("invite_list", args), "invite_list"))
       if (args.json) {
         return yield* Output.json({ invites: reply.invites })
       }
@@ -231,7 +241,7 @@ export const invite = Command.make("invite").pipe(
 
 /** @since 0.1.0 @category rendering */
 export const presenceLine = (channel: string | null, sessions: ReadonlyArray<Names.SessionPath>) =>
-  `[${channel ?? "server"}] ${sessions.map(Remote.pathText).join(", ")}`.trimEnd()
+  `[${channel ?? "server"}] ${sessions.map(Names.renderPath).join(", ")}`.trimEnd()
 
 /** `conclave who`. @since 0.1.0 @category commands */
 export const who = Command.make(
@@ -266,28 +276,28 @@ export const kick = Command.make(
     ),
     json: Flags.json
   },
-  (args) => runAck(args.server, args.json, { kind: "kick", channel: args.channel, target: args.target }, args.target)
+  (args) => runAck(args.server, args.json, AdminOps.make("kick", args), args.target)
 ).pipe(Command.withDescription("Unsubscribe a session (or every session of a user) from a channel; it may rejoin."))
 
 /** `conclave ban`. @since 0.1.0 @category commands */
 export const ban = Command.make(
   "ban",
   { server: Flags.server, channel: Flags.channel, user: userArg, json: Flags.json },
-  (args) => runAck(args.server, args.json, { kind: "ban", channel: args.channel, user: args.user }, args.user)
+  (args) => runAck(args.server, args.json, AdminOps.make("ban", args), args.user)
 ).pipe(Command.withDescription("Ban a user from a channel (any tier) and drop their subscriptions."))
 
 /** `conclave unban`. @since 0.1.0 @category commands */
 export const unban = Command.make(
   "unban",
   { server: Flags.server, channel: Flags.channel, user: userArg, json: Flags.json },
-  (args) => runAck(args.server, args.json, { kind: "unban", channel: args.channel, user: args.user }, args.user)
+  (args) => runAck(args.server, args.json, AdminOps.make("unban", args), args.user)
 ).pipe(Command.withDescription("Lift a ban (grants no membership)."))
 
 /** `conclave bans`. @since 0.1.0 @category commands */
 export const bans = Command.make(
   "bans",
   { server: Flags.server, channel: Flags.channel, json: Flags.json },
-  (args) => runUsers(args.server, args.json, { type: "admin", op: { kind: "ban_list", channel: args.channel } })
+  (args) => runUsers(args.server, args.json, { type: "admin", op: AdminOps.make("ban_list", args) })
 ).pipe(Command.withDescription("List the users banned from a channel."))
 
 // ---- user --------------------------------------------------------------------------------------
@@ -305,7 +315,7 @@ const userRemove = Command.make(
     username: Args.text({ name: "USERNAME" }).pipe(Args.withDescription("User to remove.")),
     json: Flags.json
   },
-  (args) => runAck(args.server, args.json, { kind: "user_remove", username: args.username }, args.username)
+  (args) => runAck(args.server, args.json, AdminOps.make("user_remove", args), args.username)
 ).pipe(
   Command.withDescription(
     "Remove a user with their machines and the channels they created (server admins only)."

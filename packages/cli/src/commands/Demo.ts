@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Connection, Identity, LocalConfig } from "@conclave/client"
-import { Errors, type Frames, type Names } from "@conclave/protocol"
+import { Errors, type Frames, Names } from "@conclave/protocol"
 import * as ServerConfig from "@conclave/server/ServerConfig"
 import * as ServerLive from "@conclave/server/ServerLive"
 import * as SqliteStore from "@conclave/server/SqliteStore"
@@ -24,7 +24,6 @@ import * as Path from "node:path"
 import { chain, CliError } from "../CliError.js"
 import { GlobalOptions } from "../GlobalOptions.js"
 import * as Output from "../Output.js"
-import { pathText } from "../Remote.js"
 import { channelLine, whisperLine } from "./Tail.js"
 
 const CHANNEL = "lobby"
@@ -102,7 +101,7 @@ export const runDemo = (root: string) =>
           LocalConfig.upsertRegistration(LocalConfig.empty, { url, username: name, machine })
         )
           .pipe(Effect.mapError(fail("cannot write config.toml")))
-        yield* out.line(`✓ registered ${pathText(conn.path)}  (config dir ${dir})`)
+        yield* out.line(`✓ registered ${Names.renderPath(conn.path)}  (config dir ${dir})`)
         return { name, machine, dir, conn } satisfies Person
       })
 
@@ -122,7 +121,7 @@ export const runDemo = (root: string) =>
     yield* request(bob, { type: "join", channel: CHANNEL, token: null })
     const presence = yield* request(bob, { type: "who", channel: CHANNEL })
     if (presence.type === "presence") {
-      yield* out.line(`✓ both joined #${CHANNEL}; who: ${presence.sessions.map(pathText).join(", ")}`)
+      yield* out.line(`✓ both joined #${CHANNEL}; who: ${presence.sessions.map(Names.renderPath).join(", ")}`)
     }
     yield* out.line("")
     yield* out.line("--- transcript (as each receiver saw it) ---")

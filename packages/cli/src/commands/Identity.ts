@@ -85,7 +85,7 @@ export const register = Command.make(
       )
       yield* args.json
         ? Output.json({ url, username: path.user, machine: path.machine, path, public_key: identity.publicKeyText })
-        : Output.success(`registered ${Remote.pathText(path)}`)
+        : Output.success(`registered ${Names.renderPath(path)}`)
     })
 ).pipe(
   Command.withDescription(
@@ -209,7 +209,7 @@ const serverAdd = Command.make(
       }
       yield* args.json
         ? Output.json({ url, username, machine: machineName, verified: true, path })
-        : Output.success(`verified: authenticated as ${Remote.pathText(path)}`)
+        : Output.success(`verified: authenticated as ${Names.renderPath(path)}`)
     })
 ).pipe(
   Command.withDescription(

@@ -30,7 +30,10 @@ export const permJson = (config: LocalConfig.LocalConfig) => ({
 const permSet = Command.make(
   "set",
   {
-    level: Args.text({ name: "LEVEL" }).pipe(Args.withDescription("mute | notify | converse | act")),
+    level: Args.text({ name: "LEVEL" }).pipe(
+      Args.withSchema(Flags.LevelText),
+      Args.withDescription("mute | notify | converse | act")
+    ),
     server: Flags.server.pipe(Options.optional),
     channel: Options.text("channel").pipe(
       Options.withPseudoName("NAME"),
@@ -42,7 +45,7 @@ const permSet = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const level = yield* Ctx.parseLevel(args.level)
+      const level = args.level
       let scope: { readonly server: string; readonly channel: string | null } | undefined
       if (Option.isSome(args.server)) {
         const hasChannel = Option.isSome(args.channel)
@@ -113,6 +116,7 @@ export const join = Command.make(
     ),
     perm: Options.text("perm").pipe(
       Options.withPseudoName("LEVEL"),
+      Options.withSchema(Flags.LevelText),
       Options.optional,
       Options.withDescription("Also set the local level for this channel (only after the join succeeds).")
     ),
@@ -120,7 +124,7 @@ export const join = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const level = Option.isSome(args.perm) ? Option.some(yield* Ctx.parseLevel(args.perm.value)) : Option.none()
+      const level = args.perm
       const url = yield* Ctx.parseUrl(args.server)
       const joined = yield* Remote.withSession(url, (conn) =>
         Remote.call(

@@ -21,6 +21,7 @@ export const send = Command.make(
     channel: Flags.channel,
     replyTo: Options.text("reply-to").pipe(
       Options.withPseudoName("SEQ"),
+      Options.withSchema(Flags.ReplyToText),
       Options.optional,
       Options.withDescription("Reply to the message with this seq (shown by `tail --json`).")
     ),
@@ -32,9 +33,7 @@ export const send = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const replyTo = Option.isSome(args.replyTo)
-        ? yield* Ctx.parseCount("--reply-to", args.replyTo.value, 1, Number.MAX_SAFE_INTEGER)
-        : null
+      const replyTo = Option.getOrNull(args.replyTo)
       const url = yield* Ctx.parseUrl(args.server)
       const text = args.text.join(" ")
       const ack = yield* Remote.withSession(url, (conn) =>

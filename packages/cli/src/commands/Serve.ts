@@ -21,7 +21,6 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { CliError } from "../CliError.js"
-import * as Logging from "../Logging.js"
 
 const withEnv = <A>(option: Options.Options<A>, config: Config.Config<A>) =>
   option.pipe(Options.withFallbackConfig(config))
@@ -199,9 +198,6 @@ export const serve = Command.make(
       const server = ServerLive.ServerLive.pipe(Layer.provide(config), Layer.provide(store))
       yield* Effect.scoped(
         Effect.gen(function*() {
-          // Many sessions log in one event-loop turn under load: one stderr write per turn. Acquired
-          // first, so it is released last and the drain's lines are written too.
-          yield* Logging.batchStderr
           yield* Layer.build(server)
           // Runs first when runMain interrupts us on SIGINT/SIGTERM, before the drain.
           yield* Effect.addFinalizer(() => Effect.logInfo("shutdown signal received"))

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Backoff, Connection, type Identity } from "@conclave/client"
+import { Backoff, Connection, History, type Identity, Reconnect } from "@conclave/client"
 import { Errors, type Frames, Limits, Names } from "@conclave/protocol"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -18,7 +18,6 @@ import { CliError } from "../CliError.js"
 import * as Ctx from "../Context.js"
 import * as Flags from "../Flags.js"
 import * as Output from "../Output.js"
-import { pathText } from "../Remote.js"
 
 /** The link went away; reconnect. */
 class LinkLost extends Data.TaggedError("LinkLost")<{ readonly reason: string }> {}
@@ -41,11 +40,11 @@ const bodyOf = (payload: Frames.Payload): string =>
 
 /** One channel line: `[<channel>] <from>: <text>`. @since 0.1.0 @category rendering */
 export const channelLine = (channel: string, from: Names.SessionPath, payload: Frames.Payload): string =>
-  `[${sanitize(channel)}] ${sanitize(pathText(from))}: ${sanitize(bodyOf(payload))}`
+  `[${sanitize(channel)}] ${sanitize(Names.renderPath(from))}: ${sanitize(bodyOf(payload))}`
 
 /** One whisper line: `[whisper] <from>: <text>`. @since 0.1.0 @category rendering */
 export const whisperLine = (from: Names.SessionPath, payload: Frames.Payload): string =>
-  `[whisper] ${sanitize(pathText(from))}: ${sanitize(bodyOf(payload))}`
+  `[whisper] ${sanitize(Names.renderPath(from))}: ${sanitize(bodyOf(payload))}`
 
 interface Message {
   readonly channel: string
@@ -59,19 +58,13 @@ interface Message {
 
 /**
  * The wait before the next reconnect and the attempt counter after it: 1 s doubling to 30 s, reset
- * once a link has stayed up for the stability window (30 s). `upForMs` is how long the link that
- * just dropped was up (none if it never came up).
+ * once a link has stayed up for the stability window (30 s).
  *
  * @since 0.1.0
  * @category tail
  */
-export const reconnectDelay = (
-  attempt: number,
-  upForMs: Option.Option<number>
-): { readonly delayMs: number; readonly attempt: number } => {
-  const current = Option.isSome(upForMs) && upForMs.value >= Limits.STABILITY_WINDOW_MS ? 0 : attempt
-  return { delayMs: Backoff.delay(Backoff.tail, current), attempt: current + 1 }
-}
+export const reconnectDelay = (attempt: number, upForMs: Option.Option<number>) =>
+  Reconnect.nextDelay(Backoff.tail, attempt, upForMs)
 
 interface TailOptions {
   readonly url: string
@@ -96,12 +89,11 @@ const isAuthRejection = (e: Connection.ConnectError): boolean => e._tag === "Aut
 export const run = (options: TailOptions) =>
   Effect.gen(function*() {
     const out = yield* Output.Output
+    // One fiber owns these: the link loop (the keepalive fiber touches none of them).
     let channel = options.channel
     let watermark: Option.Option<number> = Option.none() // highest seq printed
     let sinceMs = options.sinceMs // used until a seq is known
     let established = false // a join succeeded at least once
-    let attempt = 0
-    let linkUpAt: Option.Option<number> = Option.none()
 
     const print = (text: string) => out.line(text)
     const emitMessage = (m: Message, history: boolean) =>
@@ -112,7 +104,7 @@ export const run = (options: TailOptions) =>
           ? print(JSON.stringify({
             type: "message",
             channel: m.channel,
-            from: pathText(m.from),
+            from: Names.renderPath(m.from),
             text: m.payload.kind === "plain" ? m.payload.text : null,
             seq: m.seq,
             origin: m.origin,
@@ -124,21 +116,21 @@ export const run = (options: TailOptions) =>
       })
 
     const catchUp = (conn: Connection.Connection) =>
-      Effect.gen(function*() {
-        for (;;) {
-          const from = Option.isSome(watermark)
-            ? { since_seq: watermark.value, since_ms: null }
-            : Option.isSome(sinceMs)
-            ? { since_seq: null, since_ms: sinceMs.value }
-            : undefined
-          if (from === undefined) return
-          const page = yield* conn.request({ type: "read_since", channel, ...from })
-          if (page.type !== "history") return
-          for (const row of page.messages) {
-            yield* emitMessage({ ...row, channel: page.channel }, true)
-          }
-          if (!page.more || page.messages.length === 0) return
-        }
+      Effect.suspend(() => {
+        const from = Option.isSome(watermark)
+          ? History.afterSeq(watermark.value)
+          : Option.isSome(sinceMs)
+          ? History.sinceMs(sinceMs.value)
+          : undefined
+        if (from === undefined) return Effect.void
+        return History.pages((frame) => conn.request(frame), channel, from).pipe(
+          Stream.runForEach((page) =>
+            Effect.forEach(page.messages, (row) => emitMessage({ ...row, channel: page.channel }, true), {
+              discard: true
+            })
+          ),
+          Effect.catchTag("UnexpectedReply", () => Effect.void)
+        )
       })
 
     const linkErrors = <A, R>(effect: Effect.Effect<A, Connection.RequestError | CliError | LinkLost, R>) =>
@@ -150,100 +142,93 @@ export const run = (options: TailOptions) =>
         })
       )
 
-    const session = Effect.scoped(
-      Effect.gen(function*() {
-        const conn = yield* Connection.connect({
-          url: options.url,
-          handle: options.handle,
-          client: "cli",
-          identity: options.identity
-        }).pipe(
-          Effect.mapError((e) =>
-            established && !isAuthRejection(e)
-              ? new LinkLost({ reason: e.message })
-              : new CliError({ message: e.message, cause: e })
+    const session = (up: Effect.Effect<void>) =>
+      Effect.scoped(
+        Effect.gen(function*() {
+          const conn = yield* Connection.connect({
+            url: options.url,
+            handle: options.handle,
+            client: "cli",
+            identity: options.identity
+          }).pipe(
+            Effect.mapError((e) =>
+              established && !isAuthRejection(e)
+                ? new LinkLost({ reason: e.message })
+                : new CliError({ message: e.message, cause: e })
+            )
           )
-        )
-        const joined = yield* conn.request({ type: "join", channel, token: null }).pipe(
-          Effect.catchTag("Rejected", (e) =>
-            Effect.fail(new CliError({ message: `join rejected: ${Errors.render(e.error)}`, cause: e }))),
-          Effect.catchTags({
-            ResponseTimeout: (e) =>
-              Effect.fail(new LinkLost({ reason: e.message })),
-            ConnectionLost: (e) => Effect.fail(new LinkLost({ reason: e.message }))
-          }),
-          Effect.mapError((e) => e._tag === "LinkLost" && !established ? new CliError({ message: e.reason }) : e)
-        )
-        if (joined.type === "joined") channel = joined.channel
-        const upSince = yield* Clock.currentTimeMillis
-        linkUpAt = Option.some(upSince)
-        if (!established) {
-          established = true
-          // Seed a time watermark so that a reconnect before the first message replays the gap (G-42).
-          if (Option.isNone(sinceMs)) sinceMs = Option.some(upSince - RESUME_SLACK_MS)
-          yield* options.json
-            ? print(JSON.stringify({ type: "tailing", channel, path: pathText(conn.path) }))
-            : print(`tailing #${channel} as ${pathText(conn.path)} — Ctrl-C to stop`)
-          if (Option.isSome(options.sinceMs)) yield* linkErrors(catchUp(conn))
-        } else {
-          yield* out.note(`reconnected; resuming #${channel}`)
-          yield* linkErrors(catchUp(conn))
-        }
-
-        yield* Effect.sleep(Limits.KEEPALIVE_INTERVAL_MS).pipe(
-          Effect.zipRight(conn.send({ type: "ping" }).pipe(Effect.ignore)),
-          Effect.forever,
-          Effect.forkScoped
-        )
-
-        const handle = (frame: Frames.ServerFrame): Effect.Effect<void, CliError | LinkLost> => {
-          switch (frame.type) {
-            case "channel_msg":
-              return frame.channel === channel ? emitMessage({ ...frame, ts_ms: null }, false) : Effect.void
-            case "whisper":
-              return options.json
-                ? print(JSON.stringify({
-                  type: "whisper",
-                  from: pathText(frame.from),
-                  text: frame.payload.kind === "plain" ? frame.payload.text : null,
-                  origin: frame.origin
-                }))
-                : print(whisperLine(frame.from, frame.payload))
-            case "error":
-              return Effect.fail(
-                new CliError({ message: `server terminated the stream: ${Errors.render(frame.error)}` })
-              )
-            case "unsubscribed":
-              if (frame.channel !== channel) return Effect.void
-              if (frame.reason === "renamed" && frame.new_name !== null) {
-                const renamed = frame.new_name
-                return out.note(`#${channel} was renamed to #${renamed}; following it`).pipe(
-                  Effect.tap(() => Effect.sync(() => void (channel = renamed)))
-                )
-              }
-              return Effect.fail(new CliError({ message: `removed from #${channel} (${frame.reason})` }))
-            case "shutdown":
-              return Effect.fail(new LinkLost({ reason: `server shutting down: ${frame.reason}` }))
-            default:
-              return Effect.void
+          const joined = yield* conn.request({ type: "join", channel, token: null }).pipe(
+            Effect.catchTag(
+              "Rejected",
+              (e) => Effect.fail(new CliError({ message: `join rejected: ${Errors.render(e.error)}`, cause: e }))
+            ),
+            Effect.catchTags({
+              ResponseTimeout: (e) => Effect.fail(new LinkLost({ reason: e.message })),
+              ConnectionLost: (e) => Effect.fail(new LinkLost({ reason: e.message }))
+            }),
+            Effect.mapError((e) => e._tag === "LinkLost" && !established ? new CliError({ message: e.reason }) : e)
+          )
+          if (joined.type === "joined") channel = joined.channel
+          const upSince = yield* Clock.currentTimeMillis
+          yield* up
+          if (!established) {
+            established = true
+            // Seed a time watermark so that a reconnect before the first message replays the gap (G-42).
+            if (Option.isNone(sinceMs)) sinceMs = Option.some(upSince - RESUME_SLACK_MS)
+            yield* options.json
+              ? print(JSON.stringify({ type: "tailing", channel, path: Names.renderPath(conn.path) }))
+              : print(`tailing #${channel} as ${Names.renderPath(conn.path)} — Ctrl-C to stop`)
+            if (Option.isSome(options.sinceMs)) yield* linkErrors(catchUp(conn))
+          } else {
+            yield* out.note(`reconnected; resuming #${channel}`)
+            yield* linkErrors(catchUp(conn))
           }
-        }
-        yield* Stream.runForEach(conn.unsolicited, handle)
-        return yield* new LinkLost({ reason: "connection closed" })
-      })
-    )
 
-    for (;;) {
-      linkUpAt = Option.none()
-      const lost = yield* session.pipe(Effect.flip)
-      if (lost._tag === "CliError") return yield* lost
-      const now = yield* Clock.currentTimeMillis
-      const next = reconnectDelay(attempt, Option.map(linkUpAt, (at) => now - at))
-      attempt = next.attempt
-      const delay = next.delayMs
-      yield* out.note(`connection lost — reconnecting in ${Math.round(delay / 100) / 10}s (${lost.reason})`)
-      yield* Effect.sleep(delay)
-    }
+          yield* Reconnect.keepalive(conn.send({ type: "ping" }))
+
+          const handle = (frame: Frames.ServerFrame): Effect.Effect<void, CliError | LinkLost> => {
+            switch (frame.type) {
+              case "channel_msg":
+                return frame.channel === channel ? emitMessage({ ...frame, ts_ms: null }, false) : Effect.void
+              case "whisper":
+                return options.json
+                  ? print(JSON.stringify({
+                    type: "whisper",
+                    from: Names.renderPath(frame.from),
+                    text: frame.payload.kind === "plain" ? frame.payload.text : null,
+                    origin: frame.origin
+                  }))
+                  : print(whisperLine(frame.from, frame.payload))
+              case "error":
+                return Effect.fail(
+                  new CliError({ message: `server terminated the stream: ${Errors.render(frame.error)}` })
+                )
+              case "unsubscribed":
+                if (frame.channel !== channel) return Effect.void
+                if (frame.reason === "renamed" && frame.new_name !== null) {
+                  const renamed = frame.new_name
+                  return out.note(`#${channel} was renamed to #${renamed}; following it`).pipe(
+                    Effect.tap(() => Effect.sync(() => void (channel = renamed)))
+                  )
+                }
+                return Effect.fail(new CliError({ message: `removed from #${channel} (${frame.reason})` }))
+              case "shutdown":
+                return Effect.fail(new LinkLost({ reason: `server shutting down: ${frame.reason}` }))
+              default:
+                return Effect.void
+            }
+          }
+          yield* Stream.runForEach(conn.unsolicited, handle)
+          return yield* new LinkLost({ reason: "connection closed" })
+        })
+      ).pipe(Effect.catchTag("LinkLost", (lost) => Effect.succeed(lost)))
+
+    return yield* Reconnect.forever({
+      backoff: Backoff.tail,
+      session,
+      onRetry: (lost, delay) =>
+        out.note(`connection lost — reconnecting in ${Math.round(delay / 100) / 10}s (${lost.reason})`)
+    })
   })
 
 /** `conclave tail`. @since 0.1.0 @category commands */
@@ -259,6 +244,7 @@ export const tail = Command.make(
     ),
     since: Options.text("since").pipe(
       Options.withPseudoName("DURATION"),
+      Options.withSchema(Flags.DurationText),
       Options.optional,
       Options.withDescription("First replay the history of this window, e.g. 10m, 1h, 7d.")
     ),
@@ -266,9 +252,7 @@ export const tail = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const sinceSecs = Option.isSome(args.since)
-        ? Option.some(yield* Ctx.parseDuration(args.since.value))
-        : Option.none()
+      const sinceSecs = args.since
       const url = yield* Ctx.parseUrl(args.server)
       const handle = Option.getOrElse(args.as, Ctx.cliHandle)
       const problem = Names.nameProblem(handle)
