@@ -4,6 +4,7 @@
  * (0 gaps, 0 duplicates after dedupe), a SIGSTOPped slow consumer (dropped, the others lose
  * nothing), and the store on a tiny tmpfs until it is full (0 false acks, recovery).
  */
+import { Auth } from "@conclave/protocol"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Option, Scope } from "effect"
 import * as ChildProcess from "node:child_process"
@@ -95,7 +96,9 @@ describe("faults", () => {
           Effect.gen(function*() {
             const handle = `s${i}-g${gen++}`
             const scope = yield* Scope.make()
+            // a TCP proxy in front: the client names the server's authority, as it would its public URL
             const s = yield* Wire.connect(proxy.url, {
+              host: Auth.authorityOf(server.url)!,
               identity: identities[i]!,
               handle,
               ...(registered.has(i) ? {} : { register: { username: `u${i}`, machine: "m" } })
@@ -211,6 +214,7 @@ describe("faults", () => {
         for (let c = 0; c <= cycles; c++) {
           yield* Effect.scoped(Effect.gen(function*() {
             const s = yield* Wire.connect(proxy.url, {
+              host: Auth.authorityOf(server.url)!,
               identity,
               handle: "rsub",
               ...(registered ? {} : { register: { username: "rsub", machine: "m" } })

@@ -15,6 +15,7 @@ import * as HashMap from "effect/HashMap"
 import * as LogLevel from "effect/LogLevel"
 import * as Handshake from "./Handshake.js"
 import { Hub } from "./Hub.js"
+import type { Authorities } from "./internal/authorities.js"
 import type { Lingering } from "./internal/lingering.js"
 import * as Link from "./Link.js"
 import { RegisterLimiter, unsafeMakeTokenBucket } from "./RateLimit.js"
@@ -55,13 +56,21 @@ export type Serve = (link: Link.Link, info: ConnectionInfo) => () => Effect.Effe
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<Serve, never, Hub | Requests | Store | ServerConfig | RegisterLimiter> = Effect
-  .gen(function*() {
+export const make = (
+  authorities: Authorities
+): Effect.Effect<Serve, never, Hub | Requests | Store | ServerConfig | RegisterLimiter> =>
+  Effect.gen(function*() {
     const config = yield* ServerConfig
     const hub = yield* Hub
     const requests = yield* Requests
     const clock = yield* Effect.clock
-    const env = Handshake.makeEnv({ config, store: yield* Store, registerLimiter: yield* RegisterLimiter, clock })
+    const env = Handshake.makeEnv({
+      config,
+      store: yield* Store,
+      registerLimiter: yield* RegisterLimiter,
+      clock,
+      authorities
+    })
     const debugOn = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
 
     const establish = (

@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Admins from "./Admins.js"
+import type { Authorities } from "./internal/authorities.js"
 import { traced } from "./internal/traced.js"
 import type { Link } from "./Link.js"
 import type { RegisterLimiter } from "./RateLimit.js"
@@ -46,68 +47,55 @@ export interface HandshakeEnv {
   readonly registerLimiter: RegisterLimiter
   readonly admins: Admins.Allowlist
   readonly clock: Clock.Clock
-  /** The authorities of the public URLs (D-3). */
-  readonly authorities: ReadonlyArray<string>
-  /** How the public URLs are named in a host refusal. */
-  readonly named: ReadonlyArray<string>
+  /**
+   * The authorities this server answers as (D-3): the public URLs', then the listener's address and
+   * its aliases — from the configuration, never from a request's `Host` header.
+   */
+  readonly authorities: Authorities
 }
 
 /** @since 0.1.0 @category constructors */
 export const makeEnv = (
-  input: Pick<HandshakeEnv, "config" | "store" | "registerLimiter" | "clock">
-): HandshakeEnv => {
-  const parsed = input.config.publicUrls.map((url) => Auth.authorityOf(url))
-  return {
-    ...input,
-    admins: Admins.allowlist(input.config.admins),
-    authorities: parsed.filter((a) => a !== undefined),
-    named: parsed.map((a, i) => a ?? input.config.publicUrls[i]!)
-  }
-}
+  input: Pick<HandshakeEnv, "config" | "store" | "registerLimiter" | "clock" | "authorities">
+): HandshakeEnv => ({ ...input, admins: Admins.allowlist(input.config.admins) })
 
 /** What the transport knows about the connection. @since 0.1.0 @category models */
 export interface Peer {
   readonly remoteAddress: string
-  /** The request's `Host` header, lowercased ("" when absent). */
-  readonly hostHeader: string
 }
 
 const refuse = (error: Frames.ProtocolError) => Effect.fail(new HandshakeRefused({ error }))
 
-const stripDefaultPort = (host: string) => host.replace(/:(80|443)$/, "")
-
 /** D-3: `hello.host` must be an authority this server answers as; the refusal, or `undefined`. */
-const hostProblem = (
-  env: HandshakeEnv,
-  peer: Peer,
-  hello: Frames.ClientFrameOf<"hello">
-): Frames.ProtocolError | undefined => {
+const hostProblem = (env: HandshakeEnv, hello: Frames.ClientFrameOf<"hello">): Frames.ProtocolError | undefined => {
   if (hello.host === null) return undefined
-  const signed = hello.host.toLowerCase()
-  if (
-    signed === peer.hostHeader || signed === stripDefaultPort(peer.hostHeader) || env.authorities.includes(signed)
-  ) return undefined
-  const answersAs = [...new Set([peer.hostHeader, ...env.named])]
-    .filter((h) => h.length > 0)
-    .map((h) => `\`${h}\``)
-    .join(" or ")
+  const all = env.authorities.all()
+  if (all.includes(hello.host.toLowerCase())) return undefined
+  const answersAs = all.length === 0 ? "no configured address" : all.map((h) => `\`${h}\``).join(" or ")
   return Errors.unauthorized(`signed for host \`${hello.host}\` but this server answers as ${answersAs}`)
 }
 
-/** The signature over the challenge; the refusal, or `undefined` when it verifies. */
+/**
+ * The signature over the challenge, for `hello.host` — or, when a client names no host, for one of
+ * the server's own authorities; the refusal, or `undefined` when it verifies.
+ */
 const signatureProblem = (
-  peer: Peer,
+  env: HandshakeEnv,
   hello: Frames.ClientFrameOf<"hello">,
   nonce: Uint8Array,
   auth: Frames.ClientFrameOf<"auth">
 ): Frames.ProtocolError | undefined => {
   const key = Base64Url.decode(auth.pubkey) ?? new Uint8Array()
   const sig = Base64Url.decode(auth.signature) ?? new Uint8Array()
-  const verified = Auth.verify(key, Auth.authMessage(hello.host ?? peer.hostHeader, hello.session, nonce), sig)
-  if (Either.isRight(verified)) return undefined
-  return verified.left._tag === "MalformedKey"
-    ? Errors.malformed(verified.left.message)
-    : Errors.unauthorized(verified.left.message)
+  const hosts = hello.host !== null ? [hello.host] : env.authorities.all()
+  let failure: Frames.ProtocolError = Errors.unauthorized("signature verification failed")
+  for (const host of hosts) {
+    const verified = Auth.verify(key, Auth.authMessage(host, hello.session, nonce), sig)
+    if (Either.isRight(verified)) return undefined
+    if (verified.left._tag === "MalformedKey") return Errors.malformed(verified.left.message)
+    failure = Errors.unauthorized(verified.left.message)
+  }
+  return failure
 }
 
 const timedOut = new HandshakeRefused({ error: Errors.unauthorized(Errors.Messages.handshakeTimedOut) })
@@ -197,7 +185,7 @@ const verify = (
   // A step that outlived the deadline (a slow store) is refused all the same.
   const inTime = (authenticated: Authenticated) => link.expired ? Effect.fail(timedOut) : Effect.succeed(authenticated)
   if (register === undefined) {
-    const problem = hostProblem(env, peer, hello) ?? signatureProblem(peer, hello, nonce, auth)
+    const problem = hostProblem(env, hello) ?? signatureProblem(env, hello, nonce, auth)
     if (problem !== undefined) return refuse(problem)
     return env.store.findMachineByKey(auth.pubkey).pipe(
       Effect.catchTag("StoreError", storeFailure("authenticate", peer)),
@@ -215,7 +203,7 @@ const verify = (
   const pin = env.admins.pinOf(username)
   const problem = auth.pubkey !== pubkey
     ? Errors.unauthorized(Errors.Messages.authKeyMismatch)
-    : hostProblem(env, peer, hello) ?? signatureProblem(peer, hello, nonce, auth) ??
+    : hostProblem(env, hello) ?? signatureProblem(env, hello, nonce, auth) ??
       (Either.isLeft(nameProblem) ? Errors.malformed(nameProblem.left.detail) : undefined) ?? handleProblem() ??
       (pin !== undefined && pin !== pubkey
         ? Errors.unauthorized(Errors.Messages.usernameReserved(username))

@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { Limits } from "@conclave/protocol"
+import { Auth, Limits } from "@conclave/protocol"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -26,6 +26,7 @@ import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
 import * as Connection from "./Connection.js"
 import { Hub } from "./Hub.js"
+import { Authorities, isLocalOnly } from "./internal/authorities.js"
 import * as Lingering from "./internal/lingering.js"
 import { fail, Link } from "./Link.js"
 import type { RegisterLimiter } from "./RateLimit.js"
@@ -86,6 +87,8 @@ export interface Acceptor {
   readonly handleUpgrade: (req: Http.IncomingMessage, socket: Duplex, head: Buffer) => void
   /** Stop taking upgrades, tell every session the server is going away, wait (bounded), then cut. Idempotent. */
   readonly drain: Effect.Effect<void>
+  /** The authorities signed handshakes may name (filled in when the listener is bound). */
+  readonly authorities: Authorities
 }
 
 /**
@@ -101,7 +104,10 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
   const hub = yield* Hub
   const sessions = yield* FiberSet.make<void, never>()
   const runFork = yield* FiberSet.runtime(sessions)<never>()
-  const serve = yield* Connection.make
+  const authorities = new Authorities(
+    config.publicUrls.map((url) => Auth.authorityOf(url)).filter((a): a is string => a !== undefined)
+  )
+  const serve = yield* Connection.make(authorities)
   const lingering = yield* Lingering.make
 
   const links = new Set<Link>()
@@ -164,8 +170,10 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
       else pending.set(address, n)
     }
     socket.once("close", handshakeDone)
-    // Copied now, so the callback below does not keep the upgrade request alive.
-    const hostHeader = (req.headers.host ?? "").toLowerCase()
+    // A mounted server learns the address it answers at from its first connection (its own socket's).
+    if (!authorities.isBound && req.socket.localAddress !== undefined && req.socket.localPort !== undefined) {
+      authorities.bind(req.socket.localAddress.replace(/^::ffff:/, ""), req.socket.localPort)
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const link = new Link(ws, {
         inboxCapacity: config.inboxCapacity,
@@ -180,7 +188,6 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
       // by the acceptor's scope; a defect in the callbacks costs the connection, not the process.
       const next = serve(link, {
         remoteAddress: address,
-        hostHeader,
         handshakeDone,
         armDeadline,
         fibers: sessions,
@@ -225,7 +232,7 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
     })
   })
   yield* Effect.addFinalizer(() => drain)
-  return { handleUpgrade, drain }
+  return { handleUpgrade, drain, authorities }
 })
 
 const text = { "content-type": "text/plain; charset=utf-8" } as const
@@ -301,6 +308,12 @@ const make = Effect.gen(function*() {
       })
   )
   const bound = server.address() as Net.AddressInfo
+  acceptor.authorities.bind(config.host, bound.port)
+  if (config.publicUrls.length === 0 && !isLocalOnly(config.host)) {
+    yield* Effect.logWarning(
+      "no --public-url: signed handshakes must name this machine's own addresses; behind a proxy or load balancer, set --public-url to the URL clients dial"
+    )
+  }
   const address: ServerAddressShape = {
     host: config.host,
     port: bound.port,

@@ -6,7 +6,7 @@ import { Codec, Limits } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import { errorOf, expectType, op } from "./support/Assert.js"
-import { dial, plain, register } from "./support/TestClient.js"
+import { dial, handshake, newIdentity, plain, register } from "./support/TestClient.js"
 import { startServer } from "./support/TestServer.js"
 
 const nested = (depth: number) => `{"type":"ping","x":${"[".repeat(depth)}${"]".repeat(depth)}}`
@@ -110,5 +110,38 @@ describe("hardening", () => {
         )
       for (let i = 0; i < 200 && (yield* present()); i++) yield* Effect.sleep("25 millis")
       assert.isFalse(yield* present(), "the slow reader was dropped from presence")
+    }))
+
+  it.scopedLive("a relayed handshake is refused: the host a signature names comes from the configuration, not Host", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const victim = newIdentity()
+      // The relay forwards the victim's handshake, signed for the relay, with its own Host header.
+      const relayed = yield* dial(server.url, { headers: { host: "relay.example:8443" } })
+      const refused = errorOf(
+        yield* handshake(relayed, {
+          identity: victim,
+          handle: "s",
+          register: { username: "victim", machine: "m" },
+          host: "relay.example:8443"
+        })
+      )
+      assert.strictEqual(refused.kind, "unauthorized")
+      assert.include(refused.message ?? "", "relay.example:8443")
+      // A client that names no host must have signed for one of the server's own authorities.
+      const hostless = yield* dial(server.url, { headers: { host: "relay.example:8443" } })
+      const refusedToo = errorOf(
+        yield* handshake(hostless, {
+          identity: victim,
+          handle: "s",
+          register: { username: "victim", machine: "m" },
+          host: null,
+          signHost: "relay.example:8443"
+        })
+      )
+      assert.strictEqual(refusedToo.kind, "unauthorized")
+      // The server's own address (what the client dialed) is accepted.
+      const direct = yield* register(server.url, "victim")
+      assert.strictEqual(direct.path.user, "victim")
     }))
 })
