@@ -20,6 +20,10 @@ export type SessionPath = typeof SessionPath.Type
 // in a name is how one identity is made to look like another. Lone surrogates (\p{Cs}) are not text
 // at all: UTF-8 storage would turn distinct names into the same U+FFFD string.
 const forbidden = /[\s\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\p{Zs}/]/u
+// Characters that render as nothing or as blank space: default-ignorable code points (variation
+// selectors, the combining grapheme joiner, Hangul fillers, …) and blank symbols (the braille blank).
+// `alice` followed by one of them looks exactly like `alice`.
+const invisible = /[\p{Default_Ignorable_Code_Point}\u2800]/u
 
 /**
  * Why a name is not valid under D-15, or undefined when it is.
@@ -33,6 +37,9 @@ export const nameProblem = (name: string): string | undefined => {
   if (length > NAME_MAX_LENGTH) return `must be at most ${NAME_MAX_LENGTH} characters`
   if (name.includes("/")) return "must not contain `/`"
   if (forbidden.test(name)) return "must not contain whitespace or control characters"
+  if (invisible.test(name)) return "must not contain invisible characters"
+  // one spelling per name: a decomposed `é` and a precomposed one look the same
+  if (name.normalize("NFC") !== name) return "must be in Unicode normalization form C (NFC)"
   return undefined
 }
 
@@ -84,6 +91,6 @@ export const Name = Schema.String.pipe(
   }),
   Schema.annotations({
     identifier: "Name",
-    description: "1–64 characters, no `/`, no whitespace, no control characters"
+    description: "1–64 characters in NFC, no `/`, no whitespace, no control or invisible characters"
   })
 )

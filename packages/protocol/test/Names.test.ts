@@ -103,6 +103,16 @@ describe("nameProblem (D-15)", () => {
     }
   })
 
+  it("refuses invisible characters and names not in NFC: nothing looks like `alice` but `alice` (hardening)", () => {
+    for (const mark of ["\ufe0f", "\u034f", "\u3164", "\u115f", "\u2800", "\u17b4", "\ufe00"]) {
+      assert.strictEqual(Names.nameProblem(`alice${mark}`), "must not contain invisible characters", mark)
+      assert.strictEqual(Names.nameProblem(`${mark}ops`), "must not contain invisible characters", mark)
+    }
+    const nfd = "Zoe\u0308" // Zoë, decomposed
+    assert.strictEqual(Names.nameProblem(nfd), "must be in Unicode normalization form C (NFC)")
+    assert.isUndefined(Names.nameProblem(nfd.normalize("NFC")))
+  })
+
   it("counts characters (code points), not UTF-16 units or bytes", () => {
     assert.isUndefined(Names.nameProblem("é".repeat(64)))
     assert.isUndefined(Names.nameProblem("𝔸".repeat(64)))
