@@ -87,9 +87,13 @@ const safeJson = (value: unknown): string => {
   }
 }
 
+// JSON leaves these raw, and terminals and log viewers break lines at them.
+const lineBreaks = /[\u0085\u2028\u2029]/g
+const escapeBreak = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+
 const renderValue = (value: unknown): string => {
   const text = typeof value === "string" ? value : safeJson(value)
-  return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text)
+  return /^[^\s"=\u0085\u2028\u2029]+$/.test(text) ? text : JSON.stringify(text).replace(lineBreaks, escapeBreak)
 }
 
 const colors: Record<string, string> = {
@@ -120,7 +124,8 @@ export const renderStructured = (format: Format, color: boolean, entry: Structur
       message,
       level: entry.logLevel,
       timestamp: entry.timestamp,
-      fields: { ...annotations, message }
+      // an annotation named like a top-level key (an error frame's `message`) keeps its value here
+      fields: { message, ...annotations }
     })
   }
   const pairs = Object.entries(annotations).map(([key, value]) => `${key}=${renderValue(value)}`)

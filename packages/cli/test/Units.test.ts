@@ -85,6 +85,27 @@ describe("Logging", () => {
       fields: { address: "127.0.0.1:4390", n: 3, message: "conclave server listening" }
     })
   })
+  it("an annotation named `message` (an error frame's text) is kept in fields, not overwritten (hardening)", () => {
+    const line = JSON.parse(
+      Logging.renderLine("json", false, {
+        ...entry,
+        message: "error frame emitted",
+        annotations: [["kind", "not_found"], ["message", "channel `ghost` not found"]]
+      })
+    )
+    assert.strictEqual(line.message, "error frame emitted")
+    assert.strictEqual(line.fields.message, "channel `ghost` not found")
+    assert.strictEqual(line.fields.kind, "not_found")
+  })
+  it("line breaks JSON leaves raw (U+0085, U+2028, U+2029) are escaped in the human format (hardening)", () => {
+    const line = Logging.renderLine("human", false, {
+      ...entry,
+      annotations: [["user", "a\u2028b"], ["machine", "c\u0085d"], ["session", "e\u2029f"]]
+    })
+    assert.notMatch(line, /[\u0085\u2028\u2029]/)
+    assert.include(line, "user=\"a\\u2028b\"")
+    assert.include(line, "machine=\"c\\u0085d\"")
+  })
   it("a human line is `<timestamp> <LEVEL> <message> key=value`, quoting values with spaces", () => {
     assert.strictEqual(
       Logging.renderLine("human", false, { ...entry, annotations: [["address", "h:1"], ["why", "two words"]] }),
