@@ -168,14 +168,14 @@ export const makeCompiler = (options: AST.ParseOptions): (ast: AST.AST) => Decod
   const covered = (options.onExcessProperty ?? "ignore") === "ignore" && options.exact !== true &&
     (options.propertyOrder ?? "none") === "none"
   const memo = new Map<AST.AST, Decoder | undefined>()
+  const annotated = (ast: AST.AST): boolean =>
+    Option.isSome(AST.getParseOptionsAnnotation(ast)) || Option.isSome(AST.getDecodingFallbackAnnotation(ast))
 
   const compile = (ast: AST.AST): Decoder | undefined => {
     if (!covered) return undefined
     if (memo.has(ast)) return memo.get(ast)
     memo.set(ast, undefined) // a cycle (only through a Suspend, which is not covered) compiles nothing
-    const annotated = Option.isSome(AST.getParseOptionsAnnotation(ast)) ||
-      Option.isSome(AST.getDecodingFallbackAnnotation(ast))
-    const decoder = annotated ? undefined : node(ast)
+    const decoder = annotated(ast) ? undefined : node(ast)
     memo.set(ast, decoder)
     return decoder
   }
@@ -210,13 +210,24 @@ export const makeCompiler = (options: AST.ParseOptions): (ast: AST.AST) => Decod
     }
   }
 
+  // A chain of refinements is one generated function: the innermost decoder, then each filter from
+  // the inside out (each call site its own), as `ParseResult` runs them.
   const refinement = (ast: AST.Refinement): Decoder | undefined => {
-    const from = compile(ast.from)
-    if (from === undefined) return undefined
-    return (u) => {
-      const a = from(u)
-      return a === FAIL || Option.isSome(ast.filter(a, options, ast)) ? FAIL : a
+    const chain: Array<AST.Refinement> = []
+    let inner: AST.AST = ast
+    while (AST.isRefinement(inner) && (inner === ast || !annotated(inner))) {
+      chain.unshift(inner)
+      inner = inner.from
     }
+    const from = compile(inner)
+    if (from === undefined) return undefined
+    const args: Record<string, unknown> = { FAIL, from, options }
+    let body = "const a = from(u)\nif (a === FAIL) return FAIL\n"
+    chain.forEach((refinement, i) => {
+      args[`ast${i}`] = refinement
+      body += `if (ast${i}.filter(a, options, ast${i})._tag === "Some") return FAIL\n`
+    })
+    return generate(body + "return a\n", args)
   }
 
   // The output is built in property-signature order, as `ParseResult` builds it; an absent
@@ -257,13 +268,13 @@ export const makeCompiler = (options: AST.ParseOptions): (ast: AST.AST) => Decod
     if (tagged === undefined) {
       // No member has a literal property: `ParseResult` tries them in order, the first success wins.
       if (ast.types.some((member) => literalsOf(member).length > 0)) return undefined
-      return (u) => {
-        for (const member of members) {
-          const value = member(u)
-          if (value !== FAIL) return value
-        }
-        return FAIL
-      }
+      const args: Record<string, unknown> = { FAIL }
+      let body = "let v\n"
+      members.forEach((member, i) => {
+        args[`m${i}`] = member
+        body += `v = m${i}(u)\nif (v !== FAIL) return v\n`
+      })
+      return generate(body + "return FAIL\n", args)
     }
     const byTag = new Map<string, Decoder>()
     ast.types.forEach((member, i) => byTag.set(tagged.tags[i]!, members[i]!))
