@@ -36,45 +36,35 @@ const ABSENT: unique symbol = Symbol("absent")
 // it is (literals and keywords, refined or not). A union tried in order over objects is not: a
 // member before the one that took the input may take its output (with fewer keys).
 const idempotent = (ast: AST.AST): boolean => {
+  if (givesInputBack(ast)) return true
   switch (ast._tag) {
-    case "Literal":
-    case "StringKeyword":
-    case "NumberKeyword":
-    case "BooleanKeyword":
-    case "UndefinedKeyword":
-    case "UnknownKeyword":
-    case "AnyKeyword":
-      return true
     case "Refinement":
       return idempotent(ast.from)
     case "TypeLiteral":
       return ast.indexSignatures.length === 0 && ast.propertySignatures.every((ps) => idempotent(ps.type))
     case "Union":
-      return ast.types.every(idempotent) && (discriminant(ast) !== undefined || ast.types.every(givesInputBack))
+      return ast.types.every(idempotent) && discriminant(ast) !== undefined
     default:
       return false
   }
 }
 
+// Literals and keywords: decoding answers the input itself when it accepts it.
+const LEAVES = new Set<AST.AST["_tag"]>([
+  "Literal",
+  "StringKeyword",
+  "NumberKeyword",
+  "BooleanKeyword",
+  "UndefinedKeyword",
+  "UnknownKeyword",
+  "AnyKeyword"
+])
+
 // Whether decoding with `ast` answers its input itself when it accepts it.
-const givesInputBack = (ast: AST.AST): boolean => {
-  switch (ast._tag) {
-    case "Literal":
-    case "StringKeyword":
-    case "NumberKeyword":
-    case "BooleanKeyword":
-    case "UndefinedKeyword":
-    case "UnknownKeyword":
-    case "AnyKeyword":
-      return true
-    case "Refinement":
-      return givesInputBack(ast.from)
-    case "Union":
-      return ast.types.every(givesInputBack)
-    default:
-      return false
-  }
-}
+const givesInputBack = (ast: AST.AST): boolean =>
+  LEAVES.has(ast._tag) ||
+  (AST.isRefinement(ast) && givesInputBack(ast.from)) ||
+  (AST.isUnion(ast) && ast.types.every(givesInputBack))
 
 /**
  * Whether decoding with `type` any value that decoding with `source` produced yields an equal value
