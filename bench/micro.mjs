@@ -91,7 +91,8 @@ const measure = async (url, first) => {
     await closed(await open(url, keys[1], "reg1", "bob"))
   }
   let t = process.cpuUsage()
-  for (let i = 0; i < N; i++) await closed(await open(url, keys[0], `h${i % 50}`))
+  const handshakes = args.includes("--whispers-only") ? 0 : N
+  for (let i = 0; i < handshakes; i++) await closed(await open(url, keys[0], `h${i % 50}`))
   let d = process.cpuUsage(t)
   const hs = (d.user + d.system) / N
   if (args.includes("--handshakes-only")) return { hs, wh: 0 }

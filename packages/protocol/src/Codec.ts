@@ -9,8 +9,8 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { fastDecodeClientFrame } from "./FastDecode.js"
 import { ClientFrame, type ClientFrameType, FRAME_TYPES, ServerFrame } from "./Frames.js"
+import { compileMembers, FAIL } from "./internal/schemaDecoder.js"
 import * as JsonDepth from "./JsonDepth.js"
 import { DEFAULT_MAX_FRAME_BYTES, MAX_JSON_DEPTH, REQUEST_ID_MAX_LENGTH } from "./Limits.js"
 
@@ -65,7 +65,7 @@ const capDetail = (detail: string): string =>
 const decodeWith = <A>(
   decodeUnknown: (u: unknown) => Either.Either<A, ParseResult.ParseError>,
   types: Set<string>,
-  // Hand-written decoder for hot frames: the Schema result or undefined (then the Schema path runs).
+  // The decoder compiled from the Schema: its result, or undefined (then the Schema decode runs).
   fast?: (json: object, type: string) => A | undefined
 ) =>
 (
@@ -136,12 +136,25 @@ const decodeWith = <A>(
 const clientTypes = new Set<string>(ClientFrame.members.map((m) => m.fields.type.literals[0]))
 const serverTypes = new Set<string>(ServerFrame.members.map((m) => m.fields.type.literals[0]))
 
-const decodeClientUnknown = Schema.decodeUnknownEither(ClientFrame, { errors: "first", onExcessProperty: "ignore" })
+const clientOptions = { errors: "first", onExcessProperty: "ignore" } as const
+const decodeClientUnknown = Schema.decodeUnknownEither(ClientFrame, clientOptions)
+
+// Plain functions compiled once from the `ClientFrame` Schema's AST, one per frame type (the types
+// whose AST it does not cover have none): the Schema decode's result, or FAIL, and then the Schema
+// decode runs (and words the error).
+const compiledClient = compileMembers(ClientFrame.ast, clientOptions)
+const compiledClientFrame = (json: object, type: string): ClientFrame | undefined => {
+  const decode = compiledClient.get(type)
+  if (decode === undefined) return undefined
+  const decoded = decode(json)
+  return decoded === FAIL ? undefined : decoded as ClientFrame
+}
 
 /**
  * Decode a client→server message (what the server reads). Checks the size cap before parsing.
- * Well-formed hot frames (`channel_msg`, `whisper`, `read_since`, …) skip the Schema decode through a
- * hand-written decoder with the identical result; anything else, errors included, takes the Schema path.
+ * Well-formed frames are decoded by plain functions compiled once from the `ClientFrame` Schema's
+ * AST, with the Schema decode's result; anything they refuse, errors included, takes the Schema
+ * decode.
  *
  * @since 0.1.0
  * @category decoding
@@ -152,12 +165,12 @@ export const decodeClientFrame: (
 ) => Either.Either<ClientFrame, FrameDecodeError> = decodeWith(
   decodeClientUnknown,
   clientTypes,
-  fastDecodeClientFrame
+  compiledClientFrame
 )
 
 /**
- * `decodeClientFrame` without its fast path for hot frames: every frame goes through the Schema
- * decode. The reference the fast path is tested and benchmarked against; same results, slower.
+ * `decodeClientFrame` without its compiled decoders: every frame goes through the Schema decode.
+ * The reference the compiled decoders are tested and benchmarked against; same results, slower.
  *
  * @since 0.1.0
  * @category decoding

@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import { Auth, Frames, Limits, Names } from "@conclave/protocol"
+import { Auth, Frames } from "@conclave/protocol"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -26,17 +26,32 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { latestVersion, migrations, MIGRATIONS_TABLE } from "./internal/pgMigrations.js"
 import {
-  type HistoryPage,
+  ChannelRowSchema,
+  decodeAll,
+  decodeMessage,
+  fastChannel,
+  fastMachine,
+  firstRow,
+  InviteRowSchema,
+  isSqlError,
+  MachineRowSchema,
+  type MessageColumns,
+  openFailure,
+  payloadJson,
+  readSincePages,
+  redeemInvite as redeemIn,
+  runWriter,
+  UserRowSchema
+} from "./internal/storeRows.js"
+import {
   type InviteRow,
   type NewMessage,
-  type Redemption,
   type Since,
   Store,
   StoreConflict,
@@ -63,69 +78,13 @@ const MIGRATION_LOCK = 0x636f6e63
 // Rows
 // ---------------------------------------------------------------------------------------------
 
-const UserRowSchema = Schema.Struct({ username: Schema.String, created_at: Schema.String })
-const MachineRowSchema = Schema.Struct({
-  user: Schema.String,
-  name: Schema.String,
-  pubkey: Schema.String,
-  added_at: Schema.String
-})
-const ChannelRowSchema = Schema.Struct({
-  name: Schema.String,
-  visibility: Frames.Visibility,
-  created_by: Schema.String,
-  created_at: Schema.String
-})
-const InviteRowSchema = Schema.Struct({
-  token: Schema.String,
-  channel: Schema.String,
-  uses_remaining: Schema.NullOr(Schema.Number),
-  expires_at: Schema.NullOr(Schema.String),
-  created_by: Schema.String
-})
 const ChannelInfoRowSchema = Schema.Struct({
   name: Schema.String,
   visibility: Frames.Visibility,
   member: Schema.Boolean
 })
 
-const StoredSender = Schema.transformOrFail(Schema.String, Names.SessionPath, {
-  strict: true,
-  decode: (s, _, ast) => {
-    const path = Names.parsePath(s)
-    return path === undefined
-      ? ParseResult.fail(new ParseResult.Type(ast, s, "not a session path"))
-      : ParseResult.succeed(path)
-  },
-  encode: (path) => ParseResult.succeed(Names.renderPath(path))
-})
-
-const StoredMessage = Schema.Struct({
-  seq: Frames.NonNegativeInt,
-  sender: StoredSender,
-  payload: Schema.parseJson(Frames.Payload),
-  ts_ms: Frames.Int,
-  origin: Frames.Origin,
-  reply_to: Schema.NullOr(Frames.NonNegativeInt)
-})
-const decodeStoredMessage = Schema.decodeUnknownEither(StoredMessage)
-
-// The stored JSON of a payload: exactly the fields of its variant, as the Schema encoding yields.
-const payloadJson = (payload: Frames.Payload): string =>
-  JSON.stringify(
-    payload.kind === "plain"
-      ? { kind: payload.kind, text: payload.text }
-      : { kind: payload.kind, ciphertext: payload.ciphertext, key_id: payload.key_id }
-  )
-
-interface RawMessageRow {
-  readonly seq: unknown
-  readonly sender: unknown
-  readonly payload: unknown
-  readonly ts_ms: unknown
-  readonly origin: unknown
-  readonly reply_to: unknown
-}
+type RawMessageRow = MessageColumns
 
 // BIGINT columns arrive as decimal strings unless the client was told to parse them: a safe integer
 // either way (anything else is left as it is, for the decoder to refuse).
@@ -139,50 +98,15 @@ const integer = (u: unknown): unknown => {
     : u
 }
 
-const isInt = (u: unknown, min: number, max: number): u is number =>
-  typeof u === "number" && Number.isInteger(u) && u >= min && u <= max
-
-// The common row in one pass without Schema (a plain-text payload, well-formed columns); equal to
-// what `StoredMessage` decodes. Anything else goes through `StoredMessage`, which also decides
-// which rows are skipped.
-const fastDecode = (row: RawMessageRow): Frames.HistoryMessage | undefined => {
-  const { origin, payload, sender } = row
-  const seq = integer(row.seq)
-  const ts_ms = integer(row.ts_ms)
-  const reply_to = row.reply_to === null ? null : integer(row.reply_to)
-  if (!isInt(seq, 0, Number.MAX_SAFE_INTEGER) || !isInt(ts_ms, -Limits.MAX_DATE_MS, Limits.MAX_DATE_MS)) {
-    return undefined
-  }
-  if (origin !== "agent" && origin !== "human") return undefined
-  if (reply_to !== null && !isInt(reply_to, 0, Number.MAX_SAFE_INTEGER)) return undefined
-  if (typeof sender !== "string" || typeof payload !== "string") return undefined
-  const path = Names.parsePath(sender)
-  if (path === undefined) return undefined
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(payload)
-  } catch {
-    return undefined
-  }
-  if (typeof parsed !== "object" || parsed === null) return undefined
-  const p = parsed as { readonly kind?: unknown; readonly text?: unknown }
-  if (p.kind !== "plain" || typeof p.text !== "string") return undefined
-  return { seq, from: path, ts_ms, payload: { kind: "plain", text: p.text }, origin, reply_to }
-}
-
-const decodeRow = (row: RawMessageRow): Frames.HistoryMessage | undefined => {
-  const fast = fastDecode(row)
-  if (fast !== undefined) return fast
-  const decoded = decodeStoredMessage({
-    ...row,
-    seq: integer(row.seq),
-    ts_ms: integer(row.ts_ms),
-    reply_to: row.reply_to === null ? null : integer(row.reply_to)
-  })
-  if (Either.isLeft(decoded)) return undefined
-  const m = decoded.right
-  return { seq: m.seq, from: m.sender, ts_ms: m.ts_ms, payload: m.payload, origin: m.origin, reply_to: m.reply_to }
-}
+// The columns of a row with its integers as numbers where they are safe ones.
+const messageColumns = (row: RawMessageRow): MessageColumns => ({
+  seq: integer(row.seq),
+  sender: row.sender,
+  payload: row.payload,
+  ts_ms: integer(row.ts_ms),
+  origin: row.origin,
+  reply_to: row.reply_to === null ? null : integer(row.reply_to)
+})
 
 // ---------------------------------------------------------------------------------------------
 // Statements on the hot paths (fixed texts; parameters only)
@@ -222,37 +146,6 @@ const GET_CHANNEL = "SELECT name, visibility, created_by, created_at FROM channe
 const IS_MEMBER = "SELECT 1 AS found FROM memberships WHERE channel = $1 AND username = $2"
 const USER_EXISTS = "SELECT 1 AS found FROM users WHERE username = $1"
 
-const fastMachine = (row: unknown): typeof MachineRowSchema.Type | undefined => {
-  if (typeof row !== "object" || row === null) return undefined
-  const { added_at, name, pubkey, user } = row as Readonly<Record<string, unknown>>
-  return typeof user === "string" && typeof name === "string" && typeof pubkey === "string" &&
-      typeof added_at === "string"
-    ? { user, name, pubkey, added_at }
-    : undefined
-}
-
-const fastChannel = (row: unknown): typeof ChannelRowSchema.Type | undefined => {
-  if (typeof row !== "object" || row === null) return undefined
-  const { created_at, created_by, name, visibility } = row as Readonly<Record<string, unknown>>
-  return typeof name === "string" &&
-      (visibility === "public" || visibility === "unlisted" || visibility === "private") &&
-      typeof created_by === "string" && typeof created_at === "string"
-    ? { name, visibility, created_by, created_at }
-    : undefined
-}
-
-const firstRow = <A, E>(
-  rows: ReadonlyArray<unknown>,
-  fast: (row: unknown) => A | undefined,
-  decode: (rows: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<A>, E>
-): Effect.Effect<Option.Option<A>, E> => {
-  if (rows.length === 0) return Effect.succeed(Option.none())
-  const row = fast(rows[0])
-  return row !== undefined
-    ? Effect.succeed(Option.some(row))
-    : Effect.map(decode(rows), (decoded) => Option.fromNullable(decoded[0]))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Errors (never the SQL text, never a parameter: only SQLSTATE, constraint and pg's own message)
 // ---------------------------------------------------------------------------------------------
@@ -270,11 +163,6 @@ const conflictKinds: Record<string, StoreConflict["what"]> = {
   machines_pkey: "machine",
   channels_pkey: "channel"
 }
-
-const isSqlError = (u: unknown): u is SqlError =>
-  typeof u === "object" && u !== null && (u as { readonly _tag?: unknown })._tag === "SqlError"
-
-const toStoreError = (operation: string) => (cause: unknown): StoreError => new StoreError({ operation, cause })
 
 /** A uniqueness violation onto the conflicting value the caller supplied; anything else is a StoreError. */
 const toConflict =
@@ -298,32 +186,8 @@ const isRowFailure = (error: unknown): boolean => {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Expiry (SPEC §3.13): RFC 3339, expired iff expires_at <= now; unparseable counts as expired
-// ---------------------------------------------------------------------------------------------
-
-const RFC3339 = /^(?:\d{4}|[+-]\d{6})-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/
-
-const expiryMs = (value: string): number | undefined => {
-  if (!RFC3339.test(value)) return undefined
-  const ms = Date.parse(value.replace(/[t ]/, "T").replace(/z$/, "Z"))
-  return Number.isFinite(ms) ? ms : undefined
-}
-
-const isExpired = (expiresAt: string, nowMs: number): boolean => {
-  const ms = expiryMs(expiresAt)
-  return ms === undefined || ms <= nowMs
-}
-
-// ---------------------------------------------------------------------------------------------
 // Group commit
 // ---------------------------------------------------------------------------------------------
-
-// Resume after the current turn of the event loop: appends queued by I/O callbacks already due join
-// the batch. A resumption point, not a timer: cleared when the writer is interrupted.
-const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
-  const handle = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(handle))
-})
 
 // A queued append and its outcome: the first `settle` wins; `awaitAppend` resumes at once when
 // settled, else when it is.
@@ -490,10 +354,6 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
       Effect.catchSomeDefect((defect) => isSqlError(defect) ? Option.some(Effect.fail(defect)) : Option.none())
     )
 
-  const decodeAll = <A, I>(schema: Schema.Schema<A, I>) => {
-    const decode = Schema.decodeUnknown(Schema.Array(schema))
-    return (rows: ReadonlyArray<unknown>) => decode(rows)
-  }
   const decodeUsers = decodeAll(UserRowSchema)
   const decodeMachines = decodeAll(MachineRowSchema)
   const decodeChannels = decodeAll(ChannelRowSchema)
@@ -723,29 +583,7 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     readonly channel: string
     readonly user: string
     readonly nowMs: number
-  }) =>
-    tx(Effect.gen(function*() {
-      const [invite] = yield* sql<{
-        readonly channel: string
-        readonly uses_remaining: number | null
-        readonly expires_at: string | null
-      }>`SELECT channel, uses_remaining, expires_at FROM invites WHERE token = ${input.token}`
-      if (invite === undefined || invite.channel !== input.channel) return "invalid" satisfies Redemption
-      if (invite.expires_at !== null && isExpired(invite.expires_at, input.nowMs)) {
-        yield* sql`DELETE FROM invites WHERE token = ${input.token}`
-        return "invalid" satisfies Redemption
-      }
-      if (invite.uses_remaining !== null) {
-        const [left] = yield* sql<{ readonly uses_remaining: number }>`
-          UPDATE invites SET uses_remaining = uses_remaining - 1
-          WHERE token = ${input.token} AND uses_remaining > 0
-          RETURNING uses_remaining`
-        if (left === undefined) return "invalid" satisfies Redemption
-        if (left.uses_remaining <= 0) yield* sql`DELETE FROM invites WHERE token = ${input.token}`
-      }
-      yield* insertMember(input.channel, input.user)
-      return "redeemed" satisfies Redemption
-    })).pipe(guard("redeemInvite"))
+  }) => tx(redeemIn(sql, insertMember, input)).pipe(guard("redeemInvite"))
 
   // messages -----------------------------------------------------------------------------------------
 
@@ -800,27 +638,10 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
       )
     )
 
-  // On close the writer is interrupted first (only while it waits for work), then whatever is still
-  // queued is refused; appends offered after that are refused at once.
-  yield* Effect.addFinalizer(() =>
-    Effect.flatMap(Queue.takeAll(queue), (rest) =>
-      Effect.sync(() => {
-        for (const item of rest) refuse(item, "store closed")
-      })).pipe(Effect.zipRight(Queue.shutdown(queue)))
-  )
-  yield* Effect.uninterruptibleMask((restore) =>
-    restore(Queue.take(queue)).pipe(
-      Effect.zipLeft(nextTurn),
-      Effect.flatMap((first) =>
-        Effect.flatMap(Queue.takeUpTo(queue, MAX_BATCH - 1), (rest) => writeBatch([first, ...rest]))
-      )
-    )
-  ).pipe(
-    Effect.forever,
-    // interruptible even when the layer is built inside an uninterruptible region (e.g. an acquire)
-    Effect.interruptible,
-    Effect.forkScoped
-  )
+  // appends offered after close are refused at once
+  yield* runWriter(queue, MAX_BATCH, writeBatch, (rest) => {
+    for (const item of rest) refuse(item, "store closed")
+  })
 
   // The append is queued when the effect starts (earlier starts get lower seqs) and resolved by the
   // writer; interrupting the wait does not withdraw it.
@@ -843,35 +664,19 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     readonly cutoffMs: number
     readonly limit: number
   }) =>
-    Effect.gen(function*() {
-      const limit = Math.max(0, Math.floor(input.limit))
-      // one lower bound on ts_ms: the retention cutoff, and for `Ms` the smallest integer after `ms`
-      const minTs = input.since._tag === "Ms"
-        ? Math.max(input.cutoffMs, Math.floor(input.since.ms) + 1)
-        : input.cutoffMs
-      let after = input.since._tag === "Seq" ? input.since.seq : -1
-      const messages: Array<Frames.HistoryMessage> = []
-      // Collect limit + 1 decodable rows (the extra one only proves `more`); undecodable rows are
-      // skipped, so keep reading until enough decode or the channel runs out.
-      while (true) {
-        const want = limit + 1 - messages.length
-        const rows = (yield* query(READ_SINCE, [input.channel, after, minTs, want])) as unknown as ReadonlyArray<
-          RawMessageRow
-        >
-        for (const row of rows) {
-          const message = decodeRow(row)
-          if (message !== undefined) messages.push(message)
-        }
-        const last = rows[rows.length - 1]
-        if (rows.length < want || messages.length > limit || last === undefined) break
-        const lastSeq = integer(last.seq)
-        if (typeof lastSeq !== "number") break
-        after = lastSeq
+    readSincePages(
+      input,
+      (after, minTs, want) =>
+        query(READ_SINCE, [input.channel, after, minTs, want]) as unknown as Effect.Effect<
+          ReadonlyArray<RawMessageRow>,
+          SqlError
+        >,
+      (row) => decodeMessage(messageColumns(row)),
+      (row) => {
+        const seq = integer(row.seq)
+        return typeof seq === "number" ? seq : undefined
       }
-      const more = messages.length > limit
-      const page: HistoryPage = { messages: more ? messages.slice(0, limit) : messages, more }
-      return page
-    }).pipe(guard("readSince"))
+    ).pipe(guard("readSince"))
 
   const purgeOlderThan = (cutoffMs: number) =>
     sql`DELETE FROM messages WHERE ts_ms < ${cutoffMs}`.raw.pipe(
@@ -960,13 +765,7 @@ export const layerPg = (options: {
     idleTimeout: Duration.minutes(1),
     applicationName: "conclave"
   }).pipe(
-    Layer.catchAllCause((cause) =>
-      Layer.failCause(
-        Cause.isInterruptedOnly(cause)
-          ? Cause.map(cause, toStoreError("open"))
-          : Cause.fail(new StoreError({ operation: "open", cause: Cause.squash(cause) }))
-      )
-    )
+    Layer.catchAllCause((cause) => Layer.failCause(openFailure(cause)))
   )
 
 /**
