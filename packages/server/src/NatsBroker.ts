@@ -31,7 +31,6 @@ import * as Either from "effect/Either"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import { Broker, type BrokerShape, type BrokerStatus, type Deliver, type Envelope } from "./Broker.js"
 
 /** The broker could not be opened: options it cannot use, or no NATS server reachable. @since 0.1.0 @category errors */
@@ -210,9 +209,15 @@ export const make = Effect.fn("NatsBroker.make")(function*(options: Options) {
         return Effect.void
     }
   }
-  yield* Stream.fromAsyncIterable(nc.status(), (e) => e).pipe(
-    Stream.runForEach(onStatus),
-    Effect.catchAllCause((cause) => Effect.logWarning("NATS status stream ended", cause)),
+  // Read with plain `next()` calls: `Stream.fromAsyncIterable` would call the iterator's `return()`
+  // on interruption, and an async generator waiting for its next event never answers that.
+  const statuses = nc.status()[Symbol.asyncIterator]()
+  const watch: Effect.Effect<void> = Effect.flatMap(
+    Effect.promise(() => statuses.next()),
+    (next) => next.done === true ? Effect.void : Effect.zipRight(onStatus(next.value), watch)
+  )
+  yield* watch.pipe(
+    Effect.catchAllCause((cause) => Effect.logWarning("NATS status watch ended", cause)),
     Effect.forkScoped
   )
 
