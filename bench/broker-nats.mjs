@@ -42,7 +42,8 @@ const frame = (i) => {
   return head + "x".repeat(Math.max(0, BYTES - head.length - 2)) + "\"}"
 }
 
-const percentile = (sorted, p) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
+const percentile = (sorted, p) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
 
 /** A recorder: deliver(envelope) notes its latency. */
 const recorder = () => {
@@ -51,7 +52,9 @@ const recorder = () => {
   return {
     deliver: (envelope) => {
       delivered++
-      const t = Number(envelope.frame.slice(envelope.frame.indexOf("\"t\":") + 4, envelope.frame.indexOf(",\"payload\"")))
+      const t = Number(
+        envelope.frame.slice(envelope.frame.indexOf("\"t\":") + 4, envelope.frame.indexOf(",\"payload\""))
+      )
       latencies.push(now() - t)
     },
     get delivered() {
@@ -139,7 +142,13 @@ if (ROLE === "subscriber") {
         Math.round(s.delivered / secs)
       }/s); publish→deliver p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, max ${s.max.toFixed(3)} ms${extra}`
     )
-  line("nats", nats, sent, seconds, `; CPU ${(pubCpu / sent).toFixed(2)} µs/env publisher, ${(nats.cpuUs / sent).toFixed(2)} µs/env subscriber`)
+  line(
+    "nats",
+    nats,
+    sent,
+    seconds,
+    `; CPU ${(pubCpu / sent).toFixed(2)} µs/env publisher, ${(nats.cpuUs / sent).toFixed(2)} µs/env subscriber`
+  )
 
   // Memory: one process, one broker, the recorder subscribed to it.
   const memory = ManagedRuntime.make(layerMemory)
