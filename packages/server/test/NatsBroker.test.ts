@@ -312,6 +312,51 @@ if (!reachable) {
         }
       }))
 
+    it.scopedLive("a frame above NATS's max_payload reaches this node's sessions only, with a warning", () =>
+      Effect.gen(function*() {
+        const logs = yield* Queue.unbounded<LogLine>()
+        const a = yield* node({}, logs)
+        const b = yield* node()
+        const huge = channelEnvelope("big", `"${"x".repeat(2 * 1024 * 1024)}"`)
+        yield* a.broker.publish(huge).pipe(within("5 seconds", "publishing a huge envelope"))
+        assert.strictEqual((yield* a.next(1, "A (local)"))[0], huge)
+        const warning = yield* Queue.take(logs).pipe(
+          Effect.repeat({ until: (line) => line.level === "WARN" }),
+          within("5 seconds", "a warning about the refused envelope")
+        )
+        assert.include(warning.text, "NATS refused an envelope")
+        assert.isBelow(warning.text.length, 1000, "the warning carries no body")
+        const small = channelEnvelope("big", "{}")
+        yield* a.broker.publish(small)
+        assert.deepStrictEqual(yield* b.next(1, "B (only the small one)"), [small])
+      }))
+
+    it.scopedLive("while NATS is away the buffer is bounded: the overflow is dropped and counted, the rest resent", () =>
+      Effect.gen(function*() {
+        const port = yield* freePort
+        const first = yield* natsServer(port)
+        const logs = yield* Queue.unbounded<LogLine>()
+        const a = yield* node({ url: `nats://127.0.0.1:${port}`, reconnectWait: "100 millis", bufferBytes: 1000 }, logs)
+        yield* first.kill
+        yield* awaitStatus(a.broker, false, "A after the kill")
+        const during = Array.from({ length: 100 }, (_, i) => channelEnvelope("ops", `{"during":${i}}`))
+        yield* Effect.forEach(during, (e) => a.broker.publish(e), { discard: true })
+        yield* natsServer(port)
+        yield* awaitStatus(a.broker, true, "A after the restart")
+        const line = yield* Queue.take(logs).pipe(
+          Effect.repeat({ until: (l) => l.text.includes("connected again") }),
+          within("5 seconds", "the reconnect line")
+        )
+        const counts = /"resent":(\d+).*"dropped":(\d+)|"dropped":(\d+).*"resent":(\d+)/.exec(line.text)
+        assert.isNotNull(counts, line.text)
+        const resent = Number(counts?.[1] ?? counts?.[4])
+        const dropped = Number(counts?.[2] ?? counts?.[3])
+        const bytes = JSON.stringify(during[0]).length
+        assert.strictEqual(resent + dropped, 100)
+        assert.isAtMost(resent * bytes, 1000 + 100)
+        assert.isAbove(dropped, 0)
+      }))
+
     it.scopedLive("NATS going away: status false, publish neither fails nor blocks; back on the same port, delivery resumes", () =>
       Effect.gen(function*() {
         const port = yield* freePort
