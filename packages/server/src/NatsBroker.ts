@@ -145,6 +145,8 @@ export const make = Effect.fn("NatsBroker.make")(function*(options: Options) {
       )
   )
 
+  const statuses = nc.status()[Symbol.asyncIterator]()
+
   const onMessage = (err: Error | null, msg: Msg): void => {
     if (err !== null) {
       run(Effect.logWarning("NATS subscription error", err.message))
@@ -169,38 +171,56 @@ export const make = Effect.fn("NatsBroker.make")(function*(options: Options) {
   })
   connected = true
 
-  /** Send what was buffered while NATS was away, in order, and go back to publishing directly. */
-  const resume = Effect.suspend(() => {
-    const pending = buffered
-    const lost = dropped
-    buffered = []
-    bufferedBytes = 0
-    dropped = 0
-    for (const { subject, text } of pending) nc.publish(subject, text)
-    connected = true
-    return Effect.logInfo("NATS broker connected again").pipe(
-      Effect.annotateLogs({ resent: pending.length, dropped: lost })
+  const sendNow = (to: string, text: string): Effect.Effect<void> =>
+    Effect.try(() => nc.publish(to, text)).pipe(
+      Effect.catchAll((e) =>
+        Effect.logWarning("NATS refused an envelope; other nodes will not get it", e.error).pipe(
+          Effect.annotateLogs({ subject: to, bytes: text.length })
+        )
+      )
     )
-  })
+
+  /**
+   * Send what was buffered while NATS was away, in order, then publish directly again (what was
+   * buffered meanwhile is sent first).
+   */
+  const resume = (resent: number): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (buffered.length === 0) {
+        const lost = dropped
+        bufferedBytes = 0
+        dropped = 0
+        connected = true
+        return Effect.logInfo("NATS broker connected again").pipe(Effect.annotateLogs({ resent, dropped: lost }))
+      }
+      const pending = buffered
+      buffered = []
+      return Effect.zipRight(
+        Effect.forEach(pending, ({ subject, text }) => sendNow(subject, text), { discard: true }),
+        resume(resent + pending.length)
+      )
+    })
 
   const onStatus = (status: Status): Effect.Effect<void> => {
     switch (status.type) {
       case "disconnect":
       case "staleConnection":
-      case "close":
         connected = false
         return Effect.logWarning("NATS broker disconnected; envelopes for other nodes are buffered").pipe(
           Effect.annotateLogs({ event: status.type })
         )
       case "reconnect":
-        // The flush returns once the server has the resubscriptions, so `ok` means deliverable.
+        // The flush returns once the server has the resubscriptions, so `ok` means deliverable. A
+        // rejected flush means the connection dropped again (its disconnect event follows); one that
+        // takes too long is no proof of a broken connection (pings would find one).
         return Effect.tryPromise(() => nc.flush()).pipe(
-          Effect.timeout("5 seconds"),
-          Effect.matchCauseEffect({
-            onFailure: (cause) => Effect.logDebug("NATS flush after reconnect failed", cause),
-            onSuccess: () => resume
-          })
+          Effect.either,
+          Effect.timeoutTo({ duration: "5 seconds", onSuccess: Either.isRight, onTimeout: () => true }),
+          Effect.flatMap((flushed) => flushed ? resume(0) : Effect.logDebug("NATS flush after reconnect failed"))
         )
+      case "close":
+        connected = false
+        return Effect.logDebug("NATS connection closed")
       case "ldm":
         return Effect.logWarning("NATS server entering lame duck mode")
       case "error":
@@ -211,10 +231,13 @@ export const make = Effect.fn("NatsBroker.make")(function*(options: Options) {
   }
   // Read with plain `next()` calls: `Stream.fromAsyncIterable` would call the iterator's `return()`
   // on interruption, and an async generator waiting for its next event never answers that.
-  const statuses = nc.status()[Symbol.asyncIterator]()
   const watch: Effect.Effect<void> = Effect.flatMap(
     Effect.promise(() => statuses.next()),
-    (next) => next.done === true ? Effect.void : Effect.zipRight(onStatus(next.value), watch)
+    (next) =>
+      next.done === true ? Effect.void : Effect.zipRight(
+        Effect.catchAllCause(onStatus(next.value), (cause) => Effect.logWarning("NATS status event failed", cause)),
+        watch
+      )
   )
   yield* watch.pipe(
     Effect.catchAllCause((cause) => Effect.logWarning("NATS status watch ended", cause)),
@@ -222,15 +245,7 @@ export const make = Effect.fn("NatsBroker.make")(function*(options: Options) {
   )
 
   const send = (to: string, text: string): Effect.Effect<void> => {
-    if (connected) {
-      return Effect.try(() => nc.publish(to, text)).pipe(
-        Effect.catchAll((e) =>
-          Effect.logWarning("NATS refused an envelope; other nodes will not get it", e.error).pipe(
-            Effect.annotateLogs({ subject: to, bytes: text.length })
-          )
-        )
-      )
-    }
+    if (connected) return sendNow(to, text)
     if (bufferedBytes + text.length <= bufferLimit) {
       buffered.push({ subject: to, text })
       bufferedBytes += text.length
