@@ -2,7 +2,7 @@
  * Fan-out between hub instances (DECISIONS D-20). Every delivery the hub makes — channel fan-out,
  * whispers, notices — is published here; each hub instance subscribes one local deliverer. The
  * default `layerMemory` delivers in-process, synchronously, so a frame is encoded once and handed
- * to every local socket in a plain loop. A distributed broker (Redis, NATS) can replace it later.
+ * to every local socket in a plain loop. `NatsBroker.layer` is the distributed one (D-41, D-42).
  *
  * @since 0.1.0
  */
@@ -40,10 +40,20 @@ export interface BrokerShape {
   readonly publish: (envelope: Envelope) => Effect.Effect<void>
   /** Receive every published envelope for the lifetime of the scope. */
   readonly subscribe: (deliver: Deliver) => Effect.Effect<void, never, Scope.Scope>
+  /** Which broker this is and whether it can reach its peers now (for `GET /health` and `/status`, D-41). */
+  readonly status: Effect.Effect<BrokerStatus>
+}
+
+/** @since 0.1.0 @category models */
+export interface BrokerStatus {
+  readonly kind: "memory" | "nats"
+  readonly ok: boolean
 }
 
 /** @since 0.1.0 @category tags */
 export class Broker extends Context.Tag("@conclave/server/Broker")<Broker, BrokerShape>() {}
+
+const memoryStatus: BrokerStatus = { kind: "memory", ok: true }
 
 /** An in-process broker. @since 0.1.0 @category constructors */
 export const makeMemory: Effect.Effect<BrokerShape> = Effect.sync(() => {
@@ -57,7 +67,8 @@ export const makeMemory: Effect.Effect<BrokerShape> = Effect.sync(() => {
       Effect.acquireRelease(
         Effect.sync(() => deliverers.add(deliver)),
         () => Effect.sync(() => deliverers.delete(deliver))
-      ).pipe(Effect.asVoid)
+      ).pipe(Effect.asVoid),
+    status: Effect.succeed(memoryStatus)
   }
 })
 

@@ -6,6 +6,7 @@
 export * as Admins from "./Admins.js"
 export * as Broker from "./Broker.js"
 export * as Hub from "./Hub.js"
+export * as NatsBroker from "./NatsBroker.js"
 export * as PgStore from "./PgStore.js"
 export * as RateLimit from "./RateLimit.js"
 export * as Reaper from "./Reaper.js"
