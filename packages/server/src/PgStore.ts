@@ -56,7 +56,8 @@ import {
   Store,
   StoreConflict,
   StoreError,
-  type StoreShape
+  type StoreShape,
+  type StoreStatus
 } from "./Store.js"
 
 /** How long opening a connection may take before it fails. @since 0.1.0 @category constants */
@@ -689,6 +690,12 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
 
   const port: StoreShape = {
     instanceId: Effect.succeed(instanceId),
+    status: query("SELECT 1 AS ok", []).pipe(
+      guard("status"),
+      Effect.as(true),
+      Effect.orElseSucceed(() => false),
+      Effect.map((ok): StoreStatus => ({ kind: "postgres", ok }))
+    ),
     registerUser,
     userExists,
     listUsers,

@@ -11,10 +11,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Os from "node:os"
 import * as Admins from "./Admins.js"
 
 /** @since 0.1.0 @category models */
 export interface ServerConfigShape {
+  /** This node's name in `GET /status` and cluster traffic (D-41; default `<hostname>-<pid>`). */
+  readonly nodeId: string
   /** Interface to bind (default `0.0.0.0`). */
   readonly host: string
   /** Port to bind; `0` picks a free one (observe it through `ServerAddress`). Default 4390. */
@@ -67,6 +70,7 @@ export class ServerConfig extends Context.Tag("@conclave/server/ServerConfig")<S
 
 /** @since 0.1.0 @category defaults */
 export const defaults: ServerConfigShape = {
+  nodeId: `${Os.hostname()}-${process.pid}`,
   host: "0.0.0.0",
   port: Limits.DEFAULT_PORT,
   publicUrls: [],
@@ -125,7 +129,7 @@ const split = (raw: string): ReadonlyArray<string> => raw.split(",").map((s) => 
  * The configuration read through Effect's `Config` (the environment by default), with the names
  * `conclave serve` reads: `CONCLAVE_BIND` (host:port), `CONCLAVE_PUBLIC_URLS` and `CONCLAVE_ADMINS`
  * (comma lists), `CONCLAVE_MAX_FRAME_BYTES`, `CONCLAVE_MAX_BODY_BYTES`, `CONCLAVE_RATE`,
- * `CONCLAVE_BURST`, `CONCLAVE_MAX_PENDING_PER_IP`, `CONCLAVE_REGISTER_LIMIT`. Unset names take the
+ * `CONCLAVE_BURST`, `CONCLAVE_MAX_PENDING_PER_IP`, `CONCLAVE_REGISTER_LIMIT`, `CONCLAVE_NODE_ID`. Unset names take the
  * defaults; a value out of range or unparseable is a `ConfigError` naming it.
  *
  * @since 0.1.0
@@ -157,7 +161,14 @@ export const config: Config.Config<ServerConfigShape> = Config.all({
   ratePerSecond: inRange("CONCLAVE_RATE", defaults.ratePerSecond, 0, 1_000_000, false),
   rateBurst: inRange("CONCLAVE_BURST", defaults.rateBurst, 1, 1_000_000),
   maxPendingPerIp: inRange("CONCLAVE_MAX_PENDING_PER_IP", defaults.maxPendingPerIp, 0, 1_000_000),
-  registerLimitPerMinute: inRange("CONCLAVE_REGISTER_LIMIT", defaults.registerLimitPerMinute, 0, 1_000_000)
+  registerLimitPerMinute: inRange("CONCLAVE_REGISTER_LIMIT", defaults.registerLimitPerMinute, 0, 1_000_000),
+  nodeId: Config.string("CONCLAVE_NODE_ID").pipe(
+    Config.withDefault(defaults.nodeId),
+    Config.validate({
+      message: "CONCLAVE_NODE_ID: expected 1–64 characters of [A-Za-z0-9._-]",
+      validation: (id) => /^[A-Za-z0-9._-]{1,64}$/.test(id)
+    })
+  )
 }).pipe(
   Config.map(({ bind, ...rest }): ServerConfigShape => make({ host: bind.host, port: bind.port, ...rest }))
 )

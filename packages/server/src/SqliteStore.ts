@@ -46,7 +46,7 @@ import {
   toStoreError,
   UserRowSchema
 } from "./internal/storeRows.js"
-import { type NewMessage, type Since, Store, type StoreError, type StoreShape } from "./Store.js"
+import { type NewMessage, type Since, Store, type StoreError, type StoreShape, type StoreStatus } from "./Store.js"
 
 /** Milliseconds a statement waits for another connection's lock before failing. @since 0.1.0 @category constants */
 export const BUSY_TIMEOUT_MS = 5_000
@@ -297,6 +297,14 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
 
   return {
     instanceId: Effect.succeed(instanceId),
+    status: query("SELECT 1 AS ok", []).pipe(
+      Effect.as(true),
+      Effect.orElseSucceed(() => false),
+      Effect.map((ok): StoreStatus => ({
+        kind: Option.isSome(client) && isSharedFile(client.value.config.filename) ? "sqlite" : "memory",
+        ok
+      }))
+    ),
     registerUser,
     userExists,
     listUsers,

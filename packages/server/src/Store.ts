@@ -96,9 +96,17 @@ export interface RemovedUser {
 }
 
 /** @since 0.1.0 @category models */
+export interface StoreStatus {
+  readonly kind: "sqlite" | "memory" | "postgres"
+  readonly ok: boolean
+}
+
+/** @since 0.1.0 @category models */
 export interface StoreShape {
   /** The persistent random id of this data dir, created race-free on first use (SPEC §3.18). */
   readonly instanceId: Effect.Effect<string, StoreError>
+  /** Which store this is and whether it answers now (a cheap query; for `GET /health` and `/status`, D-41). */
+  readonly status: Effect.Effect<StoreStatus>
 
   // users and machines
   /**

@@ -16,11 +16,12 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { VERSION } from "./internal/version.js"
 
 /** @since 0.1.0 @category constants */
 export const SERVICE_NAME = "conclave"
 /** @since 0.1.0 @category constants */
-export const SERVICE_VERSION = "0.1.0"
+export const SERVICE_VERSION = VERSION
 
 /**
  * Parse `OTEL_EXPORTER_OTLP_HEADERS`: comma-separated `key=value` pairs, values URL-decoded.

@@ -24,10 +24,12 @@ import * as Http from "node:http"
 import type * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
+import { Broker } from "./Broker.js"
 import * as Connection from "./Connection.js"
 import { Hub } from "./Hub.js"
 import { Authorities, isLocalOnly } from "./internal/authorities.js"
 import * as Lingering from "./internal/lingering.js"
+import { VERSION } from "./internal/version.js"
 import { fail, Link } from "./Link.js"
 import type { RegisterLimiter } from "./RateLimit.js"
 import type { Requests } from "./Requests.js"
@@ -264,6 +266,33 @@ export const mount = (
 const make = Effect.gen(function*() {
   const config = yield* ServerConfig
   const acceptor = yield* makeAcceptor
+  const store = yield* Store
+  const broker = yield* Broker
+  const hub = yield* Hub
+  const clock = yield* Effect.clock
+  const startedMs = clock.unsafeCurrentTimeMillis()
+  // The HTTP endpoints that ask the backends run in fibers owned by this scope.
+  const requests = yield* FiberSet.make<void, never>()
+  const runRequest = yield* FiberSet.runtime(requests)<never>()
+
+  /** D-41: the node, each backend's kind and health, the sessions, the uptime and the version. */
+  const status = Effect.all({ store: store.status, broker: broker.status, sessions: hub.size }).pipe(
+    Effect.map(({ broker, sessions, store }) => ({
+      node: config.nodeId,
+      store,
+      broker,
+      sessions,
+      uptime_s: Math.floor((clock.unsafeCurrentTimeMillis() - startedMs) / 1000),
+      version: VERSION
+    }))
+  )
+  const answer = (res: Http.ServerResponse, respond: Effect.Effect<void>) =>
+    runRequest(
+      respond.pipe(
+        Effect.catchAllCause(() => Effect.sync(() => res.writeHead(500, text).end("internal error"))),
+        Effect.onInterrupt(() => Effect.sync(() => res.destroy()))
+      )
+    )
 
   // Slowloris (partial upgrade headers): Node's defaults wait 60 s for headers and check only every
   // 30 s. Bound the headers by the handshake deadline and check often enough to honour it.
@@ -275,7 +304,21 @@ const make = Effect.gen(function*() {
   }, (req, res) => {
     const path = pathOf(req.url)
     if (req.method === "GET" && path === "/health") {
-      res.writeHead(200, text).end("ok")
+      // 200 `ok` while the store and the broker are usable, 503 otherwise (D-41)
+      answer(
+        res,
+        Effect.map(status, (s) => {
+          const ok = s.store.ok && s.broker.ok
+          res.writeHead(ok ? 200 : 503, text).end(ok ? "ok" : "unavailable")
+        })
+      )
+    } else if (req.method === "GET" && path === "/status") {
+      answer(
+        res,
+        Effect.map(status, (s) => {
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(s))
+        })
+      )
     } else if (req.method === "GET" && path === "/") {
       res.writeHead(426, { ...text, upgrade: "websocket" }).end("upgrade required")
     } else {
@@ -329,7 +372,7 @@ const make = Effect.gen(function*() {
 })
 
 /** The listening server; requires the hub services, the store and the config. @since 0.1.0 @category layers */
-export const TransportLive: Layer.Layer<ServerAddress, BindError | StoreError, SessionEnv> = Layer.scoped(
+export const TransportLive: Layer.Layer<ServerAddress, BindError | StoreError, SessionEnv | Broker> = Layer.scoped(
   ServerAddress,
   make
 )

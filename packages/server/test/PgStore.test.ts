@@ -159,7 +159,9 @@ if (!reachable) {
         const store = yield* open(direct.toString())
         yield* channel(store, "ops")
         assert.strictEqual(yield* store.appendMessage(msg("ops", 1, "before")), 1)
+        assert.deepStrictEqual(yield* store.status, { kind: "postgres", ok: true })
         yield* cut
+        assert.deepStrictEqual(yield* store.status, { kind: "postgres", ok: false }, "/health answers 503 meanwhile")
         const bounded = <A, E>(effect: Effect.Effect<A, E>) =>
           failure(effect.pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "no answer within 20 s" })))
         const errors = [
@@ -175,6 +177,7 @@ if (!reachable) {
         )
         yield* restore
         assert.strictEqual(yield* store.appendMessage(msg("ops", 3, "after")), 2, "the refused append took no seq")
+        assert.deepStrictEqual(yield* store.status, { kind: "postgres", ok: true })
         assert.deepStrictEqual(
           (yield* readAll(store, "ops")).messages.map((m) => m.seq),
           [1, 2]

@@ -1,8 +1,12 @@
 import { Limits } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Schedule, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Logger, LogLevel, Schedule, Scope } from "effect"
 import * as Http from "node:http"
 import WebSocket from "ws"
+import * as Broker from "../src/Broker.js"
+import * as ServerConfig from "../src/ServerConfig.js"
+import * as ServerLive from "../src/ServerLive.js"
+import * as SqliteStore from "../src/SqliteStore.js"
 import { errorOf, expectType } from "./support/Assert.js"
 import { dial, register } from "./support/TestClient.js"
 import { startServer, tempDir } from "./support/TestServer.js"
@@ -18,6 +22,51 @@ const get = (url: string, path: string) =>
   })
 
 describe("Transport", () => {
+  it.scopedLive("GET /status names the node, each backend's kind and health, the sessions, uptime and version (D-41)", () =>
+    Effect.gen(function*() {
+      const { url } = yield* startServer({ nodeId: "node-a" })
+      const a = yield* register(url, "aaron")
+      expectType(yield* a.request({ type: "ping" }), "pong")
+      const reply = yield* get(url, "/status")
+      assert.strictEqual(reply.status, 200)
+      const status = JSON.parse(reply.body)
+      assert.deepStrictEqual(Object.keys(status).sort(), ["broker", "node", "sessions", "store", "uptime_s", "version"])
+      assert.strictEqual(status.node, "node-a")
+      assert.deepStrictEqual(status.store, { kind: "sqlite", ok: true })
+      assert.deepStrictEqual(status.broker, { kind: "memory", ok: true })
+      assert.strictEqual(status.sessions, 1)
+      assert.isTrue(Number.isInteger(status.uptime_s) && status.uptime_s >= 0)
+      assert.isString(status.version)
+      const memory = yield* startServer({ nodeId: "node-b", store: "memory" })
+      assert.deepStrictEqual(JSON.parse((yield* get(memory.url, "/status")).body).store, { kind: "memory", ok: true })
+    }))
+
+  it.scopedLive("GET /health answers 503 while a backend is unusable, 200 again once it is back (D-41)", () =>
+    Effect.gen(function*() {
+      let brokerOk = true
+      const flaky = Layer.effect(
+        Broker.Broker,
+        Effect.map(Broker.makeMemory, (memory) => ({
+          ...memory,
+          status: Effect.sync(() => ({ kind: "memory" as const, ok: brokerOk }))
+        }))
+      )
+      const context = yield* Layer.build(
+        ServerLive.layerWithoutBroker.pipe(
+          Layer.provide(flaky),
+          Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0 })),
+          Layer.provide(SqliteStore.layerMemory)
+        )
+      ).pipe(Logger.withMinimumLogLevel(LogLevel.None))
+      const url = Context.get(context, ServerLive.ServerAddress).url
+      assert.deepStrictEqual(yield* get(url, "/health"), { status: 200, body: "ok" })
+      brokerOk = false
+      assert.strictEqual((yield* get(url, "/health")).status, 503)
+      assert.strictEqual(JSON.parse((yield* get(url, "/status")).body).broker.ok, false)
+      brokerOk = true
+      assert.deepStrictEqual(yield* get(url, "/health"), { status: 200, body: "ok" })
+    }))
+
   it.scopedLive("routes: /health is ok, / without upgrade is 426, anything else 404; upgrades elsewhere are refused", () =>
     Effect.gen(function*() {
       const { url } = yield* startServer()
