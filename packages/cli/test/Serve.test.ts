@@ -349,4 +349,57 @@ describe("conclave serve", () => {
       assert.notStrictEqual(cannotBind.code, 0)
       assert.include(cannotBind.stderr, "failed to bind `203.0.113.7:4390`")
     }))
+
+  it.scopedLive("--store, --broker and --node-id select the backends by URL (D-41); /status reports them", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = Path.join(dir, "nested", "store.db")
+      const serve = yield* startServe([
+        "--bind",
+        "127.0.0.1:0",
+        "--store",
+        `sqlite:${file}`,
+        "--broker",
+        "memory:",
+        "--node-id",
+        "node-7"
+      ])
+      const status = yield* Effect.async<Record<string, unknown>, Error>((resume) => {
+        Http.get(serve.url.replace("ws://", "http://") + "/status", (res) => {
+          let body = ""
+          res.on("data", (c) => (body += c))
+          res.on("end", () => resume(Effect.succeed(JSON.parse(body) as Record<string, unknown>)))
+        }).on("error", (e) => resume(Effect.fail(e)))
+      })
+      assert.strictEqual(status.node, "node-7")
+      assert.deepStrictEqual(status.store, { kind: "sqlite", ok: true })
+      assert.deepStrictEqual(status.broker, { kind: "memory", ok: true })
+      assert.isTrue(Fs.existsSync(file), "the SQLite file is where --store says")
+      const memory = yield* startServe(["--bind", "127.0.0.1:0"], { CONCLAVE_STORE: "memory:" })
+      assert.strictEqual(yield* httpGet(memory.url, "/health"), 200)
+    }))
+
+  it.live("bad backend URLs and combinations exit non-zero with a clear error (D-41)", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+        [["--store", "mysql://x"], "invalid --store `mysql://x`: expected sqlite:PATH, memory: or postgres://"],
+        [["--store", "sqlite:"], "sqlite: needs a file path"],
+        [["--store", "memory:", "--ephemeral"], "mutually exclusive"],
+        [["--store", "memory:", "--data-dir", Os.tmpdir()], "mutually exclusive"],
+        [
+          ["--ephemeral", "--broker", "redis://x"],
+          "invalid --broker `redis://x`: expected memory: or nats://host:port"
+        ],
+        [["--ephemeral", "--node-id", "a b"], "invalid --node-id `a b`"]
+      ]
+      for (const [args, message] of cases) {
+        const run = yield* runServe(["--bind", "127.0.0.1:0", ...args])
+        assert.notStrictEqual(run.code, 0, args.join(" "))
+        assert.include(run.stderr, message, args.join(" "))
+      }
+      // an unreachable PostgreSQL is a clear start-up failure, not a hang
+      const down = yield* runServe(["--bind", "127.0.0.1:0", "--store", "postgres://postgres@127.0.0.1:9/none"])
+      assert.notStrictEqual(down.code, 0)
+      assert.notInclude(down.stderr, "postgres@", "the URL's credentials are not printed")
+    }))
 })

@@ -6,6 +6,7 @@
  */
 import { Auth, Limits } from "@conclave/protocol"
 import * as Admins from "@conclave/server/Admins"
+import * as Broker from "@conclave/server/Broker"
 import * as ServerConfig from "@conclave/server/ServerConfig"
 import * as ServerLive from "@conclave/server/ServerLive"
 import * as SqliteStore from "@conclave/server/SqliteStore"
@@ -39,6 +40,25 @@ const dataDir = Options.text("data-dir").pipe(
 )
 const ephemeral = Options.boolean("ephemeral").pipe(
   Options.withDescription("Use a throwaway in-memory store (mutually exclusive with --data-dir).")
+)
+const storeUrl = withEnv(Options.text("store"), Config.string("CONCLAVE_STORE")).pipe(
+  Options.withPseudoName("URL"),
+  Options.withDescription(
+    "The store: sqlite:PATH, memory: or postgres://user@host:port/db (env CONCLAVE_STORE; default sqlite: in the data directory)."
+  ),
+  Options.optional
+)
+const brokerUrl = withEnv(Options.text("broker"), Config.string("CONCLAVE_BROKER")).pipe(
+  Options.withPseudoName("URL"),
+  Options.withDescription(
+    "The broker between nodes: memory: or nats://host:port (env CONCLAVE_BROKER; default memory:)."
+  ),
+  Options.optional
+)
+const nodeId = withEnv(Options.text("node-id"), Config.string("CONCLAVE_NODE_ID")).pipe(
+  Options.withPseudoName("ID"),
+  Options.withDescription("This node's name in /status (env CONCLAVE_NODE_ID; default <hostname>-<pid>)."),
+  Options.optional
 )
 const admin = Options.text("admin").pipe(
   Options.withPseudoName("USER[=PUBKEY]"),
@@ -128,6 +148,9 @@ export const serve = Command.make(
     bind,
     dataDir,
     ephemeral,
+    storeUrl,
+    brokerUrl,
+    nodeId,
     admin,
     publicUrl,
     maxFrameBytes,
@@ -141,6 +164,16 @@ export const serve = Command.make(
     Effect.gen(function*() {
       if (flags.ephemeral && Option.isSome(flags.dataDir)) {
         return yield* fail("--data-dir and --ephemeral are mutually exclusive: pick one")
+      }
+      if (Option.isSome(flags.storeUrl) && (flags.ephemeral || Option.isSome(flags.dataDir))) {
+        return yield* fail("--store, --data-dir and --ephemeral are mutually exclusive: pick one")
+      }
+      if (Option.isSome(flags.nodeId) && !/^[A-Za-z0-9._-]{1,64}$/.test(flags.nodeId.value)) {
+        return yield* fail(`invalid --node-id \`${flags.nodeId.value}\`: expected 1–64 characters of A-Z a-z 0-9 . _ -`)
+      }
+      const broker = Option.getOrElse(flags.brokerUrl, () => "memory:")
+      if (broker !== "memory:" && !/^nats:\/\/[^\s/]+/.test(broker)) {
+        return yield* fail(`invalid --broker \`${broker}\`: expected memory: or nats://host:port`)
       }
       const address = parseBind(flags.bind)
       if (Either.isLeft(address)) return yield* fail(address.left)
@@ -165,9 +198,26 @@ export const serve = Command.make(
         Effect.orElseSucceed(Option.none)
       )
       let store: Layer.Layer<Store, StoreError>
-      if (flags.ephemeral) {
+      const url = Option.getOrUndefined(flags.storeUrl)
+      if (url !== undefined && /^postgres(ql)?:\/\//.test(url)) {
+        // loaded only when asked for: the embedded default starts without it
+        const PgStore = yield* Effect.promise(() => import("@conclave/server/PgStore"))
+        yield* Effect.logInfo("using the PostgreSQL store")
+        store = PgStore.layer({ url })
+      } else if (url === "memory:" || (url === undefined && flags.ephemeral)) {
         yield* Effect.logInfo("using an ephemeral in-memory store (nothing survives a restart)")
         store = SqliteStore.layerMemory
+      } else if (url !== undefined && !url.startsWith("sqlite:")) {
+        return yield* fail(`invalid --store \`${url}\`: expected sqlite:PATH, memory: or postgres://user@host:port/db`)
+      } else if (url !== undefined) {
+        const file = Path.resolve(url.slice("sqlite:".length))
+        if (file === Path.resolve("")) return yield* fail(`invalid --store \`${url}\`: sqlite: needs a file path`)
+        yield* Effect.try({
+          try: () => Fs.mkdirSync(Path.dirname(file), { recursive: true, mode: 0o700 }),
+          catch: (cause) => new CliError({ message: `cannot create the directory of \`${file}\``, cause })
+        })
+        yield* Effect.logInfo("using the SQLite store").pipe(Effect.annotateLogs({ path: file }))
+        store = SqliteStore.layer({ filename: file })
       } else {
         const dir = Path.resolve(
           Option.getOrElse(
@@ -193,9 +243,19 @@ export const serve = Command.make(
         ratePerSecond: flags.rate,
         rateBurst: flags.burst,
         maxPendingPerIp: flags.maxPendingPerIp,
-        registerLimitPerMinute: flags.registerLimit
+        registerLimitPerMinute: flags.registerLimit,
+        ...(Option.isSome(flags.nodeId) ? { nodeId: flags.nodeId.value } : {})
       })
-      const server = ServerLive.ServerLive.pipe(Layer.provide(config), Layer.provide(store))
+      const brokerLayer = broker === "memory:"
+        ? Broker.layerMemory
+        : yield* Effect.promise(() => import("@conclave/server/NatsBroker")).pipe(
+          Effect.map((Nats) => Nats.layer({ url: broker }))
+        )
+      const server = ServerLive.layerWithoutBroker.pipe(
+        Layer.provide(brokerLayer),
+        Layer.provide(config),
+        Layer.provide(store)
+      )
       yield* Effect.scoped(
         Effect.gen(function*() {
           yield* Layer.build(server)
