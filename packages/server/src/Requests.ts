@@ -315,14 +315,12 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       }
     }
 
+    // One step for both outcomes: the reply or the refusal's `error` frame, echoing the request's `id`.
     const answer = (frame: Frames.Request) => (effect: Effect.Effect<Frames.Reply, Errors.ProtocolFailure>) =>
-      effect.pipe(
-        Effect.catchTag(
-          "ProtocolFailure",
-          (e): Effect.Effect<Frames.Reply> => Effect.succeed({ type: "error", error: e.error })
-        ),
-        Effect.map((reply) => withId(reply, frame.id))
-      )
+      Effect.match(effect, {
+        onFailure: (e): Frames.Reply => withId({ type: "error", error: e.error }, frame.id),
+        onSuccess: (reply) => withId(reply, frame.id)
+      })
 
     /** Answer one request: the success frame or an `error` frame, echoing the request's `id`. */
     const handle = (caller: Caller, frame: Frames.Request): Effect.Effect<Frames.Reply> =>

@@ -228,13 +228,18 @@ export class Session {
       )
     }
     const frame = decoded.right
-    const logged = debugOn
-      ? Effect.logDebug("frame").pipe(
-        Effect.annotateLogs({ kind: frame.type === "admin" ? frame.op.kind : frame.type })
-      )
-      : Effect.void
+    // A debug line per frame is recorded only when debug logging is on (the code that runs is the same).
+    const logged = <A>(effect: Effect.Effect<A>): Effect.Effect<A> =>
+      debugOn
+        ? Effect.zipRight(
+          Effect.logDebug("frame").pipe(
+            Effect.annotateLogs({ kind: frame.type === "admin" ? frame.op.kind : frame.type })
+          ),
+          effect
+        )
+        : effect
     const valid = Validate.validateClientFrame(frame)
-    if (Either.isRight(valid) && frame.type === "channel_msg") return Effect.zipRight(logged, this.post(frame))
+    if (Either.isRight(valid) && frame.type === "channel_msg") return logged(this.post(frame))
     let reply: Effect.Effect<Frames.Reply>
     if (frame.type === "hello" || frame.type === "register" || frame.type === "auth") {
       reply = Effect.succeed({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) })
@@ -244,7 +249,7 @@ export class Session {
     } else {
       reply = requests.handle(caller, frame)
     }
-    return Effect.zipRight(logged, this.afterOwed(Effect.flatMap(reply, (r) => replies.send(r)), false))
+    return logged(this.afterOwed(Effect.flatMap(reply, (r) => replies.send(r)), false))
   }
 
   /** `effect` once every owed reply has left (request order), then `result`. */
