@@ -42,6 +42,8 @@ export const render = (error: ProtocolError): string => {
       return `rate limited: ${error.message} (retry after ${error.retry_after_ms} ms)`
     case "too_large":
       return `too large: ${error.message}`
+    case "unavailable":
+      return `unavailable: ${error.message} (retry after ${error.retry_after_ms} ms)`
   }
 }
 
@@ -64,6 +66,12 @@ export const conflict = (message: string): ProtocolError => ({ kind: "conflict",
 /** @since 0.1.0 @category constructors */
 export const rateLimited = (message: string, retryAfterMs: number): ProtocolError => ({
   kind: "rate_limited",
+  message,
+  retry_after_ms: Math.max(0, Math.ceil(retryAfterMs))
+})
+/** A backend is out of reach: nothing was done, retry after the delay (D-42). @since 0.1.0 @category constructors */
+export const unavailable = (message: string, retryAfterMs: number): ProtocolError => ({
+  kind: "unavailable",
   message,
   retry_after_ms: Math.max(0, Math.ceil(retryAfterMs))
 })

@@ -99,7 +99,9 @@ export const ProtocolError = Schema.Union(
   messageError("internal"),
   messageError("conflict"),
   Schema.Struct({ kind: Schema.Literal("rate_limited"), message: Schema.String, retry_after_ms: NonNegativeInt }),
-  Schema.Struct({ kind: Schema.Literal("too_large"), message: Schema.String, limit: NonNegativeInt })
+  Schema.Struct({ kind: Schema.Literal("too_large"), message: Schema.String, limit: NonNegativeInt }),
+  // D-42: a backend the server needs is out of reach; nothing was stored, retry after the delay
+  Schema.Struct({ kind: Schema.Literal("unavailable"), message: Schema.String, retry_after_ms: NonNegativeInt })
 ).annotations({ identifier: "ProtocolError" })
 /** @since 0.1.0 @category errors */
 export type ProtocolError = typeof ProtocolError.Type

@@ -21,7 +21,7 @@ import { traced } from "./internal/traced.js"
 import type { Link } from "./Link.js"
 import type { RegisterLimiter } from "./RateLimit.js"
 import type { ServerConfigShape } from "./ServerConfig.js"
-import type { StoreShape } from "./Store.js"
+import { isUnavailable, type StoreError, type StoreShape, UNAVAILABLE_RETRY_MS } from "./Store.js"
 
 /** The handshake was refused: send `error`, then close (1008). @since 0.1.0 @category errors */
 export class HandshakeRefused extends Data.TaggedError("HandshakeRefused")<{ readonly error: Frames.ProtocolError }> {}
@@ -100,10 +100,14 @@ const signatureProblem = (
 
 const timedOut = new HandshakeRefused({ error: Errors.unauthorized(Errors.Messages.handshakeTimedOut) })
 
-const storeFailure = (operation: string, peer: Peer) => (e: { readonly cause: unknown }) =>
+const storeFailure = (operation: string, peer: Peer) => (e: StoreError) =>
   Effect.logWarning("store failure").pipe(
     Effect.annotateLogs({ operation, cause: String(e.cause), remote: peer.remoteAddress }),
-    Effect.zipRight(refuse(Errors.internal(Errors.Messages.storageFailure(operation))))
+    Effect.zipRight(refuse(
+      isUnavailable(e)
+        ? Errors.unavailable(`the store is unreachable during ${operation}`, UNAVAILABLE_RETRY_MS)
+        : Errors.internal(Errors.Messages.storageFailure(operation))
+    ))
   )
 
 /**

@@ -17,7 +17,14 @@ import { Hub, type SessionEntry } from "./Hub.js"
 import { traced } from "./internal/traced.js"
 import type { TokenBucket } from "./RateLimit.js"
 import { ServerConfig } from "./ServerConfig.js"
-import { type ChannelRow, Store, type StoreConflict, type StoreError } from "./Store.js"
+import {
+  type ChannelRow,
+  isUnavailable,
+  Store,
+  type StoreConflict,
+  type StoreError,
+  UNAVAILABLE_RETRY_MS
+} from "./Store.js"
 
 /** The established session a request comes from. @since 0.1.0 @category models */
 export interface Caller {
@@ -56,6 +63,12 @@ const keepWithin = (
   return messages
 }
 
+/** A storage failure on the wire: `unavailable` (retry later, D-42) when the store is out of reach, else `internal`. */
+const storageRefusal = (operation: string, e: StoreError): Frames.ProtocolError =>
+  isUnavailable(e)
+    ? Errors.unavailable(`the store is unreachable during ${operation}; nothing was stored`, UNAVAILABLE_RETRY_MS)
+    : Errors.internal(Errors.Messages.storageFailure(operation))
+
 const iso = (ms: number): string => DateTime.formatIso(DateTime.unsafeMake(ms))
 
 /** @since 0.1.0 @category services */
@@ -77,7 +90,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           e._tag === "StoreError"
             ? Effect.logWarning("store failure").pipe(
               Effect.annotateLogs({ operation, cause: String(e.cause) }),
-              Effect.zipRight(refuse(Errors.internal(Errors.Messages.storageFailure(operation))))
+              Effect.zipRight(refuse(storageRefusal(operation, e)))
             )
             : Effect.fail(e as Exclude<E, StoreError>)
       )

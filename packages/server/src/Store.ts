@@ -23,6 +23,44 @@ export class StoreError extends Data.TaggedError("StoreError")<{
   }
 }
 
+const unreachableCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT"
+])
+
+/**
+ * Whether a storage failure means the store is out of reach (a lost connection, a timeout) rather
+ * than refused the operation: answered as `unavailable` with a retry delay (D-42), not `internal`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const isUnavailable = (error: StoreError): boolean => {
+  let cause: unknown = error.cause
+  for (let depth = 0; depth < 6 && cause !== undefined && cause !== null; depth++) {
+    if (typeof cause === "string") return cause === "timed out"
+    if (typeof cause !== "object") return false
+    const { code, message } = cause as { readonly code?: unknown; readonly message?: unknown }
+    if (typeof code === "string" && unreachableCodes.has(code)) return true
+    if (typeof message === "string" && /timed out|connection terminated|ECONNREFUSED|ECONNRESET/i.test(message)) {
+      return true
+    }
+    cause = (cause as { readonly cause?: unknown }).cause
+  }
+  return false
+}
+
+/** How long a client is told to wait before retrying against an unreachable store. @since 0.1.0 @category errors */
+export const UNAVAILABLE_RETRY_MS = 1000
+
 /** A uniqueness conflict: answered as `conflict` on the wire (D-8). @since 0.1.0 @category errors */
 export class StoreConflict extends Data.TaggedError("StoreConflict")<{
   readonly what: "username" | "pubkey" | "machine" | "channel"

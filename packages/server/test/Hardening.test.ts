@@ -4,7 +4,11 @@
  */
 import { Codec, Limits } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Either } from "effect"
+import { Context, Effect, Either, Layer, Logger, LogLevel } from "effect"
+import * as ServerConfig from "../src/ServerConfig.js"
+import * as ServerLive from "../src/ServerLive.js"
+import * as SqliteStore from "../src/SqliteStore.js"
+import { Store, StoreError } from "../src/Store.js"
 import { errorOf, expectType, op } from "./support/Assert.js"
 import { dial, handshake, newIdentity, plain, register } from "./support/TestClient.js"
 import { startServer } from "./support/TestServer.js"
@@ -143,5 +147,39 @@ describe("hardening", () => {
       // The server's own address (what the client dialed) is accepted.
       const direct = yield* register(server.url, "victim")
       assert.strictEqual(direct.path.user, "victim")
+    }))
+
+  it.scopedLive("a store out of reach is `unavailable` with a retry delay, never a false ack (D-42)", () =>
+    Effect.gen(function*() {
+      let reachable = true
+      const flaky = Layer.effect(
+        Store,
+        Effect.map(Store, (store) =>
+          Store.of({
+            ...store,
+            appendMessage: (message) =>
+              reachable
+                ? store.appendMessage(message)
+                : Effect.fail(new StoreError({ operation: "appendMessage", cause: { code: "ECONNREFUSED" } }))
+          }))
+      ).pipe(Layer.provide(SqliteStore.layerMemory))
+      const context = yield* Layer.build(
+        ServerLive.ServerLive.pipe(
+          Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0, ratePerSecond: 0 })),
+          Layer.provide(flaky)
+        )
+      ).pipe(Logger.withMinimumLogLevel(LogLevel.None))
+      const url = Context.get(context, ServerLive.ServerAddress).url
+      const a = yield* register(url, "aaron")
+      yield* a.request(op({ kind: "create_channel", name: "ops", visibility: "public" }))
+      expectType(yield* a.request({ type: "join", channel: "ops", token: null }), "joined")
+      reachable = false
+      const refused = errorOf(yield* a.request({ type: "channel_msg", channel: "ops", payload: plain("x") }))
+      assert.strictEqual(refused.kind, "unavailable")
+      assert.strictEqual((refused as { readonly retry_after_ms?: number }).retry_after_ms, 1000)
+      reachable = true
+      const acked = expectType(yield* a.request({ type: "channel_msg", channel: "ops", payload: plain("y") }), "ack")
+      const page = expectType(yield* a.request({ type: "read_since", channel: "ops", since_seq: 0 }), "history")
+      assert.deepStrictEqual(page.messages.map((m) => m.seq), [acked.seq], "only the acked post is stored")
     }))
 })

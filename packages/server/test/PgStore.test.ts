@@ -14,7 +14,7 @@ import { Context, type Duration, Effect, Layer, Option, Redacted } from "effect"
 import * as crypto from "node:crypto"
 import * as net from "node:net"
 import * as PgStore from "../src/PgStore.js"
-import { Store, StoreError, type StoreShape } from "../src/Store.js"
+import { isUnavailable, Store, StoreError, type StoreShape } from "../src/Store.js"
 import { channel, describeStore, failure, msg, readAll, type Subject } from "./support/StoreConformance.js"
 
 const SERVER = process.env["CONCLAVE_TEST_POSTGRES"] ?? "postgres://postgres@127.0.0.1:5432/test"
@@ -174,6 +174,11 @@ if (!reachable) {
         assert.deepStrictEqual(
           errors.map((e) => e instanceof StoreError ? e.operation : String(e)),
           ["appendMessage", "readSince", "getChannel", "createChannel", "redeemInvite"]
+        )
+        assert.deepStrictEqual(
+          errors.map((e) => e instanceof StoreError && isUnavailable(e)),
+          [true, true, true, true, true],
+          "an unreachable database is `unavailable` on the wire (retry later), not `internal` (D-42)"
         )
         yield* restore
         assert.strictEqual(yield* store.appendMessage(msg("ops", 3, "after")), 2, "the refused append took no seq")
