@@ -1,0 +1,60 @@
+// Issue 23: what a new user meets when something is off, on the real binary. Every failure ends
+// with a message that names the fix, in bounded time.
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { assertBuilt, cli, fileTempDir, ko, spawnCli, startServer } from "./support/Harness.js"
+
+assertBuilt()
+
+const root = fileTempDir("conclave-first-hour-")
+let counter = 0
+const freshDir = (name: string) => {
+  counter += 1
+  const d = Path.join(root, `${name}-${counter}`)
+  Fs.mkdirSync(d, { recursive: true })
+  return d
+}
+
+describe("issue 23, item 1: start-up failures end at once with a message", { timeout: 60_000 }, () => {
+  it.scopedLive("--data-dir under /proc exits non-zero within seconds and names the fix", () =>
+    Effect.gen(function*() {
+      const started = Date.now()
+      const r = yield* cli(["serve", "--data-dir", "/proc/nope", "--bind", "127.0.0.1:0"], { timeoutMs: 10_000 })
+      assert.notStrictEqual(r.code, 0, r.stderr)
+      assert.notStrictEqual(r.code, -1, "killed by the test timeout")
+      assert.isBelow(Date.now() - started, 8_000)
+      assert.include(r.stderr, "cannot create data directory `/proc/nope`")
+      assert.include(r.stderr, "--ephemeral")
+    }))
+
+  it.scopedLive("a data dir that is a file, and a port in use, fail cleanly too", () =>
+    Effect.gen(function*() {
+      const file = Path.join(freshDir("file"), "not-a-dir")
+      Fs.writeFileSync(file, "x")
+      const r = yield* ko(["serve", "--data-dir", file, "--bind", "127.0.0.1:0"], { timeoutMs: 10_000 })
+      assert.include(r.stderr, "cannot create data directory")
+      assert.include(r.stderr, "not a directory")
+
+      const busy = yield* startServer()
+      const taken = yield* ko(["serve", "--ephemeral", "--bind", `127.0.0.1:${busy.port}`], { timeoutMs: 10_000 })
+      assert.notStrictEqual(taken.code, -1, "killed by the test timeout")
+      assert.match(taken.stderr, /address already in use|EADDRINUSE/i)
+      yield* busy.stop
+    }))
+
+  it.scopedLive("SIGTERM stops a running server with exit 0", () =>
+    Effect.gen(function*() {
+      const serve = yield* spawnCli(["serve", "--ephemeral", "--bind", "127.0.0.1:0"], {
+        env: { CONCLAVE_LOG_FORMAT: "json" }
+      })
+      // Wait until it listens: its stderr says so.
+      const deadline = Date.now() + 15_000
+      while (!serve.stderr().includes("listening") && Date.now() < deadline) yield* Effect.sleep("50 millis")
+      assert.include(serve.stderr(), "listening")
+      serve.child.kill("SIGTERM")
+      const code = yield* serve.exit.pipe(Effect.timeout("10 seconds"))
+      assert.strictEqual(code, 0)
+    }))
+})
