@@ -1,10 +1,11 @@
 // Issue 23: what a new user meets when something is off, on the real binary. Every failure ends
 // with a message that names the fix, in bounded time.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Deferred, Effect, Exit } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { assertBuilt, cli, fileTempDir, ko, spawnCli, startServer } from "./support/Harness.js"
+import { type WebSocket, WebSocketServer } from "ws"
+import { assertBuilt, cli, fileTempDir, ko, ok, spawnCli, startServer } from "./support/Harness.js"
 
 assertBuilt()
 
@@ -56,5 +57,51 @@ describe("issue 23, item 1: start-up failures end at once with a message", { tim
       serve.child.kill("SIGTERM")
       const code = yield* serve.exit.pipe(Effect.timeout("10 seconds"))
       assert.strictEqual(code, 0)
+    }))
+})
+
+describe("issue 23, item 3: a tail started while the server shuts down reconnects", { timeout: 60_000 }, () => {
+  it.scopedLive("a `shutdown` during the handshake is retried; the reason is not doubled", () =>
+    Effect.gen(function*() {
+      const filename = Path.join(freshDir("tail-db"), "server.db")
+      const first = yield* startServer({ filename })
+      const aaron = freshDir("aaron")
+      yield* ok(["register", "--server", first.url, "--username", "aaron", "--machine", "box"], { configDir: aaron })
+      yield* ok(["channel", "create", "--server", first.url, "watch"], { configDir: aaron })
+      const port = first.port
+      yield* first.stop
+
+      // A server in the middle of its drain: every connection is told `shutdown` and closed 1001.
+      const dialled = yield* Deferred.make<void>()
+      const draining = yield* Effect.acquireRelease(
+        Effect.async<WebSocketServer>((resume) => {
+          const wss: WebSocketServer = new WebSocketServer(
+            { host: "127.0.0.1", port },
+            () => resume(Effect.succeed(wss))
+          )
+          wss.on("connection", (ws: WebSocket) => {
+            ws.send(JSON.stringify({ type: "shutdown", reason: "server shutting down" }))
+            ws.close(1001, "server shutting down")
+            Deferred.unsafeDone(dialled, Exit.void)
+          })
+        }),
+        (wss) => Effect.async<void>((resume) => wss.close(() => resume(Effect.void)))
+      )
+      const url = `ws://127.0.0.1:${port}`
+      const tail = yield* spawnCli(["tail", "--server", url, "--channel", "watch"], { configDir: aaron })
+      yield* Deferred.await(dialled).pipe(Effect.timeout("15 seconds"))
+      for (const client of draining.clients) client.terminate()
+      yield* Effect.async<void>((resume) => draining.close(() => resume(Effect.void)))
+
+      // The server is back on the same port: the tail gets there.
+      const second = yield* startServer({ filename, port })
+      const ready = yield* tail.nextLine("the ready line after the restart", 20_000)
+      assert.include(ready, "tailing #watch as aaron/box/")
+      assert.isNull(tail.child.exitCode)
+      assert.include(tail.stderr(), "server shutting down")
+      assert.notInclude(tail.stderr(), "server shutting down: server shutting down")
+      tail.child.kill("SIGINT")
+      assert.strictEqual(yield* tail.exit, 0)
+      yield* second.stop
     }))
 })
