@@ -1,5 +1,6 @@
 // Issue 23: what a new user meets when something is off, on the real binary. Every failure ends
 // with a message that names the fix, in bounded time.
+import { Connection, Identity } from "@conclave/client"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit } from "effect"
 import * as Fs from "node:fs"
@@ -103,5 +104,63 @@ describe("issue 23, item 3: a tail started while the server shuts down reconnect
       tail.child.kill("SIGINT")
       assert.strictEqual(yield* tail.exit, 0)
       yield* second.stop
+    }))
+})
+
+describe("issue 23, item 5: registration says what is true and what to do", { timeout: 60_000 }, () => {
+  it.scopedLive("re-registering is idempotent; a key of another name says which; a forgotten key says how to register", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = freshDir("alice")
+      yield* ok(["register", "--server", server.url, "--username", "alice", "--machine", "box"], { configDir: alice })
+      const again = yield* ok(["register", "--server", server.url, "--username", "alice", "--machine", "box"], {
+        configDir: alice
+      })
+      assert.include(again.stdout, `already registered as alice/box on ${server.url}`)
+
+      const other = yield* ko(["register", "--server", server.url, "--username", "bob"], { configDir: alice })
+      assert.include(other.stderr, "this key is registered as `alice`")
+      assert.include(other.stderr, "--username alice")
+      assert.notInclude(other.stderr, "malformed frame")
+
+      // The server forgot everyone (an --ephemeral restart): the error says so and how to come back.
+      yield* server.stop
+      const fresh = yield* startServer({ port: Number(new URL(server.url).port) })
+      const forgot = yield* ko(["machine", "list", "--server", fresh.url], { configDir: alice })
+      assert.include(forgot.stderr, "unknown machine key")
+      assert.include(forgot.stderr, "--ephemeral")
+      assert.include(forgot.stderr, `conclave register --server ${fresh.url} --username`)
+      yield* fresh.stop
+    }))
+
+  it.scopedLive("the server: a second `register` of one's own name with one's own key is established as before", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const identity = Identity.generate()
+      const dial = (username: string) =>
+        Effect.scoped(
+          Connection.connect({
+            url: server.url,
+            handle: "s",
+            client: "cli",
+            identity,
+            register: { username, machine: "m" }
+          })
+            .pipe(Effect.map((c) => c.path))
+        )
+      assert.deepStrictEqual(yield* dial("carol"), { user: "carol", machine: "m", session: "s" })
+      assert.deepStrictEqual(yield* dial("carol"), { user: "carol", machine: "m", session: "s" })
+      const other = yield* Effect.flip(dial("dave"))
+      assert.include(other.message, "already enrolled")
+      assert.include(other.message, "this key is registered as `carol`")
+      yield* server.stop
+    }))
+
+  it.scopedLive("a missing key points at `register`", () =>
+    Effect.gen(function*() {
+      const empty = freshDir("empty")
+      const r = yield* ko(["machine", "list", "--server", "ws://127.0.0.1:1"], { configDir: empty })
+      assert.include(r.stderr, "no key file at")
+      assert.include(r.stderr, "conclave register --server")
     }))
 })
