@@ -148,6 +148,7 @@ export const run = (options: BridgeOptions): Effect.Effect<void, StartupError> =
           identity,
           dispatcher,
           claims,
+          probeHandles: !handle.explicit && options.connect === undefined,
           ...(options.connect === undefined ? {} : { connect: options.connect })
         }))
       }

@@ -50,7 +50,15 @@ export interface LinkOptions {
   readonly claims: Claims
   readonly connect?: Connect
   readonly keepaliveMs?: number
+  /**
+   * Before the first dial, look (with a throwaway session) for a live session already holding the
+   * handle, so that the newcomer is the one renamed, once, instead of two sessions superseding
+   * each other (issue 23, item 2). Off for `--as` and test doubles.
+   */
+  readonly probeHandles?: boolean
 }
+
+const PROBE_TIMEOUT_MS = 5_000
 
 /** How one attempt ended, when the loop goes on. */
 type Ended = "down" | "connect failed"
@@ -65,8 +73,31 @@ export const run = (options: LinkOptions): Effect.Effect<void> => {
   const { claims, dispatcher, identity, url } = options
   const connect = options.connect ?? Connection.connect
   const keepaliveMs = options.keepaliveMs ?? Limits.KEEPALIVE_INTERVAL_MS
+  let probed = options.probeHandles !== true
+  const probe = Effect.scoped(
+    Effect.gen(function*() {
+      const connection = yield* connect({
+        url,
+        handle: `bridge-probe-${process.pid}`,
+        client: "bridge",
+        identity
+      })
+      const reply = yield* connection.request({ type: "who", channel: null }, { timeoutMs: PROBE_TIMEOUT_MS })
+      if (reply.type !== "presence") return
+      const mine = reply.sessions.filter((p) =>
+        p.user === connection.path.user && p.machine === connection.path.machine
+      )
+      yield* dispatcher.handlesInUse(url, new Set(mine.map((p) => p.session)))
+      probed = true
+    })
+  ).pipe(
+    Effect.catchAll((e) =>
+      Effect.logDebug("handle probe failed").pipe(Effect.annotateLogs({ server: url, error: e.message }))
+    )
+  )
   const session = (up: Effect.Effect<void>): Effect.Effect<Ended, Connection.DuplicateServer> =>
     Effect.gen(function*() {
+      if (!probed) yield* probe
       const handle = yield* dispatcher.currentHandle
       const outcome = yield* Effect.scoped(
         Effect.gen(function*() {

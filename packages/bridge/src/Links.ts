@@ -118,6 +118,14 @@ export interface Links {
   readonly joined: (url: string, channel: string) => Effect.Effect<void>
   readonly left: (url: string, channel: string) => Effect.Effect<void>
   readonly renamed: (url: string, from: string, to: string) => Effect.Effect<void>
+  /**
+   * Before a link's first dial: when the current handle is among `taken` (live sessions of this
+   * user and machine), move a defaulted handle to the first free `<base>-N` (issue 23, item 2).
+   * None when nothing changed (free, or `--as`).
+   */
+  readonly avoid: (
+    taken: ReadonlySet<string>
+  ) => Effect.Effect<Option.Option<{ readonly from: string; readonly to: string }>>
 }
 
 /** @since 0.1.0 @category models */
@@ -271,7 +279,20 @@ export const make = (options: Options): Effect.Effect<Links> =>
     const update = (url: string, f: (link: Link) => Link) =>
       modifyLink(url, (link) => [undefined, f(link)] as const).pipe(Effect.asVoid)
 
+    const avoid: Links["avoid"] = (taken) =>
+      Ref.modify(state, (s) => {
+        if (options.explicit || !taken.has(s.handle.current)) return [Option.none(), s] as const
+        let generation = s.handle.generation + 1
+        while (taken.has(`${s.handle.base}-${generation}`)) generation += 1
+        const current = `${s.handle.base}-${generation}`
+        return [
+          Option.some({ from: s.handle.current, to: current }),
+          { ...s, handle: { ...s.handle, generation, current } }
+        ] as const
+      })
+
     return {
+      avoid,
       handle: Ref.get(state).pipe(Effect.map((s) => s.handle.current)),
       get,
       all: Ref.get(state).pipe(Effect.map((s) => [...s.links.values()])),

@@ -1,0 +1,61 @@
+// Issue 23: what a new user meets with the bridge when something is off, through the MCP SDK client
+// against the real binary.
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { assertBuilt, register, startBridge, startServer, tempDir } from "./E2E.js"
+
+/** Poll `check` (bounded) until it holds. */
+const until = (what: string, check: Effect.Effect<boolean>, ms = 20_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + ms
+    while (!(yield* check)) {
+      if (Date.now() > deadline) return yield* Effect.dieMessage(`timed out after ${ms} ms waiting for ${what}`)
+      yield* Effect.sleep(50)
+    }
+  })
+
+describe("bridge e2e: issue 23", () => {
+  assertBuilt()
+
+  it.live(
+    "item 2: a second bridge in the same directory is the one renamed, once, and nobody sees a notice storm",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* startServer()
+        const dir = yield* tempDir()
+        yield* register(dir, server.url, "aaron")
+        const work = yield* tempDir()
+        const cwd = Path.join(work, "api")
+        Fs.mkdirSync(cwd)
+        const handleOf = (b: { readonly call: (name: string) => Effect.Effect<{ readonly text: string }> }) =>
+          b.call("whoami").pipe(Effect.map((r) => /^Handle: (\S+)/.exec(r.text)?.[1] ?? ""))
+
+        const older = yield* startBridge({ configDir: dir, cwd })
+        yield* until(
+          "the first bridge online as api",
+          older.call("who").pipe(Effect.map((r) => r.text.includes("aaron/workstation/api")))
+        )
+        const newer = yield* startBridge({ configDir: dir, cwd })
+        yield* until(
+          "the second bridge online as api-2",
+          Effect.zipWith(
+            newer.call("who"),
+            handleOf(newer),
+            (who, handle) => who.text.includes("aaron/workstation/api-2") && handle === "api-2"
+          )
+        )
+        assert.strictEqual(yield* handleOf(older), "api")
+        // Give a supersede fight time to show (it took ~1.3 s before the fix), then count notices.
+        yield* Effect.sleep("2 seconds")
+        assert.strictEqual(yield* handleOf(older), "api")
+        assert.strictEqual(yield* handleOf(newer), "api-2")
+        assert.deepStrictEqual(older.channel().map((n) => n.content), [], "the older session sees nothing")
+        const notices = newer.channel().map((n) => n.content)
+        assert.strictEqual(notices.length, 1, notices.join("\n"))
+        assert.include(notices[0], "reconnecting as `api-2`")
+      }).pipe(Effect.scoped),
+    60_000
+  )
+})
