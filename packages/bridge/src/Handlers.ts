@@ -167,7 +167,16 @@ export const make = (kit: Kit): Readonly<Record<string, Handler>> => {
       Effect.gen(function*() {
         const s = yield* resolveServer(kit, raw)
         const { channel, reply_to, text } = yield* decode("send_channel", raw)
-        if (!Permission.mayEmit(yield* policy.level(s.url, Permission.channel(channel)))) {
+        const mayEmit = Permission.mayEmit(yield* policy.level(s.url, Permission.channel(channel)))
+        if (!s.joined.includes(channel)) {
+          // Not joined is what to fix first (issue 23, item 7); the level, when it is also too low, says so too.
+          const level = mayEmit ? "" : ` (and permission denied: \`${channel}\` on \`${s.url}\` is below \`converse\`)`
+          return yield* new ToolError({
+            text: `not joined: this session has not joined #${channel} on \`${s.url}\`${level}; call join_channel ` +
+              `{"channel": "${channel}"${mayEmit ? "" : `, "perm": "converse"`}} first`
+          })
+        }
+        if (!mayEmit) {
           return yield* new ToolError({
             text: `permission denied: \`${channel}\` on \`${s.url}\` is below \`converse\``
           })

@@ -58,4 +58,32 @@ describe("bridge e2e: issue 23", () => {
       }).pipe(Effect.scoped),
     60_000
   )
+
+  it.live(
+    "item 7: send_channel to a channel not joined says so; a leading # in a tool argument is dropped",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* startServer({ admins: ["aaron"] })
+        const dir = yield* tempDir()
+        yield* register(dir, server.url, "aaron")
+        const bridge = yield* startBridge({ configDir: dir })
+        yield* until("the link up", bridge.call("who").pipe(Effect.map((r) => !r.isError)))
+        const created = yield* bridge.call("create_channel", { name: "#ops" })
+        assert.isFalse(created.isError, created.text)
+        const notJoined = yield* bridge.call("send_channel", { channel: "#ops", text: "hi" })
+        assert.isTrue(notJoined.isError)
+        assert.include(notJoined.text, "not joined")
+        assert.include(notJoined.text, "#ops on")
+        assert.include(notJoined.text, "join_channel")
+        assert.notInclude(notJoined.text, "##ops")
+        const joined = yield* bridge.call("join_channel", { channel: "#ops", perm: "converse" })
+        assert.isFalse(joined.isError, joined.text)
+        const sent = yield* bridge.call("send_channel", { channel: "#ops", text: "hi" })
+        assert.isFalse(sent.isError, sent.text)
+        assert.strictEqual(sent.text, "sent to ops")
+        const list = yield* bridge.call("list_channels")
+        assert.notInclude(list.text, "##ops")
+      }).pipe(Effect.scoped),
+    60_000
+  )
 })

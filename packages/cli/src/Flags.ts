@@ -48,6 +48,7 @@ export const json = Options.boolean("json").pipe(
 /** @since 0.1.0 @category options */
 export const channel = Options.text("channel").pipe(
   Options.withPseudoName("CHANNEL"),
+  Options.map(ToolArgs.channelName),
   Options.withSchema(ChannelText),
   Options.withDescription("Channel name.")
 )

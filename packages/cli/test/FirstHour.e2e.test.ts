@@ -164,3 +164,32 @@ describe("issue 23, item 5: registration says what is true and what to do", { ti
       assert.include(r.stderr, "conclave register --server")
     }))
 })
+
+describe("issue 23, item 7: channel names and levels", { timeout: 60_000 }, () => {
+  it.scopedLive("a leading # names the channel without it, in every verb; perm set warns about an unknown server", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const erin = freshDir("erin")
+      yield* ok(["register", "--server", server.url, "--username", "erin", "--machine", "box"], { configDir: erin })
+      yield* ok(["channel", "create", "--server", server.url, "#ops"], { configDir: erin })
+      const list = yield* ok(["channel", "list", "--server", server.url, "--json"], { configDir: erin })
+      const names = (JSON.parse(list.stdout) as { channels: Array<{ name: string }> }).channels.map((c) => c.name)
+      assert.include(names, "ops")
+      assert.notInclude(names, "#ops")
+      yield* ok(["send", "--server", server.url, "--channel", "#ops", "hello"], { configDir: erin })
+      yield* ok(["channel", "rename", "--server", server.url, "#ops", "#ops2"], { configDir: erin })
+      const renamed = yield* ok(["channel", "list", "--server", server.url, "--json"], { configDir: erin })
+      assert.include(renamed.stdout, `"ops2"`)
+      assert.notInclude(renamed.stdout, "#ops2")
+
+      const set = yield* ok(["perm", "set", "converse", "--server", "ws://127.0.0.1:9", "--channel", "#ops"], {
+        configDir: erin
+      })
+      assert.include(set.stdout, "#ops on ws://127.0.0.1:9 set to converse")
+      assert.notInclude(set.stdout, "##ops")
+      assert.include(set.stderr, "no registration for ws://127.0.0.1:9")
+      const known = yield* ok(["perm", "set", "act", "--server", server.url, "--channel", "ops2"], { configDir: erin })
+      assert.notInclude(known.stderr, "no registration")
+      yield* server.stop
+    }))
+})
