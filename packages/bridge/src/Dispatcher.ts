@@ -67,6 +67,8 @@ export interface Dispatcher {
   readonly linkDown: (server: string) => Effect.Effect<void>
   /** Before a link's first dial: the handles of live sessions of this user and machine there. */
   readonly handlesInUse: (server: string, taken: ReadonlySet<string>) => Effect.Effect<void>
+  /** A dial failed; `text` is the reason with its fix. */
+  readonly linkFailed: (server: string, text: string) => Effect.Effect<void>
   readonly linkDuplicate: (server: string, canonical: string) => Effect.Effect<void>
   readonly inbound: (server: string, frame: Frames.ServerFrame) => Effect.Effect<void>
   /** Snapshot for tests and `whoami`: the joined channels of a link. */
@@ -170,6 +172,7 @@ export const make = (
       linkUp: (server, connection, dialedHandle) => events.up(norm(server), connection, dialedHandle),
       linkDown: (server) => events.down(norm(server)),
       handlesInUse: (server, taken) => events.avoid(norm(server), taken),
+      linkFailed: (server, text) => links.failed(norm(server), text),
       linkDuplicate: (server, canonical) => events.duplicate(norm(server), canonical),
       inbound: (server, frame) => events.inbound(norm(server), frame),
       joined: (server) =>

@@ -41,6 +41,7 @@ export const make = (kit: Kit): Readonly<Record<string, Handler>> => {
       lines.push(
         `${s.url}: ${path}; link ${s.generation === undefined ? "down" : "up"}; server admin: ${s.admin ? "yes" : "no"}`
       )
+      if (s.generation === undefined && s.lastError !== undefined) lines.push(`  not connected: ${s.lastError}`)
       lines.push(`  whispers: ${Permission.resolve(current, s.url, Permission.whisper)}`)
       if (s.joined.length === 0) lines.push("  no joined channels")
       for (const c of s.joined) {

@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Backoff, Connection, type Identity, Reconnect } from "@conclave/client"
-import { Limits } from "@conclave/protocol"
+import { Errors, Limits } from "@conclave/protocol"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Scope from "effect/Scope"
@@ -59,6 +59,18 @@ export interface LinkOptions {
 }
 
 const PROBE_TIMEOUT_MS = 5_000
+
+/** A failed dial as whoami and the tools show it: the error, then what to do (issue 23, item 4). */
+const describeFailure = (error: Connection.ConnectError): string => {
+  if (
+    error._tag === "AuthRejected" && error.error.kind === "unauthorized" &&
+    error.error.message === Errors.Messages.unknownKey
+  ) {
+    return `not registered on ${error.url}: run \`conclave register --server ${error.url} --username <you>\` in a terminal (the bridge retries in the background)`
+  }
+  const fix = Connection.fixFor(error)
+  return fix === undefined ? error.message : `${error.message}: ${fix} (the bridge retries in the background)`
+}
 
 /** How one attempt ended, when the loop goes on. */
 type Ended = "down" | "connect failed"
@@ -125,6 +137,7 @@ export const run = (options: LinkOptions): Effect.Effect<void> => {
       }
       if (outcome.left._tag === "DuplicateServer") return yield* outcome.left
       yield* Effect.logWarning("connect failed").pipe(Effect.annotateLogs({ server: url, error: outcome.left.message }))
+      yield* dispatcher.linkFailed(url, describeFailure(outcome.left))
       return "connect failed"
     })
   return Reconnect.forever({ backoff: Backoff.bridge, session, onRetry: () => Effect.void }).pipe(

@@ -86,4 +86,63 @@ describe("bridge e2e: issue 23", () => {
       }).pipe(Effect.scoped),
     60_000
   )
+
+  it.live(
+    "item 4: without a key or a registration the bridge starts degraded, says why and the fix, and links once registered",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* startServer()
+        const dir = yield* tempDir()
+        const bridge = yield* startBridge({ configDir: dir })
+        const instructions = bridge.client.getInstructions() ?? ""
+        assert.include(instructions, "NOT connected")
+        assert.include(instructions, "no machine key")
+        assert.include(instructions, "conclave register --server")
+        const who = yield* bridge.call("whoami")
+        assert.isFalse(who.isError)
+        assert.include(who.text, "conclave is not connected")
+        const tool = yield* bridge.call("list_channels")
+        assert.isTrue(tool.isError)
+        assert.include(tool.text, "conclave register")
+
+        // The user runs `conclave register` in a terminal: the bridge notices and links.
+        yield* register(dir, server.url, "aaron")
+        yield* until(
+          "the link up after registering",
+          bridge.call("whoami").pipe(Effect.map((r) => r.text.includes("; link up;")))
+        )
+        assert.isAtLeast(bridge.listChanged(), 1)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "item 4: a key the server does not know: whoami and the tools say so at once, with the register command",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* startServer()
+        const dir = yield* tempDir()
+        yield* register(dir, server.url, "aaron")
+        const other = yield* tempDir()
+        // Same config, a key the server never saw (as after an --ephemeral restart).
+        Fs.copyFileSync(Path.join(dir, "config.toml"), Path.join(other, "config.toml"))
+        Fs.writeFileSync(Path.join(other, "key"), Buffer.alloc(32, 9).toString("base64url"), { mode: 0o600 })
+        const bridge = yield* startBridge({ configDir: other })
+        yield* until(
+          "whoami to explain the failed link",
+          bridge.call("whoami").pipe(Effect.map((r) => r.text.includes("not registered on")))
+        )
+        const who = (yield* bridge.call("whoami")).text
+        assert.include(
+          who,
+          `not registered on ${server.url}: run \`conclave register --server ${server.url} --username`
+        )
+        const started = Date.now()
+        const tool = yield* bridge.call("list_channels")
+        assert.isTrue(tool.isError)
+        assert.include(tool.text, "not registered on")
+        assert.isBelow(Date.now() - started, 5_000, "no 10 s wait")
+      }).pipe(Effect.scoped),
+    60_000
+  )
 })

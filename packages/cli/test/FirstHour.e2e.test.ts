@@ -193,3 +193,24 @@ describe("issue 23, item 7: channel names and levels", { timeout: 60_000 }, () =
       yield* server.stop
     }))
 })
+
+describe("issue 23, item 4: conclave status shows each link's state", { timeout: 60_000 }, () => {
+  it.scopedLive("a server that does not know the key is 'not registered', with the fix; a dead one 'unreachable'", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const frank = freshDir("frank")
+      yield* ok(["register", "--server", server.url, "--username", "frank", "--machine", "box"], { configDir: frank })
+      const ghost = freshDir("ghost")
+      yield* ok(["key"], { configDir: ghost })
+      Fs.writeFileSync(
+        Path.join(ghost, "config.toml"),
+        `[[servers]]\nurl = "${server.url}"\nusername = "frank"\nmachine = "box"\n\n[[servers]]\nurl = "ws://127.0.0.1:1"\nusername = "frank"\nmachine = "box"\n`
+      )
+      const r = yield* ko(["status"], { configDir: ghost })
+      assert.include(r.stdout, `${server.url}\tfrank/box\tnot registered: authentication rejected`)
+      assert.include(r.stdout, `conclave register --server ${server.url} --username`)
+      assert.include(r.stdout, "ws://127.0.0.1:1\tfrank/box\tunreachable: failed to connect")
+      assert.include(r.stdout, "start the server")
+      yield* server.stop
+    }))
+})
