@@ -214,3 +214,20 @@ describe("issue 23, item 4: conclave status shows each link's state", { timeout:
       yield* server.stop
     }))
 })
+
+describe("issue 23, item 6 (part): format hints in parse errors", { timeout: 60_000 }, () => {
+  it.scopedLive("a URL without a scheme suggests ws://; a bad duration lists the accepted forms", () =>
+    Effect.gen(function*() {
+      const dir = freshDir("hints")
+      const url = yield* ko(["who", "--server", "127.0.0.1:4390"], { configDir: dir })
+      assert.include(url.stderr, "invalid server URL `127.0.0.1:4390`")
+      assert.include(url.stderr, "did you mean `ws://127.0.0.1:4390`?")
+      const host = yield* ko(["who", "--server", "localhost:4390"], { configDir: dir })
+      assert.include(host.stderr, "did you mean `ws://localhost:4390`?")
+      const duration = yield* ko(["tail", "--server", "ws://127.0.0.1:1", "--channel", "ops", "--since", "1hour"], {
+        configDir: dir
+      })
+      assert.include(duration.stderr, "invalid duration `1hour`")
+      assert.include(duration.stderr, "15m, 24h, 7d")
+    }))
+})
