@@ -169,12 +169,12 @@ export const make = (kit: Kit): Readonly<Record<string, Handler>> => {
         const s = yield* resolveServer(kit, raw)
         const { channel, reply_to, text } = yield* decode("send_channel", raw)
         const mayEmit = Permission.mayEmit(yield* policy.level(s.url, Permission.channel(channel)))
-        if (!s.joined.includes(channel)) {
-          // Not joined is what to fix first (issue 23, item 7); the level, when it is also too low, says so too.
-          const level = mayEmit ? "" : ` (and permission denied: \`${channel}\` on \`${s.url}\` is below \`converse\`)`
+        if (!mayEmit && !s.joined.includes(channel)) {
+          // A channel not joined reads as the default level: "not joined" is the fix (issue 23, item 7).
           return yield* new ToolError({
-            text: `not joined: this session has not joined #${channel} on \`${s.url}\`${level}; call join_channel ` +
-              `{"channel": "${channel}"${mayEmit ? "" : `, "perm": "converse"`}} first`
+            text: `not joined: this session has not joined #${channel} on \`${s.url}\` (so permission denied: ` +
+              `\`${channel}\` on \`${s.url}\` is below \`converse\`); call join_channel ` +
+              `{"channel": "${channel}", "perm": "converse"} first`
           })
         }
         if (!mayEmit) {
