@@ -17,6 +17,7 @@ import * as Admin from "./commands/Admin.js"
 import { bridge } from "./commands/Bridge.js"
 import { makeCompletions } from "./commands/Completions.js"
 import { demo } from "./commands/Demo.js"
+import { doctor } from "./commands/Doctor.js"
 import * as IdentityCmd from "./commands/Identity.js"
 import * as Perm from "./commands/Perm.js"
 import { send } from "./commands/Send.js"
@@ -131,6 +132,7 @@ export const root = rootBase.pipe(
     Admin.acl,
     Admin.invite,
     status,
+    doctor,
     send,
     tail,
     Admin.who,
@@ -196,6 +198,7 @@ export const tree: CommandNode = node(root, [], [
     node(Admin.inviteCommands[2], ["invite", "list"])
   ]),
   node(status, ["status"]),
+  node(doctor, ["doctor"]),
   node(send, ["send"]),
   node(tail, ["tail"]),
   node(Admin.who, ["who"]),

@@ -231,3 +231,47 @@ describe("issue 23, item 6 (part): format hints in parse errors", { timeout: 60_
       assert.include(duration.stderr, "15m, 24h, 7d")
     }))
 })
+
+describe("issue 23, item 8 (part): conclave doctor", { timeout: 60_000 }, () => {
+  it.scopedLive("one line per check and one fix per problem; exit 0 only when all is well", () =>
+    Effect.gen(function*() {
+      const home = freshDir("home")
+      const dir = freshDir("doctor")
+      const env = { HOME: home, CLAUDE_CONFIG_DIR: "" }
+      const empty = yield* ko(["doctor"], { configDir: dir, env })
+      assert.include(empty.stdout, "FAIL  key: no key file at")
+      assert.include(empty.stdout, "fix: conclave register --server ws://HOST:4390 --username NAME")
+      assert.include(empty.stdout, "FAIL  registrations")
+      assert.include(empty.stdout, "FAIL  Claude Code MCP entry")
+      assert.include(empty.stdout, "fix: claude mcp add --scope local conclave -- conclave bridge")
+      assert.include(empty.stderr, "problem(s) found")
+
+      const server = yield* startServer()
+      yield* ok(["register", "--server", server.url, "--username", "gina", "--machine", "box"], { configDir: dir, env })
+      Fs.writeFileSync(
+        Path.join(home, ".claude.json"),
+        JSON.stringify({
+          projects: {
+            [process.cwd()]: { mcpServers: { conclave: { type: "stdio", command: "conclave", args: ["bridge"] } } }
+          }
+        })
+      )
+      const good = yield* ok(["doctor"], { configDir: dir, env })
+      assert.include(good.stdout, "ok    key:")
+      assert.include(good.stdout, `ok    server ${server.url}: reachable; authenticated as gina/box/`)
+      assert.include(good.stdout, `ok    clock vs ${server.url}`)
+      assert.include(good.stdout, "ok    Claude Code MCP entry")
+      assert.notInclude(good.stdout, "FAIL")
+
+      yield* server.stop
+      const down = yield* ko(["doctor", "--json"], { configDir: dir, env })
+      const report = JSON.parse(down.stdout) as {
+        ok: boolean
+        checks: Array<{ name: string; ok: boolean; fix: string | null }>
+      }
+      assert.isFalse(report.ok)
+      const failed = report.checks.filter((c) => !c.ok)
+      assert.deepStrictEqual(failed.map((c) => c.name), [`server ${server.url}`])
+      assert.include(failed[0]!.fix ?? "", "start the server")
+    }))
+})
