@@ -215,7 +215,7 @@ describe("issue 23, item 4: conclave status shows each link's state", { timeout:
     }))
 })
 
-describe("issue 23, item 6 (part): format hints in parse errors", { timeout: 60_000 }, () => {
+describe("issue 23, item 6 (part): format hints and did-you-mean in parse errors", { timeout: 60_000 }, () => {
   it.scopedLive("a URL without a scheme suggests ws://; a bad duration lists the accepted forms", () =>
     Effect.gen(function*() {
       const dir = freshDir("hints")
@@ -229,6 +229,20 @@ describe("issue 23, item 6 (part): format hints in parse errors", { timeout: 60_
       })
       assert.include(duration.stderr, "invalid duration `1hour`")
       assert.include(duration.stderr, "15m, 24h, 7d")
+    }))
+
+  it.scopedLive("did-you-mean for verbs at any depth and for flags, scoped to the sub-verb", () =>
+    Effect.gen(function*() {
+      const dir = freshDir("typos")
+      const verb = yield* ko(["channel", "craete", "x"], { configDir: dir })
+      assert.include(verb.stderr, "unknown command `channel craete`: did you mean `conclave channel create`?")
+      assert.include(verb.stderr, "subcommands of `conclave channel`: create, delete, rename, set-visibility, list")
+      const root = yield* ko(["chanel", "list"], { configDir: dir })
+      assert.include(root.stderr, "did you mean `conclave channel`?")
+      const flag = yield* ko(["serve", "--bnd", "127.0.0.1:0"], { configDir: dir })
+      assert.include(flag.stderr, "unknown flag `--bnd` for `conclave serve`: did you mean `--bind`?")
+      const deep = yield* ko(["perm", "set", "act", "--server", "ws://h", "--chanel", "ops"], { configDir: dir })
+      assert.include(deep.stderr, "unknown flag `--chanel` for `conclave perm set`: did you mean `--channel`?")
     }))
 })
 
