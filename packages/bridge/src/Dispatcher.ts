@@ -65,6 +65,10 @@ export interface Dispatcher {
   readonly permissionRequest: (params: unknown) => Effect.Effect<void>
   readonly linkUp: (server: string, connection: LiveConnection, dialedHandle: string) => Effect.Effect<void>
   readonly linkDown: (server: string) => Effect.Effect<void>
+  /** Before a link's first dial: the handles of live sessions of this user and machine there. */
+  readonly handlesInUse: (server: string, taken: ReadonlySet<string>) => Effect.Effect<void>
+  /** A dial failed; `text` is the reason with its fix. */
+  readonly linkFailed: (server: string, text: string) => Effect.Effect<void>
   readonly linkDuplicate: (server: string, canonical: string) => Effect.Effect<void>
   readonly inbound: (server: string, frame: Frames.ServerFrame) => Effect.Effect<void>
   /** Snapshot for tests and `whoami`: the joined channels of a link. */
@@ -167,6 +171,8 @@ export const make = (
       permissionRequest,
       linkUp: (server, connection, dialedHandle) => events.up(norm(server), connection, dialedHandle),
       linkDown: (server) => events.down(norm(server)),
+      handlesInUse: (server, taken) => events.avoid(norm(server), taken),
+      linkFailed: (server, text) => links.failed(norm(server), text),
       linkDuplicate: (server, canonical) => events.duplicate(norm(server), canonical),
       inbound: (server, frame) => events.inbound(norm(server), frame),
       joined: (server) =>

@@ -41,6 +41,7 @@ export const make = (kit: Kit): Readonly<Record<string, Handler>> => {
       lines.push(
         `${s.url}: ${path}; link ${s.generation === undefined ? "down" : "up"}; server admin: ${s.admin ? "yes" : "no"}`
       )
+      if (s.generation === undefined && s.lastError !== undefined) lines.push(`  not connected: ${s.lastError}`)
       lines.push(`  whispers: ${Permission.resolve(current, s.url, Permission.whisper)}`)
       if (s.joined.length === 0) lines.push("  no joined channels")
       for (const c of s.joined) {
@@ -167,7 +168,16 @@ export const make = (kit: Kit): Readonly<Record<string, Handler>> => {
       Effect.gen(function*() {
         const s = yield* resolveServer(kit, raw)
         const { channel, reply_to, text } = yield* decode("send_channel", raw)
-        if (!Permission.mayEmit(yield* policy.level(s.url, Permission.channel(channel)))) {
+        const mayEmit = Permission.mayEmit(yield* policy.level(s.url, Permission.channel(channel)))
+        if (!mayEmit && !s.joined.includes(channel)) {
+          // A channel not joined reads as the default level: "not joined" is the fix (issue 23, item 7).
+          return yield* new ToolError({
+            text: `not joined: this session has not joined #${channel} on \`${s.url}\` (so permission denied: ` +
+              `\`${channel}\` on \`${s.url}\` is below \`converse\`); call join_channel ` +
+              `{"channel": "${channel}", "perm": "converse"} first`
+          })
+        }
+        if (!mayEmit) {
           return yield* new ToolError({
             text: `permission denied: \`${channel}\` on \`${s.url}\` is below \`converse\``
           })

@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Backoff, Connection, type Identity, Reconnect } from "@conclave/client"
-import { Limits } from "@conclave/protocol"
+import { Errors, Limits } from "@conclave/protocol"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Scope from "effect/Scope"
@@ -50,6 +50,26 @@ export interface LinkOptions {
   readonly claims: Claims
   readonly connect?: Connect
   readonly keepaliveMs?: number
+  /**
+   * Before the first dial, look (with a throwaway session) for a live session already holding the
+   * handle, so that the newcomer is the one renamed, once, instead of two sessions superseding
+   * each other (issue 23, item 2). Off for `--as` and test doubles.
+   */
+  readonly probeHandles?: boolean
+}
+
+const PROBE_TIMEOUT_MS = 5_000
+
+/** A failed dial as whoami and the tools show it: the error, then what to do (issue 23, item 4). */
+const describeFailure = (error: Connection.ConnectError): string => {
+  if (
+    error._tag === "AuthRejected" && error.error.kind === "unauthorized" &&
+    error.error.message === Errors.Messages.unknownKey
+  ) {
+    return `not registered on ${error.url}: run \`conclave register --server ${error.url} --username <you>\` in a terminal (the bridge retries in the background)`
+  }
+  const fix = Connection.fixFor(error)
+  return fix === undefined ? error.message : `${error.message}: ${fix} (the bridge retries in the background)`
 }
 
 /** How one attempt ended, when the loop goes on. */
@@ -65,8 +85,31 @@ export const run = (options: LinkOptions): Effect.Effect<void> => {
   const { claims, dispatcher, identity, url } = options
   const connect = options.connect ?? Connection.connect
   const keepaliveMs = options.keepaliveMs ?? Limits.KEEPALIVE_INTERVAL_MS
+  let probed = options.probeHandles !== true
+  const probe = Effect.scoped(
+    Effect.gen(function*() {
+      const connection = yield* connect({
+        url,
+        handle: `bridge-probe-${process.pid}`,
+        client: "bridge",
+        identity
+      })
+      const reply = yield* connection.request({ type: "who", channel: null }, { timeoutMs: PROBE_TIMEOUT_MS })
+      if (reply.type !== "presence") return
+      const mine = reply.sessions.filter((p) =>
+        p.user === connection.path.user && p.machine === connection.path.machine
+      )
+      yield* dispatcher.handlesInUse(url, new Set(mine.map((p) => p.session)))
+      probed = true
+    })
+  ).pipe(
+    Effect.catchAll((e) =>
+      Effect.logDebug("handle probe failed").pipe(Effect.annotateLogs({ server: url, error: e.message }))
+    )
+  )
   const session = (up: Effect.Effect<void>): Effect.Effect<Ended, Connection.DuplicateServer> =>
     Effect.gen(function*() {
+      if (!probed) yield* probe
       const handle = yield* dispatcher.currentHandle
       const outcome = yield* Effect.scoped(
         Effect.gen(function*() {
@@ -94,6 +137,7 @@ export const run = (options: LinkOptions): Effect.Effect<void> => {
       }
       if (outcome.left._tag === "DuplicateServer") return yield* outcome.left
       yield* Effect.logWarning("connect failed").pipe(Effect.annotateLogs({ server: url, error: outcome.left.message }))
+      yield* dispatcher.linkFailed(url, describeFailure(outcome.left))
       return "connect failed"
     })
   return Reconnect.forever({ backoff: Backoff.bridge, session, onRetry: () => Effect.void }).pipe(

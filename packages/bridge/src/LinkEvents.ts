@@ -24,6 +24,8 @@ export interface LinkEvents {
   readonly down: (server: string) => Effect.Effect<void>
   readonly duplicate: (server: string, canonical: string) => Effect.Effect<void>
   readonly inbound: (server: string, frame: Frames.ServerFrame) => Effect.Effect<void>
+  /** Before the first dial: rename a defaulted handle that a live session already holds (once). */
+  readonly avoid: (server: string, taken: ReadonlySet<string>) => Effect.Effect<void>
 }
 
 /** @since 0.1.0 @category models */
@@ -131,5 +133,16 @@ export const make = (deps: Dependencies): LinkEvents => {
       }
     })
 
-  return { up, down, duplicate, inbound }
+  const avoid = (server: string, taken: ReadonlySet<string>) =>
+    Effect.gen(function*() {
+      const renamed = yield* links.avoid(taken)
+      if (Option.isNone(renamed)) return
+      const { from, to } = renamed.value
+      yield* Effect.logWarning("handle in use by a live session; connecting under a new one").pipe(
+        Effect.annotateLogs({ server, from, to })
+      )
+      yield* delivery.notice(Injection.Notices.handleRenamed(server, from, to))
+    })
+
+  return { up, down, duplicate, inbound, avoid }
 }

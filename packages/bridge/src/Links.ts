@@ -50,6 +50,8 @@ export interface Link {
   readonly dialedHandle: string | undefined
   readonly rapidDrops: number
   readonly announcedDown: boolean
+  /** Why the last dial failed, with its fix (issue 23, item 4); cleared when the link comes up. */
+  readonly lastError: string | undefined
 }
 
 interface Handle {
@@ -118,6 +120,16 @@ export interface Links {
   readonly joined: (url: string, channel: string) => Effect.Effect<void>
   readonly left: (url: string, channel: string) => Effect.Effect<void>
   readonly renamed: (url: string, from: string, to: string) => Effect.Effect<void>
+  /**
+   * Before a link's first dial: when the current handle is among `taken` (live sessions of this
+   * user and machine), move a defaulted handle to the first free `<base>-N` (issue 23, item 2).
+   * None when nothing changed (free, or `--as`).
+   */
+  /** A dial failed: remember why (shown by whoami, and by tools while the link has never been up). */
+  readonly failed: (url: string, text: string) => Effect.Effect<void>
+  readonly avoid: (
+    taken: ReadonlySet<string>
+  ) => Effect.Effect<Option.Option<{ readonly from: string; readonly to: string }>>
 }
 
 /** @since 0.1.0 @category models */
@@ -153,7 +165,8 @@ export const make = (options: Options): Effect.Effect<Links> =>
         upAt: undefined,
         dialedHandle: undefined,
         rapidDrops: 0,
-        announcedDown: false
+        announcedDown: false,
+        lastError: undefined
       })
     }
     const state = yield* Ref.make<State>({
@@ -184,6 +197,12 @@ export const make = (options: Options): Effect.Effect<Links> =>
             return Effect.fail(new CallFailed({ text: duplicateText(url, link.disabled), rejected: false }))
           }
           if (link.generation !== undefined) return Effect.succeed(link.generation)
+          // Never up, and the last dial said why: say it now rather than after the wait.
+          if (link.upAt === undefined && link.lastError !== undefined) {
+            return Effect.fail(
+              new CallFailed({ text: `not connected to \`${url}\`: ${link.lastError}`, rejected: false })
+            )
+          }
           return Deferred.await(link.upSignal).pipe(
             Effect.timeoutFail({
               duration: Limits.LINK_WAIT_MS,
@@ -212,7 +231,8 @@ export const make = (options: Options): Effect.Effect<Links> =>
             dialedHandle,
             path: connection.path,
             admin: connection.admin,
-            announcedDown: false
+            announcedDown: false,
+            lastError: undefined
           }
           return [{ generation, wasDown: link.announcedDown, link: next }, next]
         })
@@ -271,7 +291,21 @@ export const make = (options: Options): Effect.Effect<Links> =>
     const update = (url: string, f: (link: Link) => Link) =>
       modifyLink(url, (link) => [undefined, f(link)] as const).pipe(Effect.asVoid)
 
+    const avoid: Links["avoid"] = (taken) =>
+      Ref.modify(state, (s) => {
+        if (options.explicit || !taken.has(s.handle.current)) return [Option.none(), s] as const
+        let generation = s.handle.generation + 1
+        while (taken.has(`${s.handle.base}-${generation}`)) generation += 1
+        const current = `${s.handle.base}-${generation}`
+        return [
+          Option.some({ from: s.handle.current, to: current }),
+          { ...s, handle: { ...s.handle, generation, current } }
+        ] as const
+      })
+
     return {
+      avoid,
+      failed: (url, text) => update(url, (link) => ({ ...link, lastError: text })),
       handle: Ref.get(state).pipe(Effect.map((s) => s.handle.current)),
       get,
       all: Ref.get(state).pipe(Effect.map((s) => [...s.links.values()])),

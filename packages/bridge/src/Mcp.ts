@@ -46,12 +46,15 @@ export const CAPABILITIES = {
 const serverInfo = new WeakMap<Server, { readonly name: string; readonly version: string }>()
 
 /** The SDK server with the capabilities of SPEC §4.3. @since 0.1.0 @category constructors */
-export const makeServer = (version: string): Server => {
+export const makeServer = (version: string, instructions: string = INSTRUCTIONS): Server => {
   const info = { name: "conclave", version }
-  const server = new Server(info, { capabilities: CAPABILITIES, instructions: INSTRUCTIONS })
+  const server = new Server(info, { capabilities: CAPABILITIES, instructions })
   serverInfo.set(server, info)
+  instructionsOf.set(server, instructions)
   return server
 }
+
+const instructionsOf = new WeakMap<Server, string>()
 
 const send = (server: Server, notification: Notification): Effect.Effect<void> =>
   Effect.tryPromise(() => server.notification(notification)).pipe(
@@ -96,7 +99,7 @@ export const install = (server: Server, dispatcher: Dispatcher): Effect.Effect<v
             protocolVersion: typeof requested === "string" ? requested : Limits.DEFAULT_MCP_PROTOCOL_VERSION,
             capabilities: CAPABILITIES,
             serverInfo: serverInfo.get(server) ?? { name: "conclave", version: "0.0.0" },
-            instructions: INSTRUCTIONS
+            instructions: instructionsOf.get(server) ?? INSTRUCTIONS
           }
         }
         case "tools/list":

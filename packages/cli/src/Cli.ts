@@ -17,6 +17,7 @@ import * as Admin from "./commands/Admin.js"
 import { bridge } from "./commands/Bridge.js"
 import { makeCompletions } from "./commands/Completions.js"
 import { demo } from "./commands/Demo.js"
+import { doctor } from "./commands/Doctor.js"
 import * as IdentityCmd from "./commands/Identity.js"
 import * as Perm from "./commands/Perm.js"
 import { send } from "./commands/Send.js"
@@ -131,6 +132,7 @@ export const root = rootBase.pipe(
     Admin.acl,
     Admin.invite,
     status,
+    doctor,
     send,
     tail,
     Admin.who,
@@ -196,6 +198,7 @@ export const tree: CommandNode = node(root, [], [
     node(Admin.inviteCommands[2], ["invite", "list"])
   ]),
   node(status, ["status"]),
+  node(doctor, ["doctor"]),
   node(send, ["send"]),
   node(tail, ["tail"]),
   node(Admin.who, ["who"]),
@@ -236,3 +239,75 @@ runHelp = (words) =>
       new CliError({ message: `unknown command \`${words.join(" ")}\` (see \`conclave --help\`)` })
     )
     : run(["node", "conclave", ...words, "--help"]).pipe(Effect.ignore)
+
+const distance = (a: string, b: string): number => {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
+      previous = current
+    }
+  }
+  return row[b.length]!
+}
+
+/** The closest candidate within two edits (or one that starts with `word`), if any. */
+const closest = (word: string, candidates: ReadonlyArray<string>): string | undefined => {
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const c of candidates) {
+    const d = c.startsWith(word) && word.length >= 2 ? 0.5 : distance(word, c)
+    if (d < bestDistance) {
+      best = c
+      bestDistance = d
+    }
+  }
+  return bestDistance <= Math.max(1, Math.min(2, Math.floor(word.length / 3))) ? best : undefined
+}
+
+/** Options every command accepts (@effect/cli built-ins and the global options). */
+const BUILT_IN_FLAGS = ["--help", "--wizard", "--completions", "--log-level", "--version", "--config-dir", "--verbose"]
+
+/**
+ * A did-you-mean for an unknown verb (at any depth) or an unknown flag of the verb, scoped to the
+ * sub-verb (issue 23, item 6); `undefined` when the words look right and parsing should go on.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const suggest = (words: ReadonlyArray<string>): string | undefined => {
+  let current: CommandNode = tree
+  let i = 0
+  while (current.children.length > 0 && i < words.length) {
+    const word = words[i]!
+    if (word.startsWith("-")) break
+    const names = current.children.map((c) => c.path[c.path.length - 1]!)
+    const child = current.children.find((c) => c.path[c.path.length - 1] === word)
+    if (child === undefined) {
+      if (word === "help") return undefined
+      const here = ["conclave", ...current.path].join(" ")
+      const best = closest(word, names)
+      return `unknown command \`${[...current.path, word].join(" ")}\`` +
+        (best === undefined ? "" : `: did you mean \`${here} ${best}\`?`) +
+        ` (${current.path.length === 0 ? "commands" : `subcommands of \`${here}\``}: ${names.join(", ")})`
+    }
+    current = child
+    i += 1
+  }
+  if (current.children.length > 0) return undefined
+  const flags = [...new Set([...current.help().matchAll(/--[a-z][a-z0-9-]*/g)].map((m) => m[0]))]
+  for (const word of words.slice(i)) {
+    if (word === "--") break
+    if (!word.startsWith("--")) continue
+    const name = word.split("=")[0]!
+    if (flags.includes(name) || BUILT_IN_FLAGS.includes(name)) continue
+    const verb = ["conclave", ...current.path].join(" ")
+    const best = closest(name, flags)
+    return `unknown flag \`${name}\` for \`${verb}\`` + (best === undefined ? "" : `: did you mean \`${best}\`?`) +
+      ` (see \`${verb} --help\`)`
+  }
+  return undefined
+}

@@ -31,7 +31,11 @@ export const VisibilityText = ToolArgs.refusing(
 )
 
 /** `--since`, `--expires-in` ↔ `since`. @since 0.1.0 @category schemas */
-export const DurationText = ToolArgs.refusing(ToolArgs.Duration, (value) => `invalid duration \`${value}\``)
+export const DurationText = ToolArgs.refusing(
+  ToolArgs.Duration,
+  (value) =>
+    `invalid duration \`${value}\` (expected a whole number of seconds, or one with a unit: 90, 90s, 15m, 24h, 7d)`
+)
 
 /** `--channel` ↔ `channel`. @since 0.1.0 @category schemas */
 export const ChannelText = ToolArgs.refusing(ToolArgs.Text, () => "`--channel` must not be empty")
@@ -48,6 +52,7 @@ export const json = Options.boolean("json").pipe(
 /** @since 0.1.0 @category options */
 export const channel = Options.text("channel").pipe(
   Options.withPseudoName("CHANNEL"),
+  Options.map(ToolArgs.channelName),
   Options.withSchema(ChannelText),
   Options.withDescription("Channel name.")
 )

@@ -15,7 +15,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Cli from "./Cli.js"
-import { chain } from "./CliError.js"
+import { chain, CliError } from "./CliError.js"
 import * as GlobalOptions from "./GlobalOptions.js"
 import * as Logging from "./Logging.js"
 import * as Output from "./Output.js"
@@ -96,6 +96,9 @@ export const main = (): void => {
         Effect.annotateLogs({ value: settings.invalidLevel.value })
       )
     }
+    // An unknown verb or flag: a did-you-mean scoped to the sub-verb (issue 23, item 6).
+    const misspelt = Cli.suggest(rest)
+    if (misspelt !== undefined) return yield* new CliError({ message: misspelt })
     const base = yield* Effect.console
     yield* Cli.run([process.argv[0] ?? "node", process.argv[1] ?? "conclave", ...rest]).pipe(
       Effect.withConsole(Output.plainConsole(base, env, json)),

@@ -41,7 +41,10 @@ export const withSession = <A, E, R>(
         client: "cli",
         identity,
         ...(options.register === undefined ? {} : { register: options.register })
-      }).pipe(Effect.mapError(toCli(undefined)))
+      }).pipe(Effect.mapError((e) => {
+        const fix = Connection.fixFor(e)
+        return new CliError({ message: fix === undefined ? e.message : `${e.message}: ${fix}`, cause: e })
+      }))
       yield* Effect.logDebug("connected").pipe(Effect.annotateLogs({ url, path: Names.renderPath(conn.path) }))
       return yield* use(conn)
     })

@@ -189,6 +189,73 @@ const instanceIdOf = (response: IncomingMessage): string | undefined => {
 
 const CLOSE_GRACE_MS = 1_000
 
+/**
+ * `server shutting down`, followed by the server's reason only when it says more than that.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const shuttingDownText = (reason: string): string =>
+  reason === "" || reason === "server shutting down" ? "server shutting down" : `server shutting down: ${reason}`
+
+/**
+ * What to do about a failed connect, when there is something to say (issue 23): an unknown key
+ * (never registered, or a server that forgot it), a server that is not there.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const fixFor = (error: ConnectError): string | undefined => {
+  if (
+    error._tag === "AuthRejected" && !error.registering && error.error.kind === "unauthorized" &&
+    error.error.message === Errors.Messages.unknownKey
+  ) {
+    return `the server at ${error.url} does not know this key: it was never registered there, or the server forgot it (a server started with --ephemeral forgets every registration when it restarts); run \`conclave register --server ${error.url} --username <you>\``
+  }
+  if (error._tag === "ConnectFailed") {
+    const code = typeof error.cause === "object" && error.cause !== null && "code" in error.cause
+      ? String(error.cause.code)
+      : undefined
+    if (code === "ECONNREFUSED") {
+      return `nothing is listening at ${error.url}: start the server (\`conclave serve\`) or check the URL`
+    }
+    if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `the host of ${error.url} does not resolve: check the URL`
+  }
+  return undefined
+}
+
+/** WebSocket close codes that mean "the server is going away or restarting; come back later". */
+const GOING_AWAY_CODES: ReadonlySet<number> = new Set([1001, 1012, 1013])
+
+/**
+ * The server closed the socket (or said `shutdown`) before the handshake finished: a server that is
+ * shutting down or restarting, worth dialling again (issue 23, item 3).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ClosedDuringHandshake extends Data.TaggedError("ClosedDuringHandshake")<{
+  readonly phase: "upgrade" | "handshake"
+  readonly code: number | null
+  readonly reason?: string
+}> {
+  override get message() {
+    if (this.reason !== undefined) return shuttingDownText(this.reason)
+    return `connection closed during the ${this.phase} (code ${this.code})`
+  }
+}
+
+/**
+ * True when a connect attempt failed because the server was shutting down or restarting (a close
+ * with 1001/1012/1013 or a \`shutdown\` frame during the handshake): retrying is the right answer.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const isServerGoingAway = (error: ConnectError): boolean =>
+  error._tag === "ConnectFailed" && error.cause instanceof ClosedDuringHandshake &&
+  (error.cause.reason !== undefined || (error.cause.code !== null && GOING_AWAY_CODES.has(error.cause.code)))
+
 class HandshakeProblem extends Data.TaggedError("HandshakeProblem")<{ readonly detail: string }> {
   override get message() {
     return this.detail
@@ -290,7 +357,7 @@ const establish = (options: ConnectOptions): Effect.Effect<Connection, ConnectEr
         else if (event._tag === "Open") break
         else if (event._tag === "Error") return yield* Effect.fail(failed(event.error))
         else if (event._tag === "Close") {
-          return yield* Effect.fail(failed(`connection closed during the upgrade (code ${event.code})`))
+          return yield* Effect.fail(failed(new ClosedDuringHandshake({ phase: "upgrade", code: event.code })))
         }
       }
       if (instanceId !== undefined && options.onInstanceId !== undefined) {
@@ -304,7 +371,7 @@ const establish = (options: ConnectOptions): Effect.Effect<Connection, ConnectEr
             const frame = yield* decode(event.data)
             if (Option.isSome(frame)) return frame.value
           } else if (event._tag === "Close") {
-            return yield* Effect.fail(failed(`connection closed during the handshake (code ${event.code})`))
+            return yield* Effect.fail(failed(new ClosedDuringHandshake({ phase: "handshake", code: event.code })))
           } else if (event._tag === "Error") {
             yield* Effect.logDebug("socket error during the handshake").pipe(
               Effect.annotateLogs({ url, error: event.error.message })
@@ -313,14 +380,31 @@ const establish = (options: ConnectOptions): Effect.Effect<Connection, ConnectEr
         }
       })
       const registering = options.register !== undefined
-      const rejectedOr = (frame: Frames.ServerFrame, expected: string) =>
+      const rejectedOr = (
+        frame: Frames.ServerFrame,
+        expected: string
+      ): Effect.Effect<never, AuthRejected | ConnectFailed> =>
         frame.type === "error"
           ? Effect.fail(new AuthRejected({ url, error: frame.error, registering }))
+          : frame.type === "shutdown"
+          ? Effect.fail(failed(new ClosedDuringHandshake({ phase: "handshake", code: null, reason: frame.reason })))
           : Effect.fail(failed(new HandshakeProblem({ detail: `expected \`${expected}\`, got \`${frame.type}\`` })))
 
       const host = Auth.authorityOf(url) ?? ""
-      const send = (frame: Frames.ClientFrame) =>
-        sendFrame(frame).pipe(Effect.mapError(() => failed("connection closed during the handshake")))
+      // A send that fails means the socket closed: what the server said last (an `error`, a
+      // `shutdown`) or its close code explains why better than the failed send.
+      const send = (frame: Frames.ClientFrame): Effect.Effect<void, AuthRejected | ConnectFailed> =>
+        sendFrame(frame).pipe(
+          Effect.catchAll(() =>
+            nextFrame.pipe(
+              Effect.flatMap((said) =>
+                said.type === "error" || said.type === "shutdown"
+                  ? rejectedOr(said, "challenge")
+                  : Effect.fail(failed("connection closed during the handshake"))
+              )
+            )
+          )
+        )
       yield* send({
         type: "hello",
         protocol_version: Limits.PROTOCOL_VERSION,

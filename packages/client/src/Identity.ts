@@ -31,7 +31,7 @@ export interface Identity {
 /** No key file. @since 0.1.0 @category errors */
 export class KeyMissing extends Data.TaggedError("KeyMissing")<{ readonly path: string }> {
   override get message() {
-    return `no key file at \`${this.path}\`; run \`conclave key\` to create one`
+    return `no key file at \`${this.path}\`; run \`conclave register --server <url> --username <you>\` (it creates the key and enrolls it), or \`conclave key\` to only create one`
   }
 }
 

@@ -33,6 +33,18 @@ export const Integers = {
 /** The schema of an integer field. @since 0.1.0 @category fields */
 export const integer = (rule: IntegerRule) => Schema.Number.pipe(Schema.int(), Schema.between(rule.min, rule.max))
 
+/**
+ * A channel as the user typed it, without the `#` every display puts in front of it (`#ops` names
+ * the channel `ops`, issue 23 item 7). One leading `#` is removed.
+ *
+ * @since 0.1.0
+ * @category fields
+ */
+export const channelName = (text: string): string => (text.startsWith("#") ? text.slice(1) : text)
+
+/** Tool argument keys that name a channel (every `name`/`new_name` of a tool is a channel). */
+const CHANNEL_KEYS: ReadonlySet<string> = new Set(["channel", "name", "new_name"])
+
 /** A required name, token or text: a non-empty string. @since 0.1.0 @category fields */
 export const Text = Schema.String.pipe(Schema.minLength(1))
 
@@ -338,7 +350,13 @@ export type ArgsOf<T extends ToolName> = (typeof Tools)[T] extends Spec<infer A,
 const asRecord = (u: unknown): Either.Either<Readonly<Record<string, unknown>>, string> => {
   if (u === undefined || u === null) return Either.right({})
   if (typeof u !== "object" || Array.isArray(u)) return Either.left("tool arguments must be a JSON object")
-  return Either.right(Object.fromEntries(Object.entries(u).filter(([, v]) => v !== null && v !== undefined)))
+  return Either.right(
+    Object.fromEntries(
+      Object.entries(u).filter(([, v]) => v !== null && v !== undefined).map((
+        [k, v]
+      ) => [k, CHANNEL_KEYS.has(k) && typeof v === "string" ? channelName(v) : v])
+    )
+  )
 }
 
 /**

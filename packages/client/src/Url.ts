@@ -21,11 +21,11 @@ export const normalize = (url: string): Either.Either<string, string> => {
   try {
     parsed = new URL(text)
   } catch {
-    return Either.left(`invalid server URL \`${url}\``)
+    return Either.left(`invalid server URL \`${url}\`${schemeHint(text)}`)
   }
   const scheme = SCHEMES[parsed.protocol]
   if (scheme === undefined) {
-    return Either.left(`unsupported URL scheme in \`${url}\` (expected ws:// or wss://)`)
+    return Either.left(`unsupported URL scheme in \`${url}\` (expected ws:// or wss://)${schemeHint(text)}`)
   }
   if (parsed.hostname === "") return Either.left(`server URL \`${url}\` has no host`)
   if (parsed.hash !== "") return Either.left(`server URL \`${url}\` must not contain a fragment`)
@@ -36,6 +36,12 @@ export const normalize = (url: string): Either.Either<string, string> => {
   const path = parsed.pathname.replace(/\/+$/, "")
   return Either.right(`${scheme}//${userinfo}${parsed.host.toLowerCase()}${path}${parsed.search}`)
 }
+
+/** `host:port` typed without a scheme: suggest the ws:// URL (issue 23, item 6). */
+const schemeHint = (text: string): string =>
+  text !== "" && !text.includes("://") && /^[A-Za-z0-9.\-[\]:]+(\/.*)?$/.test(text)
+    ? `; did you mean \`ws://${text}\`?`
+    : ""
 
 const defaultPort = (scheme: string): string => (scheme === "wss:" ? "443" : "80")
 

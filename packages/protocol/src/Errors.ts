@@ -87,6 +87,8 @@ export const Messages = {
   unknownKey: "unknown machine key",
   badSignature: "signature verification failed",
   keyAlreadyEnrolled: "malformed key or signature: public key is already enrolled",
+  keyEnrolledAs: (u: string) =>
+    `malformed key or signature: public key is already enrolled: this key is registered as \`${u}\``,
   handshakeTimedOut: "handshake timed out",
   unexpectedFrame: "unexpected frame from client",
   adminRequired: "not authorized: admin role required",

@@ -221,16 +221,25 @@ const verify = (
       now: DateTime.formatIso(DateTime.unsafeMake(env.clock.unsafeCurrentTimeMillis()))
     })
   ).pipe(
-    Effect.catchTags({
-      StoreConflict: (e) =>
-        refuse(
-          e.what === "pubkey"
-            ? Errors.malformed(Errors.Messages.keyAlreadyEnrolled)
-            : Errors.unauthorized(Errors.Messages.usernameTaken(username))
-        ),
-      StoreError: storeFailure("register", peer)
-    }),
+    Effect.as(machine),
+    // Re-registering one's own name with one's own key is an idempotent success (issue 23): the
+    // session is the key's existing machine. A key enrolled under another name says which.
+    Effect.catchTag("StoreConflict", (e) =>
+      env.store.findMachineByKey(pubkey).pipe(
+        Effect.flatMap((enrolled) => {
+          if (Option.isSome(enrolled) && enrolled.value.user === username) return Effect.succeed(enrolled.value.name)
+          if (Option.isSome(enrolled)) {
+            return refuse(Errors.malformed(Errors.Messages.keyEnrolledAs(enrolled.value.user)))
+          }
+          return refuse(
+            e.what === "pubkey"
+              ? Errors.malformed(Errors.Messages.keyAlreadyEnrolled)
+              : Errors.unauthorized(Errors.Messages.usernameTaken(username))
+          )
+        })
+      )),
+    Effect.catchTag("StoreError", storeFailure("register", peer)),
     traced("register", () => ({ user: username, machine })),
-    Effect.flatMap(() => inTime({ hello, user: username, machine }))
+    Effect.flatMap((registered) => inTime({ hello, user: username, machine: registered }))
   )
 }

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { AdminOps } from "@conclave/client"
+import { AdminOps, ToolArgs } from "@conclave/client"
 import { type Frames, Names } from "@conclave/protocol"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
@@ -34,7 +34,8 @@ const runUsers = (server: string, json: boolean, request: Parameters<typeof Remo
     yield* printUsers(json, reply.users)
   })
 
-const nameArg = (description: string) => Args.text({ name: "NAME" }).pipe(Args.withDescription(description))
+const nameArg = (description: string) =>
+  Args.text({ name: "NAME" }).pipe(Args.map(ToolArgs.channelName), Args.withDescription(description))
 
 // ---- channel -------------------------------------------------------------------------------------
 
@@ -72,7 +73,7 @@ const channelRename = Command.make(
     server: Flags.server,
     names: Args.all([
       nameArg("Current name."),
-      Args.text({ name: "NEW_NAME" }).pipe(Args.withDescription("New name."))
+      Args.text({ name: "NEW_NAME" }).pipe(Args.map(ToolArgs.channelName), Args.withDescription("New name."))
     ]),
     json: Flags.json
   },

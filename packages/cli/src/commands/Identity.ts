@@ -3,8 +3,8 @@
  *
  * @since 0.1.0
  */
-import { Identity, LocalConfig, Url } from "@conclave/client"
-import { Base64Url, Limits, Names } from "@conclave/protocol"
+import { Connection, Identity, LocalConfig, Url } from "@conclave/client"
+import { Base64Url, Errors, Limits, Names } from "@conclave/protocol"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -46,6 +46,21 @@ const defaultMachine = (): string => {
   return host === "" ? "machine" : host
 }
 
+/** The path this key authenticates as on `url`, or none when the server does not know the key. */
+const enrolledPath = (url: string, identity: Identity.Identity) =>
+  Effect.scoped(
+    Connection.connect({ url, handle: Ctx.cliHandle(), client: "cli", identity }).pipe(
+      Effect.map((conn) => Option.some(conn.path)),
+      Effect.catchIf(
+        (e) =>
+          e._tag === "AuthRejected" && e.error.kind === "unauthorized" &&
+          e.error.message === Errors.Messages.unknownKey,
+        () => Effect.succeed(Option.none<Names.SessionPath>())
+      ),
+      Effect.mapError((e) => new CliError({ message: e.message, cause: e }))
+    )
+  )
+
 /** `conclave register`. @since 0.1.0 @category commands */
 export const register = Command.make(
   "register",
@@ -76,10 +91,45 @@ export const register = Command.make(
         Effect.mapError((e) => new CliError({ message: e.message, cause: e }))
       )
       if (created) yield* Output.note(`created a new machine key at ${Identity.keyPath(dir)}`)
+      // An existing key may already be enrolled there: under this name it is an idempotent success,
+      // under another name the error says which (issue 23, item 5).
+      const enrolled = created ? Option.none() : yield* enrolledPath(url, identity)
+      if (Option.isSome(enrolled)) {
+        const known = enrolled.value
+        if (known.user !== username) {
+          return yield* new CliError({
+            message:
+              `this key is registered as \`${known.user}\` on ${url}, not \`${username}\` (a key already enrolled holds one username per server): use --username ${known.user}, or a separate --config-dir for a second identity`
+          })
+        }
+        yield* Ctx.updateConfig((c) =>
+          LocalConfig.upsertRegistration(c, { url, username: known.user, machine: known.machine })
+        )
+        return yield* args.json
+          ? Output.json({
+            url,
+            username: known.user,
+            machine: known.machine,
+            path: known,
+            public_key: identity.publicKeyText,
+            already: true
+          })
+          : Output.success(`already registered as ${known.user}/${known.machine} on ${url}`)
+      }
       const path = yield* Remote.withSession(url, (conn) => Effect.succeed(conn.path), {
         identity,
         register: { username, machine }
-      })
+      }).pipe(Effect.mapError((e) => {
+        const other = /this key is registered as `([^`]+)`/.exec(e.message)
+        return other === null ? e : new CliError({
+          message: `this key is registered as \`${
+            other[1]
+          }\` on ${url}, not \`${username}\` (a key already enrolled holds one username per server): use --username ${
+            other[1]
+          }, or a separate --config-dir for a second identity`,
+          cause: e
+        })
+      }))
       yield* Ctx.updateConfig((c) =>
         LocalConfig.upsertRegistration(c, { url, username: path.user, machine: path.machine })
       )

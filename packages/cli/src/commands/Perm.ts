@@ -3,12 +3,13 @@
  *
  * @since 0.1.0
  */
-import { LocalConfig, type Permission } from "@conclave/client"
+import { LocalConfig, type Permission, ToolArgs } from "@conclave/client"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Readline from "node:readline"
 import { CliError } from "../CliError.js"
 import * as Ctx from "../Context.js"
 import * as Flags from "../Flags.js"
@@ -27,6 +28,24 @@ export const permJson = (config: LocalConfig.LocalConfig) => ({
   overrides: config.overrides.map((o) => ({ server: o.server, channel: o.channel, level: o.level }))
 })
 
+/**
+ * Ask on the terminal before a risky change (issue 23, item 7). Without a terminal on stdin (scripts,
+ * tests, agents) there is no one to ask: the change goes ahead.
+ */
+const confirm = (question: string): Effect.Effect<void, CliError> =>
+  process.stdin.isTTY !== true || process.stderr.isTTY !== true
+    ? Effect.void
+    : Effect.async<boolean>((resume) => {
+      const rl = Readline.createInterface({ input: process.stdin, output: process.stderr })
+      rl.question(question, (answer) => {
+        rl.close()
+        resume(Effect.succeed(/^y(es)?$/i.test(answer.trim())))
+      })
+      return Effect.sync(() => rl.close())
+    }).pipe(
+      Effect.flatMap((yes) => yes ? Effect.void : Effect.fail(new CliError({ message: "cancelled: nothing changed" })))
+    )
+
 const permSet = Command.make(
   "set",
   {
@@ -36,6 +55,7 @@ const permSet = Command.make(
     ),
     server: Flags.server.pipe(Options.optional),
     channel: Options.text("channel").pipe(
+      Options.map(ToolArgs.channelName),
       Options.withPseudoName("NAME"),
       Options.optional,
       Options.withDescription("Scope: this channel on --server.")
@@ -62,6 +82,20 @@ const permSet = Command.make(
         scope = { server, channel: Option.isSome(args.channel) ? args.channel.value : null }
       } else if (Option.isSome(args.channel) || args.whisper) {
         return yield* new CliError({ message: "`--channel` and `--whisper` require `--server URL`" })
+      }
+      if (scope !== undefined) {
+        const config = yield* Ctx.loadConfig
+        if (Option.isNone(LocalConfig.findRegistration(config, scope.server))) {
+          yield* Output.note(
+            `warning: no registration for ${scope.server} in config.toml, so no bridge connects there yet; register with \`conclave register --server ${scope.server} --username <you>\` (or check the URL)`
+          )
+        }
+      }
+      if (level === "act") {
+        const where = scope === undefined ? "every channel and whisper without an override" : "this scope"
+        yield* confirm(
+          `\`act\` lets the agent answer and act on what others post in ${where} without asking you. Continue? [y/N] `
+        )
       }
       yield* Ctx.updateConfig((c) =>
         scope === undefined ? LocalConfig.setDefault(c, level) : LocalConfig.setOverride(c, { ...scope, level })

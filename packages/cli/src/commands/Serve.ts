@@ -125,6 +125,66 @@ export const defaultDataDir = Effect.gen(function*() {
   return Path.join(homeDir, ".local", "share", "conclave")
 }).pipe(Effect.orElseSucceed(() => Path.join(Os.homedir(), ".local", "share", "conclave")))
 
+const errnoText = (cause: unknown): string => {
+  const code = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : undefined
+  switch (code) {
+    case "ENOENT":
+      return "a parent directory does not exist and cannot be created there"
+    case "EACCES":
+    case "EPERM":
+      return "permission denied"
+    case "EROFS":
+      return "read-only file system"
+    case "ENOTDIR":
+      return "a component of the path is not a directory"
+    default:
+      return cause instanceof Error ? cause.message : String(cause)
+  }
+}
+
+/**
+ * Create `dir` and its missing parents, one component at a time (at most one `mkdir` per path
+ * component). Node's `mkdirSync(…, { recursive: true })` loops forever on paths such as
+ * `/proc/nope`, where `mkdir` says ENOENT under a parent that exists (issue 23, item 1).
+ *
+ * @since 0.1.0
+ * @category paths
+ */
+export const ensureDirectory = (dir: string): Effect.Effect<void, CliError> =>
+  Effect.try({
+    try: () => {
+      const missing: Array<string> = []
+      let current = Path.resolve(dir)
+      for (;;) {
+        const stat = Fs.statSync(current, { throwIfNoEntry: false })
+        if (stat !== undefined) {
+          if (!stat.isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" })
+          break
+        }
+        missing.push(current)
+        const parent = Path.dirname(current)
+        if (parent === current) break
+        current = parent
+      }
+      for (const path of missing.reverse()) {
+        try {
+          Fs.mkdirSync(path, { mode: 0o700 })
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code
+          if (code !== "EEXIST" || Fs.statSync(path, { throwIfNoEntry: false })?.isDirectory() !== true) throw error
+        }
+      }
+      Fs.accessSync(dir, Fs.constants.W_OK | Fs.constants.X_OK)
+    },
+    catch: (cause) =>
+      new CliError({
+        message: `cannot create data directory \`${dir}\` (${
+          errnoText(cause)
+        }): pass a writable directory with --data-dir (or CONCLAVE_DATA_DIR), or use --ephemeral`,
+        cause
+      })
+  })
+
 const checkRange = (flag: string, value: number, min: number, max: number) =>
   value >= min && value <= max ? Effect.void : fail(`invalid --${flag} ${value}: expected ${min}..${max}`)
 
@@ -225,10 +285,7 @@ export const serve = Command.make(
             () => ""
           ) || (yield* defaultDataDir)
         )
-        yield* Effect.try({
-          try: () => Fs.mkdirSync(dir, { recursive: true, mode: 0o700 }),
-          catch: (cause) => new CliError({ message: `cannot create data directory \`${dir}\``, cause })
-        })
+        yield* ensureDirectory(dir)
         yield* Effect.logInfo("using data directory").pipe(Effect.annotateLogs({ path: dir }))
         store = SqliteStore.layer({ filename: Path.join(dir, "conclave.db") })
       }

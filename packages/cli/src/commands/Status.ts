@@ -14,6 +14,10 @@ import * as Output from "../Output.js"
 import * as Remote from "../Remote.js"
 import { permJson, permLines } from "./Perm.js"
 
+const isRefusal = (e: unknown): boolean =>
+  e instanceof CliError && typeof e.cause === "object" && e.cause !== null && "_tag" in e.cause &&
+  e.cause._tag === "AuthRejected"
+
 /** `conclave status`. @since 0.1.0 @category commands */
 export const status = Command.make("status", { json: Flags.json }, (args) =>
   Effect.gen(function*() {
@@ -51,7 +55,8 @@ export const status = Command.make("status", { json: Flags.json }, (args) =>
     } else {
       for (const { reg, result } of probes) {
         const state = Either.match(result, {
-          onLeft: (e) => `unreachable: ${chain(e)}`,
+          // A server that answered but refused this key is reachable: say what is wrong with the link.
+          onLeft: (e) => `${isRefusal(e) ? "not registered" : "unreachable"}: ${chain(e)}`,
           // The probe's own session is not counted (G-43).
           onRight: (n) => `reachable (${Math.max(0, n - 1)} session(s) online besides this probe)`
         })

@@ -94,6 +94,7 @@ export const run = (options: TailOptions) =>
     let watermark: Option.Option<number> = Option.none() // highest seq printed
     let sinceMs = options.sinceMs // used until a seq is known
     let established = false // a join succeeded at least once
+    let reached = false // the server answered a handshake (or said it was going away) at least once
 
     const print = (text: string) => out.line(text)
     const emitMessage = (m: Message, history: boolean) =>
@@ -151,12 +152,18 @@ export const run = (options: TailOptions) =>
             client: "cli",
             identity: options.identity
           }).pipe(
-            Effect.mapError((e) =>
-              established && !isAuthRejection(e)
+            Effect.mapError((e) => {
+              // A server that is shutting down or restarting is worth waiting for, even on the first dial.
+              if (Connection.isServerGoingAway(e)) reached = true
+              return reached && !isAuthRejection(e)
                 ? new LinkLost({ reason: e.message })
-                : new CliError({ message: e.message, cause: e })
-            )
+                : new CliError({
+                  message: Connection.fixFor(e) === undefined ? e.message : `${e.message}: ${Connection.fixFor(e)}`,
+                  cause: e
+                })
+            })
           )
+          reached = true
           const joined = yield* conn.request({ type: "join", channel, token: null }).pipe(
             Effect.catchTag(
               "Rejected",
@@ -165,8 +172,7 @@ export const run = (options: TailOptions) =>
             Effect.catchTags({
               ResponseTimeout: (e) => Effect.fail(new LinkLost({ reason: e.message })),
               ConnectionLost: (e) => Effect.fail(new LinkLost({ reason: e.message }))
-            }),
-            Effect.mapError((e) => e._tag === "LinkLost" && !established ? new CliError({ message: e.reason }) : e)
+            })
           )
           if (joined.type === "joined") channel = joined.channel
           const upSince = yield* Clock.currentTimeMillis
@@ -213,7 +219,7 @@ export const run = (options: TailOptions) =>
                 }
                 return Effect.fail(new CliError({ message: `removed from #${channel} (${frame.reason})` }))
               case "shutdown":
-                return Effect.fail(new LinkLost({ reason: `server shutting down: ${frame.reason}` }))
+                return Effect.fail(new LinkLost({ reason: Connection.shuttingDownText(frame.reason) }))
               default:
                 return Effect.void
             }
