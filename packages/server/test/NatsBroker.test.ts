@@ -14,6 +14,7 @@ import * as crypto from "node:crypto"
 import * as net from "node:net"
 import * as Broker from "../src/Broker.js"
 import * as NatsBroker from "../src/NatsBroker.js"
+import { silentServer } from "./support/SilentServer.js"
 
 const SERVER = process.env["CONCLAVE_TEST_NATS"] ?? "nats://127.0.0.1:4222"
 const NATS_SERVER_BIN = process.env["CONCLAVE_NATS_SERVER_BIN"] ?? "/usr/sbin/nats-server"
@@ -186,21 +187,7 @@ describe("NatsBroker (no server needed)", () => {
 
   it.scopedLive("a server that accepts but never answers: the layer fails after the connect timeout", () =>
     Effect.gen(function*() {
-      const held = new Set<net.Socket>()
-      const silent = net.createServer((socket) => {
-        held.add(socket)
-        socket.on("error", () => socket.destroy())
-      })
-      const port = yield* Effect.acquireRelease(
-        Effect.async<number>((resume) => {
-          silent.listen(0, "127.0.0.1", () => resume(Effect.succeed((silent.address() as net.AddressInfo).port)))
-        }),
-        () =>
-          Effect.async<void>((resume) => {
-            silent.close(() => resume(Effect.void))
-            for (const socket of held) socket.destroy()
-          })
-      )
+      const port = yield* silentServer
       const error = yield* failure(
         Layer.build(NatsBroker.layer({ url: `nats://127.0.0.1:${port}`, connectTimeout: "1 second" })).pipe(
           within("10 seconds", "the layer to fail on a silent server")

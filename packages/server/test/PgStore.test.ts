@@ -15,6 +15,7 @@ import * as crypto from "node:crypto"
 import * as net from "node:net"
 import * as PgStore from "../src/PgStore.js"
 import { isUnavailable, Store, StoreError, type StoreShape } from "../src/Store.js"
+import { silentServer } from "./support/SilentServer.js"
 import { channel, describeStore, failure, msg, readAll, type Subject } from "./support/StoreConformance.js"
 
 const SERVER = process.env["CONCLAVE_TEST_POSTGRES"] ?? "postgres://postgres@127.0.0.1:5432/test"
@@ -191,21 +192,7 @@ if (!reachable) {
 
     it.scopedLive("a server that accepts connections but never answers: opening fails after the connect timeout", () =>
       Effect.gen(function*() {
-        const held = new Set<net.Socket>()
-        const silent = net.createServer((socket) => {
-          held.add(socket)
-          socket.on("error", () => socket.destroy())
-        })
-        const port = yield* Effect.acquireRelease(
-          Effect.async<number>((resume) => {
-            silent.listen(0, "127.0.0.1", () => resume(Effect.succeed((silent.address() as net.AddressInfo).port)))
-          }),
-          () =>
-            Effect.async<void>((resume) => {
-              silent.close(() => resume(Effect.void))
-              for (const socket of held) socket.destroy()
-            })
-        )
+        const port = yield* silentServer
         const error = yield* failure(
           Effect.scoped(open(`postgres://postgres@127.0.0.1:${port}/test`)).pipe(
             Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "no answer within 20 s" })
