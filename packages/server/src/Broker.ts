@@ -34,10 +34,12 @@ export type Deliver = (envelope: Envelope) => void
 /** @since 0.1.0 @category models */
 export interface BrokerShape {
   /**
-   * Hand an envelope to every subscribed deliverer, on this node and (for a distributed broker) on
-   * the others. Must not wait for a remote acknowledgement: a distributed broker queues it.
+   * Hand an envelope to every subscribed deliverer, on this node at once and (for a distributed
+   * broker) on the others. It never waits for a remote peer — a distributed broker queues the
+   * envelope and sends it in the background, as NATS clients do — so it is a plain call: the fan-out
+   * of a post or a whisper adds no effect step to the request that makes it.
    */
-  readonly publish: (envelope: Envelope) => Effect.Effect<void>
+  readonly publish: (envelope: Envelope) => void
   /** Receive every published envelope for the lifetime of the scope. */
   readonly subscribe: (deliver: Deliver) => Effect.Effect<void, never, Scope.Scope>
   /** Which broker this is and whether it can reach its peers now (for `GET /health` and `/status`, D-41). */
@@ -59,10 +61,9 @@ const memoryStatus: BrokerStatus = { kind: "memory", ok: true }
 export const makeMemory: Effect.Effect<BrokerShape> = Effect.sync(() => {
   const deliverers = new Set<Deliver>()
   return {
-    publish: (envelope) =>
-      Effect.sync(() => {
-        for (const deliver of deliverers) deliver(envelope)
-      }),
+    publish: (envelope) => {
+      for (const deliver of deliverers) deliver(envelope)
+    },
     subscribe: (deliver) =>
       Effect.acquireRelease(
         Effect.sync(() => deliverers.add(deliver)),

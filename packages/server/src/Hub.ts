@@ -124,8 +124,8 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     yield* broker.subscribe(deliver)
 
     const notify = (targets: ReadonlyArray<SessionEntry>, frame: string) =>
-      Effect.forEach(targets, (entry) => broker.publish({ _tag: "Session", path: entry.key, frame }), {
-        discard: true
+      Effect.sync(() => {
+        for (const entry of targets) broker.publish({ _tag: "Session", path: entry.key, frame })
       })
 
     const sessionsOfUser = (user: string, machine?: string): Array<SessionEntry> =>
@@ -178,17 +178,20 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
 
     const unsubscribe = (entry: SessionEntry, channel: string) => Effect.sync(() => unsubscribeEntry(entry, channel))
 
-    const isSubscribed = (entry: SessionEntry, channel: string) =>
-      Effect.sync(() => sessions.get(entry.key) === entry && entry.channels.has(channel))
+    // The queries below read the hub's in-memory state: plain calls, so a request that needs nothing
+    // else (a whisper, `who` of the server) is answered without an effect step (Requests.Outcome).
 
-    const subscribersOf = (channel: string) =>
-      Effect.sync((): ReadonlyArray<Names.SessionPath> =>
-        [...(subscribers.get(channel)?.values() ?? [])].map((e) => e.path)
-      )
+    /** Whether this very session is subscribed to `channel`. */
+    const isSubscribed = (entry: SessionEntry, channel: string): boolean =>
+      sessions.get(entry.key) === entry && entry.channels.has(channel)
 
-    const presence = Effect.sync((): ReadonlyArray<Names.SessionPath> => [...sessions.values()].map((e) => e.path))
+    const subscribersOf = (channel: string): ReadonlyArray<Names.SessionPath> =>
+      [...(subscribers.get(channel)?.values() ?? [])].map((e) => e.path)
 
-    const online = (path: Names.SessionPath) => Effect.sync(() => sessions.has(Names.renderPath(path)))
+    const presence = (): ReadonlyArray<Names.SessionPath> => [...sessions.values()].map((e) => e.path)
+
+    /** Whether a session is online at `path` (rendered). */
+    const online = (key: string): boolean => sessions.has(key)
 
     /** Unsubscribe one session (by rendered path) from a channel and tell it why (D-7). */
     const unsubscribePath = (channel: string, key: string, reason: Frames.UnsubscribeReason) =>
@@ -267,17 +270,17 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       })
 
     /** Fan an encoded frame out to a channel's subscribers except `exclude` (a rendered path). */
-    const publish = (channel: string, frame: string, exclude: string | null) =>
+    const publish = (channel: string, frame: string, exclude: string | null): void =>
       broker.publish({ _tag: "Channel", channel, frame, exclude })
 
     /** Deliver an encoded frame to one session by rendered path. */
-    const sendTo = (key: string, frame: string) => broker.publish({ _tag: "Session", path: key, frame })
+    const sendTo = (key: string, frame: string): void => broker.publish({ _tag: "Session", path: key, frame })
 
     /**
      * Flush the sockets written to by the code now running once it is done, not at the turn's end:
      * for a fan-out made when the store's writer resolved an append (see `Corking`).
      */
-    const flushSoon = Effect.sync(() => corking.flushSoon())
+    const flushSoon = (): void => corking.flushSoon()
 
     return {
       attach,

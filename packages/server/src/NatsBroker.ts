@@ -176,14 +176,17 @@ export const make = Effect.fn("NatsBroker.make")(function*(options: Options) {
   })
   connected = true
 
-  const sendNow = (to: string, text: string): Effect.Effect<void> =>
-    Effect.try(() => nc.publish(to, text)).pipe(
-      Effect.catchAll((e) =>
-        Effect.logWarning("NATS refused an envelope; other nodes will not get it", e.error).pipe(
+  const sendNow = (to: string, text: string): void => {
+    try {
+      nc.publish(to, text)
+    } catch (error) {
+      run(
+        Effect.logWarning("NATS refused an envelope; other nodes will not get it", error).pipe(
           Effect.annotateLogs({ subject: to, bytes: text.length })
         )
       )
-    )
+    }
+  }
 
   /**
    * Send what was buffered while NATS was away, in order, then publish directly again (what was
@@ -200,10 +203,8 @@ export const make = Effect.fn("NatsBroker.make")(function*(options: Options) {
       }
       const pending = buffered
       buffered = []
-      return Effect.zipRight(
-        Effect.forEach(pending, ({ subject, text }) => sendNow(subject, text), { discard: true }),
-        resume(resent + pending.length)
-      )
+      for (const { subject, text } of pending) sendNow(subject, text)
+      return resume(resent + pending.length)
     })
 
   const onStatus = (status: Status): Effect.Effect<void> => {
@@ -249,28 +250,26 @@ export const make = Effect.fn("NatsBroker.make")(function*(options: Options) {
     Effect.forkScoped
   )
 
-  const send = (to: string, text: string): Effect.Effect<void> => {
+  const send = (to: string, text: string): void => {
     if (connected) return sendNow(to, text)
     if (bufferedBytes + text.length <= bufferLimit) {
       buffered.push({ subject: to, text })
       bufferedBytes += text.length
-      return Effect.void
+      return
     }
     dropped += 1
-    return dropped === 1
-      ? Effect.logWarning("NATS broker buffer full; dropping envelopes for other nodes until NATS is back")
-      : Effect.void
+    if (dropped === 1) {
+      run(Effect.logWarning("NATS broker buffer full; dropping envelopes for other nodes until NATS is back"))
+    }
   }
 
   const broker: BrokerShape = {
-    publish: (envelope) =>
-      Effect.suspend(() => {
-        for (const deliver of deliverers) deliver(envelope)
-        const text = encodeEnvelope(envelope)
-        return Either.isRight(text)
-          ? send(subject(prefix, envelope), text.right)
-          : Effect.logWarning("an envelope could not be encoded for NATS; other nodes will not get it")
-      }),
+    publish: (envelope) => {
+      for (const deliver of deliverers) deliver(envelope)
+      const text = encodeEnvelope(envelope)
+      if (Either.isRight(text)) send(subject(prefix, envelope), text.right)
+      else run(Effect.logWarning("an envelope could not be encoded for NATS; other nodes will not get it"))
+    },
     subscribe: (deliver) =>
       Effect.acquireRelease(
         Effect.sync(() => deliverers.add(deliver)),

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Codec, Errors, type Frames, Names } from "@conclave/protocol"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
@@ -14,7 +15,7 @@ import * as Option from "effect/Option"
 import * as AdminOps from "./AdminOps.js"
 import * as Admins from "./Admins.js"
 import { Hub, type SessionEntry } from "./Hub.js"
-import { traced } from "./internal/traced.js"
+import { makeTracedPlain, traced } from "./internal/traced.js"
 import type { TokenBucket } from "./RateLimit.js"
 import { ServerConfig } from "./ServerConfig.js"
 import {
@@ -35,6 +36,22 @@ export interface Caller {
 }
 
 const refuse = (error: Frames.ProtocolError) => Effect.fail(new Errors.ProtocolFailure({ error }))
+
+/**
+ * A request's reply: known at once when the request needed only the hub's in-memory state (a
+ * whisper, a ping, `who` of the whole server), else the effect that produces it (store steps). Each
+ * request kind still has one implementation (D-40); the session sends a plain reply without an
+ * effect step, which is most of what such a request used to cost.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Outcome = Frames.Reply | Effect.Effect<Frames.Reply>
+
+/** What a request's implementation yields: a plain reply (a refusal is an `error` frame), or an effect. */
+type Answer = Frames.Reply | Effect.Effect<Frames.Reply, Errors.ProtocolFailure>
+
+const refusal = (error: Frames.ProtocolError): Frames.Reply => ({ type: "error", error })
 
 const withId = <F extends Frames.Reply>(frame: F, id: string | undefined): F =>
   id === undefined ? frame : { ...frame, id }
@@ -78,6 +95,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
     const store = yield* Store
     const config = yield* ServerConfig
     const admins = Admins.allowlist(config.admins)
+    const tracedPlain = yield* makeTracedPlain
 
     /** Storage failures become `internal` (logged at warn, text never includes SQL). */
     const db = <A, E extends StoreError | StoreConflict>(
@@ -152,15 +170,16 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         return { type: "joined", channel } satisfies Frames.Reply
       }).pipe(traced("join", () => ({ path: caller.entry.key, channel })))
 
-    const who = (caller: Caller, channel: string | null) =>
-      Effect.gen(function*() {
-        if (channel === null) return { type: "presence", channel, sessions: yield* hub.presence } satisfies Frames.Reply
-        const row = yield* loadChannel(channel)
-        if (!(yield* canSee(caller, row))) {
-          return yield* refuse(Errors.notFound(Errors.Messages.channelNotFound(channel)))
-        }
-        return { type: "presence", channel, sessions: yield* hub.subscribersOf(channel) } satisfies Frames.Reply
-      })
+    const who = (caller: Caller, channel: string | null): Answer =>
+      channel === null
+        ? { type: "presence", channel, sessions: hub.presence() }
+        : Effect.gen(function*() {
+          const row = yield* loadChannel(channel)
+          if (!(yield* canSee(caller, row))) {
+            return yield* refuse(Errors.notFound(Errors.Messages.channelNotFound(channel)))
+          }
+          return { type: "presence", channel, sessions: hub.subscribersOf(channel) } satisfies Frames.Reply
+        })
 
     const clock = yield* Effect.clock
     /**
@@ -214,18 +233,21 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
             reply_to: frame.reply_to
           })
         ).pipe(
-          Effect.tap((seq) =>
-            hub.publish(channel, encodePost(caller, frame, seq), entry.key).pipe(
+          Effect.flatMap((seq) => {
+            const acked = ack(null, seq)
+            try {
+              hub.publish(channel, encodePost(caller, frame, seq), entry.key)
+              hub.flushSoon()
+              return Effect.succeed(acked)
+            } catch (defect) {
               // the row is durable: the post is acked even if its fan-out failed (logged)
-              Effect.catchAllCause((cause) => Effect.logWarning("after-commit action failed", cause))
-            )
-          ),
-          Effect.zipLeft(hub.flushSoon),
-          Effect.map((seq) => ack(null, seq))
+              return Effect.as(Effect.logWarning("after-commit action failed", Cause.die(defect)), acked)
+            }
+          })
         )
       const replyTo = frame.reply_to
-      return Effect.flatMap(hub.isSubscribed(entry, channel), (member) => {
-        if (!member) return refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
+      return Effect.suspend(() => {
+        if (!hub.isSubscribed(entry, channel)) return refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
         const problem = limitProblem(caller, frame.payload)
         if (problem !== undefined) return refuse(problem)
         const ts = clock.unsafeCurrentTimeMillis()
@@ -249,22 +271,22 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
 
     const ackNull: Frames.Reply = ack(null)
 
-    const whisper = (caller: Caller, frame: Frames.ClientFrameOf<"whisper">) => {
+    const whisper = (caller: Caller, frame: Frames.ClientFrameOf<"whisper">): Frames.Reply => {
       const target = Names.renderPath(frame.target)
-      return Effect.flatMap(hub.online(frame.target), (online) => {
-        const problem = online
+      return tracedPlain("whisper", () => ({ path: caller.entry.key, target }), () => {
+        const problem = hub.online(target)
           ? limitProblem(caller, frame.payload)
           : Errors.notFound(Errors.Messages.notOnline(target))
-        return problem === undefined
-          ? Effect.as(hub.sendTo(target, encodeWhisper(caller, frame)), ackNull)
-          : refuse(problem)
-      }).pipe(traced("whisper", () => ({ path: caller.entry.key, target })))
+        if (problem !== undefined) return refusal(problem)
+        hub.sendTo(target, encodeWhisper(caller, frame))
+        return ackNull
+      })
     }
 
     const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
       Effect.gen(function*() {
         const channel = frame.channel
-        if (!(yield* hub.isSubscribed(caller.entry, channel))) {
+        if (!hub.isSubscribed(caller.entry, channel)) {
           return yield* refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
         }
         const now = yield* nowMs
@@ -292,10 +314,12 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
 
     const adminOp = AdminOps.make({ hub, store, db, authorizeChannelAdmin, requireServerAdmin, ack, nowMs, nowIso })
 
-    const dispatch = (caller: Caller, frame: Frames.Request): Effect.Effect<Frames.Reply, Errors.ProtocolFailure> => {
+    const pong: Frames.Reply = { type: "pong" }
+
+    const dispatch = (caller: Caller, frame: Frames.Request): Answer => {
       switch (frame.type) {
         case "ping":
-          return Effect.succeed({ type: "pong" })
+          return pong
         case "join":
           return join(caller, frame.channel, frame.token)
         case "leave":
@@ -329,15 +353,16 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
     }
 
     // One step for both outcomes: the reply or the refusal's `error` frame, echoing the request's `id`.
-    const answer = (frame: Frames.Request) => (effect: Effect.Effect<Frames.Reply, Errors.ProtocolFailure>) =>
+    const answerEffect = (frame: Frames.Request) => (effect: Effect.Effect<Frames.Reply, Errors.ProtocolFailure>) =>
       Effect.match(effect, {
-        onFailure: (e): Frames.Reply => withId({ type: "error", error: e.error }, frame.id),
+        onFailure: (e): Frames.Reply => withId(refusal(e.error), frame.id),
         onSuccess: (reply) => withId(reply, frame.id)
       })
+    const answer = (frame: Frames.Request, answered: Answer): Outcome =>
+      Effect.isEffect(answered) ? answerEffect(frame)(answered) : withId(answered, frame.id)
 
     /** Answer one request: the success frame or an `error` frame, echoing the request's `id`. */
-    const handle = (caller: Caller, frame: Frames.Request): Effect.Effect<Frames.Reply> =>
-      answer(frame)(dispatch(caller, frame))
+    const handle = (caller: Caller, frame: Frames.Request): Outcome => answer(frame, dispatch(caller, frame))
 
     /**
      * Start a post and return the effect that completes it with its reply: the checks run and the
@@ -348,7 +373,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       caller: Caller,
       frame: Frames.ClientFrameOf<"channel_msg">
     ): Effect.Effect<Effect.Effect<Frames.Reply>> => {
-      const reply = answer(frame)
+      const reply = answerEffect(frame)
       return postQueued(caller, frame).pipe(
         Effect.match({
           onFailure: (failure) => reply(Effect.fail(failure)),

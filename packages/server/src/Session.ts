@@ -21,7 +21,7 @@ import * as Either from "effect/Either"
 import type { Hub, SessionEntry } from "./Hub.js"
 import type { Lingering } from "./internal/lingering.js"
 import { CloseCodes, fail, type Inbound, type Link, logErrorFrame } from "./Link.js"
-import type { Caller, Requests } from "./Requests.js"
+import type { Caller, Outcome, Requests } from "./Requests.js"
 
 /** Posts a session may have in flight before it waits for their acks (pipelining). @since 0.1.0 @category constants */
 export const MAX_PIPELINED_POSTS = 64
@@ -78,13 +78,21 @@ class Replies {
     return this.slots.length
   }
 
-  /** Send a reply now; a full outbox drops the session as a slow consumer. */
-  send(frame: Frames.ServerFrame): Effect.Effect<void> {
+  /**
+   * Send a reply now. What is left to do — log an `error` frame, drop the session as a slow consumer
+   * when its outbox is full — is returned as an effect; usually nothing is.
+   */
+  sendNow(frame: Frames.ServerFrame): Effect.Effect<void> | undefined {
     const text = encodeSafely(frame)
-    const logged = frame.type === "error" ? logErrorFrame(frame.error) : Effect.void
-    return this.link.send(text)
-      ? logged
-      : Effect.zipRight(logged, this.hub.kill(this.entry, Errors.KillReasons.slowConsumer))
+    const logged = frame.type === "error" ? logErrorFrame(frame.error) : undefined
+    if (this.link.send(text)) return logged
+    const kill = this.hub.kill(this.entry, Errors.KillReasons.slowConsumer)
+    return logged === undefined ? kill : Effect.zipRight(logged, kill)
+  }
+
+  /** `sendNow` as one effect. */
+  send(frame: Frames.ServerFrame): Effect.Effect<void> {
+    return this.sendNow(frame) ?? Effect.void
   }
 
   /** Hold the place of a reply not yet known. */
@@ -162,13 +170,23 @@ export class Session {
   }
 
   /**
-   * The next thing to do. With nothing ready the run lingers: it waits on its fiber for the next
-   * frame, and ends (the session then waits without a fiber) once the sweeper releases it.
+   * The next thing to do. Frames whose requests are answered at once are handled in a plain loop;
+   * the first that needs an effect (a store step, a log line) continues the run through it. With
+   * nothing ready the run lingers: it waits on its fiber for the next frame, and ends (the session
+   * then waits without a fiber) once the sweeper releases it.
    */
   private step(): Effect.Effect<void> {
     const { link, lingering } = this.input
-    const inbound = link.poll()
-    if (inbound !== undefined) return this.consider(inbound)
+    for (;;) {
+      const inbound = link.poll()
+      if (inbound === undefined) break
+      if (inbound === "closed" || inbound === "expired" || inbound === "idle" || inbound === "killed") {
+        return this.consider(inbound)
+      }
+      const handled = this.handle(inbound as Codec.RawMessage)
+      if (handled === true) return this.end
+      if (handled !== false) return Effect.flatMap(handled, (stop) => stop ? this.end : this.step())
+    }
     lingering.waiting(link)
     return Effect.flatMap(link.next, (next) => {
       lingering.done(link)
@@ -192,7 +210,9 @@ export class Session {
         Effect.zipRight(this.end)
       )
     }
-    return Effect.flatMap(this.handle(inbound as Codec.RawMessage), (stop) => stop ? this.end : this.step())
+    const handled = this.handle(inbound as Codec.RawMessage)
+    if (typeof handled === "boolean") return handled ? this.end : this.step()
+    return Effect.flatMap(handled, (stop) => stop ? this.end : this.step())
   }
 
   /** The session is over: no more runs, and presence no longer holds it. */
@@ -204,8 +224,11 @@ export class Session {
     return Effect.zipRight(this.input.hub.detach(this.input.entry), Effect.logDebug("session detached"))
   })
 
-  /** Handle one frame; true when the session must end (a malformed frame was answered, D-8). */
-  private handle(raw: Codec.RawMessage): Effect.Effect<boolean> {
+  /**
+   * Handle one frame: true when the session must end (a malformed frame was answered, D-8), false
+   * when it goes on — or the effect that finishes handling it and says which.
+   */
+  private handle(raw: Codec.RawMessage): boolean | Effect.Effect<boolean> {
     const { caller, clock, debugOn, entry, link, maxFrameBytes, requests } = this.input
     const replies = this.replies
     entry.lastSeen = clock.unsafeCurrentTimeMillis()
@@ -240,16 +263,32 @@ export class Session {
         : effect
     const valid = Validate.validateClientFrame(frame)
     if (Either.isRight(valid) && frame.type === "channel_msg") return logged(this.post(frame))
-    let reply: Effect.Effect<Frames.Reply>
-    if (frame.type === "hello" || frame.type === "register" || frame.type === "auth") {
-      reply = Effect.succeed({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) })
-    } else if (Either.isLeft(valid)) {
-      const error: Frames.Reply = { type: "error", error: Errors.malformed(valid.left.detail) }
-      reply = Effect.succeed(frame.id !== undefined ? { ...error, id: frame.id } : error)
-    } else {
-      reply = requests.handle(caller, frame)
+    const answer = (): Outcome => {
+      if (frame.type === "hello" || frame.type === "register" || frame.type === "auth") {
+        return { type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) }
+      }
+      if (Either.isLeft(valid)) {
+        const error: Frames.Reply = { type: "error", error: Errors.malformed(valid.left.detail) }
+        return frame.id !== undefined ? { ...error, id: frame.id } : error
+      }
+      return requests.handle(caller, frame)
     }
-    return logged(this.afterOwed(Effect.flatMap(reply, (r) => replies.send(r)), false))
+    if (replies.owed > 0) {
+      // replies are owed to posts in flight: this request runs once they have left (request order)
+      return logged(this.afterOwed(
+        Effect.suspend(() => {
+          const reply = answer()
+          return Effect.isEffect(reply) ? Effect.flatMap(reply, (r) => replies.send(r)) : replies.send(reply)
+        }),
+        false
+      ))
+    }
+    const reply = answer()
+    if (Effect.isEffect(reply)) return logged(Effect.flatMap(reply, (r) => replies.send(r)).pipe(Effect.as(false)))
+    // answered at once: sent now, with no effect step unless one is left to do (a log line, a drop)
+    const rest = replies.sendNow(reply)
+    if (rest === undefined) return debugOn ? logged(Effect.succeed(false)) : false
+    return logged(Effect.as(rest, false))
   }
 
   /** `effect` once every owed reply has left (request order), then `result`. */

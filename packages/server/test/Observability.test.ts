@@ -44,6 +44,8 @@ describe("Observability", () => {
       yield* aaron.request({ type: "join", channel: "ops", token: null })
       expectType(yield* aaron.request({ type: "channel_msg", channel: "ops", payload: plain("observable") }), "ack")
       yield* aaron.request({ type: "read_since", channel: "ops", since_seq: 0 })
+      // a whisper is answered without an effect step; its span is recorded all the same
+      expectType(yield* aaron.request({ type: "whisper", target: aaron.path, payload: plain("hushed") }), "ack")
       yield* aaron.request({ type: "join", channel: "ghost", token: null })
       const token = expectType(
         yield* aaron.request(op({ kind: "invite_create", channel: "ops", uses: null, expires_in_secs: null })),
@@ -92,9 +94,13 @@ describe("Observability", () => {
       )
 
       const named = (name: string) => spans.filter((s) => s.name === name)
-      for (const name of ["register", "join", "post", "read_since", "admin"]) {
+      for (const name of ["register", "join", "post", "read_since", "admin", "whisper"]) {
         assert.isAbove(named(name).length, 0, name)
       }
+      const whisper = named("whisper")[0]!
+      assert.strictEqual(whisper.attributes.get("target"), "aaron/machine/session")
+      assert.strictEqual(whisper.attributes.get("path"), "aaron/machine/session")
+      assert.strictEqual(whisper.status._tag, "Ended")
       const post = named("post")[0]!
       assert.strictEqual(post.attributes.get("channel"), "ops")
       assert.strictEqual(post.attributes.get("path"), "aaron/machine/session")
@@ -106,6 +112,7 @@ describe("Observability", () => {
       const everything = JSON.stringify(lines) +
         JSON.stringify(spans.map((s) => [s.name, [...s.attributes.entries()]]))
       assert.notInclude(everything, "observable")
+      assert.notInclude(everything, "hushed")
       assert.notInclude(everything, "leaky-body")
       assert.notInclude(everything, token)
       assert.notInclude(everything, aaron.identity.pubkey)
