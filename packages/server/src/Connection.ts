@@ -1,7 +1,7 @@
 /**
- * A connection's life (SPEC §2.6, §3.3, DECISIONS D-19): its fiber runs the handshake and
- * establishes the session, which from then on runs a fiber only while it has frames to handle
- * (`Session`). Every fiber is forked into the transport's scope, so interrupting the server's scope
+ * A connection's life (SPEC §2.6, §3.3, DECISIONS D-19): its fiber runs the handshake's last step,
+ * establishes the session and goes on as the session's first run; from then on the session runs a
+ * fiber only while it has frames to handle (`Session`). Every fiber is forked into the transport's scope, so interrupting the server's scope
  * ends every connection; the graceful drain closes the sockets first and lets each fiber end on its
  * own.
  *
@@ -96,7 +96,7 @@ export const make = (
         }
         const established = Effect.logInfo("session established")
         // The session's fibers start from this fiber's runtime: its log annotations come along.
-        const start = Effect.map(FiberSet.runtime(info.fibers)<never>(), (runFork) =>
+        const start = Effect.flatMap(FiberSet.runtime(info.fibers)<never>(), (runFork) =>
           new Session.Session({
             link,
             entry,

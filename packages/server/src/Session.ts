@@ -150,13 +150,18 @@ export class Session {
     )
   }
 
-  /** Send `established` and `server_info`, and start handling frames (those that came meanwhile first). */
-  start(admin: boolean): void {
+  /**
+   * Send `established` and `server_info`; the effect returned is the session's first run, for the
+   * fiber that established it to go on with (the frames that came meanwhile first, then those that
+   * follow while it lingers): a new session's first frames — its joins, or its close — cost no fork.
+   */
+  start(admin: boolean): Effect.Effect<void> {
     const { entry, link } = this.input
     link.send(Codec.encodeFrame({ type: "established", path: entry.path }))
     link.send(Codec.encodeFrame({ type: "server_info", admin }))
     link.onWake = this.wake
-    if (link.ready()) this.wake()
+    this.running = true
+    return this.run
   }
 
   /**
