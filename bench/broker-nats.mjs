@@ -68,7 +68,7 @@ const recorder = () => {
 }
 
 /** Publish RATE envelopes/s for SECONDS through `publish`, in ticks of about a millisecond. */
-const pace = (runtime, broker) =>
+const pace = (broker) =>
   new Promise((resolve) => {
     const start = now()
     let sent = 0
@@ -76,14 +76,13 @@ const pace = (runtime, broker) =>
     const tick = () => {
       const due = Math.min(total, Math.floor(((now() - start) / 1000) * RATE))
       if (due > sent) {
-        const batch = []
         for (; sent < due; sent++) {
-          batch.push({ _tag: "Channel", channel: "bench", frame: frame(sent), exclude: null })
+          broker.publish({ _tag: "Channel", channel: "bench", frame: frame(sent), exclude: null })
         }
-        runtime.runSync(Effect.forEach(batch, (e) => broker.publish(e), { discard: true }))
       }
-      if (sent < total) setTimeout(tick, 1)
-      else resolve({ sent, seconds: (now() - start) / 1000 })
+      if (sent < total) {
+        setTimeout(tick, 1)
+      } else resolve({ sent, seconds: (now() - start) / 1000 })
     }
     tick()
   })
@@ -130,7 +129,7 @@ if (ROLE === "subscriber") {
   const broker = await runtime.runPromise(Broker)
   child.send({ type: "start" })
   const cpu0 = process.cpuUsage()
-  const { sent, seconds } = await pace(runtime, broker)
+  const { sent, seconds } = await pace(broker)
   const pubCpu = cpu(cpu0)
   const summaryP = fromChild("summary")
   child.send({ type: "collect", sent })
