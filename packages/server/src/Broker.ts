@@ -10,8 +10,15 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import type { Control } from "./Cluster.js"
 
-/** An already-encoded frame addressed to a channel's subscribers or to one session. @since 0.1.0 @category models */
+/**
+ * An already-encoded frame addressed to a channel's subscribers or to one session, or a control
+ * message between the nodes of a deployment (presence leases, live-state changes, D-42).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Envelope =
   | {
     readonly _tag: "Channel"
@@ -27,6 +34,7 @@ export type Envelope =
     readonly path: string
     readonly frame: string
   }
+  | Control
 
 /** A local deliverer; it must not block and must not throw. @since 0.1.0 @category models */
 export type Deliver = (envelope: Envelope) => void

@@ -157,7 +157,9 @@ describe("Hub", () => {
       const context = yield* Layer.build(storage)
       const sql = yield* Effect.provide(SqlClient.SqlClient, context)
       yield* Effect.orDie(sql`DROP TABLE bans`)
-      const exit = yield* Layer.build(Hub.Default.pipe(Layer.provide(Broker.layerMemory))).pipe(
+      const exit = yield* Layer.build(
+        Hub.Default.pipe(Layer.provide(Layer.merge(Broker.layerMemory, ServerConfig.layer())))
+      ).pipe(
         Effect.provide(context),
         Effect.exit
       )

@@ -1,0 +1,82 @@
+/**
+ * What the nodes of one deployment tell each other over the `Broker` (DECISIONS D-42): presence
+ * (which sessions a node holds and which channels they are subscribed to, renewed as a lease every
+ * heartbeat interval) and the live-state changes an admin op makes on the node it reaches —
+ * supersede, kick, ban, rename, delete, user and machine removal — so they reach the affected
+ * session wherever it is.
+ *
+ * Presence is a lease carried by the broker, not a store table: it needs no durability (a node that
+ * missed everything rebuilds its view of the others from their next lease, one interval later), it
+ * keeps the handshake and `join` free of store writes, and the single-node default runs the very
+ * same code (its broker simply has no other node). A node's view of another node's sessions expires
+ * `LEASE_INTERVALS` heartbeat intervals after that node's last lease, so a dead node's sessions
+ * leave `who` within three intervals.
+ *
+ * Every control message names the hub instance that sent it (a random id per hub, so two servers in
+ * one process — or two nodes misconfigured with one `--node-id` — never take each other's messages
+ * for their own) and that instance's node name, for logs.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/** Heartbeat intervals after a node's last lease at which its sessions leave presence (< 3, D-42). @since 0.1.0 @category constants */
+export const LEASE_INTERVALS = 2.5
+
+const Path = Schema.String
+const Channel = Schema.String
+const Reason = Schema.Literal("kicked", "banned", "removed", "deleted", "renamed")
+
+/** One session in a lease: its rendered path and its channel subscriptions. @since 0.1.0 @category models */
+export const LeasedSession = Schema.Struct({ path: Path, channels: Schema.Array(Channel) })
+
+/** @since 0.1.0 @category models */
+export type LeasedSession = typeof LeasedSession.Type
+
+/**
+ * A control message: the operation (`op`) and its arguments.
+ *
+ * - `lease`: every session the node holds now; replaces what others knew of it and renews it.
+ * - `attach` / `detach`: a session established / gone (`at`: epoch ms of the attach, which decides
+ *   between two nodes attaching one path at once: the later attach wins, ties by instance id).
+ * - `join` / `leave`: a subscription made / ended.
+ * - `gone`: the node is shutting down; forget its sessions now.
+ * - the rest replay an admin op's change of live state on every other node.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Op = Schema.Union(
+  Schema.Struct({ op: Schema.Literal("lease"), sessions: Schema.Array(LeasedSession) }),
+  Schema.Struct({ op: Schema.Literal("attach"), path: Path, at: Schema.Number }),
+  Schema.Struct({ op: Schema.Literal("detach"), path: Path }),
+  Schema.Struct({ op: Schema.Literal("join"), path: Path, channel: Channel }),
+  Schema.Struct({ op: Schema.Literal("leave"), path: Path, channel: Channel }),
+  Schema.Struct({ op: Schema.Literal("gone") }),
+  Schema.Struct({ op: Schema.Literal("unsubscribe_path"), channel: Channel, path: Path, reason: Reason }),
+  Schema.Struct({ op: Schema.Literal("unsubscribe_user"), channel: Channel, user: Schema.String, reason: Reason }),
+  Schema.Struct({ op: Schema.Literal("drop_channel"), channel: Channel }),
+  Schema.Struct({ op: Schema.Literal("rename_channel"), from: Channel, to: Channel }),
+  Schema.Struct({ op: Schema.Literal("add_ban"), channel: Channel, user: Schema.String }),
+  Schema.Struct({ op: Schema.Literal("remove_ban"), channel: Channel, user: Schema.String }),
+  Schema.Struct({
+    op: Schema.Literal("kill_user"),
+    user: Schema.String,
+    machine: Schema.NullOr(Schema.String),
+    reason: Schema.String
+  })
+)
+
+/** @since 0.1.0 @category models */
+export type Op = typeof Op.Type
+
+/** A control message as it travels: the sending hub instance, its node name and the operation. @since 0.1.0 @category models */
+export const Control = Schema.Struct({
+  _tag: Schema.Literal("Control"),
+  instance: Schema.String,
+  node: Schema.String,
+  body: Op
+})
+
+/** @since 0.1.0 @category models */
+export type Control = typeof Control.Type
