@@ -170,7 +170,9 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
         case "attach": {
           latestAttach = Math.max(latestAttach, body.at)
           const local = sessions.get(body.path)
-          if (local !== undefined && (body.at > local.attachedAt || (body.at === local.attachedAt && from > instance))) {
+          if (
+            local !== undefined && (body.at > local.attachedAt || (body.at === local.attachedAt && from > instance))
+          ) {
             killEntry(local, Errors.KillReasons.superseded)
           }
           return
@@ -267,10 +269,13 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       Effect.sync(() => sessions.get(entry.key) === entry && entry.channels.has(channel))
 
     /** The sessions of this node and the others, each path once (this node's first). */
-    const everywhere = (local: Iterable<SessionEntry>, remote: (now: number) => Iterable<{
-      readonly path: Names.SessionPath
-      readonly key: string
-    }>): ReadonlyArray<Names.SessionPath> => {
+    const everywhere = (
+      local: Iterable<SessionEntry>,
+      remote: (now: number) => Iterable<{
+        readonly path: Names.SessionPath
+        readonly key: string
+      }>
+    ): ReadonlyArray<Names.SessionPath> => {
       const seen = new Set<string>()
       const paths: Array<Names.SessionPath> = []
       for (const entry of local) {
