@@ -70,6 +70,11 @@ export const Op = Schema.Union(
 /** @since 0.1.0 @category models */
 export type Op = typeof Op.Type
 
+const presenceOps: ReadonlySet<Op["op"]> = new Set(["lease", "attach", "detach", "join", "leave", "gone"])
+
+/** Whether the message is about the sender's own presence (not a change of live state everywhere). @since 0.1.0 @category predicates */
+export const isPresence = (op: Op): boolean => presenceOps.has(op.op)
+
 /** A control message as it travels: the sending hub instance, its node name and the operation. @since 0.1.0 @category models */
 export const Control = Schema.Struct({
   _tag: Schema.Literal("Control"),

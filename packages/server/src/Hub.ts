@@ -99,8 +99,12 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     /** The highest attach time seen here, local or remote (`SessionEntry.attachedAt`). */
     let latestAttach = 0
 
-    /** Tell the other nodes (synchronous: both brokers' publish only queue). */
+    /**
+     * Tell the other nodes (synchronous: both brokers' publish only queue). A live-state change is
+     * made on this node's view of the others' sessions too, as each of them makes it on its own.
+     */
     const announce = (body: Cluster.Op): void => {
+      if (!Cluster.isPresence(body)) roster.apply(instance, config.nodeId, body, clock.unsafeCurrentTimeMillis())
       const exit = runSync(broker.publish({ _tag: "Control", instance, node: config.nodeId, body }))
       if (Exit.isFailure(exit)) runSync(Effect.logWarning("a control message could not be published", exit.cause))
     }

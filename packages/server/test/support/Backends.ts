@@ -102,6 +102,48 @@ export const relay = (url: string) =>
     return { port, cut, restore: Effect.asVoid(listen(port)) }
   })
 
+/**
+ * A round-robin TCP load balancer on a free loopback port: each new connection goes to the next of
+ * `targets` (set once the nodes listen), as an operator's load balancer in front of N nodes would.
+ */
+export const balancer = Effect.gen(function*() {
+  let targets: ReadonlyArray<number> = []
+  let next = 0
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    if (targets.length === 0) return client.destroy()
+    const upstream = net.connect(targets[next++ % targets.length]!, "127.0.0.1")
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on("error", () => socket.destroy())
+      socket.on("close", () => {
+        sockets.delete(socket)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  const port = yield* Effect.acquireRelease(
+    Effect.async<number>((resume) => {
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as net.AddressInfo).port)))
+    }),
+    () =>
+      Effect.async<void>((resume) => {
+        server.close(() => resume(Effect.void))
+        for (const socket of sockets) socket.destroy()
+      })
+  )
+  return {
+    port,
+    route: (ports: ReadonlyArray<number>) =>
+      Effect.sync(() => {
+        targets = ports
+      })
+  }
+})
+
 let subjectPrefixes = 0
 /** A NATS subject prefix no other test uses. */
 export const subjectPrefix = (): string => `conclave_test_${crypto.randomBytes(4).toString("hex")}_${++subjectPrefixes}`

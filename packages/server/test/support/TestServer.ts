@@ -1,5 +1,12 @@
 /**
- * Run the real server Layer on 127.0.0.1:0 over a real SQLite file in a temp dir.
+ * Run the real server Layer on 127.0.0.1:0 over a real SQLite file in a temp dir — or, for a test
+ * that names no store, on the deployment `CONCLAVE_TEST_DEPLOYMENT` selects (issue 17, "one
+ * conformance suite, three deployments"):
+ *
+ * - `sqlite` (default): one node, SQLite in a temp dir, the in-process broker;
+ * - `postgres`: one node on a scratch PostgreSQL database and NATS (a subject prefix of its own);
+ * - `cluster`: three nodes on one scratch database and NATS, behind a round-robin TCP load
+ *   balancer, so each test's clients are spread over the nodes (`url` is the balancer's).
  */
 import { Context, Effect, Layer, Logger, LogLevel, type Scope } from "effect"
 import * as Fs from "node:fs"
@@ -15,6 +22,13 @@ export const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.acquire
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "conclave-server-"))),
   (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
 )
+
+/** The deployment the behaviour tests run against (`CONCLAVE_TEST_DEPLOYMENT`). */
+export const DEPLOYMENT: "sqlite" | "postgres" | "cluster" = (() => {
+  const chosen = process.env["CONCLAVE_TEST_DEPLOYMENT"] ?? "sqlite"
+  if (chosen === "sqlite" || chosen === "postgres" || chosen === "cluster") return chosen
+  throw new Error(`CONCLAVE_TEST_DEPLOYMENT=${chosen}: expected sqlite, postgres or cluster`)
+})()
 
 export interface Running {
   readonly url: string
@@ -35,16 +49,19 @@ export const startServer = (
   } = {},
   dir?: string
 ): Effect.Effect<Running, unknown, Scope.Scope> => {
-  const { broker = Broker.layerMemory, store = "file", tracing = false, ...config } = options
+  const { broker = Broker.layerMemory, store, tracing = false, ...config } = options
   return Effect.gen(function*() {
     const base = dir ?? (yield* tempDir)
     const dbFile = Path.join(base, "conclave.db")
+    if (store === undefined && DEPLOYMENT !== "sqlite") {
+      return { ...(yield* startDeployment(DEPLOYMENT, config)), dir: base, dbFile }
+    }
     const context = yield* Layer.build(
       layerWithoutBroker.pipe(
         Layer.provide(broker),
         Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0, ...config })),
         Layer.provide(
-          store === "file"
+          store === undefined || store === "file"
             ? SqliteStore.layer({ filename: dbFile })
             : store === "memory"
             ? SqliteStore.layerMemory
@@ -56,3 +73,42 @@ export const startServer = (
     return { url: address.url, port: address.port, dir: base, dbFile }
   }).pipe(Logger.withMinimumLogLevel(LogLevel.None), Effect.withTracerEnabled(tracing))
 }
+
+/** One node (`postgres`) or three behind a load balancer (`cluster`) on PostgreSQL and NATS. */
+const startDeployment = (
+  deployment: "postgres" | "cluster",
+  config: Partial<ServerConfig.ServerConfigShape>
+): Effect.Effect<{ readonly url: string; readonly port: number }, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    const Backends = yield* Effect.promise(() => import("./Backends.js"))
+    const { layer: pg } = yield* Effect.promise(() => import("../../src/PgStore.js"))
+    const { layer: nats } = yield* Effect.promise(() => import("../../src/NatsBroker.js"))
+    if (!Backends.postgresReachable || !Backends.natsReachable) {
+      return yield* Effect.dieMessage(`CONCLAVE_TEST_DEPLOYMENT=${deployment} needs PostgreSQL and NATS`)
+    }
+    const database = yield* Backends.scratchDatabase
+    const prefix = Backends.subjectPrefix()
+    const node = (nodeId: string, publicUrls: ReadonlyArray<string>) =>
+      Layer.build(
+        layerWithoutBroker.pipe(
+          Layer.provide(nats({ url: Backends.NATS, prefix })),
+          Layer.provide(
+            ServerConfig.layer({
+              host: "127.0.0.1",
+              port: 0,
+              nodeId,
+              ...config,
+              publicUrls: [...(config.publicUrls ?? []), ...publicUrls]
+            })
+          ),
+          Layer.provide(pg({ url: database }))
+        )
+      ).pipe(Effect.map((context) => Context.get(context, ServerAddress)))
+    if (deployment === "postgres") return yield* node("node-1", [])
+    const front = yield* Backends.balancer
+    const url = `ws://127.0.0.1:${front.port}`
+    const ports: Array<number> = []
+    for (const id of ["node-1", "node-2", "node-3"]) ports.push((yield* node(id, [url])).port)
+    yield* front.route(ports)
+    return { url, port: front.port }
+  })
