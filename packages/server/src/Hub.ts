@@ -467,7 +467,13 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     // A node that stops in good order says so (after its heartbeat stopped): the others forget its
     // sessions at once.
     yield* Effect.addFinalizer(() => Effect.sync(() => announce({ op: "gone" })))
-    yield* heartbeat.pipe(Effect.repeat(Schedule.spaced(config.heartbeatInterval)), Effect.forkScoped)
+    // Interruptible: a layer may be built in an uninterruptible region (inside an acquire), and a
+    // fiber forked there would inherit that and never stop when the scope closes.
+    yield* heartbeat.pipe(
+      Effect.repeat(Schedule.spaced(config.heartbeatInterval)),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
 
     return {
       attach,
