@@ -27,6 +27,41 @@ const Path = Schema.String
 const Channel = Schema.String
 const Reason = Schema.Literal("kicked", "banned", "removed", "deleted", "renamed")
 
+/**
+ * About how many bytes of sessions one lease message carries at most, well under NATS's default
+ * `max_payload` (1 MiB), so a node with many sessions still renews its lease.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const LEASE_PART_BYTES = 128 * 1024
+
+/**
+ * A node's lease as messages: its sessions in parts of about `LEASE_PART_BYTES` each (always at
+ * least one message, so an empty node renews too).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const leaseParts = (sessions: Iterable<LeasedSession>): Array<Op> => {
+  const parts: Array<Op> = []
+  let part: Array<LeasedSession> = []
+  let bytes = 0
+  for (const session of sessions) {
+    let size = session.path.length + 24
+    for (const channel of session.channels) size += channel.length + 3
+    if (part.length > 0 && bytes + size > LEASE_PART_BYTES) {
+      parts.push({ op: "lease", sessions: part, continued: parts.length > 0 })
+      part = []
+      bytes = 0
+    }
+    part.push(session)
+    bytes += size
+  }
+  parts.push({ op: "lease", sessions: part, continued: parts.length > 0 })
+  return parts
+}
+
 /** One session in a lease: its rendered path and its channel subscriptions. @since 0.1.0 @category models */
 export const LeasedSession = Schema.Struct({ path: Path, channels: Schema.Array(Channel) })
 
@@ -36,7 +71,8 @@ export type LeasedSession = typeof LeasedSession.Type
 /**
  * A control message: the operation (`op`) and its arguments.
  *
- * - `lease`: every session the node holds now; replaces what others knew of it and renews it.
+ * - `lease`: every session the node holds now; replaces what others knew of it and renews it (a
+ *   large lease comes in parts: the first replaces, the `continued` ones add).
  * - `attach` / `detach`: a session established / gone (`at`: epoch ms of the attach, which decides
  *   between two nodes attaching one path at once: the later attach wins, ties by instance id).
  * - `join` / `leave`: a subscription made / ended.
@@ -47,7 +83,12 @@ export type LeasedSession = typeof LeasedSession.Type
  * @category models
  */
 export const Op = Schema.Union(
-  Schema.Struct({ op: Schema.Literal("lease"), sessions: Schema.Array(LeasedSession) }),
+  Schema.Struct({
+    op: Schema.Literal("lease"),
+    sessions: Schema.Array(LeasedSession),
+    /** A further part of the same lease (a large lease is sent in parts, each under `LEASE_PART_BYTES`). */
+    continued: Schema.Boolean
+  }),
   Schema.Struct({ op: Schema.Literal("attach"), path: Path, at: Schema.Number }),
   Schema.Struct({ op: Schema.Literal("detach"), path: Path }),
   Schema.Struct({ op: Schema.Literal("join"), path: Path, channel: Channel }),

@@ -453,7 +453,7 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     const heartbeat = Effect.sync(() => {
       const leased: Array<Cluster.LeasedSession> = []
       for (const entry of sessions.values()) leased.push({ path: entry.key, channels: [...entry.channels] })
-      announce({ op: "lease", sessions: leased })
+      for (const part of Cluster.leaseParts(leased)) announce(part)
       return roster.sweep(clock.unsafeCurrentTimeMillis())
     }).pipe(
       Effect.flatMap((gone) =>

@@ -52,7 +52,7 @@ export class Roster {
     switch (op.op) {
       case "lease": {
         const peer = this.peer(instance, node, now)
-        peer.sessions.clear()
+        if (!op.continued) peer.sessions.clear()
         for (const leased of op.sessions) this.add(peer, leased)
         return
       }
