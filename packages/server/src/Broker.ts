@@ -1,6 +1,7 @@
 /**
- * Fan-out between hub instances (DECISIONS D-20). Every delivery the hub makes — channel fan-out,
- * whispers, notices — is published here; each hub instance subscribes one local deliverer. The
+ * Fan-out between hub instances (DECISIONS D-20, D-42). Channel fan-out and whispers are published
+ * here, and so are the nodes' control messages (presence, live-state changes, `Cluster`: each node
+ * then sends the notices to its own sessions); each hub instance subscribes one local deliverer. The
  * default `layerMemory` delivers in-process, synchronously, so a frame is encoded once and handed
  * to every local socket in a plain loop. `NatsBroker.layer` is the distributed one (D-41, D-42).
  *
