@@ -155,7 +155,7 @@ if (ROLE === "subscriber") {
   const rec = recorder()
   memory.runFork(Effect.scoped(Effect.zipRight(mem.subscribe(rec.deliver), Effect.never)))
   const cpu1 = process.cpuUsage()
-  const m = await pace(memory, mem)
+  const m = await pace(mem)
   const memCpu = cpu(cpu1)
   line("memory", rec.summary(), m.sent, m.seconds, `; CPU ${(memCpu / m.sent).toFixed(2)} µs/env (publish + deliver)`)
   await memory.dispose()

@@ -281,7 +281,13 @@ scenarios.fanout1 = async () => {
   await adapter.prepare(N + 1)
   await adapter.ensureChannels(["bench"])
   const subs = await openAll(N, 50, () => ({ channels: ["bench"] }))
-  const [pub] = await openAll(1, 1, () => ({ channels: ["bench"] }), N)
+  // target `cluster`: the publisher on the other node, so every delivery crosses the broker
+  const [pub] = await openAll(
+    1,
+    1,
+    () => ({ channels: ["bench"], ...(cfg.pubPort === undefined ? {} : { port: cfg.pubPort }) }),
+    N
+  )
   for (const s of [...subs, pub]) adapter.startCounting(s)
   watchCloses([...subs, pub])
   log(`${N} subscribers + 1 publisher ready`)

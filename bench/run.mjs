@@ -8,7 +8,9 @@
 // A/B mode (`--ab REV`): the conclave of an earlier commit (target `base`, built in a worktree under
 // bench/.ab/) runs interleaved with the working tree's, and the table gains "conclave / base".
 // Targets `embedded` and `traced` run the working tree's server embedded in a default Effect app
-// (bench/servers/embedded.mjs), without and with an in-memory tracer.
+// (bench/servers/embedded.mjs), without and with an in-memory tracer. Target `cluster` runs two
+// nodes on PostgreSQL + NATS with the publisher on one and the subscribers on the other (fanout1:
+// cross-node fan-out; needs psql, PostgreSQL at BENCH_POSTGRES and nats-server).
 //
 // Servers are pinned to CPU0 and the load generator to CPU1 (taskset, when available). Targets run
 // interleaved (A, B, C, A, B, C, …) per scenario. One JSON line per run goes to stdout and to
@@ -30,9 +32,9 @@ const RESULTS = path.join(BENCH, "results")
 const CONCLAVE_BIN = path.join(ROOT, "packages/cli/bin/conclave.js")
 const SCENARIOS = ["coldstart", "fanout1", "fanout100", "whisper", "handshake", "history"]
 const EXTRA_SCENARIOS = ["profile"] // only when asked for: --profile or --only profile
-const TARGETS = ["bare", "bare-json", "nats", "base", "embedded", "traced", "conclave"]
+const TARGETS = ["bare", "bare-json", "nats", "base", "embedded", "traced", "conclave", "cluster"]
 // targets that run a conclave server (the load generator speaks conclave's protocol to them)
-const CONCLAVE_LIKE = new Set(["conclave", "base", "embedded", "traced"])
+const CONCLAVE_LIKE = new Set(["conclave", "base", "embedded", "traced", "cluster"])
 const DEFAULT_TARGETS = ["bare", "nats", "conclave"] // bare-json on request (--targets)
 
 // ---------------------------------------------------------------------------------------------
@@ -285,6 +287,9 @@ const spawnServer = (cmd, env, matcher, timeoutMs = 30000) =>
   })
 
 const stopServer = (srv, graceMs = 8000) =>
+  Promise.all((srv.extra ?? []).map((other) => stopOne(other, graceMs))).then(() => stopOne(srv, graceMs))
+
+const stopOne = (srv, graceMs) =>
   new Promise((resolve) => {
     if (srv.proc.exitCode !== null || srv.proc.signalCode !== null) return resolve()
     const t = setTimeout(() => srv.proc.kill("SIGKILL"), graceMs)
@@ -355,6 +360,7 @@ const startTarget = async (target, { dataDir, nodeFlags = [], preload = true } =
     )
     return spawnServer(pin(0, ["nats-server", "-c", conf]), {}, (l) => (l.includes("Server is ready") ? p2 : null))
   }
+  if (target === "cluster") return startCluster(nodeFlags, ELD)
   const dir = dataDir === undefined
     ? (opts.store === "memory" ? null : path.join(tmpRoot, `data-${++dataDirs}`))
     : dataDir
@@ -385,6 +391,53 @@ const startTarget = async (target, { dataDir, nodeFlags = [], preload = true } =
     { CONCLAVE_LOG_FORMAT: "json", CONCLAVE_LOG_LEVEL: "info", BENCH_ELD_FILE: eldFile },
     matchConclave
   ).then((s) => ({ ...s, dataDir: dir }))
+}
+
+// Target `cluster` (issue 17): two `conclave serve` nodes on a scratch PostgreSQL database
+// (BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432/test; dropped at exit) and a
+// nats-server of its own. The load generator's subscribers dial node B (`port`), the publishers node
+// A (`pubPort`), so every delivery crosses NATS: cross-node fan-out, side by side with `conclave`.
+const BENCH_POSTGRES = process.env.BENCH_POSTGRES ?? "postgres://postgres@127.0.0.1:5432/test"
+let clusters = 0
+const startCluster = async (nodeFlags, ELD) => {
+  const db = `conclave_bench_${process.pid}_${++clusters}`
+  execFileSync("psql", [BENCH_POSTGRES, "-qc", `CREATE DATABASE ${db}`])
+  process.on("exit", () => {
+    try {
+      execFileSync("psql", [BENCH_POSTGRES, "-qc", `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`])
+    } catch {
+      // best effort
+    }
+  })
+  const store = new URL(BENCH_POSTGRES)
+  store.pathname = `/${db}`
+  const natsPort = await freePort()
+  const nats = await spawnServer(
+    pin(0, ["nats-server", "-a", "127.0.0.1", "-p", String(natsPort)]),
+    {},
+    (l) => (l.includes("Server is ready") ? natsPort : null)
+  )
+  const node = (id, eld) =>
+    spawnServer(
+      pin(0, [
+        process.execPath,
+        ...nodeFlags,
+        ...eld,
+        CONCLAVE_BIN,
+        ...conclaveArgs(null).filter((a) => a !== "--ephemeral"),
+        "--store",
+        store.toString(),
+        "--broker",
+        `nats://127.0.0.1:${natsPort}`,
+        "--node-id",
+        id
+      ]),
+      { CONCLAVE_LOG_FORMAT: "json", CONCLAVE_LOG_LEVEL: "info", BENCH_ELD_FILE: eldFile },
+      matchConclave
+    )
+  const a = await node("bench-a", [])
+  const b = await node("bench-b", ELD)
+  return { ...b, pubPort: a.port, extra: [a, nats], dataDir: null }
 }
 
 // A/B: the conclave of an earlier commit, checked out in a worktree under bench/.ab/<sha> and built
@@ -448,6 +501,7 @@ const runLoadgen = (target, scenario, srv, extra = {}) =>
       ladder: scenario === "whisper" ? params.whisperLadder : params.fanoutLadder,
       ...params,
       ...(scenario === "whisper" ? { t3Warm: undefined, t3Measure: undefined } : {}),
+      ...(srv.pubPort === undefined ? {} : { pubPort: srv.pubPort }),
       ...extra
     }
     const proc = spawn(pin(1, [process.execPath])[0], [
@@ -731,7 +785,8 @@ const LABELS = {
   base: "conclave@base",
   embedded: "embedded",
   traced: "embedded + tracer",
-  conclave: "conclave"
+  conclave: "conclave",
+  cluster: "cluster (cross-node)"
 }
 
 const summaryTable = (targets) => {
@@ -740,7 +795,7 @@ const summaryTable = (targets) => {
     ok.find((r) => r.scenario === scenario && r.target === target && r.rep === rep)?.result?.[metric]
   const reps = [...new Set(ok.map((r) => r.rep))]
   // always show bare / NATS / conclave (empty when absent); bare-json only when it ran
-  const OPTIONAL = ["bare-json", "base", "embedded", "traced"]
+  const OPTIONAL = ["bare-json", "base", "embedded", "traced", "cluster"]
   const cols = TARGETS.filter((t) => !OPTIONAL.includes(t) || targets.includes(t))
   const others = cols.filter((t) => t !== "conclave")
   const lines = []

@@ -329,8 +329,10 @@ export class ConclaveAdapter {
     await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker))
   }
 
-  async handshake(key, handle, register) {
-    const conn = await connectRaw(this.ctx, this.authority)
+  async handshake(key, handle, register, port = this.ctx.port) {
+    const ctx = port === this.ctx.port ? this.ctx : { ...this.ctx, port }
+    const authority = `${ctx.host}:${port}`.toLowerCase()
+    const conn = await connectRaw(ctx, authority)
     const inbox = new Inbox()
     conn.onFrame = (buf, s, e) => {
       try {
@@ -351,10 +353,10 @@ export class ConclaveAdapter {
       return m
     }
     conn.sendText(
-      JSON.stringify({ type: "hello", protocol_version: 1, session: handle, host: this.authority, client: "bridge" })
+      JSON.stringify({ type: "hello", protocol_version: 1, session: handle, host: authority, client: "bridge" })
     )
     const ch = await expect(["challenge"], "challenge")
-    const signature = crypto.sign(null, authMessage(this.authority, handle, ch.nonce), key.privateKey).toString(
+    const signature = crypto.sign(null, authMessage(authority, handle, ch.nonce), key.privateKey).toString(
       "base64url"
     )
     const frames = []
@@ -391,9 +393,9 @@ export class ConclaveAdapter {
   }
 
   /** Authenticate as key `index % keys` with handle `h<index>`, join `channels` (pipelined). */
-  async open(index, { channels = [] } = {}) {
+  async open(index, { channels = [], port } = {}) {
     const key = this.keys[index % this.keys.length]
-    const s = await this.handshake(key, `h${index}`, false)
+    const s = await this.handshake(key, `h${index}`, false, port)
     if (channels.length > 0) {
       s.conn.write(
         Buffer.concat(

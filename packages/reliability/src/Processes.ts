@@ -139,6 +139,8 @@ export const spawnServer = (
     readonly nodeArgs?: ReadonlyArray<string>
     /** Extra environment variables for the server process. */
     readonly env?: Record<string, string>
+    /** `--store URL` instead of `--data-dir` (D-41; `dataDir` is then unused). */
+    readonly store?: string
   } = {}
 ): Effect.Effect<ServerProcess, ProcessError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -152,8 +154,7 @@ export const spawnServer = (
       "serve",
       "--bind",
       `127.0.0.1:${options.port ?? 0}`,
-      "--data-dir",
-      dataDir,
+      ...(options.store === undefined ? ["--data-dir", dataDir] : ["--store", options.store]),
       "--rate",
       "0",
       ...(options.extraArgs ?? [])

@@ -1,6 +1,7 @@
 /**
- * Fan-out between hub instances (DECISIONS D-20). Every delivery the hub makes — channel fan-out,
- * whispers, notices — is published here; each hub instance subscribes one local deliverer. The
+ * Fan-out between hub instances (DECISIONS D-20, D-42). Channel fan-out and whispers are published
+ * here, and so are the nodes' control messages (presence, live-state changes, `Cluster`: each node
+ * then sends the notices to its own sessions); each hub instance subscribes one local deliverer. The
  * default `layerMemory` delivers in-process, synchronously, so a frame is encoded once and handed
  * to every local socket in a plain loop. `NatsBroker.layer` is the distributed one (D-41, D-42).
  *
@@ -10,8 +11,15 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import type { Control } from "./Cluster.js"
 
-/** An already-encoded frame addressed to a channel's subscribers or to one session. @since 0.1.0 @category models */
+/**
+ * An already-encoded frame addressed to a channel's subscribers or to one session, or a control
+ * message between the nodes of a deployment (presence leases, live-state changes, D-42).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Envelope =
   | {
     readonly _tag: "Channel"
@@ -27,6 +35,7 @@ export type Envelope =
     readonly path: string
     readonly frame: string
   }
+  | Control
 
 /** A local deliverer; it must not block and must not throw. @since 0.1.0 @category models */
 export type Deliver = (envelope: Envelope) => void

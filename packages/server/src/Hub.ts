@@ -1,18 +1,32 @@
 /**
  * The hub: presence keyed by full session path, channel subscriptions, the in-memory ban mirror and
- * fan-out through the `Broker` (SPEC §3.3–§3.10, §3.14, §3.16, DECISIONS D-7, D-20).
+ * fan-out through the `Broker` (SPEC §3.3–§3.10, §3.14, §3.16, DECISIONS D-7, D-20, D-42).
  *
  * All state lives in plain maps mutated inside single synchronous steps, so "check the ban mirror
  * and subscribe" and "supersede and attach" are atomic without locks. Delivery is a synchronous loop
  * over the sessions' connections with the frame encoded once.
  *
+ * One deployment, many nodes (D-42): the hub tells the other nodes through the broker what changes
+ * in its presence (attach, detach, join, leave, and every heartbeat interval a lease listing all its
+ * sessions) and replays there each live-state change an admin op makes here (kick, ban, rename,
+ * delete, user and machine removal, `Cluster`). What the other nodes hold is kept in a `Roster`, so
+ * `who`, the whisper target check and supersede cover every node. A lone node runs the same code:
+ * its broker has no other node, so its roster stays empty.
+ *
  * @since 0.1.0
  */
-import { Codec, Errors, type Frames, Names } from "@conclave/protocol"
+import { Auth, Codec, Errors, type Frames, Names } from "@conclave/protocol"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Cause from "effect/Cause"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
 import * as Broker from "./Broker.js"
+import * as Cluster from "./Cluster.js"
 import { Corking } from "./internal/corking.js"
+import { Roster } from "./internal/roster.js"
 import * as Wire from "./internal/wire.js"
+import { ServerConfig } from "./ServerConfig.js"
 import { Store } from "./Store.js"
 
 /**
@@ -40,6 +54,11 @@ export interface SessionEntry {
   readonly conn: Conn
   /** Epoch ms of the last inbound frame. */
   lastSeen: number
+  /**
+   * When it attached, as a logical clock over the deployment (never below any attach this node has
+   * heard of): of two sessions on one path, the later attach wins on every node.
+   */
+  readonly attachedAt: number
   /** Channels this session is subscribed to. */
   readonly channels: Set<string>
 }
@@ -69,6 +88,29 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
   scoped: Effect.gen(function*() {
     const store = yield* Store
     const broker = yield* Broker.Broker
+    const config = yield* ServerConfig
+    const clock = yield* Effect.clock
+    const runtime = yield* Effect.runtime<never>()
+    const runSync = Runtime.runSyncExit(runtime)
+    /** This hub's id in control messages (its node name may be shared by mistake; this never is). */
+    const instance = Auth.randomToken()
+    const heartbeatMs = Math.max(1, Duration.toMillis(config.heartbeatInterval))
+    const roster = new Roster(Math.ceil(heartbeatMs * Cluster.LEASE_INTERVALS))
+    /** The highest attach time seen here, local or remote (`SessionEntry.attachedAt`). */
+    let latestAttach = 0
+
+    /**
+     * Tell the other nodes (synchronous: both brokers' publish only queue). A live-state change is
+     * made on this node's view of the others' sessions too, as each of them makes it on its own.
+     */
+    const announce = (body: Cluster.Op): void => {
+      if (!Cluster.isPresence(body)) roster.apply(instance, config.nodeId, body, clock.unsafeCurrentTimeMillis())
+      try {
+        broker.publish({ _tag: "Control", instance, node: config.nodeId, body })
+      } catch (defect) {
+        runSync(Effect.logWarning("a control message could not be published", Cause.die(defect)))
+      }
+    }
 
     const sessions = new Map<string, SessionEntry>()
     const subscribers = new Map<string, Map<string, SessionEntry>>()
@@ -96,6 +138,7 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       if (sessions.get(entry.key) !== entry) return false
       sessions.delete(entry.key)
       for (const channel of [...entry.channels]) unsubscribeEntry(entry, channel)
+      announce({ op: "detach", path: entry.key })
       return true
     }
 
@@ -108,6 +151,10 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     // frame is encoded to UTF-8 and framed once, not once per recipient.
     const deliver: Broker.Deliver = (envelope) => {
       let overflow: Array<SessionEntry> | undefined
+      if (envelope._tag === "Control") {
+        if (envelope.instance !== instance) fromPeer(envelope)
+        return
+      }
       if (envelope._tag === "Channel") {
         const subs = subscribers.get(envelope.channel)
         if (subs === undefined) return
@@ -121,13 +168,47 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       }
       if (overflow !== undefined) { for (const entry of overflow) killEntry(entry, Errors.KillReasons.slowConsumer) }
     }
-    yield* broker.subscribe(deliver)
 
-    const notify = (targets: ReadonlyArray<SessionEntry>, frame: string) =>
-      Effect.sync(() => {
-        for (const entry of targets) broker.publish({ _tag: "Session", path: entry.key, frame })
-      })
-
+    /** Apply another node's control message: its presence to the roster, its admin ops to local state. */
+    const fromPeer = ({ body, instance: from, node }: Cluster.Control): void => {
+      const now = clock.unsafeCurrentTimeMillis()
+      roster.apply(from, node, body, now)
+      switch (body.op) {
+        case "attach": {
+          latestAttach = Math.max(latestAttach, body.at)
+          const local = sessions.get(body.path)
+          if (
+            local !== undefined && (body.at > local.attachedAt || (body.at === local.attachedAt && from > instance))
+          ) {
+            killEntry(local, Errors.KillReasons.superseded)
+          }
+          return
+        }
+        case "unsubscribe_path":
+          unsubscribePathNow(body.channel, body.path, body.reason)
+          return
+        case "unsubscribe_user":
+          unsubscribeUserNow(body.channel, body.user, body.reason)
+          return
+        case "drop_channel":
+          dropChannelNow(body.channel)
+          return
+        case "rename_channel":
+          renameChannelNow(body.from, body.to)
+          return
+        case "add_ban":
+          addBanNow(body.channel, body.user)
+          return
+        case "remove_ban":
+          removeBanNow(body.channel, body.user)
+          return
+        case "kill_user":
+          killUserNow(body.user, body.reason, body.machine ?? undefined)
+          return
+        default:
+          return
+      }
+    }
     const sessionsOfUser = (user: string, machine?: string): Array<SessionEntry> =>
       [...sessions.values()].filter((e) =>
         e.path.user === user && (machine === undefined || e.path.machine === machine)
@@ -141,16 +222,21 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       const key = Names.renderPath(input.path)
       const previous = sessions.get(key)
       if (previous !== undefined) killEntry(previous, Errors.KillReasons.superseded)
+      const elsewhere = previous === undefined && roster.has(key, input.now)
+      latestAttach = Math.max(input.now, latestAttach + 1)
       const entry: SessionEntry = {
         path: input.path,
         key,
         origin: input.origin,
         conn: input.conn,
         lastSeen: input.now,
+        attachedAt: latestAttach,
         channels: new Set()
       }
       sessions.set(key, entry)
-      return { entry, superseded: previous !== undefined }
+      // the node holding the path, if another, drops its session when this arrives
+      announce({ op: "attach", path: key, at: entry.attachedAt })
+      return { entry, superseded: previous !== undefined || elsewhere }
     }
     const attach = (input: AttachInput) => Effect.sync(() => attachEntry(input))
 
@@ -168,15 +254,23 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     const subscribeEntry = (entry: SessionEntry, channel: string): SubscribeResult => {
       if (sessions.get(entry.key) !== entry) return "absent"
       if (bans.get(channel)?.has(entry.path.user) === true) return "banned"
-      entry.channels.add(channel)
-      const subs = subscribers.get(channel) ?? new Map<string, SessionEntry>()
-      subs.set(entry.key, entry)
-      subscribers.set(channel, subs)
+      if (!entry.channels.has(channel)) {
+        entry.channels.add(channel)
+        const subs = subscribers.get(channel) ?? new Map<string, SessionEntry>()
+        subs.set(entry.key, entry)
+        subscribers.set(channel, subs)
+        announce({ op: "join", path: entry.key, channel })
+      }
       return "subscribed"
     }
     const subscribe = (entry: SessionEntry, channel: string) => Effect.sync(() => subscribeEntry(entry, channel))
 
-    const unsubscribe = (entry: SessionEntry, channel: string) => Effect.sync(() => unsubscribeEntry(entry, channel))
+    const unsubscribe = (entry: SessionEntry, channel: string) =>
+      Effect.sync(() => {
+        const left = unsubscribeEntry(entry, channel)
+        if (left) announce({ op: "leave", path: entry.key, channel })
+        return left
+      })
 
     // The queries below read the hub's in-memory state: plain calls, so a request that needs nothing
     // else (a whisper, `who` of the server) is answered without an effect step (Requests.Outcome).
@@ -185,78 +279,149 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     const isSubscribed = (entry: SessionEntry, channel: string): boolean =>
       sessions.get(entry.key) === entry && entry.channels.has(channel)
 
+    /** The sessions of this node and the others, each path once (this node's first). */
+    const everywhere = (
+      local: Iterable<SessionEntry>,
+      remote: (now: number) => Iterable<{
+        readonly path: Names.SessionPath
+        readonly key: string
+      }>
+    ): ReadonlyArray<Names.SessionPath> => {
+      const seen = new Set<string>()
+      const paths: Array<Names.SessionPath> = []
+      for (const entry of local) {
+        seen.add(entry.key)
+        paths.push(entry.path)
+      }
+      for (const session of remote(clock.unsafeCurrentTimeMillis())) {
+        if (seen.has(session.key)) continue
+        seen.add(session.key)
+        paths.push(session.path)
+      }
+      return paths
+    }
+
+    /** The channel's subscribers on every node. */
     const subscribersOf = (channel: string): ReadonlyArray<Names.SessionPath> =>
-      [...(subscribers.get(channel)?.values() ?? [])].map((e) => e.path)
+      everywhere(subscribers.get(channel)?.values() ?? [], function*(now) {
+        for (const session of roster.sessions(now)) if (session.channels.has(channel)) yield session
+      })
 
-    const presence = (): ReadonlyArray<Names.SessionPath> => [...sessions.values()].map((e) => e.path)
+    /** Every session on every node (server-wide `who`). */
+    const presence = (): ReadonlyArray<Names.SessionPath> => everywhere(sessions.values(), (now) => roster.sessions(now))
 
-    /** Whether a session is online at `path` (rendered). */
-    const online = (key: string): boolean => sessions.has(key)
+    /** Whether a session is online at `key` (a rendered path) on any node. */
+    const online = (key: string): boolean => sessions.has(key) || roster.has(key, clock.unsafeCurrentTimeMillis())
 
-    /** Unsubscribe one session (by rendered path) from a channel and tell it why (D-7). */
+    // Each live-state change below is made here (`…Now`) and announced, so every other node makes it
+    // on the sessions it holds; a notice goes straight to the local sessions it concerns.
+    const tell = (targets: ReadonlyArray<SessionEntry>, frame: string): void => {
+      for (const entry of targets) {
+        if (!entry.conn.send(frame)) killEntry(entry, Errors.KillReasons.slowConsumer)
+      }
+    }
+
+    const unsubscribePathNow = (channel: string, key: string, reason: Frames.UnsubscribeReason): number => {
+      const entry = sessions.get(key)
+      const hit = entry !== undefined && unsubscribeEntry(entry, channel) ? [entry] : []
+      tell(hit, encodeNotice(channel, reason, null))
+      return hit.length
+    }
+
+    const unsubscribeUserNow = (channel: string, user: string, reason: Frames.UnsubscribeReason): number => {
+      const hit = sessionsOfUser(user).filter((e) => unsubscribeEntry(e, channel))
+      tell(hit, encodeNotice(channel, reason, null))
+      return hit.length
+    }
+
+    const dropChannelNow = (channel: string): void => {
+      bans.delete(channel)
+      const hit = [...(subscribers.get(channel)?.values() ?? [])]
+      for (const entry of hit) unsubscribeEntry(entry, channel)
+      tell(hit, encodeNotice(channel, "deleted", null))
+    }
+
+    /** Unsubscribe one session (by rendered path, on whichever node) from a channel and tell it why (D-7). */
     const unsubscribePath = (channel: string, key: string, reason: Frames.UnsubscribeReason) =>
-      Effect.suspend(() => {
-        const entry = sessions.get(key)
-        const hit = entry !== undefined && unsubscribeEntry(entry, channel) ? [entry] : []
-        return notify(hit, encodeNotice(channel, reason, null)).pipe(Effect.as(hit.length))
+      Effect.sync(() => {
+        announce({ op: "unsubscribe_path", channel, path: key, reason })
+        return unsubscribePathNow(channel, key, reason)
       })
 
-    /** Unsubscribe every live session of `user` from a channel and tell each (D-7). */
+    /** Unsubscribe every live session of `user` (on every node) from a channel and tell each (D-7). */
     const unsubscribeUser = (channel: string, user: string, reason: Frames.UnsubscribeReason) =>
-      Effect.suspend(() => {
-        const hit = sessionsOfUser(user).filter((e) => unsubscribeEntry(e, channel))
-        return notify(hit, encodeNotice(channel, reason, null)).pipe(Effect.as(hit.length))
+      Effect.sync(() => {
+        announce({ op: "unsubscribe_user", channel, user, reason })
+        return unsubscribeUserNow(channel, user, reason)
       })
 
-    /** The channel is gone: drop every subscription (notice `deleted`) and its ban mirror. */
+    /** The channel is gone: drop every subscription (notice `deleted`) and its ban mirror, on every node. */
     const dropChannel = (channel: string) =>
-      Effect.suspend(() => {
-        bans.delete(channel)
-        const hit = [...(subscribers.get(channel)?.values() ?? [])]
-        for (const entry of hit) unsubscribeEntry(entry, channel)
-        return notify(hit, encodeNotice(channel, "deleted", null))
+      Effect.sync(() => {
+        announce({ op: "drop_channel", channel })
+        dropChannelNow(channel)
       })
 
-    /** Move subscriptions and bans to the new name and tell subscribers (notice `renamed`, D-7). */
+    /** Move subscriptions and bans to the new name and tell subscribers (notice `renamed`, D-7), on every node. */
     const renameChannel = (from: string, to: string) =>
-      Effect.suspend(() => {
-        const banned = bans.get(from)
-        bans.delete(from)
-        if (banned !== undefined) bans.set(to, banned)
-        const hit = [...(subscribers.get(from)?.values() ?? [])]
-        subscribers.delete(from)
-        if (hit.length > 0) {
-          const moved = subscribers.get(to) ?? new Map<string, SessionEntry>()
-          for (const entry of hit) {
-            entry.channels.delete(from)
-            entry.channels.add(to)
-            moved.set(entry.key, entry)
-          }
-          subscribers.set(to, moved)
-        }
-        return notify(hit, encodeNotice(from, "renamed", to))
+      Effect.sync(() => {
+        announce({ op: "rename_channel", from, to })
+        renameChannelNow(from, to)
       })
+
+    const renameChannelNow = (from: string, to: string): void => {
+      const banned = bans.get(from)
+      bans.delete(from)
+      if (banned !== undefined) bans.set(to, banned)
+      const hit = [...(subscribers.get(from)?.values() ?? [])]
+      subscribers.delete(from)
+      if (hit.length > 0) {
+        const moved = subscribers.get(to) ?? new Map<string, SessionEntry>()
+        for (const entry of hit) {
+          entry.channels.delete(from)
+          entry.channels.add(to)
+          moved.set(entry.key, entry)
+        }
+        subscribers.set(to, moved)
+      }
+      tell(hit, encodeNotice(from, "renamed", to))
+    }
 
     const isBanned = (channel: string, user: string) => Effect.sync(() => bans.get(channel)?.has(user) === true)
+    const addBanNow = (channel: string, user: string): void => {
+      const set = bans.get(channel) ?? new Set<string>()
+      set.add(user)
+      bans.set(channel, set)
+    }
+    const removeBanNow = (channel: string, user: string): void => {
+      const set = bans.get(channel)
+      set?.delete(user)
+      if (set?.size === 0) bans.delete(channel)
+    }
+    /** Add a ban to the mirror on every node. */
     const addBan = (channel: string, user: string) =>
       Effect.sync(() => {
-        const set = bans.get(channel) ?? new Set<string>()
-        set.add(user)
-        bans.set(channel, set)
+        announce({ op: "add_ban", channel, user })
+        addBanNow(channel, user)
       })
+    /** Lift a ban from the mirror on every node. */
     const removeBan = (channel: string, user: string) =>
       Effect.sync(() => {
-        const set = bans.get(channel)
-        set?.delete(user)
-        if (set?.size === 0) bans.delete(channel)
+        announce({ op: "remove_ban", channel, user })
+        removeBanNow(channel, user)
       })
 
-    /** Force-drop every live session of a user (or of one of its machines). Returns how many. */
+    const killUserNow = (user: string, reason: string, machine?: string): number => {
+      const hit = sessionsOfUser(user, machine)
+      for (const entry of hit) killEntry(entry, reason)
+      return hit.length
+    }
+
+    /** Force-drop every live session of a user (or of one of its machines), on every node. Returns how many here. */
     const killUser = (user: string, reason: string, machine?: string) =>
       Effect.sync(() => {
-        const hit = sessionsOfUser(user, machine)
-        for (const entry of hit) killEntry(entry, reason)
-        return hit.length
+        announce({ op: "kill_user", user, machine: machine ?? null, reason })
+        return killUserNow(user, reason, machine)
       })
 
     const kill = (entry: SessionEntry, reason: string) => Effect.sync(() => killEntry(entry, reason))
@@ -281,6 +446,35 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
      * for a fan-out made when the store's writer resolved an append (see `Corking`).
      */
     const flushSoon = (): void => corking.flushSoon()
+
+    // Subscribed last: a message from another node may arrive at any yield from here on.
+    yield* broker.subscribe(deliver)
+
+    /** Renew this node's lease with every session it holds, and forget nodes whose lease ran out. */
+    const heartbeat = Effect.sync(() => {
+      const leased: Array<Cluster.LeasedSession> = []
+      for (const entry of sessions.values()) leased.push({ path: entry.key, channels: [...entry.channels] })
+      for (const part of Cluster.leaseParts(leased)) announce(part)
+      return roster.sweep(clock.unsafeCurrentTimeMillis())
+    }).pipe(
+      Effect.flatMap((gone) =>
+        gone.length === 0
+          ? Effect.void
+          : Effect.logWarning("nodes stopped renewing their presence lease; their sessions left").pipe(
+            Effect.annotateLogs({ nodes: gone.join(",") })
+          )
+      )
+    )
+    // A node that stops in good order says so (after its heartbeat stopped): the others forget its
+    // sessions at once.
+    yield* Effect.addFinalizer(() => Effect.sync(() => announce({ op: "gone" })))
+    // Interruptible: a layer may be built in an uninterruptible region (inside an acquire), and a
+    // fiber forked there would inherit that and never stop when the scope closes.
+    yield* heartbeat.pipe(
+      Effect.repeat(Schedule.spaced(config.heartbeatInterval)),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
 
     return {
       attach,

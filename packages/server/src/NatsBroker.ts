@@ -5,7 +5,8 @@
  *
  * Subjects: `<prefix>.ch.<channel>` and `<prefix>.s.<session path>`, each name as base64url of
  * its UTF-8 bytes without padding (`_` for the empty name), so every name is one valid subject
- * token. For now a node subscribes to `<prefix>.ch.*` and `<prefix>.s.*` and its hub ignores what
+ * token; the nodes' control messages (presence leases, live-state changes, `Cluster`) on
+ * `<prefix>.ctl`, one subject, so each node's control messages reach the others in order. For now a node subscribes to `<prefix>.ch.*` and `<prefix>.s.*` and its hub ignores what
  * it does not hold. The body is the envelope as JSON, decoded with Schema on arrival; a message
  * that does not decode, or whose subject does not match its envelope, is logged (subject and size,
  * never the body) and dropped.
@@ -33,6 +34,7 @@ import * as Layer from "effect/Layer"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { Broker, type BrokerShape, type BrokerStatus, type Deliver, type Envelope } from "./Broker.js"
+import { Control } from "./Cluster.js"
 
 /** The broker could not be opened: options it cannot use, or no NATS server reachable. @since 0.1.0 @category errors */
 export class BrokerError extends Data.TaggedError("BrokerError")<{
@@ -69,7 +71,7 @@ const SessionWire = Schema.Struct({
   path: Schema.String,
   frame: Schema.String
 })
-const EnvelopeJson = Schema.parseJson(Schema.Union(ChannelWire, SessionWire))
+const EnvelopeJson = Schema.parseJson(Schema.Union(ChannelWire, SessionWire, Control))
 // Outgoing envelopes are typed already: encoding skips re-checking their shape (2 of the ~13 µs a
 // publish costs); the receiving side, where bytes come from outside, decodes with the full schema.
 const encodeEnvelope: (envelope: Envelope) => Either.Either<string, ParseResult.ParseError> = Schema.encodeEither(
@@ -81,8 +83,16 @@ const decodeEnvelope = Schema.decodeUnknownEither(EnvelopeJson)
 export const token = (name: string): string => name === "" ? "_" : Buffer.from(name, "utf8").toString("base64url")
 
 /** The subject an envelope is published on. @since 0.1.0 @category subjects */
-export const subject = (prefix: string, envelope: Envelope): string =>
-  envelope._tag === "Channel" ? `${prefix}.ch.${token(envelope.channel)}` : `${prefix}.s.${token(envelope.path)}`
+export const subject = (prefix: string, envelope: Envelope): string => {
+  switch (envelope._tag) {
+    case "Channel":
+      return `${prefix}.ch.${token(envelope.channel)}`
+    case "Session":
+      return `${prefix}.s.${token(envelope.path)}`
+    case "Control":
+      return `${prefix}.ctl`
+  }
+}
 
 const PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
 
@@ -170,6 +180,7 @@ export const make = Effect.fn("NatsBroker.make")(function*(options: Options) {
   }
   nc.subscribe(`${prefix}.ch.*`, { callback: onMessage })
   nc.subscribe(`${prefix}.s.*`, { callback: onMessage })
+  nc.subscribe(`${prefix}.ctl`, { callback: onMessage })
   yield* Effect.tryPromise({
     try: () => nc.flush(),
     catch: (cause) => new BrokerError({ reason: "Unreachable", message: `NATS at ${where} did not answer`, cause })

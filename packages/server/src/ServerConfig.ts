@@ -42,6 +42,11 @@ export interface ServerConfigShape {
   readonly handshakeTimeout: Duration.Duration
   /** Sessions with no inbound frame for this long are reaped (SPEC §3.4, 60 s). */
   readonly idleTimeout: Duration.Duration
+  /**
+   * How often this node renews its sessions' presence lease with the other nodes (D-42, 5 s): a dead
+   * node's sessions leave `who` within three intervals.
+   */
+  readonly heartbeatInterval: Duration.Duration
   /** How often the reaper runs (15 s). */
   readonly reaperInterval: Duration.Duration
   /** Channel history retention (SPEC §3.17.3, 7 days). */
@@ -83,6 +88,7 @@ export const defaults: ServerConfigShape = {
   registerLimitPerMinute: Limits.DEFAULT_REGISTER_LIMIT_PER_MINUTE,
   handshakeTimeout: Duration.millis(Limits.HANDSHAKE_TIMEOUT_MS),
   idleTimeout: Duration.millis(Limits.IDLE_TIMEOUT_MS),
+  heartbeatInterval: Duration.seconds(5),
   reaperInterval: Duration.millis(Limits.REAPER_INTERVAL_MS),
   retention: Duration.millis(Limits.HISTORY_RETENTION_MS),
   retentionSweepInterval: Duration.millis(Limits.RETENTION_SWEEP_INTERVAL_MS),

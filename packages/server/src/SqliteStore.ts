@@ -228,13 +228,23 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   })
 
   const deleteChannel = Effect.fnUntraced(function*(name: string) {
-    // memberships, invites, bans and messages go with it (ON DELETE CASCADE)
+    // memberships, invites, bans and messages go with it (ON DELETE CASCADE); its seq counter stays,
+    // so a channel created again under the name never hands out an old seq again
     yield* tx(sql`DELETE FROM channels WHERE name = ${name}`)
   }, Effect.mapError(toStoreError("deleteChannel")))
 
   const renameChannel = Effect.fnUntraced(function*(name: string, newName: string) {
-    // memberships, invites, bans and messages follow (ON UPDATE CASCADE)
-    yield* tx(sql`UPDATE channels SET name = ${newName} WHERE name = ${name}`).pipe(
+    // Memberships, invites, bans and messages follow (ON UPDATE CASCADE), messages with their seqs;
+    // the new name's counter goes on from the higher of both names' counters (both stay, so neither
+    // name hands out a seq twice).
+    yield* tx(
+      Effect.zipRight(
+        sql`UPDATE channels SET name = ${newName} WHERE name = ${name}`,
+        sql`INSERT INTO channel_seq (channel, last_seq)
+            SELECT ${newName}, last_seq FROM channel_seq WHERE channel = ${name}
+            ON CONFLICT (channel) DO UPDATE SET last_seq = MAX(channel_seq.last_seq, excluded.last_seq)`
+      )
+    ).pipe(
       Effect.mapError(toConflict("renameChannel", { channel: newName }))
     )
   })

@@ -35,6 +35,9 @@ const rowsInMainFile = (file: string, table: string): number => {
   try {
     const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE name = ?").get(table)
     return exists === undefined ? 0 : (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+  } catch {
+    // a copy taken while a checkpoint is writing pages may be torn: not yet
+    return -1
   } finally {
     db.close()
     fs.rmSync(copy, { force: true })

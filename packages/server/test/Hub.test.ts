@@ -1,7 +1,7 @@
 import { Errors, type Names } from "@conclave/protocol"
 import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Option, TestClock } from "effect"
+import { Cause, Effect, Exit, Layer, Option, Scope, TestClock } from "effect"
 import * as Broker from "../src/Broker.js"
 import { type Conn, Hub } from "../src/Hub.js"
 import { ReaperLive, reapOnce } from "../src/Reaper.js"
@@ -149,6 +149,14 @@ describe("Hub", () => {
       assert.isFalse(yield* hub.isBanned("ops2", "bob"))
       assert.strictEqual(yield* hub.subscribe(e, "ops2"), "subscribed")
     }).pipe(Effect.provide(HubTest)))
+  it.live("a hub built in an uninterruptible region (inside an acquire) still stops when its scope closes", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      yield* Effect.uninterruptible(Layer.buildWithScope(HubTest, scope))
+      yield* Scope.close(scope, Exit.void).pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("the hub's scope did not close") })
+      )
+    }))
   it.scoped("a store that cannot load the bans fails startup with a typed StoreError, not a defect", () =>
     Effect.gen(function*() {
       const storage = SqliteStore.layerClient.pipe(
@@ -157,7 +165,9 @@ describe("Hub", () => {
       const context = yield* Layer.build(storage)
       const sql = yield* Effect.provide(SqlClient.SqlClient, context)
       yield* Effect.orDie(sql`DROP TABLE bans`)
-      const exit = yield* Layer.build(Hub.Default.pipe(Layer.provide(Broker.layerMemory))).pipe(
+      const exit = yield* Layer.build(
+        Hub.Default.pipe(Layer.provide(Layer.merge(Broker.layerMemory, ServerConfig.layer())))
+      ).pipe(
         Effect.provide(context),
         Effect.exit
       )

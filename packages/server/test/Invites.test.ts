@@ -73,7 +73,7 @@ describe("Invite tokens", () => {
 
   it.scopedLive("an expired token is refused and deleted (S-062)", () =>
     Effect.gen(function*() {
-      const { dbFile, url } = yield* startServer()
+      const { dbFile, url } = yield* startServer({ store: "file" })
       const aaron = yield* register(url, "aaron")
       const david = yield* register(url, "david")
       yield* aaron.request(op({ kind: "create_channel", name: "ops", visibility: "private" }))

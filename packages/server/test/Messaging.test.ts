@@ -275,7 +275,7 @@ describe("Messaging", () => {
 
   it.scopedLive("history older than the retention window is not served (D-18) and is swept at startup", () =>
     Effect.gen(function*() {
-      const { a, dbFile, dir } = yield* setup()
+      const { a, dbFile, dir } = yield* setup({ store: "file" })
       const store = yield* Layer.build(SqliteStore.layer({ filename: dbFile })).pipe(Effect.map(Context.get(Store)))
       const old = yield* store.appendMessage({
         channel: "lobby",
@@ -290,13 +290,13 @@ describe("Messaging", () => {
       assert.deepStrictEqual(page.messages.map((m) => m.seq), [fresh])
       assert.isTrue(old < fresh)
       // a second server on the same data dir sweeps at startup
-      yield* startServer({}, dir)
+      yield* startServer({ store: "file" }, dir)
       const left = yield* store.readSince({ channel: "lobby", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
       assert.deepStrictEqual(left.messages.map((m) => m.seq), [fresh])
     }))
   it.scopedLive("a post the store cannot retain is refused with internal and delivered to no one (D-5)", () =>
     Effect.gen(function*() {
-      const { a, b, dbFile } = yield* setup()
+      const { a, b, dbFile } = yield* setup({ store: "file" })
       expectType(yield* post(a, "lobby", "kept"), "ack")
       yield* b.nextOther()
       const sql = yield* Layer.build(SqliteStore.layerSqlite({ filename: dbFile })).pipe(

@@ -236,14 +236,14 @@ describe("Presence, revocation and moderation", () => {
       const dir = yield* tempDir
       const bob = newIdentity()
       const firstRun = Effect.gen(function*() {
-        const { url } = yield* startServer({}, dir)
+        const { url } = yield* startServer({ store: "file" }, dir)
         const aaron = yield* register(url, "aaron")
         yield* connect(url, { identity: bob, handle: "s", register: { username: "bob", machine: "m" } })
         yield* aaron.request(op({ kind: "create_channel", name: "ops", visibility: "public" }))
         expectType(yield* aaron.request(op({ kind: "ban", channel: "ops", user: "bob" })), "ack")
       })
       yield* Effect.scoped(firstRun)
-      const { url } = yield* startServer({}, dir)
+      const { url } = yield* startServer({ store: "file" }, dir)
       const again = yield* connect(url, { identity: bob, handle: "s" })
       assert.deepStrictEqual(errorOf(yield* join(again, "ops")), {
         kind: "unauthorized",

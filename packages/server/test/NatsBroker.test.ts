@@ -8,29 +8,15 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { connect } from "@nats-io/transport-node"
-import { Context, Duration, Effect, Exit, Layer, Logger, Queue, Schedule } from "effect"
-import * as ChildProcess from "node:child_process"
-import * as crypto from "node:crypto"
-import * as net from "node:net"
+import { Context, Effect, Exit, Layer, Logger, Queue, Schedule } from "effect"
 import * as Broker from "../src/Broker.js"
 import * as NatsBroker from "../src/NatsBroker.js"
+import { freePort, NATS, natsReachable, natsServer, subjectPrefix, within } from "./support/Backends.js"
 import { silentServer } from "./support/SilentServer.js"
 
-const SERVER = process.env["CONCLAVE_TEST_NATS"] ?? "nats://127.0.0.1:4222"
-const NATS_SERVER_BIN = process.env["CONCLAVE_NATS_SERVER_BIN"] ?? "/usr/sbin/nats-server"
-const prefix = `conclave_test_${crypto.randomBytes(4).toString("hex")}`
-
-const reachable = await connect({ servers: SERVER, timeout: 3000 }).then(
-  (nc) => nc.close().then(() => true),
-  () => false
-)
-
-/** Fail with `message` unless `effect` completes within `duration` (a bounded wait, not a sleep). */
-const within = (duration: Duration.DurationInput, message: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.timeoutFail(effect, {
-    duration,
-    onTimeout: () => new Error(`timed out after ${Duration.format(duration)}: ${message}`)
-  })
+const SERVER = NATS
+const prefix = subjectPrefix()
+const reachable = natsReachable
 
 interface Node {
   readonly broker: Broker.BrokerShape
@@ -99,38 +85,6 @@ const awaitStatus = (broker: Broker.BrokerShape, ok: boolean, what: string) =>
 /** Nothing further arrived on a node (checked after a barrier that followed everything expected). */
 const assertQuiet = (node: Node, what: string) =>
   Effect.map(Queue.size(node.inbox), (size) => assert.strictEqual(size, 0, `${what}: unexpected extra envelopes`))
-
-const freePort = Effect.async<number>((resume) => {
-  const probe = net.createServer()
-  probe.listen(0, "127.0.0.1", () => {
-    const port = (probe.address() as net.AddressInfo).port
-    probe.close(() => resume(Effect.succeed(port)))
-  })
-})
-
-/** A `nats-server` of the test's own on `port`, ready when this returns; killed with the scope or by `kill`. */
-const natsServer = (port: number) =>
-  Effect.gen(function*() {
-    const child = ChildProcess.spawn(NATS_SERVER_BIN, ["-a", "127.0.0.1", "-p", String(port)], {
-      stdio: ["ignore", "ignore", "pipe"]
-    })
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-    const kill = Effect.suspend(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-      return Effect.promise(() => exited)
-    })
-    yield* Effect.addFinalizer(() => kill)
-    let output = ""
-    yield* Effect.async<void, Error>((resume) => {
-      child.stderr.on("data", (chunk: Buffer) => {
-        output += chunk.toString("utf8")
-        if (output.includes("Server is ready")) resume(Effect.void)
-      })
-      child.once("exit", (code) => resume(Effect.fail(new Error(`nats-server exited (${code}): ${output}`))))
-      child.once("error", (e) => resume(Effect.fail(e)))
-    }).pipe(within("10 seconds", `nats-server on port ${port} ready`))
-    return { kill }
-  })
 
 const failure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(Effect.exit(effect), (exit) =>
@@ -375,7 +329,7 @@ if (!reachable) {
         const got: Array<Broker.Envelope> = []
         yield* b.next(1, "B after").pipe(
           Effect.tap((es) => got.push(...es)),
-          Effect.repeat({ until: () => got[got.length - 1]?.frame === after.frame })
+          Effect.repeat({ until: () => JSON.stringify(got[got.length - 1]) === JSON.stringify(after) })
         )
         const resent = got.slice(0, -1)
         assert.deepStrictEqual(resent, during.slice(during.length - resent.length))

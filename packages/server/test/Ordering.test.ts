@@ -245,7 +245,7 @@ for (const tracing of [true, false]) {
 
     it.scopedLive("a row refused alone within a group commit is answered in request order", () =>
       Effect.gen(function*() {
-        const { a, b, dbFile } = yield* setup(tracing, { ratePerSecond: 0 })
+        const { a, b, dbFile } = yield* setup(tracing, { ratePerSecond: 0, store: "file" })
         yield* a.request(op({ kind: "create_channel", name: "other", visibility: "public" }))
         expectType(yield* a.request({ type: "join", channel: "other", token: null }), "joined")
         // Inserts into `other` now fail; the others of the same batch are retried without them.
@@ -281,7 +281,7 @@ for (const tracing of [true, false]) {
 
     it.scopedLive("a post the store cannot retain is refused with internal, before the frames behind it", () =>
       Effect.gen(function*() {
-        const { a, b, dbFile } = yield* setup(tracing)
+        const { a, b, dbFile } = yield* setup(tracing, { store: "file" })
         const sql = yield* Layer.build(SqliteStore.layerSqlite({ filename: dbFile })).pipe(
           Effect.map(Context.get(SqlClient.SqlClient))
         )

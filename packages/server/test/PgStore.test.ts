@@ -7,85 +7,14 @@
  * Without a reachable server the suite is skipped (one line says so), except under `CI=true`,
  * where that is a failure.
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, type Duration, Effect, Layer, Option, Redacted } from "effect"
-import * as crypto from "node:crypto"
-import * as net from "node:net"
+import { Context, Effect, Layer, Option } from "effect"
 import * as PgStore from "../src/PgStore.js"
 import { isUnavailable, Store, StoreError, type StoreShape } from "../src/Store.js"
+import { POSTGRES, postgresReachable, postgresShown, relay, scratchDatabase } from "./support/Backends.js"
 import { silentServer } from "./support/SilentServer.js"
 import { channel, describeStore, failure, msg, readAll, type Subject } from "./support/StoreConformance.js"
-
-const SERVER = process.env["CONCLAVE_TEST_POSTGRES"] ?? "postgres://postgres@127.0.0.1:5432/test"
-const shown = (() => {
-  try {
-    const url = new URL(SERVER)
-    if (url.password !== "") url.password = "***"
-    return url.toString()
-  } catch {
-    return "(an unparseable URL)"
-  }
-})()
-
-const adminClient = (connectTimeout: Duration.DurationInput) =>
-  Layer.build(PgClient.layer({ url: Redacted.make(SERVER), connectTimeout, maxConnections: 2 })).pipe(
-    Effect.map((ctx) => Context.get(ctx, PgClient.PgClient))
-  )
-
-const reachable = await Effect.runPromise(
-  Effect.scoped(adminClient("3 seconds")).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
-)
-
-const prefix = `conclave_test_${crypto.randomBytes(4).toString("hex")}`
-let databases = 0
-
-/**
- * A TCP relay to the server that the test can cut and restore: the database "going down" and
- * coming back without touching the real server. Its port stays the same.
- */
-const relay = Effect.gen(function*() {
-  const target = new URL(SERVER)
-  const sockets = new Set<net.Socket>()
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port || 5432), target.hostname)
-    for (const socket of [client, upstream]) {
-      sockets.add(socket)
-      socket.on("error", () => socket.destroy())
-      socket.on("close", () => {
-        sockets.delete(socket)
-        client.destroy()
-        upstream.destroy()
-      })
-    }
-    client.pipe(upstream)
-    upstream.pipe(client)
-  })
-  const listen = (port: number) =>
-    Effect.async<number>((resume) => {
-      server.listen(port, "127.0.0.1", () => resume(Effect.succeed((server.address() as net.AddressInfo).port)))
-    })
-  const cut = Effect.async<void>((resume) => {
-    server.close(() => resume(Effect.void))
-    for (const socket of sockets) socket.destroy()
-  })
-  const port = yield* Effect.acquireRelease(listen(0), () => server.listening ? cut : Effect.void)
-  return { port, cut, restore: Effect.asVoid(listen(port)) }
-})
-
-/** A new database on the server (dropped when the scope closes), and its URL. */
-const scratchDatabase = Effect.gen(function*() {
-  const name = `${prefix}_${++databases}`
-  const admin = yield* adminClient("5 seconds")
-  yield* Effect.acquireRelease(
-    admin.unsafe(`CREATE DATABASE ${name}`),
-    () => Effect.orDie(admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
-  )
-  const url = new URL(SERVER)
-  url.pathname = `/${name}`
-  return url.toString()
-})
 
 const open = (url: string) =>
   Layer.build(PgStore.layer({ url })).pipe(Effect.map((ctx): StoreShape => Context.get(ctx, Store)))
@@ -118,15 +47,15 @@ const subject = Effect.gen(function*() {
   return result
 })
 
-if (!reachable) {
+if (!postgresReachable) {
   if (process.env["CI"] === "true") {
     describe("PgStore", () => {
       it("PostgreSQL is reachable (required under CI=true)", () => {
-        assert.fail(`no PostgreSQL at ${shown}`)
+        assert.fail(`no PostgreSQL at ${postgresShown}`)
       })
     })
   } else {
-    console.log(`skipped: no PostgreSQL at ${shown}`)
+    console.log(`skipped: no PostgreSQL at ${postgresShown}`)
     describe.skip("PgStore", () => {
       it("needs PostgreSQL", () => {})
     })
@@ -155,7 +84,7 @@ if (!reachable) {
     it.scoped("a server that goes away: every operation is a StoreError (soon, no hang, no crash); back, the store works again", () =>
       Effect.gen(function*() {
         const direct = new URL(yield* scratchDatabase)
-        const { cut, port, restore } = yield* relay
+        const { cut, port, restore } = yield* relay(POSTGRES)
         direct.host = `127.0.0.1:${port}`
         const store = yield* open(direct.toString())
         yield* channel(store, "ops")

@@ -8,8 +8,10 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
+import Sqlite from "better-sqlite3"
 import { Context, Deferred, Effect, Fiber, Layer } from "effect"
 import * as path from "node:path"
+import { migrations } from "../src/internal/migrations.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { type NewMessage, Store, StoreError, type StoreShape } from "../src/Store.js"
 import { allSuspended, channel, failure, msg, NOW, plain, texts } from "./support/StoreConformance.js"
@@ -56,7 +58,38 @@ describe("SqliteStore", () => {
         assert.strictEqual(sync?.synchronous, 1) // NORMAL
         assert.strictEqual(fk?.foreign_keys, 1)
         assert.strictEqual(busy?.timeout, SqliteStore.BUSY_TIMEOUT_MS)
-        assert.strictEqual(version?.user_version, 1)
+        assert.strictEqual(version?.user_version, 2)
+      }))
+
+    it.scoped("migrates a version-1 database to per-channel seqs: old rows keep theirs, each channel goes on from its highest (D-42)", () =>
+      Effect.gen(function*() {
+        const file = yield* dbFile
+        const v1 = new Sqlite(file)
+        try {
+          for (const statement of migrations[0]!.statements) v1.exec(statement)
+          v1.exec("PRAGMA user_version = 1")
+          v1.exec(
+            "INSERT INTO channels (name, visibility, created_by, created_at) VALUES " +
+              "('ops', 'public', 'a', '2026-01-01T00:00:00Z'), ('dev', 'public', 'a', '2026-01-01T00:00:00Z')"
+          )
+          const insert = v1.prepare(
+            "INSERT INTO messages (channel, sender, payload, ts_ms, origin, reply_to) VALUES (?, 'a/b/c', ?, 1, 'human', NULL)"
+          )
+          for (const [name, text] of [["ops", "o1"], ["dev", "d1"], ["ops", "o2"], ["dev", "d2"]]) {
+            insert.run(name, JSON.stringify(plain(text!)))
+          }
+        } finally {
+          v1.close()
+        }
+        const store = yield* openStore(file)
+        assert.strictEqual(yield* store.appendMessage(msg("ops", 2, "o3")), 4)
+        assert.strictEqual(yield* store.appendMessage(msg("dev", 2, "d3")), 5)
+        assert.strictEqual(yield* store.appendMessage(msg("ops", 3, "o4")), 5)
+        const ops = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
+        assert.deepStrictEqual(ops.messages.map((m) => m.seq), [1, 3, 4, 5])
+        assert.deepStrictEqual(texts(ops.messages), ["o1", "o2", "o3", "o4"])
+        assert.isTrue(yield* store.messageExists("dev", 4))
+        assert.isFalse(yield* store.messageExists("dev", 3))
       }))
 
     it.scoped("refuses a database written by a newer schema", () =>
@@ -113,8 +146,9 @@ describe("SqliteStore", () => {
       Effect.gen(function*() {
         const { sql, store } = yield* fresh
         yield* channel(store, "ops")
-        yield* sql`INSERT INTO messages (channel, sender, payload, ts_ms, origin, reply_to)
-                   VALUES ('ops', 'a/b/c', ${JSON.stringify(plain("fractional ts"))}, 10.5, 'human', NULL)`
+        yield* sql`INSERT INTO messages (channel, seq, sender, payload, ts_ms, origin, reply_to)
+                   VALUES ('ops', 1, 'a/b/c', ${JSON.stringify(plain("fractional ts"))}, 10.5, 'human', NULL)`
+        yield* sql`INSERT INTO channel_seq (channel, last_seq) VALUES ('ops', 1)`
         yield* store.appendMessage(msg("ops", 11, "whole"))
         const page = yield* store.readSince({ channel: "ops", since: { _tag: "Seq", seq: 0 }, cutoffMs: 0, limit: 10 })
         assert.deepStrictEqual(texts(page.messages), ["whole"])

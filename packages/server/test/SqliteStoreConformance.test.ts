@@ -20,8 +20,14 @@ const subject = (filename: string) =>
       return {
         store: Context.get(ctx, Store),
         insertRawMessage: (row) =>
-          sql`INSERT INTO messages (channel, sender, payload, ts_ms, origin, reply_to)
-              VALUES (${row.channel}, ${row.sender}, ${row.payload}, ${row.ts_ms}, ${row.origin}, ${row.reply_to})`,
+          sql`INSERT INTO channel_seq (channel, last_seq) VALUES (${row.channel}, 1)
+              ON CONFLICT (channel) DO UPDATE SET last_seq = last_seq + 1`.pipe(
+            Effect.zipRight(
+              sql`INSERT INTO messages (channel, seq, sender, payload, ts_ms, origin, reply_to)
+                  VALUES (${row.channel}, (SELECT last_seq FROM channel_seq WHERE channel = ${row.channel}),
+                          ${row.sender}, ${row.payload}, ${row.ts_ms}, ${row.origin}, ${row.reply_to})`
+            )
+          ),
         countRows: (table, channel) =>
           Effect.map(
             channel === undefined
@@ -39,11 +45,11 @@ describeStore("SQLite (file)", {
     dbFile,
     (filename) => Layer.build(SqliteStore.layer({ filename })).pipe(Effect.map((ctx) => Context.get(ctx, Store)))
   ),
-  seqPerChannel: false
+  seqPerChannel: true
 })
 
 describeStore("SQLite (memory)", {
   fresh: subject(":memory:"),
   database: undefined,
-  seqPerChannel: false
+  seqPerChannel: true
 })

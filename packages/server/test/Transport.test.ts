@@ -24,7 +24,7 @@ const get = (url: string, path: string) =>
 describe("Transport", () => {
   it.scopedLive("GET /status names the node, each backend's kind and health, the sessions, uptime and version (D-41)", () =>
     Effect.gen(function*() {
-      const { url } = yield* startServer({ nodeId: "node-a" })
+      const { url } = yield* startServer({ nodeId: "node-a", store: "file" })
       const a = yield* register(url, "aaron")
       expectType(yield* a.request({ type: "ping" }), "pong")
       const reply = yield* get(url, "/status")
@@ -85,14 +85,14 @@ describe("Transport", () => {
       const dir = yield* tempDir
       const first = yield* Effect.scoped(
         Effect.gen(function*() {
-          const { url } = yield* startServer({}, dir)
+          const { url } = yield* startServer({ store: "file" }, dir)
           const a = yield* dial(url)
           const b = yield* dial(url)
           assert.strictEqual(a.headers[Limits.INSTANCE_ID_HEADER], b.headers[Limits.INSTANCE_ID_HEADER])
           return a.headers[Limits.INSTANCE_ID_HEADER]
         })
       )
-      const { url } = yield* startServer({}, dir)
+      const { url } = yield* startServer({ store: "file" }, dir)
       assert.strictEqual((yield* dial(url)).headers[Limits.INSTANCE_ID_HEADER], first)
     }))
 
@@ -153,7 +153,7 @@ describe("Transport", () => {
 
   it.scopedLive("at most maxPendingPerIp connections may sit in the handshake (D-10)", () =>
     Effect.gen(function*() {
-      const { url } = yield* startServer({ maxPendingPerIp: 2 })
+      const { url } = yield* startServer({ maxPendingPerIp: 2, store: "file" })
       const established = yield* register(url, "aaron")
       const first = yield* dial(url)
       yield* dial(url)

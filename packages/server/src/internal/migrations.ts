@@ -52,6 +52,21 @@ export const migrations: ReadonlyArray<Migration> = [
       `CREATE INDEX IF NOT EXISTS messages_channel_id ON messages(channel, id)`,
       `CREATE INDEX IF NOT EXISTS messages_ts ON messages(ts_ms)`
     ]
+  },
+  {
+    // Per-channel seq (D-42): each message's seq is taken from its channel's counter inside the
+    // append transaction (1, 2, 3 … per channel, no gap). Existing rows keep their seq (the old
+    // server-wide row id), and each channel's counter goes on from its highest.
+    version: 2,
+    statements: [
+      `ALTER TABLE messages ADD COLUMN seq INTEGER`,
+      `UPDATE messages SET seq = id`,
+      `CREATE TABLE IF NOT EXISTS channel_seq (channel TEXT PRIMARY KEY, last_seq INTEGER NOT NULL)`,
+      `INSERT OR REPLACE INTO channel_seq (channel, last_seq)
+        SELECT channel, MAX(seq) FROM messages WHERE seq IS NOT NULL GROUP BY channel`,
+      `CREATE UNIQUE INDEX IF NOT EXISTS messages_channel_seq ON messages(channel, seq)`,
+      `DROP INDEX IF EXISTS messages_channel_id`
+    ]
   }
 ]
 

@@ -12,7 +12,7 @@ import * as Exit from "effect/Exit"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import { type NewMessage, StoreError } from "../Store.js"
-import { INSERT_CHUNK, INSERT_CHUNKS } from "./sqliteRows.js"
+import { INSERT_CHUNK, INSERT_CHUNKS, LAST_SEQ, SET_LAST_SEQ } from "./sqliteRows.js"
 import { payloadJson, runWriter } from "./storeRows.js"
 
 // A queued append and its outcome. A one-shot cell instead of a `Deferred` (whose construction
@@ -70,22 +70,14 @@ const chunkSize = (pending: ReadonlyArray<PendingAppend>, from: number, solo: Re
   return 1
 }
 
-// The ids of a chunk's rows in insertion (VALUES) order. AUTOINCREMENT hands out increasing ids in
-// insertion order while the write lock is held, and SQLite does not promise RETURNING's row order,
-// so the ids are sorted when they do not come back ascending. Undefined unless exactly `size`
-// integer ids came back.
-const chunkIds = (rows: ReadonlyArray<unknown>, size: number): ReadonlyArray<number> | undefined => {
-  if (rows.length !== size) return undefined
-  const ids: Array<number> = new Array(size)
-  let ascending = true
-  for (let k = 0; k < size; k++) {
-    const row = rows[k]
-    const id: unknown = typeof row === "object" && row !== null ? (row as { readonly id?: unknown }).id : undefined
-    if (typeof id !== "number" || !Number.isSafeInteger(id)) return undefined
-    if (k > 0 && id <= ids[k - 1]!) ascending = false
-    ids[k] = id
-  }
-  return ascending ? ids : ids.sort((a, b) => a - b)
+// The last seq of a row of `LAST_SEQ` (0 for a channel with no counter yet); undefined if malformed.
+const lastSeqOf = (rows: ReadonlyArray<unknown>): number | undefined => {
+  if (rows.length === 0) return 0
+  const row = rows[0]
+  const last: unknown = typeof row === "object" && row !== null
+    ? (row as { readonly last_seq?: unknown }).last_seq
+    : undefined
+  return typeof last === "number" && Number.isSafeInteger(last) && last >= 0 ? last : undefined
 }
 
 const refuseAll = (batch: ReadonlyArray<PendingAppend>, cause: unknown) =>
@@ -128,7 +120,10 @@ export const makeAppender = (options: {
             yield* refuseAll(pending, begun.left)
             return noneCommitted
           }
+          // Each row's seq comes from its channel's counter (D-42), read once per channel per attempt
+          // and written back before COMMIT, all inside this transaction.
           const seqs: Array<number> = []
+          const counters = new Map<string, number>()
           let failed: { readonly from: number; readonly size: number; readonly cause: unknown } | undefined
           let i = 0
           while (i < pending.length) {
@@ -136,16 +131,37 @@ export const makeAppender = (options: {
             const params: Array<unknown> = []
             for (let k = i; k < i + size; k++) {
               const p = pending[k]!.params
-              params.push(p[0], p[1], p[2], p[3], p[4], p[5])
+              const channel = p[0] as string
+              let last = counters.get(channel)
+              if (last === undefined) {
+                const read = yield* Effect.either(exec(LAST_SEQ, [channel]))
+                last = Either.isRight(read) ? lastSeqOf(read.right) : undefined
+                if (last === undefined) {
+                  yield* Effect.ignore(exec("ROLLBACK", []))
+                  yield* refuseAll(pending, Either.isLeft(read) ? read.left : "malformed channel_seq row")
+                  return noneCommitted
+                }
+              }
+              counters.set(channel, last + 1)
+              seqs.push(last + 1)
+              params.push(p[0], last + 1, p[1], p[2], p[3], p[4], p[5])
             }
             const result = yield* Effect.either(exec(INSERT_CHUNK[size]!, params))
-            const ids = Either.isRight(result) ? chunkIds(result.right, size) : undefined
-            if (ids === undefined) {
-              failed = { from: i, size, cause: Either.isLeft(result) ? result.left : "no row ids returned" }
+            if (Either.isLeft(result)) {
+              failed = { from: i, size, cause: result.left }
               break
             }
-            for (const id of ids) seqs.push(id)
             i += size
+          }
+          if (failed === undefined) {
+            for (const [channel, last] of counters) {
+              const written = yield* Effect.either(exec(SET_LAST_SEQ, [channel, last]))
+              if (Either.isLeft(written)) {
+                yield* Effect.ignore(exec("ROLLBACK", []))
+                yield* refuseAll(pending, written.left)
+                return noneCommitted
+              }
+            }
           }
           if (failed !== undefined) {
             const { cause, from, size } = failed

@@ -17,7 +17,7 @@ export const ChannelInfoRowSchema = Schema.Struct({
   member: Schema.Number
 })
 
-/** A row of `READ_SINCE`: `id` is the message's seq. */
+/** A row of `READ_SINCE`: `id` is the message's seq (per channel). */
 export interface RawMessageRow {
   readonly id: number
   readonly sender: unknown
@@ -48,13 +48,17 @@ export const INSERT_CHUNKS: ReadonlyArray<number> = [128, 32, 8, 4, 1]
 export const INSERT_CHUNK: Record<number, string> = Object.fromEntries(
   INSERT_CHUNKS.map((n) => [
     n,
-    "INSERT INTO messages (channel, sender, payload, ts_ms, origin, reply_to) VALUES " +
-    Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?)").join(", ") + " RETURNING id"
+    "INSERT INTO messages (channel, seq, sender, payload, ts_ms, origin, reply_to) VALUES " +
+    Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?, ?)").join(", ")
   ])
 )
-export const READ_SINCE = "SELECT id, sender, payload, ts_ms, origin, reply_to FROM messages " +
-  "WHERE channel = ? AND id > ? AND ts_ms >= ? ORDER BY id LIMIT ?"
-export const MESSAGE_EXISTS = "SELECT 1 AS found FROM messages WHERE id = ? AND channel = ?"
+export const READ_SINCE = "SELECT seq AS id, sender, payload, ts_ms, origin, reply_to FROM messages " +
+  "WHERE channel = ? AND seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?"
+export const MESSAGE_EXISTS = "SELECT 1 AS found FROM messages WHERE seq = ? AND channel = ?"
+/** A channel's seq counter (D-42). */
+export const LAST_SEQ = "SELECT last_seq FROM channel_seq WHERE channel = ?"
+export const SET_LAST_SEQ = "INSERT INTO channel_seq (channel, last_seq) VALUES (?, ?) " +
+  "ON CONFLICT (channel) DO UPDATE SET last_seq = excluded.last_seq"
 export const FIND_MACHINE_BY_KEY = "SELECT user, name, pubkey, added_at FROM machines WHERE pubkey = ?"
 export const GET_CHANNEL = "SELECT name, visibility, created_by, created_at FROM channels WHERE name = ?"
 export const IS_MEMBER = "SELECT 1 AS found FROM memberships WHERE channel = ? AND user = ?"
