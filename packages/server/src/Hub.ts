@@ -16,9 +16,9 @@
  * @since 0.1.0
  */
 import { Auth, Codec, Errors, type Frames, Names } from "@conclave/protocol"
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Cause from "effect/Cause"
 import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Broker from "./Broker.js"
@@ -308,7 +308,8 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       })
 
     /** Every session on every node (server-wide `who`). */
-    const presence = (): ReadonlyArray<Names.SessionPath> => everywhere(sessions.values(), (now) => roster.sessions(now))
+    const presence = (): ReadonlyArray<Names.SessionPath> =>
+      everywhere(sessions.values(), (now) => roster.sessions(now))
 
     /** Whether a session is online at `key` (a rendered path) on any node. */
     const online = (key: string): boolean => sessions.has(key) || roster.has(key, clock.unsafeCurrentTimeMillis())
