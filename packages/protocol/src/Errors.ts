@@ -90,6 +90,7 @@ export const Messages = {
   keyEnrolledAs: (u: string) =>
     `malformed key or signature: public key is already enrolled: this key is registered as \`${u}\``,
   handshakeTimedOut: "handshake timed out",
+  tooManyHandshakeFailures: "too many failed handshakes from this address",
   unexpectedFrame: "unexpected frame from client",
   adminRequired: "not authorized: admin role required",
   inviteExpiryTooFar: "invite expiry is too far in the future",
