@@ -392,7 +392,10 @@ describe("conclave serve", () => {
         ],
         [["--ephemeral", "--node-id", "a b"], "invalid --node-id `a b`"],
         [["--ephemeral", "--trust-proxy", "proxy.local"], "invalid --trust-proxy `proxy.local`"],
-        [["--ephemeral", "--trust-proxy", "10.0.0.0/8", "--trust-proxy", "10.0.0.0/40"], "invalid --trust-proxy `10.0.0.0/40`"]
+        [
+          ["--ephemeral", "--trust-proxy", "10.0.0.0/8", "--trust-proxy", "10.0.0.0/40"],
+          "invalid --trust-proxy `10.0.0.0/40`"
+        ]
       ]
       for (const [args, message] of cases) {
         const run = yield* runServe(["--bind", "127.0.0.1:0", ...args])

@@ -96,7 +96,7 @@ export class RegisterLimiter extends Effect.Service<RegisterLimiter>()("@conclav
       if (kept.length > registerLimitPerMinute) kept.splice(0, kept.length - registerLimitPerMinute)
       charges.set(address, kept)
       // many addresses (an IPv6 range): drop the ones whose window has passed
-      if (charges.size > 65_536) for (const a of [...charges.keys()]) recent(a, now)
+      if (charges.size > 65_536) { for (const a of [...charges.keys()]) recent(a, now) }
     }
     return { blocked, charge } as const
   })

@@ -192,7 +192,8 @@ export const config: Config.Config<ServerConfigShape> = Config.all({
     Config.mapOrFail((raw) =>
       Either.mapLeft(
         checkTrustProxy(split(raw)),
-        (message) => ConfigError.InvalidData(["CONCLAVE_TRUST_PROXY"], message.replace("--trust-proxy", "CONCLAVE_TRUST_PROXY"))
+        (message) =>
+          ConfigError.InvalidData(["CONCLAVE_TRUST_PROXY"], message.replace("--trust-proxy", "CONCLAVE_TRUST_PROXY"))
       )
     )
   ),

@@ -388,7 +388,11 @@ for (const store of ["file", "memory"] as const) {
         assert.strictEqual(forged.kind, "unauthorized")
         const carol = yield* dial(url)
         const refused = errorOf(
-          yield* handshake(carol, { identity: newIdentity(), handle: "s", register: { username: "carol", machine: "m" } })
+          yield* handshake(carol, {
+            identity: newIdentity(),
+            handle: "s",
+            register: { username: "carol", machine: "m" }
+          })
         )
         assert.strictEqual(refused.kind, "rate_limited")
         // alice's key is enrolled: she still gets in, by auth and by an idempotent register

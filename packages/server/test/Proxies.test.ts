@@ -8,13 +8,23 @@ const trusted = (...blocks: ReadonlyArray<string>) =>
 
 describe("--trust-proxy (issue 22)", () => {
   it("parses addresses and CIDR blocks, v4 and v6", () => {
-    assert.deepStrictEqual(Either.getOrThrow(parseCidr("10.0.0.0/8")), { address: "10.0.0.0", prefix: 8, family: "ipv4" })
-    assert.deepStrictEqual(Either.getOrThrow(parseCidr("127.0.0.1")), { address: "127.0.0.1", prefix: 32, family: "ipv4" })
+    assert.deepStrictEqual(Either.getOrThrow(parseCidr("10.0.0.0/8")), {
+      address: "10.0.0.0",
+      prefix: 8,
+      family: "ipv4"
+    })
+    assert.deepStrictEqual(Either.getOrThrow(parseCidr("127.0.0.1")), {
+      address: "127.0.0.1",
+      prefix: 32,
+      family: "ipv4"
+    })
     assert.deepStrictEqual(Either.getOrThrow(parseCidr("fd00::/8")), { address: "fd00::", prefix: 8, family: "ipv6" })
   })
 
   it("refuses what is not an address or CIDR block, naming it", () => {
-    for (const bad of ["", "proxy.local", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x", "::1/129", "1.2.3/8", "10.0.0.0/-1"]) {
+    for (
+      const bad of ["", "proxy.local", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x", "::1/129", "1.2.3/8", "10.0.0.0/-1"]
+    ) {
       const parsed = parseCidr(bad)
       assert.isTrue(Either.isLeft(parsed), bad)
       if (Either.isLeft(parsed)) assert.include(parsed.left, `invalid --trust-proxy \`${bad}\``)
