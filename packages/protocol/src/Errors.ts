@@ -85,6 +85,8 @@ export const Messages = {
   expectedAuthAfterRegister: "expected Auth after Register",
   authKeyMismatch: "auth key does not match the registered key",
   unknownKey: "unknown machine key",
+  keyOffered: (user: string, machine: string) =>
+    `unknown machine key: it is offered as machine \`${machine}\` of \`${user}\`; accept with \`conclave register --username ${user} --machine ${machine}\` on the machine that holds it`,
   badSignature: "signature verification failed",
   keyAlreadyEnrolled: "malformed key or signature: public key is already enrolled",
   keyEnrolledAs: (u: string) =>

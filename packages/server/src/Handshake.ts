@@ -234,7 +234,19 @@ const verifyOnce = (
     return env.store.findMachineByKey(auth.pubkey).pipe(
       Effect.catchTag("StoreError", storeFailure("authenticate", peer)),
       Effect.flatMap((machine) => {
-        if (Option.isNone(machine)) return refuse(Errors.unauthorized(Errors.Messages.unknownKey))
+        if (Option.isNone(machine)) {
+          // an offered key is accepted by registering, never by plain auth (issue 22): say how
+          return env.store.findOfferByKey(auth.pubkey).pipe(
+            Effect.catchTag("StoreError", storeFailure("authenticate", peer)),
+            Effect.flatMap((offer) =>
+              refuse(Errors.unauthorized(
+                Option.isSome(offer)
+                  ? Errors.Messages.keyOffered(offer.value.user, offer.value.name)
+                  : Errors.Messages.unknownKey
+              ))
+            )
+          )
+        }
         const problem = handleProblem()
         return problem !== undefined
           ? refuse(problem)
@@ -266,6 +278,15 @@ const verifyOnce = (
     Effect.as(machine),
     // Re-registering one's own name with one's own key is an idempotent success (issue 23): the
     // session is the key's existing machine. A key enrolled under another name says which.
+    // A taken name may have offered this key this machine (`machine_add`, issue 22): registering as
+    // that user/machine accepts the offer — the key's holder consents and proves possession here.
+    Effect.catchTag("StoreConflict", (e) =>
+      e.what !== "username" ? Effect.fail(e) : env.store.claimMachine({
+        user: username,
+        name: machine,
+        pubkey,
+        now: DateTime.formatIso(DateTime.unsafeMake(env.clock.unsafeCurrentTimeMillis()))
+      }).pipe(Effect.flatMap((claimed) => claimed ? Effect.succeed(machine) : Effect.fail(e)))),
     Effect.catchTag("StoreConflict", (e) =>
       env.store.findMachineByKey(pubkey).pipe(
         Effect.flatMap((enrolled) => {

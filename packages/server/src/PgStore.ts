@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import { Auth, Frames } from "@conclave/protocol"
+import { Auth, Frames, Skeleton } from "@conclave/protocol"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -30,7 +30,8 @@ import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { latestVersion, migrations, MIGRATIONS_TABLE } from "./internal/pgMigrations.js"
+import { SKELETON_VERSION } from "./internal/migrations.js"
+import { latestVersion, migrations, MIGRATIONS_TABLE, skeletonBackfills } from "./internal/pgMigrations.js"
 import {
   ChannelRowSchema,
   decodeAll,
@@ -162,7 +163,12 @@ const conflictKinds: Record<string, StoreConflict["what"]> = {
   users_pkey: "username",
   machines_pubkey_key: "pubkey",
   machines_pkey: "machine",
-  channels_pkey: "channel"
+  channels_pkey: "channel",
+  users_skeleton_key: "username",
+  machines_skeleton_key: "machine",
+  machine_offers_pkey: "machine",
+  machine_offers_skeleton_key: "machine",
+  channels_skeleton_key: "channel"
 }
 
 /** A uniqueness violation onto the conflicting value the caller supplied; anything else is a StoreError. */
@@ -307,6 +313,20 @@ const initialize = (sql: SqlClient.SqlClient): Effect.Effect<string, StoreError>
       yield* sql.unsafe(`INSERT INTO ${MIGRATIONS_TABLE} (version) VALUES ($1)`, [migration.version])
       yield* Effect.logDebug("store schema migrated").pipe(Effect.annotateLogs({ version: migration.version }))
     }
+    if (current < SKELETON_VERSION) {
+      for (const backfill of skeletonBackfills) {
+        const rows = yield* sql.unsafe<Readonly<Record<string, unknown>>>(backfill.select)
+        for (const row of rows) {
+          const skeleton = Skeleton.skeleton(String(row.name))
+          yield* sql.unsafe(backfill.update, [
+            skeleton,
+            skeleton,
+            ...backfill.scope.map((k) => row[k]),
+            ...backfill.keys.map((k) => row[k])
+          ])
+        }
+      }
+    }
     // D-5: an acknowledged append must survive a crash of the database too
     const [commitMode] = yield* sql<{ readonly synchronous_commit: unknown }>`SHOW synchronous_commit`
     if (commitMode?.synchronous_commit === "off") {
@@ -377,11 +397,16 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     readonly now: string
   }) =>
     tx(
-      Effect.zipRight(
-        sql`INSERT INTO users (username, created_at) VALUES (${input.username}, ${input.now})`,
-        sql`INSERT INTO machines (username, name, pubkey, added_at)
-            VALUES (${input.username}, ${input.machine}, ${input.pubkey}, ${input.now})`
-      )
+      Effect.all([
+        sql`INSERT INTO users (username, created_at, skeleton)
+            VALUES (${input.username}, ${input.now}, ${Skeleton.skeleton(input.username)})`,
+        sql`INSERT INTO machines (username, name, pubkey, added_at, skeleton)
+            VALUES (${input.username}, ${input.machine}, ${input.pubkey}, ${input.now}, ${
+          Skeleton.skeleton(input.machine)
+        })`,
+        // the key is bound now: offers of it to other users lapse
+        sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+      ], { discard: true })
     ).pipe(
       Effect.asVoid,
       guardConflict("registerUser", { username: input.username, pubkey: input.pubkey, machine: input.machine })
@@ -402,6 +427,7 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
         DELETE FROM channels WHERE created_by = ${username} RETURNING name`
       yield* sql`DELETE FROM memberships WHERE username = ${username}`
       yield* sql`DELETE FROM machines WHERE username = ${username}`
+      yield* sql`DELETE FROM machine_offers WHERE username = ${username}`
       yield* sql`DELETE FROM users WHERE username = ${username}`
       return { deletedChannels: channels.map((row) => row.name) }
     })).pipe(guard("removeUser"))
@@ -423,14 +449,74 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     readonly pubkey: string
     readonly now: string
   }) =>
-    sql`INSERT INTO machines (username, name, pubkey, added_at)
-        VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now})`.pipe(
+    tx(Effect.zipRight(
+      sql`INSERT INTO machines (username, name, pubkey, added_at, skeleton)
+          VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now}, ${Skeleton.skeleton(input.name)})`,
+      sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+    )).pipe(
       Effect.asVoid,
       guardConflict("addMachine", { machine: input.name, pubkey: input.pubkey })
     )
 
+  const offerMachine = (input: {
+    readonly user: string
+    readonly name: string
+    readonly pubkey: string
+    readonly now: string
+  }) => {
+    const skeleton = Skeleton.skeleton(input.name)
+    return tx(Effect.gen(function*() {
+      const bound = yield* sql`SELECT 1 AS found FROM machines WHERE pubkey = ${input.pubkey}`
+      const offered = yield* sql`SELECT 1 AS found FROM machine_offers
+        WHERE username = ${input.user} AND pubkey = ${input.pubkey}`
+      // one key, one user: bound anywhere, or already offered by this user (SPEC: pubkey anywhere)
+      if (bound.length > 0 || offered.length > 0) {
+        return yield* new StoreConflict({ what: "pubkey", value: input.pubkey })
+      }
+      const named = yield* sql`SELECT 1 AS found FROM machines
+        WHERE username = ${input.user} AND (name = ${input.name} OR skeleton = ${skeleton})`
+      if (named.length > 0) return yield* new StoreConflict({ what: "machine", value: input.name })
+      yield* sql`INSERT INTO machine_offers (username, name, skeleton, pubkey, offered_at)
+        VALUES (${input.user}, ${input.name}, ${skeleton}, ${input.pubkey}, ${input.now})`
+    })).pipe(
+      Effect.catchTag("SqlError", (e) => Effect.fail(toConflict("offerMachine", { machine: input.name })(e))),
+      Effect.timeoutFail({
+        duration: OPERATION_TIMEOUT,
+        onTimeout: () => new StoreError({ operation: "offerMachine", cause: "timed out" })
+      })
+    )
+  }
+
+  const claimMachine = (input: {
+    readonly user: string
+    readonly name: string
+    readonly pubkey: string
+    readonly now: string
+  }) =>
+    tx(Effect.gen(function*() {
+      const offered = yield* sql`SELECT 1 AS found FROM machine_offers
+        WHERE username = ${input.user} AND name = ${input.name} AND pubkey = ${input.pubkey}`
+      if (offered.length === 0) return false
+      yield* sql`INSERT INTO machines (username, name, pubkey, added_at, skeleton)
+        VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now}, ${Skeleton.skeleton(input.name)})`
+      yield* sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+      return true
+    })).pipe(guardConflict("claimMachine", { machine: input.name, pubkey: input.pubkey }))
+
+  const findOfferByKey = (pubkey: string) =>
+    sql<{ readonly username: unknown; readonly name: unknown }>`
+      SELECT username, name FROM machine_offers WHERE pubkey = ${pubkey} ORDER BY offered_at, username LIMIT 1`.pipe(
+      Effect.map((rows) =>
+        Option.fromNullable(rows[0]).pipe(Option.map((row) => ({ user: String(row.username), name: String(row.name) })))
+      ),
+      guard("findOfferByKey")
+    )
+
   const removeMachine = (user: string, name: string) =>
-    sql`DELETE FROM machines WHERE username = ${user} AND name = ${name}`.pipe(Effect.asVoid, guard("removeMachine"))
+    tx(Effect.zipRight(
+      sql`DELETE FROM machines WHERE username = ${user} AND name = ${name}`,
+      sql`DELETE FROM machine_offers WHERE username = ${user} AND name = ${name}`
+    )).pipe(Effect.asVoid, guard("removeMachine"))
 
   // channels ---------------------------------------------------------------------------------------
 
@@ -447,8 +533,10 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
   }) =>
     tx(
       Effect.zipRight(
-        sql`INSERT INTO channels (name, visibility, created_by, created_at)
-            VALUES (${input.name}, ${input.visibility}, ${input.createdBy}, ${input.now})`,
+        sql`INSERT INTO channels (name, visibility, created_by, created_at, skeleton)
+            VALUES (${input.name}, ${input.visibility}, ${input.createdBy}, ${input.now}, ${
+          Skeleton.skeleton(input.name)
+        })`,
         sql`INSERT INTO memberships (channel, username) VALUES (${input.name}, ${input.createdBy})
             ON CONFLICT DO NOTHING`
       )
@@ -464,7 +552,7 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
   const renameChannel = (name: string, newName: string) =>
     tx(
       Effect.zipRight(
-        sql`UPDATE channels SET name = ${newName} WHERE name = ${name}`,
+        sql`UPDATE channels SET name = ${newName}, skeleton = ${Skeleton.skeleton(newName)} WHERE name = ${name}`,
         sql`INSERT INTO channel_seq (channel, last_seq)
             SELECT ${newName}, last_seq FROM channel_seq WHERE channel = ${name}
             ON CONFLICT (channel) DO UPDATE SET last_seq = GREATEST(channel_seq.last_seq, EXCLUDED.last_seq)`
@@ -703,6 +791,9 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     findMachineByKey,
     listMachines,
     addMachine,
+    offerMachine,
+    claimMachine,
+    findOfferByKey,
     removeMachine,
     getChannel,
     createChannel,

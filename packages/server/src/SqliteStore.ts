@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import type { Frames } from "@conclave/protocol"
+import { type Frames, Skeleton } from "@conclave/protocol"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -46,7 +46,15 @@ import {
   toStoreError,
   UserRowSchema
 } from "./internal/storeRows.js"
-import { type NewMessage, type Since, Store, type StoreError, type StoreShape, type StoreStatus } from "./Store.js"
+import {
+  type NewMessage,
+  type Since,
+  Store,
+  StoreConflict,
+  type StoreError,
+  type StoreShape,
+  type StoreStatus
+} from "./Store.js"
 
 /** Milliseconds a statement waits for another connection's lock before failing. @since 0.1.0 @category constants */
 export const BUSY_TIMEOUT_MS = 5_000
@@ -132,11 +140,16 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     readonly now: string
   }) {
     yield* tx(
-      Effect.zipRight(
-        sql`INSERT INTO users (username, created_at) VALUES (${input.username}, ${input.now})`,
-        sql`INSERT INTO machines (user, name, pubkey, added_at)
-            VALUES (${input.username}, ${input.machine}, ${input.pubkey}, ${input.now})`
-      )
+      Effect.all([
+        sql`INSERT INTO users (username, created_at, skeleton)
+            VALUES (${input.username}, ${input.now}, ${Skeleton.skeleton(input.username)})`,
+        sql`INSERT INTO machines (user, name, pubkey, added_at, skeleton)
+            VALUES (${input.username}, ${input.machine}, ${input.pubkey}, ${input.now}, ${
+          Skeleton.skeleton(input.machine)
+        })`,
+        // the key is bound now: offers of it to other users lapse
+        sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+      ], { discard: true })
     ).pipe(
       Effect.mapError(toConflict("registerUser", {
         username: input.username,
@@ -165,6 +178,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
         DELETE FROM channels WHERE created_by = ${username} RETURNING name`
       yield* sql`DELETE FROM memberships WHERE user = ${username}`
       yield* sql`DELETE FROM machines WHERE user = ${username}`
+      yield* sql`DELETE FROM machine_offers WHERE user = ${username}`
       yield* sql`DELETE FROM users WHERE username = ${username}`
       return channels.map((row) => row.name)
     }))
@@ -191,14 +205,66 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     readonly pubkey: string
     readonly now: string
   }) {
-    yield* tx(
-      sql`INSERT INTO machines (user, name, pubkey, added_at)
-          VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now})`
-    ).pipe(Effect.mapError(toConflict("addMachine", { machine: input.name, pubkey: input.pubkey })))
+    yield* tx(Effect.zipRight(
+      sql`INSERT INTO machines (user, name, pubkey, added_at, skeleton)
+          VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now}, ${Skeleton.skeleton(input.name)})`,
+      sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+    )).pipe(Effect.mapError(toConflict("addMachine", { machine: input.name, pubkey: input.pubkey })))
   })
 
+  const offerMachine = Effect.fnUntraced(function*(input: {
+    readonly user: string
+    readonly name: string
+    readonly pubkey: string
+    readonly now: string
+  }) {
+    const skeleton = Skeleton.skeleton(input.name)
+    yield* tx(Effect.gen(function*() {
+      const bound = yield* sql`SELECT 1 AS found FROM machines WHERE pubkey = ${input.pubkey}`
+      const offered = yield* sql`SELECT 1 AS found FROM machine_offers
+        WHERE user = ${input.user} AND pubkey = ${input.pubkey}`
+      // one key, one user: bound anywhere, or already offered by this user (SPEC: pubkey anywhere)
+      if (bound.length > 0 || offered.length > 0) {
+        return yield* new StoreConflict({ what: "pubkey", value: input.pubkey })
+      }
+      const named = yield* sql`SELECT 1 AS found FROM machines
+        WHERE user = ${input.user} AND (name = ${input.name} OR skeleton = ${skeleton})`
+      if (named.length > 0) return yield* new StoreConflict({ what: "machine", value: input.name })
+      yield* sql`INSERT INTO machine_offers (user, name, skeleton, pubkey, offered_at)
+        VALUES (${input.user}, ${input.name}, ${skeleton}, ${input.pubkey}, ${input.now})`
+    })).pipe(
+      Effect.catchTag("SqlError", (e) => Effect.fail(toConflict("offerMachine", { machine: input.name })(e)))
+    )
+  })
+
+  const claimMachine = Effect.fnUntraced(function*(input: {
+    readonly user: string
+    readonly name: string
+    readonly pubkey: string
+    readonly now: string
+  }) {
+    return yield* tx(Effect.gen(function*() {
+      const offered = yield* sql`SELECT 1 AS found FROM machine_offers
+        WHERE user = ${input.user} AND name = ${input.name} AND pubkey = ${input.pubkey}`
+      if (offered.length === 0) return false
+      yield* sql`INSERT INTO machines (user, name, pubkey, added_at, skeleton)
+        VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now}, ${Skeleton.skeleton(input.name)})`
+      yield* sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+      return true
+    })).pipe(Effect.mapError(toConflict("claimMachine", { machine: input.name, pubkey: input.pubkey })))
+  })
+
+  const findOfferByKey = Effect.fnUntraced(function*(pubkey: string) {
+    const rows = yield* sql<{ readonly user: string; readonly name: string }>`
+      SELECT user, name FROM machine_offers WHERE pubkey = ${pubkey} ORDER BY offered_at, user LIMIT 1`
+    return Option.fromNullable(rows[0]).pipe(Option.map((row) => ({ user: String(row.user), name: String(row.name) })))
+  }, Effect.mapError(toStoreError("findOfferByKey")))
+
   const removeMachine = Effect.fnUntraced(function*(user: string, name: string) {
-    yield* tx(sql`DELETE FROM machines WHERE user = ${user} AND name = ${name}`)
+    yield* tx(Effect.zipRight(
+      sql`DELETE FROM machines WHERE user = ${user} AND name = ${name}`,
+      sql`DELETE FROM machine_offers WHERE user = ${user} AND name = ${name}`
+    ))
   }, Effect.mapError(toStoreError("removeMachine")))
 
   // channels ---------------------------------------------------------------------------------------
@@ -220,8 +286,10 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   }) {
     yield* tx(
       Effect.zipRight(
-        sql`INSERT INTO channels (name, visibility, created_by, created_at)
-            VALUES (${input.name}, ${input.visibility}, ${input.createdBy}, ${input.now})`,
+        sql`INSERT INTO channels (name, visibility, created_by, created_at, skeleton)
+            VALUES (${input.name}, ${input.visibility}, ${input.createdBy}, ${input.now}, ${
+          Skeleton.skeleton(input.name)
+        })`,
         sql`INSERT OR IGNORE INTO memberships (channel, user) VALUES (${input.name}, ${input.createdBy})`
       )
     ).pipe(Effect.mapError(toConflict("createChannel", { channel: input.name })))
@@ -234,9 +302,10 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
 
   const renameChannel = Effect.fnUntraced(function*(name: string, newName: string) {
     // memberships, invites, bans and messages follow (ON UPDATE CASCADE)
-    yield* tx(sql`UPDATE channels SET name = ${newName} WHERE name = ${name}`).pipe(
-      Effect.mapError(toConflict("renameChannel", { channel: newName }))
-    )
+    yield* tx(sql`UPDATE channels SET name = ${newName}, skeleton = ${Skeleton.skeleton(newName)} WHERE name = ${name}`)
+      .pipe(
+        Effect.mapError(toConflict("renameChannel", { channel: newName }))
+      )
   })
 
   const setVisibility = Effect.fnUntraced(function*(name: string, visibility: Frames.Visibility) {
@@ -312,6 +381,9 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     findMachineByKey,
     listMachines,
     addMachine,
+    offerMachine,
+    claimMachine,
+    findOfferByKey,
     removeMachine,
     getChannel,
     createChannel,

@@ -76,7 +76,12 @@ const conflictKinds: Record<string, StoreConflict["what"]> = {
   "users.username": "username",
   "machines.pubkey": "pubkey",
   "machines.user, machines.name": "machine",
-  "channels.name": "channel"
+  "channels.name": "channel",
+  "users.skeleton": "username",
+  "machines.user, machines.skeleton": "machine",
+  "machine_offers.user, machine_offers.name": "machine",
+  "machine_offers.user, machine_offers.skeleton": "machine",
+  "channels.skeleton": "channel"
 }
 
 /** Map a uniqueness violation onto the conflicting value the caller supplied; anything else is a StoreError. */

@@ -238,6 +238,94 @@ export const describeStore = (name: string, factory: StoreFactory) =>
           yield* store.addMachine({ user: "bob", name: "spare", pubkey: "k3", now: NOW })
         }))
 
+      it.scoped("machine offers (issue 22): accepted by the key's holder only; one key, one user", () =>
+        Effect.gen(function*() {
+          const { store } = yield* fresh
+          yield* store.registerUser({ username: "bob", machine: "ws", pubkey: "k1", now: NOW })
+          yield* store.registerUser({ username: "dan", machine: "ws", pubkey: "k5", now: NOW })
+          // a bound key cannot be offered; a taken or look-alike name neither
+          assertConflict(
+            yield* failure(store.offerMachine({ user: "bob", name: "x", pubkey: "k5", now: NOW })),
+            "pubkey",
+            "k5"
+          )
+          assertConflict(
+            yield* failure(store.offerMachine({ user: "bob", name: "WS", pubkey: "k2", now: NOW })),
+            "machine",
+            "WS"
+          )
+          yield* store.offerMachine({ user: "bob", name: "laptop", pubkey: "carol-key", now: NOW })
+          assertConflict(
+            yield* failure(store.offerMachine({ user: "bob", name: "Laptop", pubkey: "k3", now: NOW })),
+            "machine",
+            "Laptop"
+          )
+          // an offer binds nothing
+          assert.isTrue(Option.isNone(yield* store.findMachineByKey("carol-key")))
+          assert.deepStrictEqual(yield* store.findOfferByKey("carol-key"), Option.some({ user: "bob", name: "laptop" }))
+          assert.deepStrictEqual((yield* store.listMachines("bob")).map((m) => m.name), ["ws"])
+          // the key's holder registers its own name instead: the offer lapses
+          yield* store.registerUser({ username: "carol", machine: "m", pubkey: "carol-key", now: NOW })
+          assert.isTrue(Option.isNone(yield* store.findOfferByKey("carol-key")))
+          assert.isFalse(yield* store.claimMachine({ user: "bob", name: "laptop", pubkey: "carol-key", now: NOW }))
+          assert.deepStrictEqual(
+            yield* store.findMachineByKey("carol-key").pipe(Effect.map(Option.map((m) => m.user))),
+            Option.some("carol")
+          )
+          // an accepted offer: only for the exact user, name and key
+          yield* store.offerMachine({ user: "bob", name: "tablet", pubkey: "k7", now: NOW })
+          yield* store.offerMachine({ user: "dan", name: "pad", pubkey: "k7", now: NOW })
+          assert.isFalse(yield* store.claimMachine({ user: "bob", name: "pad", pubkey: "k7", now: NOW }))
+          assert.isFalse(yield* store.claimMachine({ user: "bob", name: "tablet", pubkey: "k8", now: NOW }))
+          assert.isTrue(yield* store.claimMachine({ user: "bob", name: "tablet", pubkey: "k7", now: NOW }))
+          assert.deepStrictEqual((yield* store.listMachines("bob")).map((m) => m.name), ["tablet", "ws"])
+          // the other user's offer of the same key lapsed with it
+          assert.isFalse(yield* store.claimMachine({ user: "dan", name: "pad", pubkey: "k7", now: NOW }))
+          assert.isTrue(Option.isNone(yield* store.findOfferByKey("k7")))
+          // removing a machine name withdraws its offer
+          yield* store.offerMachine({ user: "bob", name: "spare", pubkey: "k9", now: NOW })
+          yield* store.removeMachine("bob", "spare")
+          assert.isTrue(Option.isNone(yield* store.findOfferByKey("k9")))
+          yield* store.offerMachine({ user: "bob", name: "spare2", pubkey: "k10", now: NOW })
+          yield* store.removeUser("bob")
+          assert.isTrue(Option.isNone(yield* store.findOfferByKey("k10")))
+        }))
+
+      it.scoped("names that look alike are one name (issue 22): users, machines of a user, channels", () =>
+        Effect.gen(function*() {
+          const { store } = yield* fresh
+          yield* store.registerUser({ username: "alice", machine: "ws", pubkey: "k1", now: NOW })
+          for (const [name, i] of [["Alice", 2], ["аlice", 3], ["ａｌｉｃｅ", 4], ["ALICE", 5]] as const) {
+            assertConflict(
+              yield* failure(store.registerUser({ username: name, machine: "m", pubkey: `k${i}x`, now: NOW })),
+              "username",
+              name
+            )
+            assert.isFalse(yield* store.userExists(name))
+          }
+          assertConflict(
+            yield* failure(store.addMachine({ user: "alice", name: "WS", pubkey: "k6", now: NOW })),
+            "machine",
+            "WS"
+          )
+          yield* store.registerUser({ username: "bob", machine: "WS", pubkey: "k7", now: NOW }) // other user: fine
+          yield* channel(store, "ops", "alice")
+          assertConflict(
+            yield* failure(store.createChannel({ name: "оps", visibility: "public", createdBy: "alice", now: NOW })),
+            "channel",
+            "оps"
+          )
+          yield* channel(store, "dev", "alice")
+          assertConflict(yield* failure(store.renameChannel("dev", "OPS")), "channel", "OPS")
+          // renaming to a look-alike of itself is fine, and frees the old skeleton
+          yield* store.renameChannel("ops", "Ops")
+          yield* store.renameChannel("dev", "devs")
+          yield* channel(store, "dev", "alice")
+          // a removed user's skeleton is free again
+          yield* store.removeUser("alice")
+          yield* store.registerUser({ username: "Alice", machine: "m", pubkey: "k8", now: NOW })
+        }))
+
       it.scoped("hot reads: findMachineByKey, getChannel, isMember, userExists, messageExists; unusual rows", () =>
         Effect.gen(function*() {
           const { store } = yield* fresh
