@@ -111,6 +111,8 @@ describe("conclave tail", { timeout: 60_000 }, () => {
       const box = dir("box")
       const key = (yield* ok(["key"], { configDir: box })).stdout.trim()
       yield* ok(["machine", "add", "--server", server.url, "--name", "box", "--pubkey", key], { configDir: aaron })
+      // the new machine accepts the offer with its own key (issue 22)
+      yield* ok(["server", "add", server.url, "--username", "aaron", "--machine", "box"], { configDir: box })
       const tail = yield* spawnCli(["tail", "--server", server.url, "--channel", "watch", "--as", "watcher"], {
         configDir: box
       })

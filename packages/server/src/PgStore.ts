@@ -438,7 +438,10 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     )
 
   const listMachines = (user: string) =>
-    sql`SELECT username AS user, name, pubkey, added_at FROM machines WHERE username = ${user} ORDER BY name`.pipe(
+    // open offers too (issue 22): what `machine add` added, removable with `machine remove`
+    sql`SELECT username AS user, name, pubkey, added_at FROM machines WHERE username = ${user}
+      UNION ALL SELECT username AS user, name, pubkey, offered_at AS added_at FROM machine_offers WHERE username = ${user}
+      ORDER BY name`.pipe(
       Effect.flatMap(decodeMachines),
       guard("listMachines")
     )

@@ -194,7 +194,10 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     })
 
   const listMachines = Effect.fnUntraced(function*(user: string) {
-    return yield* sql`SELECT user, name, pubkey, added_at FROM machines WHERE user = ${user} ORDER BY name`.pipe(
+    // open offers too (issue 22): what `machine add` added, removable with `machine remove`
+    return yield* sql`SELECT user, name, pubkey, added_at FROM machines WHERE user = ${user}
+      UNION ALL SELECT user, name, pubkey, offered_at AS added_at FROM machine_offers WHERE user = ${user}
+      ORDER BY name`.pipe(
       Effect.flatMap(decodeMachines)
     )
   }, Effect.mapError(toStoreError("listMachines")))

@@ -163,6 +163,7 @@ export interface StoreShape {
   /** Delete the user's created channels (full cascade), memberships everywhere, machines and user row. Idempotent. */
   readonly removeUser: (username: string) => Effect.Effect<RemovedUser, StoreError>
   readonly findMachineByKey: (pubkey: string) => Effect.Effect<Option.Option<MachineRow>, StoreError>
+  /** The user's machines and open offers (`offerMachine`; `added_at` is the offer's time), by name. */
   readonly listMachines: (user: string) => Effect.Effect<ReadonlyArray<MachineRow>, StoreError>
   /** `StoreConflict` with `what: "machine"` (name taken for this user) or `"pubkey"` (key enrolled anywhere). */
   readonly addMachine: (
