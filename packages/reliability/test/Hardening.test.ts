@@ -116,5 +116,156 @@ describe("hardening (issue 22)", () => {
     300_000
   )
 
+  it.live(
+    "machine_add without the key: Bob offers Carol's key; Carol registers and authenticates as herself",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
+        const bob = yield* Wire.register(server.url, "bob")
+        const carol = Wire.newIdentity()
+        // 1. Bob enrolls Carol's public key as his machine.
+        const offered = yield* bob.request({
+          type: "admin",
+          op: { kind: "machine_add", name: "stolen", pubkey: carol.pubkey }
+        })
+        // 2. Carol's plain auth is not Bob's machine; her registration of her own name goes through.
+        const plain = yield* Effect.scoped(Effect.gen(function*() {
+          const client = yield* Wire.dial(server.url)
+          return yield* Wire.handshake(client, { identity: carol, handle: "c0" })
+        }))
+        const registered = yield* Effect.scoped(
+          Wire.connect(server.url, { identity: carol, handle: "c1", register: { username: "carol", machine: "m" } })
+        ).pipe(Effect.map((s) => s.path.user), Effect.orElseSucceed(() => "refused"))
+        const after = yield* Effect.scoped(Wire.connect(server.url, { identity: carol, handle: "c2" })).pipe(
+          Effect.map((s) => `${s.path.user}/${s.path.machine}`),
+          Effect.orElseSucceed(() => "refused")
+        )
+        // 3. A bound key cannot be offered again; Bob's offer lapsed.
+        const again = yield* bob.request({
+          type: "admin",
+          op: { kind: "machine_add", name: "stolen2", pubkey: carol.pubkey }
+        })
+        const list = yield* bob.request({ type: "list_machines" })
+        const bobMachines = list.type === "machine_list" ? list.machines.map((m) => m.name) : []
+        // 4. The legitimate flow: Bob offers his own laptop's key; the laptop accepts by registering.
+        const laptop = Wire.newIdentity()
+        yield* bob.request({ type: "admin", op: { kind: "machine_add", name: "laptop", pubkey: laptop.pubkey } })
+        const accepted = yield* Effect.scoped(
+          Wire.connect(server.url, { identity: laptop, handle: "l", register: { username: "bob", machine: "laptop" } })
+        ).pipe(Effect.map((s) => `${s.path.user}/${s.path.machine}`), Effect.orElseSucceed(() => "refused"))
+        const crashes = yield* HealthProbe.crashes(server.port)
+        const plainText = plain.type === "error" ? `${plain.error.kind}` : plain.type
+        rows.push({
+          test: "machine_add of someone else's key (Bob offers Carol's public key, then Carol connects)",
+          figure:
+            `offer answered \`${offered.type}\`; Carol's plain auth \`${plainText}\`; her register → \`${registered}\`, then auth → \`${after}\`; a second offer of her bound key \`${
+              again.type === "error" ? again.error.kind : again.type
+            }\`; Bob's machines [${
+              bobMachines.join(", ")
+            }]; Bob's own laptop accepted its offer by registering → \`${accepted}\`; ${crashes} crashes`,
+          target: "the key's holder is never another user's machine without signing for it; one key, one user",
+          checks: [
+            Report.holds("Carol's plain auth refused", plain.type === "error"),
+            Report.holds("Carol registers as herself", registered === "carol"),
+            Report.holds("Carol authenticates as herself", after === "carol/m"),
+            Report.holds("a bound key cannot be offered", again.type === "error"),
+            Report.holds("the legitimate offer is accepted", accepted === "bob/laptop"),
+            Report.equals("crashes", crashes, 0)
+          ]
+        })
+        assert.strictEqual(offered.type, "ack")
+        assert.strictEqual(plain.type, "error")
+        assert.strictEqual(registered, "carol")
+        assert.strictEqual(after, "carol/m")
+        assert.strictEqual(again.type, "error")
+        assert.deepStrictEqual(bobMachines, ["box"])
+        assert.strictEqual(accepted, "bob/laptop")
+      })),
+    120_000
+  )
+
+  it.live(
+    "names that look alike: invisible, case, width, Cyrillic look-alikes beside `alice` and `ops`",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
+        const alice = yield* Wire.register(server.url, "alice")
+        yield* Effect.scoped(Wire.register(server.url, "jos\u00e9"))
+        yield* alice.request({ type: "admin", op: { kind: "create_channel", name: "ops", visibility: "public" } })
+        const tricks = (base: string, cyrillic: string) => [
+          `${base}\uFE0F`,
+          `${base}\u034F`,
+          `${base}\u3164`,
+          `${base}\u115F`,
+          `${base}\u2800`,
+          `${base}\u17B4`,
+          cyrillic,
+          base.toUpperCase(),
+          base[0]!.toUpperCase() + base.slice(1)
+        ]
+        const fullwidth = (s: string) => [...s].map((c) => String.fromCodePoint(c.codePointAt(0)! + 0xfee0)).join("")
+        // NFC and NFD forms: `josé` exists, its decomposed spelling is tried
+        const userTricks = [...tricks("alice", "аlice"), fullwidth("alice"), "alicе", "jose\u0301"]
+        const channelTricks = [...tricks("ops", "оps"), fullwidth("ops")]
+        let usersAccepted = 0
+        let channelsAccepted = 0
+        const accepted: Array<string> = []
+        for (const name of userTricks) {
+          const r = yield* Effect.scoped(Effect.gen(function*() {
+            const client = yield* Wire.dial(server.url)
+            return yield* Wire.handshake(client, {
+              identity: Wire.newIdentity(),
+              handle: "s",
+              register: { username: name, machine: "m" }
+            })
+          }))
+          if (r.type === "established") {
+            usersAccepted++
+            accepted.push(JSON.stringify(name))
+          }
+        }
+        for (const name of channelTricks) {
+          const r = yield* alice.request({ type: "admin", op: { kind: "create_channel", name, visibility: "public" } })
+          if (r.type !== "error") {
+            channelsAccepted++
+            accepted.push(JSON.stringify(name))
+          }
+        }
+        // machine names of one user
+        const box = yield* alice.request({
+          type: "admin",
+          op: { kind: "machine_add", name: "BOX", pubkey: Wire.newIdentity().pubkey }
+        })
+        // distinct names still pass
+        const bob = yield* Effect.scoped(Wire.register(server.url, "alicia")).pipe(
+          Effect.as(true),
+          Effect.orElseSucceed(() => false)
+        )
+        const crashes = yield* HealthProbe.crashes(server.port)
+        rows.push({
+          test:
+            "look-alike names beside `alice` (user) and `ops` (channel): U+FE0F, U+034F, U+3164, U+115F, U+2800, U+17B4, NFD, Cyrillic, fullwidth, upper case",
+          figure:
+            `${userTricks.length} user names tried, ${usersAccepted} accepted; ${channelTricks.length} channel names tried, ${channelsAccepted} accepted${
+              accepted.length > 0 ? ` (${accepted.join(", ")})` : ""
+            }; machine \`BOX\` beside \`box\` answered \`${
+              box.type === "error" ? box.error.kind : box.type
+            }\`; a distinct name (\`alicia\`) ${bob ? "registered" : "REFUSED"}; ${crashes} crashes`,
+          target: "0 look-alikes accepted; distinct names still accepted",
+          checks: [
+            Report.equals("look-alike users accepted", usersAccepted, 0),
+            Report.equals("look-alike channels accepted", channelsAccepted, 0),
+            Report.holds("look-alike machine refused", box.type === "error"),
+            Report.holds("distinct name accepted", bob),
+            Report.equals("crashes", crashes, 0)
+          ]
+        })
+        assert.deepStrictEqual(accepted, [])
+        assert.strictEqual(box.type, "error")
+        assert.isTrue(bob)
+      })),
+    120_000
+  )
+
   afterAll(() => Effect.runPromise(Report.record("hardening", "Hardening: issue 22 replayed", rows)))
 })
