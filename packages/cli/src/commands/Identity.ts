@@ -191,9 +191,8 @@ const machineAdd = Command.make(
       }
     })
 ).pipe(Command.withDescription(
-    "Offer another machine's key a place under your account (run from an enrolled machine); the new machine accepts with `server add` (or `register`) under the same names, proving it holds the key."
-  )
-)
+  "Offer another machine's key a place under your account (run from an enrolled machine); the new machine accepts with `server add` (or `register`) under the same names, proving it holds the key."
+))
 
 const machineList = Command.make("list", { server: Flags.server, json: Flags.json }, (args) =>
   Effect.gen(function*() {
