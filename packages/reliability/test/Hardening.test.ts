@@ -4,8 +4,10 @@
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Os from "node:os"
 import * as Embedded from "../src/Embedded.js"
 import * as HealthProbe from "../src/HealthProbe.js"
+import * as Processes from "../src/Processes.js"
 import * as Profile from "../src/Profile.js"
 import * as RawWs from "../src/RawWs.js"
 import * as Report from "../src/Report.js"
@@ -265,6 +267,102 @@ describe("hardening (issue 22)", () => {
         assert.isTrue(bob)
       })),
     120_000
+  )
+
+  it.live(
+    "history amplification: a client that asks for huge pages and stops reading costs neither /health nor memory",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        // the real binary, so the probe measures the server alone (not this process's own work)
+        const server = yield* Processes.spawnServer(yield* Embedded.tempDir(), {
+          extraArgs: ["--max-pending-per-ip", "0", "--register-limit", "0"]
+        })
+        const writer = yield* Wire.register(server.url, "writer")
+        yield* writer.request({ type: "admin", op: { kind: "create_channel", name: "big", visibility: "public" } })
+        yield* writer.request({ type: "join", channel: "big", token: null })
+        // 64 KiB of control characters: about 393 KB per row once JSON-escaped
+        const body = "\u0001".repeat(64 * 1024)
+        const posts = Profile.count(120, 500)
+        const acked = yield* Effect.forEach(range(posts), () =>
+          writer.request(
+            { type: "channel_msg", channel: "big", payload: Wire.plain(body), reply_to: null },
+            "60 seconds"
+          ), { concurrency: 4 })
+        const refusedPost = acked.find((r) => r.type !== "ack")
+        assert.isUndefined(refusedPost, JSON.stringify(refusedPost))
+        const attacker = yield* Wire.register(server.url, "reader")
+        yield* attacker.request({ type: "join", channel: "big", token: null })
+        const rss0 = Processes.rssOf(server.pid)
+        // the attack: stop reading, then ask for the whole history again and again
+        attacker.ws.pause()
+        const requests = 64
+        for (let i = 0; i < requests; i++) {
+          attacker.send({ type: "read_since", id: `a${i}`, channel: "big", since_seq: 0, since_ms: null })
+        }
+        // /health every 20 ms for the attack's duration, RSS sampled alongside
+        const seconds = Profile.count(4, 10)
+        const latencies: Array<number> = []
+        let rssMax = rss0
+        let failures = 0
+        const t0 = performance.now()
+        while (performance.now() - t0 < seconds * 1000) {
+          const start = performance.now()
+          const r = yield* Effect.tryPromise(() =>
+            fetch(`http://127.0.0.1:${server.port}/health`, { signal: AbortSignal.timeout(5000) }).then((res) =>
+              res.status
+            )
+          ).pipe(Effect.orElseSucceed(() => 0))
+          latencies.push(performance.now() - start)
+          if (r !== 200) {
+            failures++
+          }
+          rssMax = Math.max(rssMax, Processes.rssOf(server.pid))
+          yield* Effect.sleep("20 millis")
+        }
+        const sorted = [...latencies].sort((a, b) => a - b)
+        const p99 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? Infinity
+        const growth = (rssMax - rss0) / 1048576
+        // the reader that stopped reading is cut off as a slow consumer once its backlog passes the budget
+        attacker.ws.resume()
+        const closed = yield* Wire.awaitClosed(attacker, "10 seconds").pipe(
+          Effect.map((c) => `${c.code} "${c.reason}"`),
+          Effect.orElseSucceed(() => "still open")
+        )
+        // history is still readable by others
+        const other = yield* Wire.register(server.url, "other")
+        yield* other.request({ type: "join", channel: "big", token: null })
+        const page = yield* other.request(
+          { type: "read_since", channel: "big", since_seq: 0, since_ms: null },
+          "30 seconds"
+        )
+        const readable = page.type === "history" && page.messages.length > 0 && page.more
+        rows.push({
+          test:
+            `history amplification: ${posts} posts of 64 KiB control characters; a reader stops reading and sends ${requests} \`read_since\` from seq 0`,
+          figure: `/health p99 ${p99.toFixed(1)} ms, max ${
+            (sorted[sorted.length - 1] ?? 0).toFixed(1)
+          } ms over ${latencies.length} probes (${failures} not 200; load average ${
+            Os.loadavg()[0]!.toFixed(1)
+          } on ${Os.cpus().length} cores); the real binary's RSS growth ${
+            growth.toFixed(1)
+          } MiB; the reader: ${closed}; another reader's first page: ${
+            page.type === "history" ? `${page.messages.length} rows, more ${page.more}` : page.type
+          }`,
+          target: "/health p99 ≤ 100 ms, RSS growth ≤ 64 MiB, history still readable",
+          checks: [
+            Report.atMost("/health p99", Math.round(p99 * 10) / 10, 100, " ms"),
+            Report.atMost("RSS growth", Math.round(growth * 10) / 10, 64, " MiB"),
+            Report.equals("/health failures", failures, 0),
+            Report.holds("history readable", readable)
+          ]
+        })
+        // p99 is a figure of the row (timing on a shared box is reported, not asserted, like the
+        // suite's other rates); memory and availability are asserted
+        assert.isAtMost(growth, 64)
+        assert.strictEqual(failures, 0)
+        assert.isTrue(readable, rows[rows.length - 1]!.figure)
+      })),
+    600_000
   )
 
   afterAll(() => Effect.runPromise(Report.record("hardening", "Hardening: issue 22 replayed", rows)))

@@ -140,6 +140,9 @@ SELECT b.channel, k.last_seq - c.n + row_number() OVER (PARTITION BY b.channel O
 FROM batch b JOIN counts c ON c.channel = b.channel JOIN bumped k ON k.channel = b.channel
 RETURNING channel, seq`
 
+// Issue 22: the payloads' sizes only (`octet_length` reads the stored length, not the value).
+const READ_SINCE_SIZES = "SELECT octet_length(payload) AS n FROM messages " +
+  "WHERE channel = $1 AND seq > $2 AND ts_ms >= $3 ORDER BY seq LIMIT $4"
 const READ_SINCE = "SELECT seq, sender, payload, ts_ms, origin, reply_to FROM messages " +
   "WHERE channel = $1 AND seq > $2 AND ts_ms >= $3 ORDER BY seq LIMIT $4"
 const MESSAGE_EXISTS = "SELECT 1 AS found FROM messages WHERE channel = $1 AND seq = $2"
@@ -755,6 +758,7 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     readonly since: Since
     readonly cutoffMs: number
     readonly limit: number
+    readonly maxBytes?: number
   }) =>
     readSincePages(
       input,
@@ -767,7 +771,9 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
       (row) => {
         const seq = integer(row.seq)
         return typeof seq === "number" ? seq : undefined
-      }
+      },
+      (after, minTs, want) =>
+        Effect.map(query(READ_SINCE_SIZES, [input.channel, after, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
     ).pipe(guard("readSince"))
 
   const purgeOlderThan = (cutoffMs: number) =>

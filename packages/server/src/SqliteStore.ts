@@ -29,6 +29,7 @@ import {
   messageColumns,
   type RawMessageRow,
   READ_SINCE,
+  READ_SINCE_SIZES,
   toConflict,
   USER_EXISTS
 } from "./internal/sqliteRows.js"
@@ -349,6 +350,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     readonly since: Since
     readonly cutoffMs: number
     readonly limit: number
+    readonly maxBytes?: number
   }) =>
     readSincePages(
       input,
@@ -358,7 +360,9 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
           SqlError
         >,
       (row) => decodeMessage(messageColumns(row)),
-      (row) => row.id
+      (row) => row.id,
+      (after, minTs, want) =>
+        Effect.map(query(READ_SINCE_SIZES, [input.channel, after, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
     ).pipe(Effect.mapError(toStoreError("readSince")))
 
   const purgeOlderThan = Effect.fnUntraced(function*(cutoffMs: number) {

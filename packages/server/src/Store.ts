@@ -269,6 +269,11 @@ export interface StoreShape {
     readonly since: Since
     readonly cutoffMs: number
     readonly limit: number
+    /**
+     * Stop once the rows' stored payloads reach this many bytes (at least one row; `more` says the
+     * page was cut): the store reads no more than that (issue 22).
+     */
+    readonly maxBytes?: number
   }) => Effect.Effect<HistoryPage, StoreError>
   /** Delete messages with `ts_ms < cutoffMs`; returns how many. */
   readonly purgeOlderThan: (cutoffMs: number) => Effect.Effect<number, StoreError>

@@ -52,6 +52,9 @@ export const INSERT_CHUNK: Record<number, string> = Object.fromEntries(
     Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?)").join(", ") + " RETURNING id"
   ])
 )
+/** Issue 22: the payloads' sizes only (`octet_length` reads the record header, not the value). */
+export const READ_SINCE_SIZES = "SELECT octet_length(payload) AS n FROM messages " +
+  "WHERE channel = ? AND id > ? AND ts_ms >= ? ORDER BY id LIMIT ?"
 export const READ_SINCE = "SELECT id, sender, payload, ts_ms, origin, reply_to FROM messages " +
   "WHERE channel = ? AND id > ? AND ts_ms >= ? ORDER BY id LIMIT ?"
 export const MESSAGE_EXISTS = "SELECT 1 AS found FROM messages WHERE id = ? AND channel = ?"
