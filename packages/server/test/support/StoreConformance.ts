@@ -902,6 +902,40 @@ export const describeStore = (name: string, factory: StoreFactory) =>
           assert.isFalse(rest.more)
         }))
 
+      it.scoped("readSince with maxBytes reads only the rows that fit, at least one (issue 22)", () =>
+        Effect.gen(function*() {
+          const { store } = yield* fresh
+          yield* channel(store, "big", "aaron", "public")
+          for (let i = 0; i < 4; i++) yield* store.appendMessage(msg("big", NOW_MS + i, `${i}`.repeat(10_000)))
+          const read = (maxBytes: number | undefined) =>
+            store.readSince({
+              channel: "big",
+              since: { _tag: "Seq", seq: 0 },
+              cutoffMs: 0,
+              limit: 500,
+              ...(maxBytes === undefined ? {} : { maxBytes })
+            })
+          const one = yield* read(15_000)
+          assert.deepStrictEqual([one.messages.length, one.more], [1, true])
+          const atLeastOne = yield* read(1)
+          assert.deepStrictEqual([atLeastOne.messages.length, atLeastOne.more], [1, true])
+          const two = yield* read(25_000)
+          assert.deepStrictEqual([two.messages.length, two.more], [2, true])
+          const all = yield* read(1_000_000)
+          assert.deepStrictEqual([all.messages.length, all.more], [4, false])
+          const unbounded = yield* read(undefined)
+          assert.deepStrictEqual([unbounded.messages.length, unbounded.more], [4, false])
+          // the next page goes on after the cut
+          const next = yield* store.readSince({
+            channel: "big",
+            since: { _tag: "Seq", seq: one.messages[0]!.seq },
+            cutoffMs: 0,
+            limit: 500,
+            maxBytes: 15_000
+          })
+          assert.strictEqual(next.messages[0]!.seq, one.messages[0]!.seq + 1)
+        }))
+
       it.scoped("seqs are never reused, messageExists checks the channel, missing channel is a StoreError", () =>
         Effect.gen(function*() {
           const { store } = yield* fresh
