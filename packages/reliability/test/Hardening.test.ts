@@ -270,6 +270,44 @@ describe("hardening (issue 22)", () => {
   )
 
   it.live(
+    "after user_remove, a new key registering the same user/machine does not inherit the old rows",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Embedded.start({ maxPendingPerIp: 0, admins: [{ user: "root", pin: null }] })
+        const root = yield* Wire.register(server.url, "root")
+        yield* root.request({ type: "admin", op: { kind: "create_channel", name: "lobby", visibility: "public" } })
+        yield* root.request({ type: "join", channel: "lobby", token: null })
+        const alice = yield* Wire.register(server.url, "alice", "s1", "box")
+        yield* alice.request({ type: "join", channel: "lobby", token: null })
+        yield* alice.request({
+          type: "channel_msg",
+          channel: "lobby",
+          payload: Wire.plain("the first alice wrote this"),
+          reply_to: null
+        })
+        yield* root.request({ type: "admin", op: { kind: "user_remove", username: "alice" } })
+        // a new key takes the same user/machine/session
+        const impostor = yield* Wire.register(server.url, "alice", "s1", "box")
+        yield* impostor.request({ type: "join", channel: "lobby", token: null })
+        const page = yield* impostor.request({ type: "read_since", channel: "lobby", since_seq: 0, since_ms: null })
+        const authors = page.type === "history"
+          ? page.messages.map((m) => `${m.from.user}/${m.from.machine}/${m.from.session}`)
+          : []
+        const inherited = authors.filter((a) => a === "alice/box/s1").length
+        rows.push({
+          test: "user_remove, then a new key registers the same `user/machine` and reads the old rows",
+          figure: `${authors.length} old row(s), authors now [${
+            authors.join(", ")
+          }]; ${inherited} attributed to the new owner`,
+          target: "0 old rows attributed to the new owner",
+          checks: [Report.equals("rows inherited", inherited, 0), Report.atLeast("old rows kept", authors.length, 1)]
+        })
+        assert.deepStrictEqual(authors, ["alice (removed)/box/s1"])
+      })),
+    60_000
+  )
+
+  it.live(
     "history amplification: a client that asks for huge pages and stops reading costs neither /health nor memory",
     () =>
       Effect.scoped(Effect.gen(function*() {

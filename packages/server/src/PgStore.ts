@@ -431,6 +431,11 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
       yield* sql`DELETE FROM memberships WHERE username = ${username}`
       yield* sql`DELETE FROM machines WHERE username = ${username}`
       yield* sql`DELETE FROM machine_offers WHERE username = ${username}`
+      // The rows kept elsewhere must not look written by whoever registers the name next (issue 22):
+      // their author becomes `<user> (removed)`, which no name can be (names hold no whitespace).
+      const prefix = `${username}/`
+      yield* sql`UPDATE messages SET sender = ${`${username} (removed)/`} || substr(sender, ${[...prefix].length + 1})
+        WHERE substr(sender, 1, ${[...prefix].length}) = ${prefix}`
       yield* sql`DELETE FROM users WHERE username = ${username}`
       return { deletedChannels: channels.map((row) => row.name) }
     })).pipe(guard("removeUser"))

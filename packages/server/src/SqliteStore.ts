@@ -180,6 +180,11 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
       yield* sql`DELETE FROM memberships WHERE user = ${username}`
       yield* sql`DELETE FROM machines WHERE user = ${username}`
       yield* sql`DELETE FROM machine_offers WHERE user = ${username}`
+      // The rows kept elsewhere must not look written by whoever registers the name next (issue 22):
+      // their author becomes `<user> (removed)`, which no name can be (names hold no whitespace).
+      const prefix = `${username}/`
+      yield* sql`UPDATE messages SET sender = ${`${username} (removed)/`} || substr(sender, ${[...prefix].length + 1})
+        WHERE substr(sender, 1, ${[...prefix].length}) = ${prefix}`
       yield* sql`DELETE FROM users WHERE username = ${username}`
       return channels.map((row) => row.name)
     }))

@@ -401,6 +401,12 @@ export const describeStore = (name: string, factory: StoreFactory) =>
             limit: 10
           })
           assert.deepStrictEqual(texts(lobby.messages), ["from victim"], "messages elsewhere are kept")
+          // and no longer look written by whoever registers the name next (issue 22)
+          assert.deepStrictEqual(lobby.messages.map((m) => m.from), [{
+            user: "victim (removed)",
+            machine: "m1",
+            session: "s"
+          }])
           assert.strictEqual(yield* countRows("messages", "victim-ops"), 0)
 
           // idempotent, and a re-registered victim holds no rights
