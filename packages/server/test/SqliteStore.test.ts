@@ -10,8 +10,8 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Fiber, Layer } from "effect"
 import * as path from "node:path"
-import * as SqliteStore from "../src/SqliteStore.js"
 import { migrations } from "../src/internal/migrations.js"
+import * as SqliteStore from "../src/SqliteStore.js"
 import { type NewMessage, Store, StoreConflict, StoreError, type StoreShape } from "../src/Store.js"
 import { allSuspended, channel, failure, msg, NOW, plain, texts } from "./support/StoreConformance.js"
 
@@ -81,7 +81,9 @@ describe("SqliteStore", () => {
         assert.isTrue(yield* store.userExists("Alice"))
         const dup = yield* failure(store.registerUser({ username: "ALICE", machine: "m", pubkey: "k2", now: NOW }))
         assert.deepStrictEqual(dup, new StoreConflict({ what: "username", value: "ALICE" }))
-        const ch = yield* failure(store.createChannel({ name: "оps", visibility: "public", createdBy: "alice", now: NOW }))
+        const ch = yield* failure(
+          store.createChannel({ name: "оps", visibility: "public", createdBy: "alice", now: NOW })
+        )
         assert.deepStrictEqual(ch, new StoreConflict({ what: "channel", value: "оps" }))
         const m = yield* failure(store.addMachine({ user: "alice", name: "WS", pubkey: "k3", now: NOW }))
         assert.deepStrictEqual(m, new StoreConflict({ what: "machine", value: "WS" }))
