@@ -131,7 +131,8 @@ describe("Bridge startup (SPEC §4.1)", () => {
             send: () => Effect.void,
             unsolicited: Stream.never,
             closed: Effect.never,
-            isClosed: Effect.succeed(false)
+            isClosed: Effect.succeed(false),
+            closeCode: Effect.succeed(undefined)
           } satisfies Connection.Connection
         })
       const stdin = new PassThrough()

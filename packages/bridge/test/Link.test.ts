@@ -47,7 +47,8 @@ const scripted = (failures: number, instanceId?: string): Scripted => {
         send: () => Effect.sync(() => void (closed ? undefined : (pings.count += 1))),
         unsolicited: Stream.fromQueue(q).pipe(Stream.takeWhile(Option.isSome), Stream.map((o) => o.value)),
         closed: Effect.never,
-        isClosed: Effect.sync(() => closed)
+        isClosed: Effect.sync(() => closed),
+        closeCode: Effect.succeed(undefined)
       } satisfies Connection.Connection
     })
   return {

@@ -67,6 +67,7 @@ layer(TestServer.layer({ admins: ["aaron"] }), { timeout: 60_000, excludeTestSer
           configDir: aaron
         })
         assert.strictEqual(add.stdout.trim(), "✓ laptop")
+        assert.include(add.stderr, `accept with: conclave server add ${U} --username aaron --machine laptop`)
         const list = yield* ok(["machine", "list", "--server", U], { configDir: aaron })
         const rows = lines(list.stdout).map((l) => l.split("\t"))
         assert.deepStrictEqual(rows.map((r) => r[0]).sort(), ["laptop", "workstation"])

@@ -390,13 +390,23 @@ describe("conclave serve", () => {
           ["--ephemeral", "--broker", "redis://x"],
           "invalid --broker `redis://x`: expected memory: or nats://host:port"
         ],
-        [["--ephemeral", "--node-id", "a b"], "invalid --node-id `a b`"]
+        [["--ephemeral", "--node-id", "a b"], "invalid --node-id `a b`"],
+        [["--ephemeral", "--trust-proxy", "proxy.local"], "invalid --trust-proxy `proxy.local`"],
+        [
+          ["--ephemeral", "--trust-proxy", "10.0.0.0/8", "--trust-proxy", "10.0.0.0/40"],
+          "invalid --trust-proxy `10.0.0.0/40`"
+        ]
       ]
       for (const [args, message] of cases) {
         const run = yield* runServe(["--bind", "127.0.0.1:0", ...args])
         assert.notStrictEqual(run.code, 0, args.join(" "))
         assert.include(run.stderr, message, args.join(" "))
       }
+      const badEnvProxy = yield* runServe(["--bind", "127.0.0.1:0", "--ephemeral"], {
+        CONCLAVE_TRUST_PROXY: "10.0.0.0/8,nope"
+      })
+      assert.notStrictEqual(badEnvProxy.code, 0)
+      assert.include(badEnvProxy.stderr, "invalid --trust-proxy `nope`")
       // an unreachable PostgreSQL is a clear start-up failure, not a hang
       const down = yield* runServe(["--bind", "127.0.0.1:0", "--store", "postgres://postgres@127.0.0.1:9/none"])
       assert.notStrictEqual(down.code, 0)

@@ -111,6 +111,8 @@ describe("conclave tail", { timeout: 60_000 }, () => {
       const box = dir("box")
       const key = (yield* ok(["key"], { configDir: box })).stdout.trim()
       yield* ok(["machine", "add", "--server", server.url, "--name", "box", "--pubkey", key], { configDir: aaron })
+      // the new machine accepts the offer with its own key (issue 22)
+      yield* ok(["server", "add", server.url, "--username", "aaron", "--machine", "box"], { configDir: box })
       const tail = yield* spawnCli(["tail", "--server", server.url, "--channel", "watch", "--as", "watcher"], {
         configDir: box
       })
@@ -118,6 +120,37 @@ describe("conclave tail", { timeout: 60_000 }, () => {
       yield* ok(["machine", "remove", "--server", server.url, "box"], { configDir: aaron })
       assert.strictEqual(yield* tail.exit, 1)
       assert.include(tail.stderr(), "server terminated the stream: unauthorized: machine key revoked")
+    }))
+
+  it.scopedLive("a history page over the client's frame limit ends tail with a clear error, not a reconnect loop (issue 22)", () =>
+    Effect.gen(function*() {
+      const ceiling = 16 * 1024 * 1024
+      const server = yield* Effect.acquireRelease(
+        startServer({ config: { maxFrameBytes: ceiling, maxBodyBytes: ceiling } }),
+        (s) => s.stop
+      )
+      const user = dir("big")
+      yield* ok(["register", "--server", server.url, "--username", "big", "--machine", "m"], { configDir: user })
+      yield* ok(["channel", "create", "--server", server.url, "big"], { configDir: user })
+      // accepted as an inbound frame just under 16 MiB; its history row (with its path, seq and time)
+      // is just over the client's own 16 MiB limit
+      yield* send(server.url, user, "a".repeat(ceiling - 150), "big")
+      const tail = yield* spawnCli(["tail", "--server", server.url, "--channel", "big", "--since", "1h"], {
+        configDir: user
+      })
+      yield* tail.nextLine("the ready line")
+      const code = yield* tail.exit.pipe(
+        Effect.timeoutFail({
+          duration: "30 seconds",
+          onTimeout: () => new Error(`tail still running after 30 s; stderr: ${tail.stderr().slice(0, 2000)}`)
+        })
+      )
+      assert.strictEqual(code, 1)
+      assert.include(
+        tail.stderr(),
+        "a history page of #big is larger than this client accepts (16777216 bytes): not retrying"
+      )
+      assert.notInclude(tail.stderr(), "reconnecting")
     }))
 
   it.scopedLive("resumes after a server restart without gaps or duplicates (seq watermark)", () =>

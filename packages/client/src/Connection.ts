@@ -168,6 +168,11 @@ export interface Connection {
   readonly closed: Effect.Effect<void>
   /** Whether the socket has closed. */
   readonly isClosed: Effect.Effect<boolean>
+  /**
+   * The socket's close code once it has closed (1009: a frame from the server was over
+   * `maxFrameBytes`, so asking again for the same thing cannot succeed), else `undefined`.
+   */
+  readonly closeCode: Effect.Effect<number | undefined>
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,6 +298,7 @@ const establish = (options: ConnectOptions): Effect.Effect<Connection, ConnectEr
     const unsolicited = yield* Queue.unbounded<Option.Option<Frames.ServerFrame>>()
     const pending = new Map<string, Deferred.Deferred<Reply, Rejected | ConnectionLost>>()
     let isClosed = false
+    let closeCode: number | undefined
 
     const markClosed = Effect.suspend(() => {
       isClosed = true
@@ -308,7 +314,11 @@ const establish = (options: ConnectOptions): Effect.Effect<Connection, ConnectEr
       Effect.try({
         try: () => {
           const socket = new WebSocket(url, { maxPayload: maxFrameBytes, followRedirects: false })
-          socket.on("error", (error) => Queue.unsafeOffer(events, { _tag: "Error", error }))
+          socket.on("error", (error) => {
+            // a frame over `maxPayload`: `ws` closes with 1009, whatever the peer answers
+            if ((error as { readonly code?: unknown }).code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") closeCode = 1009
+            Queue.unsafeOffer(events, { _tag: "Error", error })
+          })
           socket.on(
             "upgrade",
             (response) => Queue.unsafeOffer(events, { _tag: "Upgrade", instanceId: instanceIdOf(response) })
@@ -316,6 +326,7 @@ const establish = (options: ConnectOptions): Effect.Effect<Connection, ConnectEr
           socket.on("open", () => Queue.unsafeOffer(events, { _tag: "Open" }))
           socket.on("message", (data) => Queue.unsafeOffer(events, { _tag: "Message", data }))
           socket.on("close", (code) => {
+            closeCode ??= code
             Queue.unsafeOffer(events, { _tag: "Close", code })
             Deferred.unsafeDone(closedSignal, Exit.void)
           })
@@ -522,7 +533,8 @@ const establish = (options: ConnectOptions): Effect.Effect<Connection, ConnectEr
       send: sendFrame,
       unsolicited: stream,
       closed: Deferred.await(closedSignal),
-      isClosed: Effect.sync(() => isClosed)
+      isClosed: Effect.sync(() => isClosed),
+      closeCode: Effect.sync(() => closeCode)
     } satisfies Connection
   })
 

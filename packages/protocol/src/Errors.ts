@@ -85,11 +85,14 @@ export const Messages = {
   expectedAuthAfterRegister: "expected Auth after Register",
   authKeyMismatch: "auth key does not match the registered key",
   unknownKey: "unknown machine key",
+  keyOffered: (user: string, machine: string) =>
+    `unknown machine key: it is offered as machine \`${machine}\` of \`${user}\`; accept with \`conclave register --username ${user} --machine ${machine}\` on the machine that holds it`,
   badSignature: "signature verification failed",
   keyAlreadyEnrolled: "malformed key or signature: public key is already enrolled",
   keyEnrolledAs: (u: string) =>
     `malformed key or signature: public key is already enrolled: this key is registered as \`${u}\``,
   handshakeTimedOut: "handshake timed out",
+  tooManyHandshakeFailures: "too many failed handshakes from this address",
   unexpectedFrame: "unexpected frame from client",
   adminRequired: "not authorized: admin role required",
   inviteExpiryTooFar: "invite expiry is too far in the future",

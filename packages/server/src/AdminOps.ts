@@ -218,7 +218,9 @@ export const make = (kit: Kit) => {
       case "machine_add":
         return Effect.gen(function*() {
           const now = yield* nowIso
-          yield* conflicts(db("add machine", store.addMachine({ user, name: op.name, pubkey: op.pubkey, now })))
+          // an offer: the key's holder accepts it by registering as this user/machine, proving
+          // possession over the server's challenge (issue 22)
+          yield* conflicts(db("add machine", store.offerMachine({ user, name: op.name, pubkey: op.pubkey, now })))
           return ack(op.name)
         })
     }

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Base64Url, Limits, Names } from "@conclave/protocol"
+import { Base64Url, Limits, Names, Skeleton } from "@conclave/protocol"
 import * as Data from "effect/Data"
 import * as Either from "effect/Either"
 
@@ -65,15 +65,21 @@ export const parse = (values: ReadonlyArray<string>): Either.Either<ReadonlyArra
 /** Lookups over a parsed allowlist. @since 0.1.0 @category models */
 export interface Allowlist {
   readonly isAdmin: (user: string) => boolean
-  /** The pinned key for `user`, if the name is pinned. */
+  /**
+   * The pinned key for `user`, if the name is pinned — or looks like a pinned name (issue 22: a
+   * look-alike registered first would otherwise take the pinned name's skeleton).
+   */
   readonly pinOf: (user: string) => string | undefined
 }
 
 /** @since 0.1.0 @category constructors */
 export const allowlist = (entries: ReadonlyArray<AdminEntry>): Allowlist => {
   const byUser = new Map(entries.map((e) => [e.user, e]))
+  const bySkeleton = new Map(
+    entries.filter((e) => e.pin !== null).map((e) => [Skeleton.skeleton(e.user), e])
+  )
   return {
     isAdmin: (user) => byUser.has(user),
-    pinOf: (user) => byUser.get(user)?.pin ?? undefined
+    pinOf: (user) => byUser.get(user)?.pin ?? bySkeleton.get(Skeleton.skeleton(user))?.pin ?? undefined
   }
 }

@@ -155,9 +155,7 @@ export const machine = (
         return verify(env, peer, link, hello, nonce, registering, frame)
       }
       if (frame.type === "register") {
-        if (!env.registerLimiter.attempt(peer.remoteAddress)) {
-          return refuse(Errors.rateLimited("too many registration attempts from this address", 60_000))
-        }
+        // counted once its signature is checked, not here (issue 22)
         registering = frame
         continue
       }
@@ -182,19 +180,73 @@ const verify = (
   register: Frames.ClientFrameOf<"register"> | undefined,
   auth: Frames.ClientFrameOf<"auth">
 ): Effect.Effect<Authenticated, HandshakeRefused> => {
+  const retryAfter = env.registerLimiter.blocked(peer.remoteAddress)
+  if (retryAfter === undefined) return verifyAndCharge(env, peer, link, hello, nonce, register, auth)
+  // Over the per-address cap: a key already enrolled is let through (the users behind one proxy or
+  // NAT are not locked out by a stranger's failures); anything else is refused before it costs a
+  // signature check.
+  return env.store.findMachineByKey(auth.pubkey).pipe(
+    Effect.catchTag("StoreError", storeFailure("authenticate", peer)),
+    Effect.flatMap((enrolled) =>
+      Option.isSome(enrolled)
+        ? verifyAndCharge(env, peer, link, hello, nonce, register, auth)
+        : refuse(Errors.rateLimited(Errors.Messages.tooManyHandshakeFailures, retryAfter))
+    )
+  )
+}
+
+/** `verifyOnce`, charging the address for a signature verified bad or a user created. */
+const verifyAndCharge = (
+  env: HandshakeEnv,
+  peer: Peer,
+  link: Link,
+  hello: Frames.ClientFrameOf<"hello">,
+  nonce: Uint8Array,
+  register: Frames.ClientFrameOf<"register"> | undefined,
+  auth: Frames.ClientFrameOf<"auth">
+): Effect.Effect<Authenticated, HandshakeRefused> =>
+  verifyOnce(env, peer, link, hello, nonce, register, auth, () => env.registerLimiter.charge(peer.remoteAddress))
+
+const verifyOnce = (
+  env: HandshakeEnv,
+  peer: Peer,
+  link: Link,
+  hello: Frames.ClientFrameOf<"hello">,
+  nonce: Uint8Array,
+  register: Frames.ClientFrameOf<"register"> | undefined,
+  auth: Frames.ClientFrameOf<"auth">,
+  charge: () => void
+): Effect.Effect<Authenticated, HandshakeRefused> => {
   const handleProblem = (): Frames.ProtocolError | undefined => {
     const problem = Validate.validateClientFrame(hello)
     return Either.isLeft(problem) ? Errors.malformed(problem.left.detail) : undefined
   }
   // A step that outlived the deadline (a slow store) is refused all the same.
   const inTime = (authenticated: Authenticated) => link.expired ? Effect.fail(timedOut) : Effect.succeed(authenticated)
+  const signed = (): Frames.ProtocolError | undefined => {
+    const problem = signatureProblem(env, hello, nonce, auth)
+    if (problem !== undefined) charge()
+    return problem
+  }
   if (register === undefined) {
-    const problem = hostProblem(env, hello) ?? signatureProblem(env, hello, nonce, auth)
+    const problem = hostProblem(env, hello) ?? signed()
     if (problem !== undefined) return refuse(problem)
     return env.store.findMachineByKey(auth.pubkey).pipe(
       Effect.catchTag("StoreError", storeFailure("authenticate", peer)),
       Effect.flatMap((machine) => {
-        if (Option.isNone(machine)) return refuse(Errors.unauthorized(Errors.Messages.unknownKey))
+        if (Option.isNone(machine)) {
+          // an offered key is accepted by registering, never by plain auth (issue 22): say how
+          return env.store.findOfferByKey(auth.pubkey).pipe(
+            Effect.catchTag("StoreError", storeFailure("authenticate", peer)),
+            Effect.flatMap((offer) =>
+              refuse(Errors.unauthorized(
+                Option.isSome(offer)
+                  ? Errors.Messages.keyOffered(offer.value.user, offer.value.name)
+                  : Errors.Messages.unknownKey
+              ))
+            )
+          )
+        }
         const problem = handleProblem()
         return problem !== undefined
           ? refuse(problem)
@@ -207,7 +259,7 @@ const verify = (
   const pin = env.admins.pinOf(username)
   const problem = auth.pubkey !== pubkey
     ? Errors.unauthorized(Errors.Messages.authKeyMismatch)
-    : hostProblem(env, hello) ?? signatureProblem(env, hello, nonce, auth) ??
+    : hostProblem(env, hello) ?? signed() ??
       (Either.isLeft(nameProblem) ? Errors.malformed(nameProblem.left.detail) : undefined) ?? handleProblem() ??
       (pin !== undefined && pin !== pubkey
         ? Errors.unauthorized(Errors.Messages.usernameReserved(username))
@@ -221,9 +273,20 @@ const verify = (
       now: DateTime.formatIso(DateTime.unsafeMake(env.clock.unsafeCurrentTimeMillis()))
     })
   ).pipe(
+    // a new user costs the server rows: it counts against the address (D-10)
+    Effect.tap(() => Effect.sync(charge)),
     Effect.as(machine),
     // Re-registering one's own name with one's own key is an idempotent success (issue 23): the
     // session is the key's existing machine. A key enrolled under another name says which.
+    // A taken name may have offered this key this machine (`machine_add`, issue 22): registering as
+    // that user/machine accepts the offer — the key's holder consents and proves possession here.
+    Effect.catchTag("StoreConflict", (e) =>
+      e.what !== "username" ? Effect.fail(e) : env.store.claimMachine({
+        user: username,
+        name: machine,
+        pubkey,
+        now: DateTime.formatIso(DateTime.unsafeMake(env.clock.unsafeCurrentTimeMillis()))
+      }).pipe(Effect.flatMap((claimed) => claimed ? Effect.succeed(machine) : Effect.fail(e)))),
     Effect.catchTag("StoreConflict", (e) =>
       env.store.findMachineByKey(pubkey).pipe(
         Effect.flatMap((enrolled) => {

@@ -15,7 +15,7 @@
  *
  * @since 0.1.0
  */
-import { Auth, Frames } from "@conclave/protocol"
+import { Auth, Frames, Skeleton } from "@conclave/protocol"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -30,7 +30,13 @@ import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { latestVersion, migrations, MIGRATIONS_TABLE } from "./internal/pgMigrations.js"
+import {
+  latestVersion,
+  migrations,
+  MIGRATIONS_TABLE,
+  PG_SKELETON_VERSION,
+  skeletonBackfills
+} from "./internal/pgMigrations.js"
 import {
   ChannelRowSchema,
   decodeAll,
@@ -139,6 +145,9 @@ SELECT b.channel, k.last_seq - c.n + row_number() OVER (PARTITION BY b.channel O
 FROM batch b JOIN counts c ON c.channel = b.channel JOIN bumped k ON k.channel = b.channel
 RETURNING channel, seq`
 
+// Issue 22: the payloads' sizes only (`octet_length` reads the stored length, not the value).
+const READ_SINCE_SIZES = "SELECT octet_length(payload) AS n FROM messages " +
+  "WHERE channel = $1 AND seq > $2 AND ts_ms >= $3 ORDER BY seq LIMIT $4"
 const READ_SINCE = "SELECT seq, sender, payload, ts_ms, origin, reply_to FROM messages " +
   "WHERE channel = $1 AND seq > $2 AND ts_ms >= $3 ORDER BY seq LIMIT $4"
 const MESSAGE_EXISTS = "SELECT 1 AS found FROM messages WHERE channel = $1 AND seq = $2"
@@ -162,7 +171,12 @@ const conflictKinds: Record<string, StoreConflict["what"]> = {
   users_pkey: "username",
   machines_pubkey_key: "pubkey",
   machines_pkey: "machine",
-  channels_pkey: "channel"
+  channels_pkey: "channel",
+  users_skeleton_key: "username",
+  machines_skeleton_key: "machine",
+  machine_offers_pkey: "machine",
+  machine_offers_skeleton_key: "machine",
+  channels_skeleton_key: "channel"
 }
 
 /** A uniqueness violation onto the conflicting value the caller supplied; anything else is a StoreError. */
@@ -307,6 +321,20 @@ const initialize = (sql: SqlClient.SqlClient): Effect.Effect<string, StoreError>
       yield* sql.unsafe(`INSERT INTO ${MIGRATIONS_TABLE} (version) VALUES ($1)`, [migration.version])
       yield* Effect.logDebug("store schema migrated").pipe(Effect.annotateLogs({ version: migration.version }))
     }
+    if (current < PG_SKELETON_VERSION) {
+      for (const backfill of skeletonBackfills) {
+        const rows = yield* sql.unsafe<Readonly<Record<string, unknown>>>(backfill.select)
+        for (const row of rows) {
+          const skeleton = Skeleton.skeleton(String(row.name))
+          yield* sql.unsafe(backfill.update, [
+            skeleton,
+            skeleton,
+            ...backfill.scope.map((k) => row[k]),
+            ...backfill.keys.map((k) => row[k])
+          ])
+        }
+      }
+    }
     // D-5: an acknowledged append must survive a crash of the database too
     const [commitMode] = yield* sql<{ readonly synchronous_commit: unknown }>`SHOW synchronous_commit`
     if (commitMode?.synchronous_commit === "off") {
@@ -377,11 +405,16 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     readonly now: string
   }) =>
     tx(
-      Effect.zipRight(
-        sql`INSERT INTO users (username, created_at) VALUES (${input.username}, ${input.now})`,
-        sql`INSERT INTO machines (username, name, pubkey, added_at)
-            VALUES (${input.username}, ${input.machine}, ${input.pubkey}, ${input.now})`
-      )
+      Effect.all([
+        sql`INSERT INTO users (username, created_at, skeleton)
+            VALUES (${input.username}, ${input.now}, ${Skeleton.skeleton(input.username)})`,
+        sql`INSERT INTO machines (username, name, pubkey, added_at, skeleton)
+            VALUES (${input.username}, ${input.machine}, ${input.pubkey}, ${input.now}, ${
+          Skeleton.skeleton(input.machine)
+        })`,
+        // the key is bound now: offers of it to other users lapse
+        sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+      ], { discard: true })
     ).pipe(
       Effect.asVoid,
       guardConflict("registerUser", { username: input.username, pubkey: input.pubkey, machine: input.machine })
@@ -402,6 +435,12 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
         DELETE FROM channels WHERE created_by = ${username} RETURNING name`
       yield* sql`DELETE FROM memberships WHERE username = ${username}`
       yield* sql`DELETE FROM machines WHERE username = ${username}`
+      yield* sql`DELETE FROM machine_offers WHERE username = ${username}`
+      // The rows kept elsewhere must not look written by whoever registers the name next (issue 22):
+      // their author becomes `<user> (removed)`, which no name can be (names hold no whitespace).
+      const prefix = `${username}/`
+      yield* sql`UPDATE messages SET sender = ${`${username} (removed)/`} || substr(sender, ${[...prefix].length + 1})
+        WHERE substr(sender, 1, ${[...prefix].length}) = ${prefix}`
       yield* sql`DELETE FROM users WHERE username = ${username}`
       return { deletedChannels: channels.map((row) => row.name) }
     })).pipe(guard("removeUser"))
@@ -412,7 +451,10 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     )
 
   const listMachines = (user: string) =>
-    sql`SELECT username AS user, name, pubkey, added_at FROM machines WHERE username = ${user} ORDER BY name`.pipe(
+    // open offers too (issue 22): what `machine add` added, removable with `machine remove`
+    sql`SELECT username AS user, name, pubkey, added_at FROM machines WHERE username = ${user}
+      UNION ALL SELECT username AS user, name, pubkey, offered_at AS added_at FROM machine_offers WHERE username = ${user}
+      ORDER BY name`.pipe(
       Effect.flatMap(decodeMachines),
       guard("listMachines")
     )
@@ -423,14 +465,74 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     readonly pubkey: string
     readonly now: string
   }) =>
-    sql`INSERT INTO machines (username, name, pubkey, added_at)
-        VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now})`.pipe(
+    tx(Effect.zipRight(
+      sql`INSERT INTO machines (username, name, pubkey, added_at, skeleton)
+          VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now}, ${Skeleton.skeleton(input.name)})`,
+      sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+    )).pipe(
       Effect.asVoid,
       guardConflict("addMachine", { machine: input.name, pubkey: input.pubkey })
     )
 
+  const offerMachine = (input: {
+    readonly user: string
+    readonly name: string
+    readonly pubkey: string
+    readonly now: string
+  }) => {
+    const skeleton = Skeleton.skeleton(input.name)
+    return tx(Effect.gen(function*() {
+      const bound = yield* sql`SELECT 1 AS found FROM machines WHERE pubkey = ${input.pubkey}`
+      const offered = yield* sql`SELECT 1 AS found FROM machine_offers
+        WHERE username = ${input.user} AND pubkey = ${input.pubkey}`
+      // one key, one user: bound anywhere, or already offered by this user (SPEC: pubkey anywhere)
+      if (bound.length > 0 || offered.length > 0) {
+        return yield* new StoreConflict({ what: "pubkey", value: input.pubkey })
+      }
+      const named = yield* sql`SELECT 1 AS found FROM machines
+        WHERE username = ${input.user} AND (name = ${input.name} OR skeleton = ${skeleton})`
+      if (named.length > 0) return yield* new StoreConflict({ what: "machine", value: input.name })
+      yield* sql`INSERT INTO machine_offers (username, name, skeleton, pubkey, offered_at)
+        VALUES (${input.user}, ${input.name}, ${skeleton}, ${input.pubkey}, ${input.now})`
+    })).pipe(
+      Effect.catchTag("SqlError", (e) => Effect.fail(toConflict("offerMachine", { machine: input.name })(e))),
+      Effect.timeoutFail({
+        duration: OPERATION_TIMEOUT,
+        onTimeout: () => new StoreError({ operation: "offerMachine", cause: "timed out" })
+      })
+    )
+  }
+
+  const claimMachine = (input: {
+    readonly user: string
+    readonly name: string
+    readonly pubkey: string
+    readonly now: string
+  }) =>
+    tx(Effect.gen(function*() {
+      const offered = yield* sql`SELECT 1 AS found FROM machine_offers
+        WHERE username = ${input.user} AND name = ${input.name} AND pubkey = ${input.pubkey}`
+      if (offered.length === 0) return false
+      yield* sql`INSERT INTO machines (username, name, pubkey, added_at, skeleton)
+        VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now}, ${Skeleton.skeleton(input.name)})`
+      yield* sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+      return true
+    })).pipe(guardConflict("claimMachine", { machine: input.name, pubkey: input.pubkey }))
+
+  const findOfferByKey = (pubkey: string) =>
+    sql<{ readonly username: unknown; readonly name: unknown }>`
+      SELECT username, name FROM machine_offers WHERE pubkey = ${pubkey} ORDER BY offered_at, username LIMIT 1`.pipe(
+      Effect.map((rows) =>
+        Option.fromNullable(rows[0]).pipe(Option.map((row) => ({ user: String(row.username), name: String(row.name) })))
+      ),
+      guard("findOfferByKey")
+    )
+
   const removeMachine = (user: string, name: string) =>
-    sql`DELETE FROM machines WHERE username = ${user} AND name = ${name}`.pipe(Effect.asVoid, guard("removeMachine"))
+    tx(Effect.zipRight(
+      sql`DELETE FROM machines WHERE username = ${user} AND name = ${name}`,
+      sql`DELETE FROM machine_offers WHERE username = ${user} AND name = ${name}`
+    )).pipe(Effect.asVoid, guard("removeMachine"))
 
   // channels ---------------------------------------------------------------------------------------
 
@@ -447,8 +549,10 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
   }) =>
     tx(
       Effect.zipRight(
-        sql`INSERT INTO channels (name, visibility, created_by, created_at)
-            VALUES (${input.name}, ${input.visibility}, ${input.createdBy}, ${input.now})`,
+        sql`INSERT INTO channels (name, visibility, created_by, created_at, skeleton)
+            VALUES (${input.name}, ${input.visibility}, ${input.createdBy}, ${input.now}, ${
+          Skeleton.skeleton(input.name)
+        })`,
         sql`INSERT INTO memberships (channel, username) VALUES (${input.name}, ${input.createdBy})
             ON CONFLICT DO NOTHING`
       )
@@ -464,7 +568,7 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
   const renameChannel = (name: string, newName: string) =>
     tx(
       Effect.zipRight(
-        sql`UPDATE channels SET name = ${newName} WHERE name = ${name}`,
+        sql`UPDATE channels SET name = ${newName}, skeleton = ${Skeleton.skeleton(newName)} WHERE name = ${name}`,
         sql`INSERT INTO channel_seq (channel, last_seq)
             SELECT ${newName}, last_seq FROM channel_seq WHERE channel = ${name}
             ON CONFLICT (channel) DO UPDATE SET last_seq = GREATEST(channel_seq.last_seq, EXCLUDED.last_seq)`
@@ -664,6 +768,7 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     readonly since: Since
     readonly cutoffMs: number
     readonly limit: number
+    readonly maxBytes?: number
   }) =>
     readSincePages(
       input,
@@ -676,7 +781,9 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
       (row) => {
         const seq = integer(row.seq)
         return typeof seq === "number" ? seq : undefined
-      }
+      },
+      (after, minTs, want) =>
+        Effect.map(query(READ_SINCE_SIZES, [input.channel, after, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
     ).pipe(guard("readSince"))
 
   const purgeOlderThan = (cutoffMs: number) =>
@@ -703,6 +810,9 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     findMachineByKey,
     listMachines,
     addMachine,
+    offerMachine,
+    claimMachine,
+    findOfferByKey,
     removeMachine,
     getChannel,
     createChannel,

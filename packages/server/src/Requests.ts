@@ -15,6 +15,7 @@ import * as Option from "effect/Option"
 import * as AdminOps from "./AdminOps.js"
 import * as Admins from "./Admins.js"
 import { Hub, type SessionEntry } from "./Hub.js"
+import { nextTurn } from "./internal/storeRows.js"
 import { makeTracedPlain, traced } from "./internal/traced.js"
 import type { TokenBucket } from "./RateLimit.js"
 import { ServerConfig } from "./ServerConfig.js"
@@ -283,6 +284,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       })
     }
 
+    const historyTurns = yield* Effect.makeSemaphore(1)
     const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
       Effect.gen(function*() {
         const channel = frame.channel
@@ -290,17 +292,24 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           return yield* refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
         }
         const now = yield* nowMs
-        const page = yield* db(
-          "read history",
-          store.readSince({
-            channel,
-            since: frame.since_seq !== null
-              ? { _tag: "Seq", seq: frame.since_seq }
-              : { _tag: "Ms", ms: frame.since_ms ?? 0 },
-            cutoffMs: now - Duration.toMillis(config.retention),
-            limit: config.historyPageCap
-          })
-        )
+        // A page costs up to a page's bytes to read and decode: pages are read one at a time, each
+        // in its own turn of the event loop, so that a burst of requests (from one session or many)
+        // cannot hold it: `/health` and the other sessions are served between pages (issue 22).
+        const page = yield* historyTurns.withPermits(1)(Effect.zipRight(
+          nextTurn,
+          db(
+            "read history",
+            store.readSince({
+              channel,
+              since: frame.since_seq !== null
+                ? { _tag: "Seq", seq: frame.since_seq }
+                : { _tag: "Ms", ms: frame.since_ms ?? 0 },
+              cutoffMs: now - Duration.toMillis(config.retention),
+              limit: config.historyPageCap,
+              maxBytes: config.historyPageMaxBytes
+            })
+          )
+        ))
         const kept = keepWithin(page.messages, config.historyPageMaxBytes)
         return {
           type: "history",

@@ -13,6 +13,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Os from "node:os"
 import * as Admins from "./Admins.js"
+import { parseCidr } from "./internal/proxies.js"
 
 /** @since 0.1.0 @category models */
 export interface ServerConfigShape {
@@ -36,8 +37,16 @@ export interface ServerConfigShape {
   readonly rateBurst: number
   /** Connections still in the handshake per remote address (D-10, default 32; 0 = unlimited). */
   readonly maxPendingPerIp: number
-  /** `register` attempts per remote address per minute (D-10, default 30; 0 = unlimited). */
+  /**
+   * Handshake failures that cost the server (a signature verified bad, a user created) per remote
+   * address per minute (D-10, default 30; 0 = unlimited); past it, keys already enrolled still pass.
+   */
   readonly registerLimitPerMinute: number
+  /**
+   * Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client address the
+   * per-address limits count under (`--trust-proxy`, default none: the header is ignored).
+   */
+  readonly trustProxy: ReadonlyArray<string>
   /** Whole-handshake deadline (SPEC §2.6, 10 s). */
   readonly handshakeTimeout: Duration.Duration
   /** Sessions with no inbound frame for this long are reaped (SPEC §3.4, 60 s). */
@@ -86,6 +95,7 @@ export const defaults: ServerConfigShape = {
   rateBurst: Limits.DEFAULT_RATE_BURST,
   maxPendingPerIp: Limits.DEFAULT_MAX_PENDING_PER_IP,
   registerLimitPerMinute: Limits.DEFAULT_REGISTER_LIMIT_PER_MINUTE,
+  trustProxy: [],
   handshakeTimeout: Duration.millis(Limits.HANDSHAKE_TIMEOUT_MS),
   idleTimeout: Duration.millis(Limits.IDLE_TIMEOUT_MS),
   heartbeatInterval: Duration.seconds(5),
@@ -132,10 +142,25 @@ const inRange = (name: string, fallback: number, min: number, max: number, integ
 const split = (raw: string): ReadonlyArray<string> => raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
 
 /**
+ * Check `--trust-proxy` values (addresses or CIDR blocks): the first invalid one's message.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const checkTrustProxy = (values: ReadonlyArray<string>): Either.Either<ReadonlyArray<string>, string> => {
+  for (const value of values) {
+    const parsed = parseCidr(value)
+    if (Either.isLeft(parsed)) return Either.left(parsed.left)
+  }
+  return Either.right(values)
+}
+
+/**
  * The configuration read through Effect's `Config` (the environment by default), with the names
  * `conclave serve` reads: `CONCLAVE_BIND` (host:port), `CONCLAVE_PUBLIC_URLS` and `CONCLAVE_ADMINS`
  * (comma lists), `CONCLAVE_MAX_FRAME_BYTES`, `CONCLAVE_MAX_BODY_BYTES`, `CONCLAVE_RATE`,
- * `CONCLAVE_BURST`, `CONCLAVE_MAX_PENDING_PER_IP`, `CONCLAVE_REGISTER_LIMIT`, `CONCLAVE_NODE_ID`. Unset names take the
+ * `CONCLAVE_BURST`, `CONCLAVE_MAX_PENDING_PER_IP`, `CONCLAVE_REGISTER_LIMIT`, `CONCLAVE_TRUST_PROXY` (a comma
+ * list of addresses or CIDR blocks), `CONCLAVE_NODE_ID`. Unset names take the
  * defaults; a value out of range or unparseable is a `ConfigError` naming it.
  *
  * @since 0.1.0
@@ -168,6 +193,16 @@ export const config: Config.Config<ServerConfigShape> = Config.all({
   rateBurst: inRange("CONCLAVE_BURST", defaults.rateBurst, 1, 1_000_000),
   maxPendingPerIp: inRange("CONCLAVE_MAX_PENDING_PER_IP", defaults.maxPendingPerIp, 0, 1_000_000),
   registerLimitPerMinute: inRange("CONCLAVE_REGISTER_LIMIT", defaults.registerLimitPerMinute, 0, 1_000_000),
+  trustProxy: Config.string("CONCLAVE_TRUST_PROXY").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((raw) =>
+      Either.mapLeft(
+        checkTrustProxy(split(raw)),
+        (message) =>
+          ConfigError.InvalidData(["CONCLAVE_TRUST_PROXY"], message.replace("--trust-proxy", "CONCLAVE_TRUST_PROXY"))
+      )
+    )
+  ),
   nodeId: Config.string("CONCLAVE_NODE_ID").pipe(
     Config.withDefault(defaults.nodeId),
     Config.validate({

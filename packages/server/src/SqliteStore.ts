@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import type { Frames } from "@conclave/protocol"
+import { type Frames, Skeleton } from "@conclave/protocol"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -29,6 +29,7 @@ import {
   messageColumns,
   type RawMessageRow,
   READ_SINCE,
+  READ_SINCE_SIZES,
   toConflict,
   USER_EXISTS
 } from "./internal/sqliteRows.js"
@@ -46,7 +47,15 @@ import {
   toStoreError,
   UserRowSchema
 } from "./internal/storeRows.js"
-import { type NewMessage, type Since, Store, type StoreError, type StoreShape, type StoreStatus } from "./Store.js"
+import {
+  type NewMessage,
+  type Since,
+  Store,
+  StoreConflict,
+  type StoreError,
+  type StoreShape,
+  type StoreStatus
+} from "./Store.js"
 
 /** Milliseconds a statement waits for another connection's lock before failing. @since 0.1.0 @category constants */
 export const BUSY_TIMEOUT_MS = 5_000
@@ -132,11 +141,16 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     readonly now: string
   }) {
     yield* tx(
-      Effect.zipRight(
-        sql`INSERT INTO users (username, created_at) VALUES (${input.username}, ${input.now})`,
-        sql`INSERT INTO machines (user, name, pubkey, added_at)
-            VALUES (${input.username}, ${input.machine}, ${input.pubkey}, ${input.now})`
-      )
+      Effect.all([
+        sql`INSERT INTO users (username, created_at, skeleton)
+            VALUES (${input.username}, ${input.now}, ${Skeleton.skeleton(input.username)})`,
+        sql`INSERT INTO machines (user, name, pubkey, added_at, skeleton)
+            VALUES (${input.username}, ${input.machine}, ${input.pubkey}, ${input.now}, ${
+          Skeleton.skeleton(input.machine)
+        })`,
+        // the key is bound now: offers of it to other users lapse
+        sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+      ], { discard: true })
     ).pipe(
       Effect.mapError(toConflict("registerUser", {
         username: input.username,
@@ -165,6 +179,12 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
         DELETE FROM channels WHERE created_by = ${username} RETURNING name`
       yield* sql`DELETE FROM memberships WHERE user = ${username}`
       yield* sql`DELETE FROM machines WHERE user = ${username}`
+      yield* sql`DELETE FROM machine_offers WHERE user = ${username}`
+      // The rows kept elsewhere must not look written by whoever registers the name next (issue 22):
+      // their author becomes `<user> (removed)`, which no name can be (names hold no whitespace).
+      const prefix = `${username}/`
+      yield* sql`UPDATE messages SET sender = ${`${username} (removed)/`} || substr(sender, ${[...prefix].length + 1})
+        WHERE substr(sender, 1, ${[...prefix].length}) = ${prefix}`
       yield* sql`DELETE FROM users WHERE username = ${username}`
       return channels.map((row) => row.name)
     }))
@@ -180,7 +200,10 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     })
 
   const listMachines = Effect.fnUntraced(function*(user: string) {
-    return yield* sql`SELECT user, name, pubkey, added_at FROM machines WHERE user = ${user} ORDER BY name`.pipe(
+    // open offers too (issue 22): what `machine add` added, removable with `machine remove`
+    return yield* sql`SELECT user, name, pubkey, added_at FROM machines WHERE user = ${user}
+      UNION ALL SELECT user, name, pubkey, offered_at AS added_at FROM machine_offers WHERE user = ${user}
+      ORDER BY name`.pipe(
       Effect.flatMap(decodeMachines)
     )
   }, Effect.mapError(toStoreError("listMachines")))
@@ -191,14 +214,66 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     readonly pubkey: string
     readonly now: string
   }) {
-    yield* tx(
-      sql`INSERT INTO machines (user, name, pubkey, added_at)
-          VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now})`
-    ).pipe(Effect.mapError(toConflict("addMachine", { machine: input.name, pubkey: input.pubkey })))
+    yield* tx(Effect.zipRight(
+      sql`INSERT INTO machines (user, name, pubkey, added_at, skeleton)
+          VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now}, ${Skeleton.skeleton(input.name)})`,
+      sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+    )).pipe(Effect.mapError(toConflict("addMachine", { machine: input.name, pubkey: input.pubkey })))
   })
 
+  const offerMachine = Effect.fnUntraced(function*(input: {
+    readonly user: string
+    readonly name: string
+    readonly pubkey: string
+    readonly now: string
+  }) {
+    const skeleton = Skeleton.skeleton(input.name)
+    yield* tx(Effect.gen(function*() {
+      const bound = yield* sql`SELECT 1 AS found FROM machines WHERE pubkey = ${input.pubkey}`
+      const offered = yield* sql`SELECT 1 AS found FROM machine_offers
+        WHERE user = ${input.user} AND pubkey = ${input.pubkey}`
+      // one key, one user: bound anywhere, or already offered by this user (SPEC: pubkey anywhere)
+      if (bound.length > 0 || offered.length > 0) {
+        return yield* new StoreConflict({ what: "pubkey", value: input.pubkey })
+      }
+      const named = yield* sql`SELECT 1 AS found FROM machines
+        WHERE user = ${input.user} AND (name = ${input.name} OR skeleton = ${skeleton})`
+      if (named.length > 0) return yield* new StoreConflict({ what: "machine", value: input.name })
+      yield* sql`INSERT INTO machine_offers (user, name, skeleton, pubkey, offered_at)
+        VALUES (${input.user}, ${input.name}, ${skeleton}, ${input.pubkey}, ${input.now})`
+    })).pipe(
+      Effect.catchTag("SqlError", (e) => Effect.fail(toConflict("offerMachine", { machine: input.name })(e)))
+    )
+  })
+
+  const claimMachine = Effect.fnUntraced(function*(input: {
+    readonly user: string
+    readonly name: string
+    readonly pubkey: string
+    readonly now: string
+  }) {
+    return yield* tx(Effect.gen(function*() {
+      const offered = yield* sql`SELECT 1 AS found FROM machine_offers
+        WHERE user = ${input.user} AND name = ${input.name} AND pubkey = ${input.pubkey}`
+      if (offered.length === 0) return false
+      yield* sql`INSERT INTO machines (user, name, pubkey, added_at, skeleton)
+        VALUES (${input.user}, ${input.name}, ${input.pubkey}, ${input.now}, ${Skeleton.skeleton(input.name)})`
+      yield* sql`DELETE FROM machine_offers WHERE pubkey = ${input.pubkey}`
+      return true
+    })).pipe(Effect.mapError(toConflict("claimMachine", { machine: input.name, pubkey: input.pubkey })))
+  })
+
+  const findOfferByKey = Effect.fnUntraced(function*(pubkey: string) {
+    const rows = yield* sql<{ readonly user: string; readonly name: string }>`
+      SELECT user, name FROM machine_offers WHERE pubkey = ${pubkey} ORDER BY offered_at, user LIMIT 1`
+    return Option.fromNullable(rows[0]).pipe(Option.map((row) => ({ user: String(row.user), name: String(row.name) })))
+  }, Effect.mapError(toStoreError("findOfferByKey")))
+
   const removeMachine = Effect.fnUntraced(function*(user: string, name: string) {
-    yield* tx(sql`DELETE FROM machines WHERE user = ${user} AND name = ${name}`)
+    yield* tx(Effect.zipRight(
+      sql`DELETE FROM machines WHERE user = ${user} AND name = ${name}`,
+      sql`DELETE FROM machine_offers WHERE user = ${user} AND name = ${name}`
+    ))
   }, Effect.mapError(toStoreError("removeMachine")))
 
   // channels ---------------------------------------------------------------------------------------
@@ -220,8 +295,10 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
   }) {
     yield* tx(
       Effect.zipRight(
-        sql`INSERT INTO channels (name, visibility, created_by, created_at)
-            VALUES (${input.name}, ${input.visibility}, ${input.createdBy}, ${input.now})`,
+        sql`INSERT INTO channels (name, visibility, created_by, created_at, skeleton)
+            VALUES (${input.name}, ${input.visibility}, ${input.createdBy}, ${input.now}, ${
+          Skeleton.skeleton(input.name)
+        })`,
         sql`INSERT OR IGNORE INTO memberships (channel, user) VALUES (${input.name}, ${input.createdBy})`
       )
     ).pipe(Effect.mapError(toConflict("createChannel", { channel: input.name })))
@@ -239,7 +316,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     // name hands out a seq twice).
     yield* tx(
       Effect.zipRight(
-        sql`UPDATE channels SET name = ${newName} WHERE name = ${name}`,
+        sql`UPDATE channels SET name = ${newName}, skeleton = ${Skeleton.skeleton(newName)} WHERE name = ${name}`,
         sql`INSERT INTO channel_seq (channel, last_seq)
             SELECT ${newName}, last_seq FROM channel_seq WHERE channel = ${name}
             ON CONFLICT (channel) DO UPDATE SET last_seq = MAX(channel_seq.last_seq, excluded.last_seq)`
@@ -287,6 +364,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     readonly since: Since
     readonly cutoffMs: number
     readonly limit: number
+    readonly maxBytes?: number
   }) =>
     readSincePages(
       input,
@@ -296,7 +374,9 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
           SqlError
         >,
       (row) => decodeMessage(messageColumns(row)),
-      (row) => row.id
+      (row) => row.id,
+      (after, minTs, want) =>
+        Effect.map(query(READ_SINCE_SIZES, [input.channel, after, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
     ).pipe(Effect.mapError(toStoreError("readSince")))
 
   const purgeOlderThan = Effect.fnUntraced(function*(cutoffMs: number) {
@@ -322,6 +402,9 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     findMachineByKey,
     listMachines,
     addMachine,
+    offerMachine,
+    claimMachine,
+    findOfferByKey,
     removeMachine,
     getChannel,
     createChannel,

@@ -149,7 +149,8 @@ export interface StoreShape {
   // users and machines
   /**
    * Create the user and its first machine in one transaction. Fails with `StoreConflict` on a taken
-   * username (`what: "username"`) or an enrolled key (`what: "pubkey"`).
+   * username or one that looks like it (`what: "username"`, issue 22) or an enrolled key
+   * (`what: "pubkey"`). Offers of the key to other users lapse.
    */
   readonly registerUser: (input: {
     readonly username: string
@@ -162,12 +163,33 @@ export interface StoreShape {
   /** Delete the user's created channels (full cascade), memberships everywhere, machines and user row. Idempotent. */
   readonly removeUser: (username: string) => Effect.Effect<RemovedUser, StoreError>
   readonly findMachineByKey: (pubkey: string) => Effect.Effect<Option.Option<MachineRow>, StoreError>
+  /** The user's machines and open offers (`offerMachine`; `added_at` is the offer's time), by name. */
   readonly listMachines: (user: string) => Effect.Effect<ReadonlyArray<MachineRow>, StoreError>
   /** `StoreConflict` with `what: "machine"` (name taken for this user) or `"pubkey"` (key enrolled anywhere). */
   readonly addMachine: (
     input: { readonly user: string; readonly name: string; readonly pubkey: string; readonly now: string }
   ) => Effect.Effect<void, StoreError | StoreConflict>
-  /** Idempotent. */
+  /**
+   * `machine_add` (issue 22): offer `pubkey` to its holder as machine `name` of `user`. The key grants
+   * nothing until its holder accepts by registering as `user`/`name` (`claimMachine`), signing the
+   * server's challenge. `StoreConflict` `"pubkey"` when the key is already a machine anywhere,
+   * `"machine"` when the user has a machine or an offer of that name or a look-alike of it.
+   */
+  readonly offerMachine: (
+    input: { readonly user: string; readonly name: string; readonly pubkey: string; readonly now: string }
+  ) => Effect.Effect<void, StoreError | StoreConflict>
+  /**
+   * Accept the offer of `pubkey` as `user`/`name`: the key becomes that machine and every other offer
+   * of it lapses (`true`); `false` when there is no such offer. `StoreConflict` as `addMachine`.
+   */
+  readonly claimMachine: (
+    input: { readonly user: string; readonly name: string; readonly pubkey: string; readonly now: string }
+  ) => Effect.Effect<boolean, StoreError | StoreConflict>
+  /** The oldest open offer of `pubkey`, to tell its holder how to accept it. */
+  readonly findOfferByKey: (
+    pubkey: string
+  ) => Effect.Effect<Option.Option<{ readonly user: string; readonly name: string }>, StoreError>
+  /** Idempotent; withdraws an offer of that name too. */
   readonly removeMachine: (user: string, name: string) => Effect.Effect<void, StoreError>
 
   // channels
@@ -247,6 +269,11 @@ export interface StoreShape {
     readonly since: Since
     readonly cutoffMs: number
     readonly limit: number
+    /**
+     * Stop once the rows' stored payloads reach this many bytes (at least one row; `more` says the
+     * page was cut): the store reads no more than that (issue 22).
+     */
+    readonly maxBytes?: number
   }) => Effect.Effect<HistoryPage, StoreError>
   /** Delete messages with `ts_ms < cutoffMs`; returns how many. */
   readonly purgeOlderThan: (cutoffMs: number) => Effect.Effect<number, StoreError>

@@ -2,7 +2,9 @@
  * The HTTP origin (SPEC §2.1, §3.2, §3.19, DECISIONS D-9, D-10, D-19): `GET /` upgrades to a
  * WebSocket (frame cap enforced by `ws` before buffering; the 101 carries `x-conclave-server-id`),
  * `GET /` without an upgrade is 426, `GET /health` is 200 `ok`, anything else 404. At most
- * `maxPendingPerIp` connections per remote address may be in the handshake at once.
+ * `maxPendingPerIp` connections per remote address may be in the handshake at once: a newcomer past
+ * it displaces the oldest silent one. The address is the peer's, or, from a `--trust-proxy` peer,
+ * the client its `X-Forwarded-For` names.
  *
  * Closing the layer's scope drains: stop accepting, send every session `shutdown`, close with 1001,
  * wait (bounded) for the sockets to close, then interrupt what is left.
@@ -17,8 +19,10 @@ import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import type * as Net from "node:net"
@@ -29,6 +33,7 @@ import * as Connection from "./Connection.js"
 import { Hub } from "./Hub.js"
 import { Authorities, isLocalOnly } from "./internal/authorities.js"
 import * as Lingering from "./internal/lingering.js"
+import { parseCidr, TrustedProxies } from "./internal/proxies.js"
 import { VERSION } from "./internal/version.js"
 import { fail, Link } from "./Link.js"
 import type { RegisterLimiter } from "./RateLimit.js"
@@ -66,6 +71,12 @@ const rejectUpgrade = (socket: Duplex, status: string) => {
   socket.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
 }
 
+/** A socket in the handshake; `spoke` once it has sent anything past its upgrade request. */
+interface PendingSlot {
+  readonly socket: Net.Socket
+  readonly spoke: () => boolean
+}
+
 const pathOf = (url: string | undefined) => {
   const raw = url ?? "/"
   const q = raw.indexOf("?")
@@ -84,7 +95,8 @@ type SessionEnv = Hub | Requests | Store | ServerConfig | RegisterLimiter
 export interface Acceptor {
   /**
    * Take over an HTTP upgrade request for conclave (the caller has matched the path): refused with
-   * 503 while draining and 429 past the per-address cap of pending handshakes, else upgraded.
+   * 503 while draining, else upgraded (past the per-address cap of pending handshakes, the oldest
+   * silent one of that address is closed to make room).
    */
   readonly handleUpgrade: (req: Http.IncomingMessage, socket: Duplex, head: Buffer) => void
   /** Stop taking upgrades, tell every session the server is going away, wait (bounded), then cut. Idempotent. */
@@ -113,7 +125,47 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
   const lingering = yield* Lingering.make
 
   const links = new Set<Link>()
-  const pending = new Map<string, number>()
+  const proxies = new TrustedProxies(
+    config.trustProxy.flatMap((block) => Either.getRight(parseCidr(block)).pipe(Option.toArray))
+  )
+  // D-10: at most `maxPendingPerIp` sockets per address in the handshake. At the cap a newcomer is
+  // not refused (strangers' silent sockets would lock the address's users out, issue 22): the oldest
+  // pending socket that has sent nothing yet — else the oldest — makes room for it.
+  const pending = new Map<string, Set<PendingSlot>>()
+  const admitPending = (address: string, socket: Duplex): () => void => {
+    let slots = pending.get(address)
+    if (slots === undefined) {
+      slots = new Set()
+      pending.set(address, slots)
+    }
+    if (config.maxPendingPerIp > 0 && slots.size >= config.maxPendingPerIp) {
+      let victim: PendingSlot | undefined
+      for (const slot of slots) {
+        victim ??= slot
+        if (!slot.spoke()) {
+          victim = slot
+          break
+        }
+      }
+      if (victim !== undefined) {
+        slots.delete(victim)
+        victim.socket.destroy()
+      }
+    }
+    const net = socket as Net.Socket
+    const upgradeBytes = net.bytesRead
+    const slot: PendingSlot = { socket: net, spoke: () => net.bytesRead > upgradeBytes }
+    slots.add(slot)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const own = pending.get(address)
+      if (own === undefined) return
+      own.delete(slot)
+      if (own.size === 0) pending.delete(address)
+    }
+  }
   let draining = false
 
   // Handshake deadlines: one sweeper fiber for all connections instead of a timer fiber each. Every
@@ -157,20 +209,8 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
   const handleUpgrade = (req: Http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on("error", () => {})
     if (draining) return rejectUpgrade(socket, "503 Service Unavailable")
-    const address = req.socket.remoteAddress ?? "unknown"
-    const count = pending.get(address) ?? 0
-    if (config.maxPendingPerIp > 0 && count >= config.maxPendingPerIp) {
-      return rejectUpgrade(socket, "429 Too Many Requests")
-    }
-    pending.set(address, count + 1)
-    let released = false
-    const handshakeDone = () => {
-      if (released) return
-      released = true
-      const n = (pending.get(address) ?? 1) - 1
-      if (n <= 0) pending.delete(address)
-      else pending.set(address, n)
-    }
+    const address = proxies.clientAddress(req.socket.remoteAddress ?? "unknown", req.headers["x-forwarded-for"])
+    const handshakeDone = admitPending(address, socket)
     socket.once("close", handshakeDone)
     // A mounted server learns the address it answers at from its first connection (its own socket's).
     if (!authorities.isBound && req.socket.localAddress !== undefined && req.socket.localPort !== undefined) {

@@ -17,6 +17,11 @@ describe("Admins", () => {
     assert.isFalse(list.isAdmin("carol"))
     assert.strictEqual(list.pinOf("root"), key)
     assert.isUndefined(list.pinOf("alice"))
+    // a look-alike of a pinned name is reserved with it (issue 22), but is not an admin
+    for (const lookalike of ["Root", "ROOT", "r\u043eot", "\uff52oot"]) {
+      assert.strictEqual(list.pinOf(lookalike), key, lookalike)
+      assert.isFalse(list.isAdmin(lookalike), lookalike)
+    }
   })
 
   it("rejects pins that are not 32-byte base64url keys and bad names (D-15, G-13)", () => {

@@ -1,7 +1,7 @@
 import { Auth, Base64Url, Limits } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Duration, Effect } from "effect"
-import { errorOf } from "./support/Assert.js"
+import { errorOf, expectType } from "./support/Assert.js"
 import { connect, dial, handshake, newIdentity, register } from "./support/TestClient.js"
 import { startServer as start } from "./support/TestServer.js"
 
@@ -362,6 +362,48 @@ for (const store of ["file", "memory"] as const) {
           yield* handshake(c, { identity: newIdentity(), handle: "s", register: { username: "c", machine: "m" } })
         )
         assert.strictEqual(e.kind, "rate_limited")
+        assert.strictEqual(e.message, "too many failed handshakes from this address")
+      }))
+
+    it.scopedLive("only failures that cost the server count; an enrolled key passes a blocked address (issue 22)", () =>
+      Effect.gen(function*() {
+        const { url } = yield* startServer({ registerLimitPerMinute: 3 })
+        const alice = yield* register(url, "alice")
+        yield* alice.close
+        // register frames never followed by a checked signature cost nothing
+        for (let i = 0; i < 10; i++) {
+          const c = yield* dial(url)
+          yield* c.send({ type: "hello", protocol_version: 1, session: "s", host: null, client: "bridge" })
+          yield* c.next()
+          yield* c.send({ type: "register", username: `u${i}`, machine: "m", pubkey: newIdentity().pubkey })
+          yield* c.close
+        }
+        const bob = yield* register(url, "bob")
+        yield* bob.close
+        // signatures verified bad do count: the address is now over its cap (alice, bob, one forgery)
+        const forger = yield* dial(url)
+        const forged = errorOf(
+          yield* handshake(forger, { identity: newIdentity(), handle: "s", signHost: "elsewhere:1" })
+        )
+        assert.strictEqual(forged.kind, "unauthorized")
+        const carol = yield* dial(url)
+        const refused = errorOf(
+          yield* handshake(carol, {
+            identity: newIdentity(),
+            handle: "s",
+            register: { username: "carol", machine: "m" }
+          })
+        )
+        assert.strictEqual(refused.kind, "rate_limited")
+        // alice's key is enrolled: she still gets in, by auth and by an idempotent register
+        const back = yield* connect(url, { identity: alice.identity, handle: "s2" })
+        expectType(yield* back.request({ type: "ping" }), "pong")
+        const again = yield* connect(url, {
+          identity: alice.identity,
+          handle: "s3",
+          register: { username: "alice", machine: "box" }
+        })
+        expectType(yield* again.request({ type: "ping" }), "pong")
       }))
   })
 }

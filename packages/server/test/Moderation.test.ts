@@ -43,7 +43,7 @@ describe("Presence, revocation and moderation", () => {
       assert.deepStrictEqual(all.sessions, [second.path])
     }))
 
-  it.scopedLive("machine_add needs possession at first connect; machine_remove drops its sessions after the Ack (S-034, S-089)", () =>
+  it.scopedLive("machine_add offers a key its holder accepts by registering (possession, issue 22); machine_remove drops its sessions after the Ack (S-034, S-089)", () =>
     Effect.gen(function*() {
       const { url } = yield* startServer()
       const s1 = yield* register(url, "aaron", "workstation", "s1")
@@ -69,6 +69,33 @@ describe("Presence, revocation and moderation", () => {
         errorOf(yield* s1.request(op({ kind: "machine_add", name: "short", pubkey: "AAAA" }))).kind,
         "malformed_frame"
       )
+      // an offer grants nothing to plain auth: the key's holder accepts it by registering as
+      // aaron/laptop, signing the server's challenge (issue 22)
+      const plainAuth = yield* dial(url)
+      assert.deepStrictEqual(errorOf(yield* handshake(plainAuth, { identity: laptop, handle: "onthego" })), {
+        kind: "unauthorized",
+        message:
+          "unknown machine key: it is offered as machine `laptop` of `aaron`; accept with `conclave register --username aaron --machine laptop` on the machine that holds it"
+      })
+      // the offer is for aaron/laptop only
+      const wrongName = yield* dial(url)
+      assert.strictEqual(
+        errorOf(
+          yield* handshake(wrongName, {
+            identity: laptop,
+            handle: "x",
+            register: { username: "aaron", machine: "desk" }
+          })
+        ).message,
+        "username `aaron` is already taken"
+      )
+      const accepted = yield* connect(url, {
+        identity: laptop,
+        handle: "onthego",
+        register: { username: "aaron", machine: "laptop" }
+      })
+      assert.deepStrictEqual(accepted.path, { user: "aaron", machine: "laptop", session: "onthego" })
+      yield* accepted.close
       const onthego = yield* connect(url, { identity: laptop, handle: "onthego" })
       assert.deepStrictEqual(onthego.path, { user: "aaron", machine: "laptop", session: "onthego" })
       const impostor = yield* dial(url)

@@ -141,13 +141,13 @@ if (!postgresReachable) {
         const versions = yield* sql<
           { version: number }
         >`SELECT version FROM conclave_schema_migrations ORDER BY version`
-        assert.deepStrictEqual(versions.map((v) => v.version), [1])
+        assert.deepStrictEqual(versions.map((v) => v.version), [1, 2])
         const [tables] = yield* sql<{ n: unknown }>`
           SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = current_schema()`
         assert.strictEqual(
           Number(tables?.n),
-          10,
-          "meta, users, machines, channels, memberships, bans, invites, channel_seq, messages, migrations"
+          11,
+          "meta, users, machines, channels, memberships, bans, invites, channel_seq, messages, machine_offers, migrations"
         )
       }))
 

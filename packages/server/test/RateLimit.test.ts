@@ -39,19 +39,23 @@ describe("RateLimit", () => {
       for (let i = 0; i < 100; i++) assert.strictEqual(yield* bucket.take, 0)
     }))
 
-  it.effect("register attempts are capped per address per minute; 0 = unlimited", () =>
+  it.effect("costly handshake failures are capped per address per minute; checking records nothing", () =>
     Effect.gen(function*() {
       const limiter = yield* RegisterLimiter
-      for (let i = 0; i < 30; i++) assert.isTrue(limiter.attempt("1.2.3.4"))
-      assert.isFalse(limiter.attempt("1.2.3.4"))
-      assert.isTrue(limiter.attempt("5.6.7.8"))
-      yield* TestClock.adjust("61 seconds")
-      assert.isTrue(limiter.attempt("1.2.3.4"))
+      for (let i = 0; i < 1000; i++) assert.isUndefined(limiter.blocked("1.2.3.4"))
+      for (let i = 0; i < 30; i++) limiter.charge("1.2.3.4")
+      assert.strictEqual(limiter.blocked("1.2.3.4"), 60_000)
+      assert.isUndefined(limiter.blocked("5.6.7.8"))
+      yield* TestClock.adjust("30 seconds")
+      assert.strictEqual(limiter.blocked("1.2.3.4"), 30_000)
+      yield* TestClock.adjust("31 seconds")
+      assert.isUndefined(limiter.blocked("1.2.3.4"))
     }).pipe(Effect.provide(RegisterLimiter.Default), Effect.provide(ServerConfig.layer())))
 
   it.effect("registerLimitPerMinute 0 is unlimited", () =>
     Effect.gen(function*() {
       const limiter = yield* RegisterLimiter
-      for (let i = 0; i < 100; i++) assert.isTrue(limiter.attempt("1.2.3.4"))
+      for (let i = 0; i < 100; i++) limiter.charge("1.2.3.4")
+      assert.isUndefined(limiter.blocked("1.2.3.4"))
     }).pipe(Effect.provide(RegisterLimiter.Default), Effect.provide(ServerConfig.layer({ registerLimitPerMinute: 0 }))))
 })

@@ -13,7 +13,7 @@ import { Context, Deferred, Effect, Fiber, Layer } from "effect"
 import * as path from "node:path"
 import { migrations } from "../src/internal/migrations.js"
 import * as SqliteStore from "../src/SqliteStore.js"
-import { type NewMessage, Store, StoreError, type StoreShape } from "../src/Store.js"
+import { type NewMessage, Store, StoreConflict, StoreError, type StoreShape } from "../src/Store.js"
 import { allSuspended, channel, failure, msg, NOW, plain, texts } from "./support/StoreConformance.js"
 
 const tempDir = Effect.gen(function*() {
@@ -58,7 +58,7 @@ describe("SqliteStore", () => {
         assert.strictEqual(sync?.synchronous, 1) // NORMAL
         assert.strictEqual(fk?.foreign_keys, 1)
         assert.strictEqual(busy?.timeout, SqliteStore.BUSY_TIMEOUT_MS)
-        assert.strictEqual(version?.user_version, 2)
+        assert.strictEqual(version?.user_version, 3)
       }))
 
     it.scoped("migrates a version-1 database to per-channel seqs: old rows keep theirs, each channel goes on from its highest (D-42)", () =>
@@ -90,6 +90,35 @@ describe("SqliteStore", () => {
         assert.deepStrictEqual(texts(ops.messages), ["o1", "o2", "o3", "o4"])
         assert.isTrue(yield* store.messageExists("dev", 4))
         assert.isFalse(yield* store.messageExists("dev", 3))
+      }))
+
+    it.scoped("migrating a version-1 file fills the name skeletons; look-alikes already there both stay (issue 22)", () =>
+      Effect.gen(function*() {
+        const file = yield* dbFile
+        yield* Effect.scoped(Effect.gen(function*() {
+          const ctx = yield* Layer.build(SqliteStore.layerSqlite({ filename: file }))
+          const sql = Context.get(ctx, SqlClient.SqlClient)
+          for (const statement of migrations[0]!.statements) yield* sql.unsafe(statement)
+          yield* sql.unsafe("PRAGMA user_version = 1")
+          yield* sql`INSERT INTO users (username, created_at) VALUES ('alice', ${NOW}), ('Alice', ${NOW})`
+          yield* sql`INSERT INTO machines (user, name, pubkey, added_at) VALUES ('alice', 'ws', 'k1', ${NOW})`
+          yield* sql`INSERT INTO channels (name, visibility, created_by, created_at) VALUES ('ops', 'public', 'alice', ${NOW})`
+        }))
+        const { sql, store } = yield* openWithSql(file)
+        const users = yield* sql<{ username: string; skeleton: string | null }>`
+          SELECT username, skeleton FROM users ORDER BY username`
+        assert.strictEqual(users.filter((u) => u.skeleton === "alice").length, 1, JSON.stringify(users))
+        assert.strictEqual(users.filter((u) => u.skeleton === null).length, 1, JSON.stringify(users))
+        assert.isTrue(yield* store.userExists("alice"))
+        assert.isTrue(yield* store.userExists("Alice"))
+        const dup = yield* failure(store.registerUser({ username: "ALICE", machine: "m", pubkey: "k2", now: NOW }))
+        assert.deepStrictEqual(dup, new StoreConflict({ what: "username", value: "ALICE" }))
+        const ch = yield* failure(
+          store.createChannel({ name: "оps", visibility: "public", createdBy: "alice", now: NOW })
+        )
+        assert.deepStrictEqual(ch, new StoreConflict({ what: "channel", value: "оps" }))
+        const m = yield* failure(store.addMachine({ user: "alice", name: "WS", pubkey: "k3", now: NOW }))
+        assert.deepStrictEqual(m, new StoreConflict({ what: "machine", value: "WS" }))
       }))
 
     it.scoped("refuses a database written by a newer schema", () =>

@@ -1,6 +1,6 @@
 import { Limits } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Logger, LogLevel, Schedule, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Logger, LogLevel, Scope } from "effect"
 import * as Http from "node:http"
 import WebSocket from "ws"
 import * as Broker from "../src/Broker.js"
@@ -8,7 +8,7 @@ import * as ServerConfig from "../src/ServerConfig.js"
 import * as ServerLive from "../src/ServerLive.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { errorOf, expectType } from "./support/Assert.js"
-import { dial, register } from "./support/TestClient.js"
+import { connect, dial, register } from "./support/TestClient.js"
 import { startServer, tempDir } from "./support/TestServer.js"
 
 const get = (url: string, path: string) =>
@@ -151,19 +151,42 @@ describe("Transport", () => {
       expectType(yield* b.request({ type: "ping" }), "pong")
     }))
 
-  it.scopedLive("at most maxPendingPerIp connections may sit in the handshake (D-10)", () =>
+  it.scopedLive("at most maxPendingPerIp connections sit in the handshake: a newcomer displaces the oldest silent one (D-10, issue 22)", () =>
     Effect.gen(function*() {
       const { url } = yield* startServer({ maxPendingPerIp: 2, store: "file" })
       const established = yield* register(url, "aaron")
+      const identity = established.identity
       const first = yield* dial(url)
-      yield* dial(url)
-      const third = yield* Effect.either(dial(url))
-      assert.isTrue(third._tag === "Left" && third.left.message.includes("429"))
-      // a pending connection that goes away frees its slot; established sessions never held one
-      yield* first.close
+      const second = yield* dial(url)
+      // the cap is full of silent sockets: an enrolled user still gets in, the oldest silent one is closed
+      const third = yield* connect(url, { identity, handle: "s2" })
+      expectType(yield* third.request({ type: "ping" }), "pong")
       yield* first.closed
-      yield* dial(url).pipe(Effect.retry(Schedule.intersect(Schedule.spaced("20 millis"), Schedule.recurs(50))))
+      assert.isFalse(second.isClosed())
+      // a socket that has spoken is displaced only when every other one has too
+      const speaking = yield* dial(url)
+      yield* speaking.send({ type: "hello", protocol_version: 1, session: "x", host: null, client: "bridge" })
+      assert.strictEqual((yield* speaking.next()).type, "challenge")
+      yield* dial(url)
+      yield* second.closed
+      assert.isFalse(speaking.isClosed())
       expectType(yield* established.request({ type: "ping" }), "pong")
+    }))
+
+  it.scopedLive("--trust-proxy: the limits count under the address a trusted proxy forwards, never a header from others", () =>
+    Effect.gen(function*() {
+      // the test client dials from 127.0.0.1: trusted, so X-Forwarded-For names the client
+      const { url } = yield* startServer({ maxPendingPerIp: 1, trustProxy: ["127.0.0.0/8"] })
+      const a = yield* dial(url, { headers: { "x-forwarded-for": "198.51.100.1" } })
+      const b = yield* dial(url, { headers: { "x-forwarded-for": "198.51.100.2" } })
+      yield* dial(url, { headers: { "x-forwarded-for": "198.51.100.1" } })
+      yield* a.closed
+      assert.isFalse(b.isClosed(), "another forwarded client keeps its own slot")
+      // untrusted: the header is ignored, every socket counts under the peer's own address
+      const direct = yield* startServer({ maxPendingPerIp: 1 })
+      const c = yield* dial(direct.url, { headers: { "x-forwarded-for": "198.51.100.1" } })
+      yield* dial(direct.url, { headers: { "x-forwarded-for": "198.51.100.2" } })
+      yield* c.closed
     }))
 
   it.scopedLive("a burst beyond the read-ahead bound is answered in order, one reply per request (D-11)", () =>

@@ -54,7 +54,8 @@ const enrolledPath = (url: string, identity: Identity.Identity) =>
       Effect.catchIf(
         (e) =>
           e._tag === "AuthRejected" && e.error.kind === "unauthorized" &&
-          e.error.message === Errors.Messages.unknownKey,
+          // an offered key (`machine add`, issue 22) is not enrolled yet: registering accepts the offer
+          e.error.message.startsWith(Errors.Messages.unknownKey),
         () => Effect.succeed(Option.none<Names.SessionPath>())
       ),
       Effect.mapError((e) => new CliError({ message: e.message, cause: e }))
@@ -176,11 +177,22 @@ const machineAdd = Command.make(
       const pubkey = yield* parsePubkey(args.pubkey)
       const name = yield* checkName("machine name", args.name)
       const url = yield* Ctx.parseUrl(args.server)
-      const ack = yield* Remote.withSession(url, (conn) =>
-        Remote.admin(conn, { kind: "machine_add", name, pubkey }, "ack"))
+      const { ack, user } = yield* Remote.withSession(url, (conn) =>
+        Effect.map(Remote.admin(conn, { kind: "machine_add", name, pubkey }, "ack"), (ack) => ({
+          ack,
+          user: conn.path.user
+        })))
       yield* ackOut(args.json, ack.detail ?? name)
+      // The key is offered: its holder accepts by signing the server's challenge (issue 22).
+      if (!args.json) {
+        yield* Output.note(
+          `on the new machine, accept with: conclave server add ${url} --username ${user} --machine ${name}`
+        )
+      }
     })
-).pipe(Command.withDescription("Enroll another machine's key under your account (run from an enrolled machine)."))
+).pipe(Command.withDescription(
+  "Offer another machine's key a place under your account (run from an enrolled machine); the new machine accepts with `server add` (or `register`) under the same names, proving it holds the key."
+))
 
 const machineList = Command.make("list", { server: Flags.server, json: Flags.json }, (args) =>
   Effect.gen(function*() {
@@ -245,7 +257,12 @@ const serverAdd = Command.make(
       const identity = yield* Ctx.loadIdentity
       yield* Ctx.updateConfig((c) => LocalConfig.upsertRegistration(c, { url, username, machine: machineName }))
       if (!args.json) yield* Output.success(`recorded ${url} as ${username}/${machineName}`)
-      const path = yield* Remote.withSession(url, (conn) => Effect.succeed(conn.path), { identity }).pipe(
+      // Registering as username/machine accepts the `machine add` offer of this key (its signature over
+      // the server's challenge proves possession, issue 22); a key enrolled already just authenticates.
+      const path = yield* Remote.withSession(url, (conn) => Effect.succeed(conn.path), {
+        identity,
+        register: { username, machine: machineName }
+      }).pipe(
         Effect.mapError((e) =>
           new CliError({ message: `recorded \`${url}\` locally, but verification failed: ${e.message}`, cause: e })
         )
@@ -263,7 +280,7 @@ const serverAdd = Command.make(
     })
 ).pipe(
   Command.withDescription(
-    "Record a registration for a machine enrolled with `machine add` (local), then verify it by authenticating once."
+    "Record a registration for a machine added with `machine add`, accepting that offer with this machine's key (it signs the server's challenge)."
   )
 )
 

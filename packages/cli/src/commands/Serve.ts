@@ -72,6 +72,13 @@ const publicUrl = Options.text("public-url").pipe(
   Options.withDescription("A URL clients dial this server at (its host is accepted in signed handshakes). Repeatable."),
   Options.repeated
 )
+const trustProxy = Options.text("trust-proxy").pipe(
+  Options.withPseudoName("CIDR"),
+  Options.withDescription(
+    "A reverse proxy (address or CIDR block) whose X-Forwarded-For names the client address per-address limits count under. Repeatable; comma lists allowed (env CONCLAVE_TRUST_PROXY)."
+  ),
+  Options.repeated
+)
 const integer = (name: string, env: string, fallback: number, description: string) =>
   withEnv(Options.integer(name), Config.integer(env)).pipe(
     Options.withDefault(fallback),
@@ -218,7 +225,8 @@ export const serve = Command.make(
     rate,
     burst,
     maxPendingPerIp,
-    registerLimit
+    registerLimit,
+    trustProxy
   },
   (flags) =>
     Effect.gen(function*() {
@@ -249,6 +257,15 @@ export const serve = Command.make(
       const specs = flags.admin.length > 0 ? flags.admin : Option.toArray(envAdmins)
       const admins = Admins.parse(specs)
       if (Either.isLeft(admins)) return yield* fail(admins.left.message)
+
+      const envTrustProxy = yield* Config.option(Config.string("CONCLAVE_TRUST_PROXY")).pipe(
+        Effect.orElseSucceed(Option.none)
+      )
+      const trusted = ServerConfig.checkTrustProxy(
+        (flags.trustProxy.length > 0 ? flags.trustProxy : Option.toArray(envTrustProxy))
+          .flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v.length > 0)
+      )
+      if (Either.isLeft(trusted)) return yield* fail(trusted.left)
 
       for (const url of flags.publicUrl) {
         if (Auth.authorityOf(url) === undefined) return yield* fail(`invalid --public-url \`${url}\`: not a URL`)
@@ -301,6 +318,7 @@ export const serve = Command.make(
         rateBurst: flags.burst,
         maxPendingPerIp: flags.maxPendingPerIp,
         registerLimitPerMinute: flags.registerLimit,
+        trustProxy: trusted.right,
         ...(Option.isSome(flags.nodeId) ? { nodeId: flags.nodeId.value } : {})
       })
       const brokerLayer = broker === "memory:"

@@ -75,6 +75,9 @@ interface TailOptions {
   readonly identity: Identity.Identity
 }
 
+/** WebSocket close code 1009, "message too big". */
+const TOO_BIG = 1009
+
 /** Slack on the time watermark used before the first seq is known (SPEC §8 `tail` resume slack). */
 const RESUME_SLACK_MS = 5_000
 
@@ -130,7 +133,19 @@ export const run = (options: TailOptions) =>
               discard: true
             })
           ),
-          Effect.catchTag("UnexpectedReply", () => Effect.void)
+          Effect.catchTag("UnexpectedReply", () => Effect.void),
+          // A page over this client's frame limit closes the link with 1009: asking again after a
+          // reconnect would fail the same way, forever (issue 22). Stop, and say why.
+          Effect.catchTag("ConnectionLost", (lost) =>
+            Effect.flatMap(conn.closeCode, (code): Effect.Effect<never, CliError | Connection.ConnectionLost> =>
+              code === TOO_BIG
+                ? Effect.fail(
+                  new CliError({
+                    message:
+                      `a history page of #${channel} is larger than this client accepts (${Limits.MAX_FRAME_BYTES_CEILING} bytes): not retrying; tail without --since (or a later one), or ask the operator to lower the server's --max-body-bytes`
+                  })
+                )
+                : Effect.fail(lost)))
         )
       })
 

@@ -175,6 +175,8 @@ export interface ServerOptions {
   readonly port?: number
   /** SQLite file; in-memory when absent. */
   readonly filename?: string
+  /** Other server settings (limits). */
+  readonly config?: Partial<ServerConfig.ServerConfigShape>
 }
 
 export const serverLayer = (options: ServerOptions = {}) => {
@@ -186,7 +188,8 @@ export const serverLayer = (options: ServerOptions = {}) => {
         port: options.port ?? 0,
         admins,
         ratePerSecond: 0,
-        registerLimitPerMinute: 0
+        registerLimitPerMinute: 0,
+        ...options.config
       })
     ),
     Layer.provide(

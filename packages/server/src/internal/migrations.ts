@@ -7,6 +7,46 @@ export interface Migration {
   readonly statements: ReadonlyArray<string>
 }
 
+/**
+ * Rows whose `skeleton` a migration added and code must fill (the skeleton is computed in
+ * TypeScript): `select` yields `name` and the key columns, `update` takes the skeleton, then the
+ * skeleton and the key columns again for its "no look-alike holds it yet" guard, then the keys.
+ * A row whose look-alike already holds the skeleton keeps NULL (both rows stay reachable).
+ */
+export interface SkeletonBackfill {
+  readonly select: string
+  readonly update: string
+  readonly keys: ReadonlyArray<string>
+  /** The key columns the uniqueness of a skeleton is scoped to (`user` for machines). */
+  readonly scope: ReadonlyArray<string>
+}
+
+/** Issue 22: names that look alike are one name; their skeletons are unique. */
+export const SKELETON_VERSION = 3
+
+export const skeletonBackfills: ReadonlyArray<SkeletonBackfill> = [
+  {
+    select: "SELECT username AS name, username FROM users WHERE skeleton IS NULL",
+    update: "UPDATE users SET skeleton = ? WHERE NOT EXISTS (SELECT 1 FROM users WHERE skeleton = ?) AND username = ?",
+    keys: ["username"],
+    scope: []
+  },
+  {
+    select: "SELECT name, user FROM machines WHERE skeleton IS NULL",
+    update:
+      "UPDATE machines SET skeleton = ? WHERE NOT EXISTS (SELECT 1 FROM machines WHERE skeleton = ? AND user = ?) AND user = ? AND name = ?",
+    keys: ["user", "name"],
+    scope: ["user"]
+  },
+  {
+    select: "SELECT name FROM channels WHERE skeleton IS NULL",
+    update:
+      "UPDATE channels SET skeleton = ? WHERE NOT EXISTS (SELECT 1 FROM channels WHERE skeleton = ?) AND name = ?",
+    keys: ["name"],
+    scope: []
+  }
+]
+
 export const migrations: ReadonlyArray<Migration> = [
   {
     version: 1,
@@ -66,6 +106,29 @@ export const migrations: ReadonlyArray<Migration> = [
         SELECT channel, MAX(seq) FROM messages WHERE seq IS NOT NULL GROUP BY channel`,
       `CREATE UNIQUE INDEX IF NOT EXISTS messages_channel_seq ON messages(channel, seq)`,
       `DROP INDEX IF EXISTS messages_channel_id`
+    ]
+  },
+  {
+    // Issue 22: name skeletons (filled for existing rows by `skeletonBackfills`), and machine offers:
+    // `machine_add` offers a key to its holder, who accepts by registering as that user/machine
+    // (proof of possession over the server's challenge).
+    version: SKELETON_VERSION,
+    statements: [
+      `ALTER TABLE users ADD COLUMN skeleton TEXT`,
+      `CREATE UNIQUE INDEX users_skeleton ON users(skeleton)`,
+      `ALTER TABLE machines ADD COLUMN skeleton TEXT`,
+      `CREATE UNIQUE INDEX machines_skeleton ON machines(user, skeleton)`,
+      `ALTER TABLE channels ADD COLUMN skeleton TEXT`,
+      `CREATE UNIQUE INDEX channels_skeleton ON channels(skeleton)`,
+      `CREATE TABLE machine_offers (
+        user TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        skeleton TEXT NOT NULL,
+        pubkey TEXT NOT NULL,
+        offered_at TEXT NOT NULL,
+        PRIMARY KEY (user, name))`,
+      `CREATE UNIQUE INDEX machine_offers_skeleton ON machine_offers(user, skeleton)`,
+      `CREATE INDEX machine_offers_pubkey ON machine_offers(pubkey)`
     ]
   }
 ]

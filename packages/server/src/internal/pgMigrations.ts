@@ -11,6 +11,11 @@ export interface Migration {
   readonly statements: ReadonlyArray<string>
 }
 
+import type { SkeletonBackfill } from "./migrations.js"
+
+/** Issue 22 in the PostgreSQL schema: name skeletons and machine offers. */
+export const PG_SKELETON_VERSION = 2
+
 export const MIGRATIONS_TABLE = "conclave_schema_migrations"
 
 export const migrations: ReadonlyArray<Migration> = [
@@ -70,6 +75,53 @@ export const migrations: ReadonlyArray<Migration> = [
         PRIMARY KEY (channel, seq))`,
       `CREATE INDEX messages_ts ON messages (ts_ms)`
     ]
+  },
+  {
+    // Issue 22: name skeletons (filled for existing rows by `skeletonBackfills`), and machine offers
+    // (`machine_add` offers a key; its holder accepts by registering as that user/machine).
+    version: PG_SKELETON_VERSION,
+    statements: [
+      `ALTER TABLE users ADD COLUMN skeleton TEXT COLLATE "C"`,
+      `CREATE UNIQUE INDEX users_skeleton_key ON users (skeleton)`,
+      `ALTER TABLE machines ADD COLUMN skeleton TEXT COLLATE "C"`,
+      `CREATE UNIQUE INDEX machines_skeleton_key ON machines (username, skeleton)`,
+      `ALTER TABLE channels ADD COLUMN skeleton TEXT COLLATE "C"`,
+      `CREATE UNIQUE INDEX channels_skeleton_key ON channels (skeleton)`,
+      `CREATE TABLE machine_offers (
+        username TEXT COLLATE "C" NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+        name TEXT COLLATE "C" NOT NULL,
+        skeleton TEXT COLLATE "C" NOT NULL,
+        pubkey TEXT COLLATE "C" NOT NULL,
+        offered_at TEXT NOT NULL,
+        CONSTRAINT machine_offers_pkey PRIMARY KEY (username, name))`,
+      `CREATE UNIQUE INDEX machine_offers_skeleton_key ON machine_offers (username, skeleton)`,
+      `CREATE INDEX machine_offers_pubkey ON machine_offers (pubkey)`
+    ]
+  }
+]
+
+/** The PostgreSQL form of the SQLite store's `skeletonBackfills` (numbered parameters). */
+export const skeletonBackfills: ReadonlyArray<SkeletonBackfill> = [
+  {
+    select: "SELECT username AS name, username FROM users WHERE skeleton IS NULL",
+    update:
+      "UPDATE users SET skeleton = $1 WHERE NOT EXISTS (SELECT 1 FROM users WHERE skeleton = $2) AND username = $3",
+    keys: ["username"],
+    scope: []
+  },
+  {
+    select: "SELECT name, username FROM machines WHERE skeleton IS NULL",
+    update:
+      "UPDATE machines SET skeleton = $1 WHERE NOT EXISTS (SELECT 1 FROM machines WHERE skeleton = $2 AND username = $3) AND username = $4 AND name = $5",
+    keys: ["username", "name"],
+    scope: ["username"]
+  },
+  {
+    select: "SELECT name FROM channels WHERE skeleton IS NULL",
+    update:
+      "UPDATE channels SET skeleton = $1 WHERE NOT EXISTS (SELECT 1 FROM channels WHERE skeleton = $2) AND name = $3",
+    keys: ["name"],
+    scope: []
   }
 ]
 

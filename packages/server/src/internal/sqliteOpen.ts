@@ -4,11 +4,11 @@
  *
  * @internal
  */
-import { Auth } from "@conclave/protocol"
+import { Auth, Skeleton } from "@conclave/protocol"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { StoreError } from "../Store.js"
-import { latestVersion, migrations } from "./migrations.js"
+import { latestVersion, migrations, SKELETON_VERSION, skeletonBackfills } from "./migrations.js"
 
 // PRAGMAs (statements wait `busyTimeoutMs` for another connection's lock), then under one write lock
 // (BEGIN IMMEDIATE, so a second process opening the same file waits instead of racing): pending
@@ -40,6 +40,20 @@ export const initialize = (sql: SqlClient.SqlClient, busyTimeoutMs: number): Eff
         yield* Effect.forEach(migration.statements, (statement) => run(statement), { discard: true })
         yield* run(`PRAGMA user_version = ${migration.version}`)
         yield* Effect.logDebug("store schema migrated").pipe(Effect.annotateLogs({ version: migration.version }))
+      }
+      if (current < SKELETON_VERSION) {
+        for (const backfill of skeletonBackfills) {
+          const rows = yield* run(backfill.select)
+          for (const row of rows) {
+            const skeleton = Skeleton.skeleton(String(row.name))
+            yield* conn.executeUnprepared(backfill.update, [
+              skeleton,
+              skeleton,
+              ...backfill.scope.map((k) => row[k]),
+              ...backfill.keys.map((k) => row[k])
+            ], undefined)
+          }
+        }
       }
       const fresh = yield* Effect.sync(() => Auth.randomToken())
       yield* conn.executeUnprepared(

@@ -52,6 +52,9 @@ export const INSERT_CHUNK: Record<number, string> = Object.fromEntries(
     Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?, ?)").join(", ")
   ])
 )
+/** Issue 22: the payloads' sizes only (`octet_length` reads the record header, not the value). */
+export const READ_SINCE_SIZES = "SELECT octet_length(payload) AS n FROM messages " +
+  "WHERE channel = ? AND seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?"
 export const READ_SINCE = "SELECT seq AS id, sender, payload, ts_ms, origin, reply_to FROM messages " +
   "WHERE channel = ? AND seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?"
 export const MESSAGE_EXISTS = "SELECT 1 AS found FROM messages WHERE seq = ? AND channel = ?"
@@ -80,7 +83,12 @@ const conflictKinds: Record<string, StoreConflict["what"]> = {
   "users.username": "username",
   "machines.pubkey": "pubkey",
   "machines.user, machines.name": "machine",
-  "channels.name": "channel"
+  "channels.name": "channel",
+  "users.skeleton": "username",
+  "machines.user, machines.skeleton": "machine",
+  "machine_offers.user, machine_offers.name": "machine",
+  "machine_offers.user, machine_offers.skeleton": "machine",
+  "channels.skeleton": "channel"
 }
 
 /** Map a uniqueness violation onto the conflicting value the caller supplied; anything else is a StoreError. */

@@ -170,10 +170,11 @@ export const decodeMessage = (row: MessageColumns): Frames.HistoryMessage | unde
  * `decode` turns a row into a message (undefined: skipped); `key` is a row's key (undefined: stop).
  */
 export const readSincePages = <Row, E>(
-  input: { readonly since: Since; readonly cutoffMs: number; readonly limit: number },
+  input: { readonly since: Since; readonly cutoffMs: number; readonly limit: number; readonly maxBytes?: number },
   fetch: (after: number, minTs: number, want: number) => Effect.Effect<ReadonlyArray<Row>, E>,
   decode: (row: Row) => Frames.HistoryMessage | undefined,
-  key: (row: Row) => number | undefined
+  key: (row: Row) => number | undefined,
+  sizes?: (after: number, minTs: number, want: number) => Effect.Effect<ReadonlyArray<number>, E>
 ): Effect.Effect<HistoryPage, E> =>
   Effect.gen(function*() {
     const limit = Math.max(0, Math.floor(input.limit))
@@ -182,16 +183,38 @@ export const readSincePages = <Row, E>(
       ? Math.max(input.cutoffMs, Math.floor(input.since.ms) + 1)
       : input.cutoffMs
     let after = input.since._tag === "Seq" ? input.since.seq : -1
+    let budget = input.maxBytes
     const messages: Array<Frames.HistoryMessage> = []
     // Collect limit + 1 decodable rows (the extra one only proves `more`); undecodable rows are
     // skipped, so keep reading until enough decode or the channel runs out.
     while (true) {
-      const want = limit + 1 - messages.length
+      let want = limit + 1 - messages.length
+      // Issue 22: with a byte budget, the payloads' sizes are read first (cheap: no payload is
+      // loaded) and only the rows that fit are read — at least one per page — so one request
+      // never makes the store read more than a page's worth of bytes.
+      let cut = false
+      if (budget !== undefined && sizes !== undefined) {
+        const sized = yield* sizes(after, minTs, want)
+        let fit = 0
+        let total = 0
+        for (const size of sized) {
+          if ((fit > 0 || messages.length > 0) && total + size > budget) break
+          total += size
+          fit++
+        }
+        if (fit < sized.length) {
+          want = fit
+          cut = true
+        }
+        budget -= total
+        if (want === 0) return { messages, more: true }
+      }
       const rows = yield* fetch(after, minTs, want)
       for (const row of rows) {
         const message = decode(row)
         if (message !== undefined) messages.push(message)
       }
+      if (cut) return { messages: messages.slice(0, limit), more: true }
       const last = rows[rows.length - 1]
       if (rows.length < want || messages.length > limit || last === undefined) break
       const lastKey = key(last)
@@ -209,7 +232,7 @@ export const readSincePages = <Row, E>(
 
 // Resume after the current turn of the event loop: appends queued by I/O callbacks already due join
 // the batch. A resumption point, not a timer: cleared when the writer is interrupted.
-const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+export const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
   const handle = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(handle))
 })

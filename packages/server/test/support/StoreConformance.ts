@@ -238,6 +238,95 @@ export const describeStore = (name: string, factory: StoreFactory) =>
           yield* store.addMachine({ user: "bob", name: "spare", pubkey: "k3", now: NOW })
         }))
 
+      it.scoped("machine offers (issue 22): accepted by the key's holder only; one key, one user", () =>
+        Effect.gen(function*() {
+          const { store } = yield* fresh
+          yield* store.registerUser({ username: "bob", machine: "ws", pubkey: "k1", now: NOW })
+          yield* store.registerUser({ username: "dan", machine: "ws", pubkey: "k5", now: NOW })
+          // a bound key cannot be offered; a taken or look-alike name neither
+          assertConflict(
+            yield* failure(store.offerMachine({ user: "bob", name: "x", pubkey: "k5", now: NOW })),
+            "pubkey",
+            "k5"
+          )
+          assertConflict(
+            yield* failure(store.offerMachine({ user: "bob", name: "WS", pubkey: "k2", now: NOW })),
+            "machine",
+            "WS"
+          )
+          yield* store.offerMachine({ user: "bob", name: "laptop", pubkey: "carol-key", now: NOW })
+          assertConflict(
+            yield* failure(store.offerMachine({ user: "bob", name: "Laptop", pubkey: "k3", now: NOW })),
+            "machine",
+            "Laptop"
+          )
+          // an offer binds nothing
+          assert.isTrue(Option.isNone(yield* store.findMachineByKey("carol-key")))
+          assert.deepStrictEqual(yield* store.findOfferByKey("carol-key"), Option.some({ user: "bob", name: "laptop" }))
+          // listed (so it can be withdrawn), but not a machine
+          assert.deepStrictEqual((yield* store.listMachines("bob")).map((m) => m.name), ["laptop", "ws"])
+          // the key's holder registers its own name instead: the offer lapses
+          yield* store.registerUser({ username: "carol", machine: "m", pubkey: "carol-key", now: NOW })
+          assert.isTrue(Option.isNone(yield* store.findOfferByKey("carol-key")))
+          assert.isFalse(yield* store.claimMachine({ user: "bob", name: "laptop", pubkey: "carol-key", now: NOW }))
+          assert.deepStrictEqual(
+            yield* store.findMachineByKey("carol-key").pipe(Effect.map(Option.map((m) => m.user))),
+            Option.some("carol")
+          )
+          // an accepted offer: only for the exact user, name and key
+          yield* store.offerMachine({ user: "bob", name: "tablet", pubkey: "k7", now: NOW })
+          yield* store.offerMachine({ user: "dan", name: "pad", pubkey: "k7", now: NOW })
+          assert.isFalse(yield* store.claimMachine({ user: "bob", name: "pad", pubkey: "k7", now: NOW }))
+          assert.isFalse(yield* store.claimMachine({ user: "bob", name: "tablet", pubkey: "k8", now: NOW }))
+          assert.isTrue(yield* store.claimMachine({ user: "bob", name: "tablet", pubkey: "k7", now: NOW }))
+          assert.deepStrictEqual((yield* store.listMachines("bob")).map((m) => m.name), ["tablet", "ws"])
+          // the other user's offer of the same key lapsed with it
+          assert.isFalse(yield* store.claimMachine({ user: "dan", name: "pad", pubkey: "k7", now: NOW }))
+          assert.isTrue(Option.isNone(yield* store.findOfferByKey("k7")))
+          // removing a machine name withdraws its offer
+          yield* store.offerMachine({ user: "bob", name: "spare", pubkey: "k9", now: NOW })
+          yield* store.removeMachine("bob", "spare")
+          assert.isTrue(Option.isNone(yield* store.findOfferByKey("k9")))
+          yield* store.offerMachine({ user: "bob", name: "spare2", pubkey: "k10", now: NOW })
+          yield* store.removeUser("bob")
+          assert.isTrue(Option.isNone(yield* store.findOfferByKey("k10")))
+        }))
+
+      it.scoped("names that look alike are one name (issue 22): users, machines of a user, channels", () =>
+        Effect.gen(function*() {
+          const { store } = yield* fresh
+          yield* store.registerUser({ username: "alice", machine: "ws", pubkey: "k1", now: NOW })
+          for (const [name, i] of [["Alice", 2], ["аlice", 3], ["ａｌｉｃｅ", 4], ["ALICE", 5]] as const) {
+            assertConflict(
+              yield* failure(store.registerUser({ username: name, machine: "m", pubkey: `k${i}x`, now: NOW })),
+              "username",
+              name
+            )
+            assert.isFalse(yield* store.userExists(name))
+          }
+          assertConflict(
+            yield* failure(store.addMachine({ user: "alice", name: "WS", pubkey: "k6", now: NOW })),
+            "machine",
+            "WS"
+          )
+          yield* store.registerUser({ username: "bob", machine: "WS", pubkey: "k7", now: NOW }) // other user: fine
+          yield* channel(store, "ops", "alice")
+          assertConflict(
+            yield* failure(store.createChannel({ name: "оps", visibility: "public", createdBy: "alice", now: NOW })),
+            "channel",
+            "оps"
+          )
+          yield* channel(store, "dev", "alice")
+          assertConflict(yield* failure(store.renameChannel("dev", "OPS")), "channel", "OPS")
+          // renaming to a look-alike of itself is fine, and frees the old skeleton
+          yield* store.renameChannel("ops", "Ops")
+          yield* store.renameChannel("dev", "devs")
+          yield* channel(store, "dev", "alice")
+          // a removed user's skeleton is free again
+          yield* store.removeUser("alice")
+          yield* store.registerUser({ username: "Alice", machine: "m", pubkey: "k8", now: NOW })
+        }))
+
       it.scoped("hot reads: findMachineByKey, getChannel, isMember, userExists, messageExists; unusual rows", () =>
         Effect.gen(function*() {
           const { store } = yield* fresh
@@ -312,6 +401,12 @@ export const describeStore = (name: string, factory: StoreFactory) =>
             limit: 10
           })
           assert.deepStrictEqual(texts(lobby.messages), ["from victim"], "messages elsewhere are kept")
+          // and no longer look written by whoever registers the name next (issue 22)
+          assert.deepStrictEqual(lobby.messages.map((m) => m.from), [{
+            user: "victim (removed)",
+            machine: "m1",
+            session: "s"
+          }])
           assert.strictEqual(yield* countRows("messages", "victim-ops"), 0)
 
           // idempotent, and a re-registered victim holds no rights
@@ -811,6 +906,40 @@ export const describeStore = (name: string, factory: StoreFactory) =>
           })
           assert.deepStrictEqual(texts(rest.messages), ["good3"])
           assert.isFalse(rest.more)
+        }))
+
+      it.scoped("readSince with maxBytes reads only the rows that fit, at least one (issue 22)", () =>
+        Effect.gen(function*() {
+          const { store } = yield* fresh
+          yield* channel(store, "big", "aaron", "public")
+          for (let i = 0; i < 4; i++) yield* store.appendMessage(msg("big", NOW_MS + i, `${i}`.repeat(10_000)))
+          const read = (maxBytes: number | undefined) =>
+            store.readSince({
+              channel: "big",
+              since: { _tag: "Seq", seq: 0 },
+              cutoffMs: 0,
+              limit: 500,
+              ...(maxBytes === undefined ? {} : { maxBytes })
+            })
+          const one = yield* read(15_000)
+          assert.deepStrictEqual([one.messages.length, one.more], [1, true])
+          const atLeastOne = yield* read(1)
+          assert.deepStrictEqual([atLeastOne.messages.length, atLeastOne.more], [1, true])
+          const two = yield* read(25_000)
+          assert.deepStrictEqual([two.messages.length, two.more], [2, true])
+          const all = yield* read(1_000_000)
+          assert.deepStrictEqual([all.messages.length, all.more], [4, false])
+          const unbounded = yield* read(undefined)
+          assert.deepStrictEqual([unbounded.messages.length, unbounded.more], [4, false])
+          // the next page goes on after the cut
+          const next = yield* store.readSince({
+            channel: "big",
+            since: { _tag: "Seq", seq: one.messages[0]!.seq },
+            cutoffMs: 0,
+            limit: 500,
+            maxBytes: 15_000
+          })
+          assert.strictEqual(next.messages[0]!.seq, one.messages[0]!.seq + 1)
         }))
 
       it.scoped("seqs are never reused, messageExists checks the channel, missing channel is a StoreError", () =>
