@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as AdminOps from "./AdminOps.js"
 import * as Admins from "./Admins.js"
+import { Enrollments } from "./Enrollments.js"
 import { Hub, type SessionEntry } from "./Hub.js"
 import { traced } from "./internal/traced.js"
 import type { TokenBucket } from "./RateLimit.js"
@@ -77,6 +78,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
     const hub = yield* Hub
     const store = yield* Store
     const config = yield* ServerConfig
+    const enrollments = yield* Enrollments
     const admins = Admins.allowlist(config.admins)
 
     /** Storage failures become `internal` (logged at warn, text never includes SQL). */
@@ -325,6 +327,8 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           return readSince(caller, frame)
         case "admin":
           return adminOp(caller, frame.op)
+        case "enroll_create":
+          return enrollments.create(caller.entry.path.user)
       }
     }
 

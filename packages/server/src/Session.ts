@@ -241,7 +241,7 @@ export class Session {
     const valid = Validate.validateClientFrame(frame)
     if (Either.isRight(valid) && frame.type === "channel_msg") return logged(this.post(frame))
     let reply: Effect.Effect<Frames.Reply>
-    if (frame.type === "hello" || frame.type === "register" || frame.type === "auth") {
+    if (frame.type === "hello" || frame.type === "register" || frame.type === "auth" || frame.type === "enroll") {
       reply = Effect.succeed({ type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) })
     } else if (Either.isLeft(valid)) {
       const error: Frames.Reply = { type: "error", error: Errors.malformed(valid.left.detail) }

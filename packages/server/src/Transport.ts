@@ -26,6 +26,7 @@ import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
 import { Broker } from "./Broker.js"
 import * as Connection from "./Connection.js"
+import type { Enrollments } from "./Enrollments.js"
 import { Hub } from "./Hub.js"
 import { Authorities, isLocalOnly } from "./internal/authorities.js"
 import * as Lingering from "./internal/lingering.js"
@@ -72,7 +73,7 @@ const pathOf = (url: string | undefined) => {
   return q < 0 ? raw : raw.slice(0, q)
 }
 
-type SessionEnv = Hub | Requests | Store | ServerConfig | RegisterLimiter
+type SessionEnv = Hub | Requests | Store | ServerConfig | RegisterLimiter | Enrollments
 
 /**
  * What takes WebSocket upgrades: it answers each with a session (its connection fiber owned by the
