@@ -3,6 +3,7 @@
  * bodies show literally.
  */
 import type * as Frames from "@conclave/protocol/Frames"
+import { Fragment } from "preact"
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks"
 import * as Keys from "./keys.js"
 import { type ChannelState, ConsoleState, type Message, parsePath, pathKey, type ThreadState } from "./state.js"
@@ -20,7 +21,7 @@ type Boot =
   }
 
 const enrollCode = (): string | undefined => {
-  const match = /^#enroll=([A-Za-z0-9_-]*)$/.exec(location.hash)
+  const match = /^#enroll=(.*)$/s.exec(location.hash)
   return match === null ? undefined : match[1]
 }
 
@@ -412,7 +413,7 @@ const MessageList = <M extends { readonly seq?: number; readonly key?: number }>
       }}
     >
       {start > 0 ? <li class="older">{start} earlier messages: scroll up to show them</li> : null}
-      {visible.map(props.render)}
+      {visible.map((m) => <Fragment key={m.seq ?? m.key}>{props.render(m)}</Fragment>)}
     </ol>
   )
 }

@@ -197,7 +197,6 @@ export class ConsoleState {
         const page = await this.wire.request({ type: "read_since", channel: channel.name, since_seq: channel.lastSeq })
         if (page.type !== "history") return
         for (const m of page.messages) {
-          if (m.seq <= channel.lastSeq) continue
           this.append(channel, {
             seq: m.seq,
             from: m.from,
@@ -222,9 +221,24 @@ export class ConsoleState {
     return this.view.kind === "channel" && this.view.name === channel && document.visibilityState === "visible"
   }
 
+  /** Insert in seq order (a message already shown is skipped): deliveries, history pages and own posts meet here. */
   private append(channel: ChannelState, message: Message, lastRead?: number): void {
-    channel.messages.push(message)
-    if (channel.messages.length > MAX_MESSAGES) channel.messages.splice(0, channel.messages.length - MAX_MESSAGES)
+    const messages = channel.messages
+    const last = messages[messages.length - 1]
+    if (last === undefined || last.seq < message.seq) {
+      messages.push(message)
+    } else {
+      let lo = 0
+      let hi = messages.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (messages[mid]!.seq < message.seq) lo = mid + 1
+        else hi = mid
+      }
+      if (messages[lo]?.seq === message.seq) return
+      messages.splice(lo, 0, message)
+    }
+    if (messages.length > MAX_MESSAGES) messages.splice(0, messages.length - MAX_MESSAGES)
     channel.lastSeq = Math.max(channel.lastSeq, message.seq)
     const mine = this.me !== undefined && message.fromKey === pathKey(this.me)
     if (!mine && message.seq > (lastRead ?? 0) && !this.isViewing(channel.name)) channel.unread++
@@ -234,7 +248,7 @@ export class ConsoleState {
     switch (frame.type) {
       case "channel_msg": {
         const channel = this.channels.get(frame.channel)
-        if (channel === undefined || frame.seq <= channel.lastSeq) return
+        if (channel === undefined) return
         this.append(channel, {
           seq: frame.seq,
           from: frame.from,
@@ -317,8 +331,28 @@ export class ConsoleState {
     }
   }
 
+  /** Post; the server does not echo a post to its sender, so the acked message is shown from here. */
   async post(channel: string, text: string, replyTo: number | null): Promise<void> {
-    await this.wire.request({ type: "channel_msg", channel, payload: { kind: "plain", text }, reply_to: replyTo })
+    const ack = await this.wire.request({
+      type: "channel_msg",
+      channel,
+      payload: { kind: "plain", text },
+      reply_to: replyTo
+    })
+    const state = this.channels.get(channel)
+    if (ack.type !== "ack" || ack.seq === null || state === undefined || this.me === undefined) return
+    this.append(state, {
+      seq: ack.seq,
+      from: this.me,
+      fromKey: pathKey(this.me),
+      ts: Date.now(),
+      text,
+      encrypted: false,
+      origin: "human",
+      replyTo
+    })
+    if (this.isViewing(channel)) this.markRead(state)
+    this.changed()
   }
 
   async whisper(peer: SessionPath, text: string): Promise<void> {
