@@ -3,10 +3,18 @@
  * bodies show literally.
  */
 import type * as Frames from "@conclave/protocol/Frames"
-import { Fragment } from "preact"
+import { Component, Fragment } from "preact"
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks"
 import * as Keys from "./keys.js"
-import { type ChannelState, ConsoleState, type Message, parsePath, pathKey, type ThreadState } from "./state.js"
+import {
+  type ChannelState,
+  ConsoleState,
+  findMessage,
+  type Message,
+  parsePath,
+  pathKey,
+  type ThreadState
+} from "./state.js"
 import { describe, Refused, type SessionPath } from "./wire.js"
 
 type Boot =
@@ -332,15 +340,11 @@ const ChannelView = (props: { readonly state: ConsoleState; readonly channel: Ch
     setReplyTo(undefined)
     setThread(undefined)
   }, [channel.name])
-  const bySeq = useMemo(() => new Map(channel.messages.map((m) => [m.seq, m])), [
-    channel.messages.length,
-    channel.lastSeq
-  ])
-  const replies = useMemo(() => {
-    const counts = new Map<number, number>()
-    for (const m of channel.messages) if (m.replyTo !== null) counts.set(m.replyTo, (counts.get(m.replyTo) ?? 0) + 1)
-    return counts
-  }, [channel.messages.length, channel.lastSeq])
+  // stable across renders, so that unchanged rows are not rendered again
+  const actions = useMemo(() => ({
+    reply: (m: Message) => setReplyTo(m),
+    thread: (m: Message) => setThread(m.replyTo ?? m.seq)
+  }), [])
   const shown = thread === undefined
     ? channel.messages
     : channel.messages.filter((m) => m.seq === thread || m.replyTo === thread)
@@ -361,10 +365,9 @@ const ChannelView = (props: { readonly state: ConsoleState; readonly channel: Ch
           render={(m) => (
             <MessageRow
               message={m}
-              parent={m.replyTo === null ? undefined : bySeq.get(m.replyTo)}
-              replies={replies.get(m.seq) ?? 0}
-              onReply={() => setReplyTo(m)}
-              onThread={() => setThread(m.replyTo ?? m.seq)}
+              parent={m.replyTo === null ? undefined : findMessage(channel, m.replyTo)}
+              replies={channel.replyCounts.get(m.seq) ?? 0}
+              actions={actions}
             />
           )}
         />
@@ -372,7 +375,7 @@ const ChannelView = (props: { readonly state: ConsoleState; readonly channel: Ch
       </div>
       <Composer
         placeholder={`Message #${channel.name}`}
-        replyTo={replyTo ?? (thread === undefined ? undefined : bySeq.get(thread))}
+        replyTo={replyTo ?? (thread === undefined ? undefined : findMessage(channel, thread))}
         onCancelReply={() => setReplyTo(undefined)}
         disabled={!channel.joined}
         send={(text, reply) => state.post(channel.name, text, reply?.seq ?? null).then(() => setReplyTo(undefined))}
@@ -420,44 +423,59 @@ const MessageList = <M extends { readonly seq?: number; readonly key?: number }>
 
 const excerpt = (text: string) => (text.length > 80 ? `${text.slice(0, 80)}…` : text)
 
-const MessageRow = (props: {
+interface RowActions {
+  readonly reply: (m: Message) => void
+  readonly thread: (m: Message) => void
+}
+
+interface RowProps {
   readonly message: Message
   readonly parent: Message | undefined
   readonly replies: number
-  readonly onReply: () => void
-  readonly onThread: () => void
-}) => {
-  const m = props.message
-  const t = time(m.ts)
-  return (
-    <li class={`message origin-${m.origin}`} key={m.seq} data-seq={m.seq}>
-      <div class="meta">
-        <span class="from">{m.fromKey}</span>
-        <OriginBadge origin={m.origin} />
-        <time dateTime={t.full} title={t.full}>{t.short}</time>
-        <span class="seq">#{m.seq}</span>
-      </div>
-      {m.replyTo !== null
-        ? (
-          <button class="quote" onClick={props.onThread}>
-            ↪ reply to #{m.replyTo}
-            {props.parent !== undefined ? `: ${excerpt(props.parent.text)}` : ""}
-          </button>
-        )
-        : null}
-      <div class={`body ${m.encrypted ? "encrypted" : ""}`}>{m.text}</div>
-      <div class="actions">
-        <button class="link" onClick={props.onReply}>reply</button>
-        {props.replies > 0
+  readonly actions: RowActions
+}
+
+/** A message row; rendered again only when its message, its parent or its reply count changes. */
+class MessageRow extends Component<RowProps> {
+  override shouldComponentUpdate(next: RowProps): boolean {
+    const now = this.props
+    return next.message !== now.message || next.parent !== now.parent || next.replies !== now.replies ||
+      next.actions !== now.actions
+  }
+
+  override render() {
+    const { actions, message: m, parent, replies } = this.props
+    const t = time(m.ts)
+    return (
+      <li class={`message origin-${m.origin}`} data-seq={m.seq}>
+        <div class="meta">
+          <span class="from">{m.fromKey}</span>
+          <OriginBadge origin={m.origin} />
+          <time dateTime={t.full} title={t.full}>{t.short}</time>
+          <span class="seq">#{m.seq}</span>
+        </div>
+        {m.replyTo !== null
           ? (
-            <button class="link" onClick={props.onThread}>
-              {props.replies} {props.replies === 1 ? "reply" : "replies"}
+            <button class="quote" onClick={() => actions.thread(m)}>
+              ↪ reply to #{m.replyTo}
+              {parent !== undefined ? `: ${excerpt(parent.text)}` : ""}
             </button>
           )
           : null}
-      </div>
-    </li>
-  )
+        <div class={`body ${m.encrypted ? "encrypted" : ""}`}>{m.text}</div>
+        <div class="actions">
+          <button class="link" onClick={() => actions.reply(m)}>reply</button>
+          {replies > 0
+            ? (
+              <button class="link" onClick={() => actions.thread(m)}>
+                {replies} {replies === 1 ? "reply" : "replies"}
+              </button>
+            )
+            : null}
+        </div>
+      </li>
+    )
+  }
 }
 
 const Presence = (props: { readonly state: ConsoleState; readonly channel: ChannelState }) => (

@@ -30,6 +30,8 @@ export interface ChannelState {
   visibility: Frames.Visibility
   joined: boolean
   messages: Array<Message>
+  /** Replies per message seq (threads), kept as messages arrive. */
+  replyCounts: Map<number, number>
   /** The highest seq seen: reconnection reads from here (gap fill). */
   lastSeq: number
   unread: number
@@ -58,6 +60,20 @@ export type View =
   | { readonly kind: "channel"; readonly name: string }
   | { readonly kind: "whisper"; readonly key: string }
   | { readonly kind: "none" }
+
+/** The message with this seq, if still kept (binary search: messages are in seq order). */
+export const findMessage = (channel: ChannelState, seq: number): Message | undefined => {
+  const messages = channel.messages
+  let lo = 0
+  let hi = messages.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (messages[mid]!.seq < seq) lo = mid + 1
+    else hi = mid
+  }
+  const found = messages[lo]
+  return found !== undefined && found.seq === seq ? found : undefined
+}
 
 export const pathKey = (p: SessionPath): string => `${p.user}/${p.machine}/${p.session}`
 
@@ -128,7 +144,11 @@ export class ConsoleState {
     this.scheduled = true
     requestAnimationFrame(() => {
       this.scheduled = false
+      const start = performance.now()
       for (const listener of this.listeners) listener()
+      // Preact renders in a microtask queued by the listeners: this one runs after it (User Timing,
+      // read by the browser tests).
+      queueMicrotask(() => performance.measure("conclave:render", { start }))
     })
   }
 
@@ -165,6 +185,7 @@ export class ConsoleState {
             visibility: info.visibility,
             joined: false,
             messages: [],
+            replyCounts: new Map(),
             lastSeq: 0,
             unread: 0,
             presence: [],
@@ -238,7 +259,12 @@ export class ConsoleState {
       if (messages[lo]?.seq === message.seq) return
       messages.splice(lo, 0, message)
     }
-    if (messages.length > MAX_MESSAGES) messages.splice(0, messages.length - MAX_MESSAGES)
+    if (message.replyTo !== null) {
+      channel.replyCounts.set(message.replyTo, (channel.replyCounts.get(message.replyTo) ?? 0) + 1)
+    }
+    if (messages.length > MAX_MESSAGES) {
+      for (const dropped of messages.splice(0, messages.length - MAX_MESSAGES)) channel.replyCounts.delete(dropped.seq)
+    }
     channel.lastSeq = Math.max(channel.lastSeq, message.seq)
     const mine = this.me !== undefined && message.fromKey === pathKey(this.me)
     if (!mine && message.seq > (lastRead ?? 0) && !this.isViewing(channel.name)) channel.unread++
