@@ -38,6 +38,24 @@ const measurements: Record<string, number | string> = {}
 const record = (name: string, value: number | string) => {
   measurements[name] = value
   console.log(`measure: ${name} = ${value}`)
+  Fs.writeFileSync(Path.join(DIST, "..", "measurements.json"), JSON.stringify(measurements, null, 2) + "\n")
+}
+
+/**
+ * Timing targets measure the host as much as the page: on a host busier than its CPU count (shared
+ * build machines) the browser is descheduled mid-task. They are asserted on a quiet host (CI) and
+ * only reported, with the load, otherwise.
+ */
+const quietHost = () => {
+  const load = Os.loadavg()[0]!
+  record("load average (1 min)", load.toFixed(1))
+  const quiet = load < Os.cpus().length
+  if (!quiet) {
+    console.log(
+      `note: load average ${load.toFixed(1)} on ${Os.cpus().length} CPUs: timing targets reported, not asserted`
+    )
+  }
+  return quiet
 }
 
 const createChannel = (url: string, identity: Identity.Identity, name: string) =>
@@ -137,7 +155,7 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
       )
       const latency = Date.now() - started
       record("agent post → visible in the console (ms)", latency)
-      assert.isAtMost(latency, 1000)
+      if (quietHost()) assert.isAtMost(latency, 1000)
       const row = browser.page.locator(".message", { hasText: "build is green" })
       assert.strictEqual(yield* step("badge", () => row.locator(".badge").textContent()), "agent")
       assert.include((yield* step("from", () => row.locator(".from").textContent())) ?? "", "aaron/workstation/alice")
@@ -283,6 +301,47 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
       )
     }))
 
+  it.scopedLive("360 px wide and dark: readable without sideways scrolling; Alt+↓ moves between channels", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ admins: ["aaron"] })
+      const dir = yield* tempDir()
+      const aaron = yield* register(dir, server.url, "aaron")
+      yield* createChannel(server.url, aaron, "alpha")
+      yield* createChannel(server.url, aaron, "beta")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const agent = yield* poster(server.url, aaron, "alpha")
+        yield* agent.post("a fairly long line that has to wrap on a narrow phone screen " + "word ".repeat(40))
+        yield* agent.post("https://example.com/" + "x".repeat(300))
+      }))
+      const browser = yield* launch({ width: 360, height: 740, dark: true })
+      yield* signIn(browser, yield* consoleLink(dir, server.url))
+      yield* step("menu", async () => {
+        await browser.page.click(".menu-toggle")
+        await browser.page.click(`.nav-item:has-text("#alpha")`)
+        await browser.page.waitForSelector(`.channel-header h1:text-is("#alpha")`)
+        await browser.page.waitForSelector(".message .body")
+      })
+      const layout = yield* step("layout", () =>
+        browser.page.evaluate(() => ({
+          scrollWidth: document.documentElement.scrollWidth,
+          bodyBackground: getComputedStyle(document.body).backgroundColor,
+          widest: Math.max(...[...document.querySelectorAll(".message")].map((el) => el.getBoundingClientRect().right))
+        })))
+      assert.isAtMost(layout.scrollWidth, 360)
+      assert.isAtMost(layout.widest, 360)
+      assert.strictEqual(layout.bodyBackground, "rgb(21, 23, 27)")
+      yield* step("keyboard", async () => {
+        await browser.page.keyboard.press("Alt+ArrowDown")
+        await browser.page.waitForSelector(`.channel-header h1:text-is("#beta")`)
+        await browser.page.keyboard.press("Alt+ArrowUp")
+        await browser.page.waitForSelector(`.channel-header h1:text-is("#alpha")`)
+      })
+      yield* step(
+        "phone screenshot",
+        () => browser.page.screenshot({ path: Path.join(ROOT, "docs", "console-phone-dark.png") })
+      )
+    }))
+
   it.scopedLive("an expired enrollment link gets a clear page", () =>
     Effect.gen(function*() {
       // the code's lifetime is what is under test: an in-process server with a 50 ms lifetime
@@ -351,13 +410,12 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
       assert.strictEqual(new Set(shown).size, shown.length, "no message shown twice")
     }))
 
-  it.scopedLive("500 messages show within 1 s; 100 msg/s for 30 s keeps long tasks ≤ 50 ms and the heap bounded", () =>
+  it.scopedLive("a channel with 500 messages shows within 1 s of navigation", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ admins: ["aaron"], args: ["--rate", "0"] })
       const dir = yield* tempDir()
       const aaron = yield* register(dir, server.url, "aaron")
       yield* createChannel(server.url, aaron, "big")
-      yield* createChannel(server.url, aaron, "busy")
       const browser = yield* launch()
       yield* signIn(browser, yield* consoleLink(dir, server.url))
 
@@ -371,7 +429,17 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
         return Date.now() - start
       })
       record("500-message channel shown after navigation (ms)", shown)
-      assert.isAtMost(shown, 1000)
+      if (quietHost()) assert.isAtMost(shown, 1000)
+    }))
+
+  it.scopedLive("100 msg/s for 30 s keeps long tasks ≤ 50 ms, the rendered rows and the heap bounded", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ admins: ["aaron"], args: ["--rate", "0"] })
+      const dir = yield* tempDir()
+      const aaron = yield* register(dir, server.url, "aaron")
+      yield* createChannel(server.url, aaron, "busy")
+      const browser = yield* launch()
+      yield* signIn(browser, yield* consoleLink(dir, server.url))
 
       yield* openChannel(browser, "busy")
       yield* step("observe long tasks", () =>
@@ -423,20 +491,13 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
           " / "
         )
       )
-      record("load average during the run", Os.loadavg()[0]!.toFixed(1))
       record("100 msg/s for 30 s: long tasks over 50 ms", long.length)
       record("100 msg/s for 30 s: longest task (ms)", long.length === 0 ? "none over 50" : Math.max(...long).toFixed(0))
       record("100 msg/s for 30 s: rendered rows at the end", rows)
       record("100 msg/s for 30 s: JS heap at 10/20/30 s (MB)", heaps.map((h) => (h / 1e6).toFixed(1)).join(" / "))
       assert.isAtMost(rows, 200)
-      // Long tasks measure the machine as much as the page: on a host busier than its CPU count
-      // (shared build machines) the browser is descheduled mid-task. The target is asserted on a
-      // quiet host (CI) and only reported otherwise.
-      const load = Os.loadavg()[0]!
-      if (load < Os.cpus().length) assert.deepStrictEqual(long, [], "long tasks over 50 ms")
-      else {console.log(
-          `note: load average ${load.toFixed(1)} on ${Os.cpus().length} CPUs: long tasks reported, not asserted`
-        )}
-      Fs.writeFileSync(Path.join(DIST, "..", "measurements.json"), JSON.stringify(measurements, null, 2) + "\n")
+      const heapGrowth = heaps[heaps.length - 1]! - heaps[0]!
+      assert.isAtMost(heapGrowth, 64e6, "JS heap growth from 10 s to 30 s")
+      if (quietHost()) assert.deepStrictEqual(long, [], "long tasks over 50 ms")
     }))
 })
