@@ -3,9 +3,10 @@
 // `skipped: no chromium` line; under CI=true it fails instead.
 import { Connection, type Identity } from "@conclave/client"
 import { consoleDir } from "@conclave/console/assets"
+import type { Frames } from "@conclave/protocol"
 import { ServerConfig, ServerLive, SqliteStore } from "@conclave/server"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Duration, Effect, Layer, Logger, LogLevel } from "effect"
+import { Context, Duration, Effect, Layer, Logger, LogLevel, Option, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
@@ -72,7 +73,7 @@ const consoleLink = (configDir: string, url: string) =>
 const signIn = (browser: Browser, link: string) =>
   step("sign in", async () => {
     await browser.page.goto(link)
-    await browser.page.waitForSelector(".shell .nav-item", { timeout: 15_000 })
+    await browser.page.waitForSelector(".shell .topbar .me:not(:empty)", { timeout: 15_000 })
   })
 
 const openChannel = (browser: Browser, name: string) =>
@@ -92,6 +93,12 @@ const poster = (url: string, identity: Identity.Identity, channel: string, clien
         Effect.map((ack) => (ack.type === "ack" ? ack.seq ?? -1 : -1))
       )
     return { connection: c, post } as const
+  })
+
+const reasonOf = (frame: Option.Option<Frames.ServerFrame>): string =>
+  Option.match(frame, {
+    onNone: () => "nothing",
+    onSome: (f) => (f.type === "unsubscribed" ? f.reason : f.type)
   })
 
 const freePort = Effect.async<number>((resume) => {
@@ -340,6 +347,54 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
         "phone screenshot",
         () => browser.page.screenshot({ path: Path.join(ROOT, "docs", "console-phone-dark.png") })
       )
+    }))
+
+  it.scopedLive("an admin creates a channel, makes an invite, kicks, bans and unbans from the console", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ admins: ["aaron"] })
+      const dirA = yield* tempDir()
+      const dirB = yield* tempDir()
+      const aaron = yield* register(dirA, server.url, "aaron")
+      const bobKey = yield* register(dirB, server.url, "bob")
+      yield* createChannel(server.url, aaron, "lobby")
+      const browser = yield* launch()
+      yield* signIn(browser, yield* consoleLink(dirA, server.url))
+      yield* step("create #ops", async () => {
+        await browser.page.fill("input[aria-label='new channel name']", "ops")
+        await browser.page.click(".inline-form button:text-is('Create')")
+        await browser.page.waitForSelector(`.channel-header h1:text-is("#ops")`)
+      })
+      const bob = yield* Connection.connect({ url: server.url, handle: "bob-cli", client: "cli", identity: bobKey })
+        .pipe(Effect.orDie)
+      yield* bob.request({ type: "join", channel: "ops", token: null }).pipe(Effect.orDie)
+      const nextUnsubscribed = bob.unsolicited.pipe(
+        Stream.filter((f) => f.type === "unsubscribed"),
+        Stream.take(1),
+        Stream.runHead,
+        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("no unsubscribed frame") }),
+        Effect.orDie
+      )
+      const moderate = (button: string, target: string, expect: string) =>
+        step(button, async () => {
+          await browser.page.fill("input[aria-label='user or session path']", target)
+          await browser.page.click(`.admin-row button:text-is('${button}')`)
+          await browser.page.waitForSelector(`.admin-result:has-text("${expect}")`)
+        })
+      yield* step("open moderation", () => browser.page.click(".admin summary"))
+      const kicked = yield* Effect.fork(nextUnsubscribed)
+      yield* moderate("Kick", "bob", "kicked bob")
+      const k = yield* Effect.flatMap(kicked.await, (exit) => exit)
+      assert.strictEqual(reasonOf(k), "kicked")
+      yield* bob.request({ type: "join", channel: "ops", token: null }).pipe(Effect.orDie)
+      const banned = yield* Effect.fork(nextUnsubscribed)
+      yield* moderate("Ban", "bob", "banned bob")
+      const b = yield* Effect.flatMap(banned.await, (exit) => exit)
+      assert.strictEqual(reasonOf(b), "banned")
+      const refused = yield* Effect.either(bob.request({ type: "join", channel: "ops", token: null }))
+      assert.isTrue(refused._tag === "Left")
+      yield* moderate("Unban", "bob", "unbanned bob")
+      yield* bob.request({ type: "join", channel: "ops", token: null }).pipe(Effect.orDie)
+      yield* moderate("Invite", "", "invite token (one use, 24 h): ")
     }))
 
   it.scopedLive("an expired enrollment link gets a clear page", () =>
