@@ -198,6 +198,49 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
       assert.deepStrictEqual(browser.problems, [])
     }))
 
+  it.scopedLive("whispers are direct-message threads both ways; presence lists the channel's sessions", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ admins: ["aaron"] })
+      const dir = yield* tempDir()
+      const aaron = yield* register(dir, server.url, "aaron")
+      yield* createChannel(server.url, aaron, "lobby")
+      const agent = yield* startBridge({ configDir: dir, args: ["--as", "alice"] })
+      yield* eventuallyUp(agent)
+      yield* callOk(agent, "join_channel", { channel: "lobby" })
+      yield* callOk(agent, "set_perm", { whisper: true, level: "act" })
+      const browser = yield* launch()
+      yield* signIn(browser, yield* consoleLink(dir, server.url))
+      yield* openChannel(browser, "lobby")
+      const me = (yield* step("me", () => browser.page.textContent(".me"))) ?? ""
+      // presence: the agent and this console
+      yield* step(
+        "presence",
+        () => browser.page.waitForSelector(`.presence li:has-text("aaron/workstation/alice")`, { timeout: 10_000 })
+      )
+      assert.include((yield* step("presence list", () => browser.page.textContent(".presence"))) ?? "", me)
+
+      assert.strictEqual(
+        yield* callOk(agent, "whisper", { target: me, text: "can you approve the deploy?" }),
+        "whisper sent"
+      )
+      yield* step("whisper thread with an unread count", async () => {
+        await browser.page.waitForSelector(`.nav-item:has-text("aaron/workstation/alice") .unread:text-is("1")`)
+        await browser.page.click(`.nav-item:has-text("aaron/workstation/alice")`)
+        await browser.page.waitForSelector(`.message .body:text-is("can you approve the deploy?")`)
+        await browser.page.fill(".composer textarea", "approved, go ahead")
+        await browser.page.keyboard.press("Enter")
+        await browser.page.waitForSelector(`.message.mine .body:text-is("approved, go ahead")`)
+      })
+      yield* waitFor(
+        () => agent.channel().some((n) => n.meta["kind"] === "whisper" && n.content.includes("approved, go ahead")),
+        "the human's whisper in the agent's session",
+        5_000
+      )
+      const whisper = agent.channel().find((n) => n.content.includes("approved, go ahead"))!
+      assert.strictEqual(whisper.meta["origin"], "human")
+      assert.strictEqual(whisper.meta["from"], me)
+    }))
+
   it.scopedLive("hostile bodies render literally, with 0 script executions", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ admins: ["aaron"], args: ["--rate", "0"] })
