@@ -118,8 +118,23 @@ const Running = (
     }
   })
   const status = state.status
+  useEffect(() => {
+    // the server no longer knows this key (the machine was removed elsewhere): forget it
+    if (
+      status.tag === "refused" && !enrolling && status.error.kind === "unauthorized" &&
+      status.error.message === "unknown machine key"
+    ) void Keys.forget()
+  }, [status.tag])
   if (status.tag === "refused") {
     if (enrolling) clearHash()
+    if (!enrolling && status.error.kind === "unauthorized" && status.error.message === "unknown machine key") {
+      return (
+        <Page
+          title="This browser is no longer signed in"
+          detail="Its machine was removed from the server. Run `conclave console` where your key lives for a new link."
+        />
+      )
+    }
     return (
       <Page
         title={enrolling ? "This enrollment link cannot be used" : "The server refused this console"}

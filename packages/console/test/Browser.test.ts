@@ -334,6 +334,16 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
       yield* step("signed out", () => second.page.goto(`${origin}/console/`))
       yield* step("signed-out page", () => second.page.waitForSelector(".page h1:text-is('Not signed in')"))
 
+      // a machine removed elsewhere (here: from the CLI) is told so on its next connection
+      const third = yield* launch()
+      yield* signIn(third, yield* consoleLink(dir, server.url))
+      const removed = ((yield* step("third me", () => third.page.textContent(".me"))) ?? "").split("/")[1]!
+      yield* ok(["machine", "remove", "--server", server.url, removed], { configDir: dir })
+      yield* step(
+        "removed page",
+        () => third.page.waitForSelector(".page h1:text-is('This browser is no longer signed in')", { timeout: 20_000 })
+      )
+
       // sign-out: the machine is removed and the key forgotten
       yield* step("sign out", async () => {
         await first.page.click("button.signout")
