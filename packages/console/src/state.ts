@@ -10,7 +10,7 @@ import { Refused, type Reply, type SessionPath, type Status, Wire } from "./wire
 /** Messages kept per channel or thread: older ones are dropped (the heap stays bounded). */
 export const MAX_MESSAGES = 5000
 /** How often the open channel's presence is asked for. */
-const PRESENCE_POLL_MS = 5000
+const PRESENCE_POLL_MS = 2000
 
 export interface Message {
   readonly seq: number

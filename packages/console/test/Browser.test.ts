@@ -538,6 +538,24 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
       })
       record("500-message channel shown after navigation (ms)", shown)
       if (quietHost()) assert.isAtMost(shown, 1000)
+
+      // scroll-back: the list renders a window of the latest rows; scrolling to the top shows more
+      const firstSeq = () =>
+        step("first row", () => browser.page.$eval(".message", (el) => Number(el.getAttribute("data-seq"))))
+      assert.strictEqual(yield* firstSeq(), 351)
+      yield* step("older rows note", () => browser.page.waitForSelector(".older:has-text('350 earlier messages')"))
+      for (const expected of [201, 51, 1]) {
+        yield* step("scroll to the top", () =>
+          browser.page.$eval(".messages", (el) => {
+            el.scrollTop = 0
+          }))
+        yield* step("older rows", () =>
+          browser.page.waitForFunction(
+            (seq) => document.querySelector(".message")?.getAttribute("data-seq") === String(seq),
+            expected
+          ))
+      }
+      assert.isFalse(yield* step("no more older rows", () => browser.page.isVisible(".older")))
     }))
 
   it.scopedLive("100 msg/s for 30 s keeps long tasks ≤ 50 ms, the rendered rows and the heap bounded", () =>
