@@ -55,12 +55,15 @@ export const startServer = (options: {
   readonly dataDir?: string
   readonly bind?: string
   readonly admins?: ReadonlyArray<string>
+  /** More `serve` flags. */
+  readonly args?: ReadonlyArray<string>
 } = {}): Effect.Effect<ServerProcess, never, Scope.Scope> =>
   Effect.gen(function*() {
     const args = [BIN, "serve", "--bind", options.bind ?? "127.0.0.1:0"]
     if (options.dataDir === undefined) args.push("--ephemeral")
     else args.push("--data-dir", options.dataDir)
     for (const a of options.admins ?? []) args.push("--admin", a)
+    args.push(...(options.args ?? []))
     const proc = yield* Effect.acquireRelease(
       Effect.sync(() => spawn(process.execPath, args, { env: childEnv(), stdio: ["ignore", "ignore", "pipe"] })),
       (p) => killProcess(p, "SIGKILL")

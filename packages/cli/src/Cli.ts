@@ -16,6 +16,7 @@ import { CliError } from "./CliError.js"
 import * as Admin from "./commands/Admin.js"
 import { bridge } from "./commands/Bridge.js"
 import { makeCompletions } from "./commands/Completions.js"
+import { consoleCommand } from "./commands/Console.js"
 import { demo } from "./commands/Demo.js"
 import { doctor } from "./commands/Doctor.js"
 import * as IdentityCmd from "./commands/Identity.js"
@@ -135,6 +136,7 @@ export const root = rootBase.pipe(
     doctor,
     send,
     tail,
+    consoleCommand,
     Admin.who,
     Admin.kick,
     Admin.ban,
@@ -201,6 +203,7 @@ export const tree: CommandNode = node(root, [], [
   node(doctor, ["doctor"]),
   node(send, ["send"]),
   node(tail, ["tail"]),
+  node(consoleCommand, ["console"]),
   node(Admin.who, ["who"]),
   node(Admin.kick, ["kick"]),
   node(Admin.ban, ["ban"]),

@@ -107,7 +107,12 @@ export const Messages = {
   invalidHandle: (h: string) => `invalid session handle: \`${h}\``,
   invalidChannel: (c: string) => `invalid channel name: \`${c}\``,
   channelExists: (c: string) => `channel \`${c}\` already exists`,
-  storageFailure: (operation: string) => `storage failure during ${operation}`
+  storageFailure: (operation: string) => `storage failure during ${operation}`,
+  expectedAuthAfterEnroll: "expected Auth after Enroll",
+  enrollCodeUnknown: "enrollment code not found: ask for a new link with `conclave console`",
+  enrollCodeExpired: "enrollment code expired: ask for a new link with `conclave console`",
+  enrollCodeUsed: "enrollment code already used: ask for a new link with `conclave console`",
+  enrollCodesOutstanding: (n: number) => `too many unredeemed enrollment codes (${n}); let one expire first`
 } as const
 
 /** Kill reasons sent as the final `unauthorized` error of a force-dropped session (SPEC §3.3). @since 0.1.0 @category messages */

@@ -37,7 +37,7 @@ export const Origin = Schema.Literal("agent", "human")
 export type Origin = typeof Origin.Type
 
 /** @since 0.1.0 @category values */
-export const ClientKind = Schema.Literal("bridge", "cli", "web")
+export const ClientKind = Schema.Literal("bridge", "cli", "web", "console")
 /** @since 0.1.0 @category values */
 export type ClientKind = typeof ClientKind.Type
 
@@ -222,6 +222,26 @@ export const Hello = frame("hello", {
 export const Register = frame("register", { username: Schema.String, machine: Schema.String, pubkey: Base64UrlString })
 /** @since 0.1.0 @category client frames */
 export const Auth = frame("auth", { pubkey: Base64UrlString, signature: Base64UrlString })
+/**
+ * A console enrollment code (D-51): 24 random bytes as base64url, single-use, valid 10 minutes.
+ *
+ * @since 0.1.0
+ * @category values
+ */
+export const EnrollCode = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9_-]{32}$/),
+  Schema.annotations({ identifier: "EnrollCode", description: "32 base64url characters" })
+)
+/**
+ * In place of `register` (D-51): a browser enrolls its new key as the next `browser-N` machine of the
+ * user who created `code`, then proves possession with the `auth` that follows (same key).
+ *
+ * @since 0.1.0
+ * @category client frames
+ */
+export const Enroll = frame("enroll", { code: EnrollCode, pubkey: Base64UrlString })
+/** Create a console enrollment code for the caller's user (D-51). @since 0.1.0 @category client frames */
+export const EnrollCreate = frame("enroll_create", { id })
 /** @since 0.1.0 @category client frames */
 export const Join = frame("join", { id, channel: Schema.String, token: nullable(Schema.String) })
 /** @since 0.1.0 @category client frames */
@@ -265,6 +285,7 @@ export const ClientFrame = Schema.Union(
   Hello,
   Register,
   Auth,
+  Enroll,
   Join,
   Leave,
   Who,
@@ -275,14 +296,15 @@ export const ClientFrame = Schema.Union(
   Ping,
   ListMachines,
   ListUsers,
-  ReadSince
+  ReadSince,
+  EnrollCreate
 ).annotations({ identifier: "ClientFrame" })
 /** @since 0.1.0 @category client frames */
 export type ClientFrame = typeof ClientFrame.Type
 /** @since 0.1.0 @category client frames */
 export type ClientFrameType = ClientFrame["type"]
 /** Client frames that expect exactly one reply. @since 0.1.0 @category client frames */
-export type Request = Exclude<ClientFrame, { readonly type: "hello" | "register" | "auth" }>
+export type Request = Exclude<ClientFrame, { readonly type: "hello" | "register" | "auth" | "enroll" }>
 
 // ---------------------------------------------------------------------------------------------
 // Server → client frames
@@ -321,6 +343,13 @@ export const History = frame("history", {
   messages: Schema.Array(HistoryMessage),
   more: Schema.optionalWith(Schema.Boolean, { default: () => false, nullable: true })
 })
+/**
+ * Answers `enroll_create`: the single-use code and when it stops being redeemable (ISO 8601).
+ *
+ * @since 0.1.0
+ * @category server frames
+ */
+export const Enrollment = frame("enrollment", { id, code: EnrollCode, expires_at: Schema.String })
 /** A fanned-out channel message, `from` stamped by the server. @since 0.1.0 @category server frames */
 export const Delivery = frame("channel_msg", {
   channel: Schema.String,
@@ -366,6 +395,7 @@ export const ServerFrame = Schema.Union(
   UserList,
   InviteListFrame,
   History,
+  Enrollment,
   Delivery,
   WhisperDelivery,
   Unsubscribed,
@@ -391,6 +421,7 @@ export type Reply = Extract<
       | "user_list"
       | "invite_list"
       | "history"
+      | "enrollment"
   }
 >
 

@@ -104,3 +104,7 @@ export const PREAUTH_MAX_FRAME_BYTES = 8 * 1024
 export const HISTORY_PAGE_MAX_BYTES = 1024 * 1024
 /** Bytes written to a session and not yet taken by the kernel before it is dropped as a slow consumer. @since 0.1.0 @category limits */
 export const OUTBOX_MAX_BYTES = 8 * 1024 * 1024
+/** How long a console enrollment code stays redeemable (D-51: 10 minutes). @since 0.1.0 */
+export const ENROLL_CODE_TTL_MS = 10 * 60 * 1000
+/** Random bytes in a console enrollment code (its text is 32 base64url characters). @since 0.1.0 */
+export const ENROLL_CODE_BYTES = 24

@@ -13,6 +13,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import * as HashMap from "effect/HashMap"
 import * as LogLevel from "effect/LogLevel"
+import * as Enrollments from "./Enrollments.js"
 import * as Handshake from "./Handshake.js"
 import { Hub } from "./Hub.js"
 import type { Authorities } from "./internal/authorities.js"
@@ -58,15 +59,17 @@ export type Serve = (link: Link.Link, info: ConnectionInfo) => () => Effect.Effe
  */
 export const make = (
   authorities: Authorities
-): Effect.Effect<Serve, never, Hub | Requests | Store | ServerConfig | RegisterLimiter> =>
+): Effect.Effect<Serve, never, Hub | Requests | Store | ServerConfig | RegisterLimiter | Enrollments.Enrollments> =>
   Effect.gen(function*() {
     const config = yield* ServerConfig
     const hub = yield* Hub
     const requests = yield* Requests
     const clock = yield* Effect.clock
+    const store = yield* Store
     const env = Handshake.makeEnv({
       config,
-      store: yield* Store,
+      store,
+      enroll: Enrollments.complete(yield* Enrollments.Enrollments, store),
       registerLimiter: yield* RegisterLimiter,
       clock,
       authorities

@@ -52,11 +52,29 @@ export interface HandshakeEnv {
    * its aliases — from the configuration, never from a request's `Host` header.
    */
   readonly authorities: Authorities
+  /** The last step after `enroll` + `auth` (D-51, `Enrollments`); without it `enroll` is refused. */
+  readonly enroll?: EnrollStep | undefined
 }
+
+/**
+ * The last step of a console enrollment (D-51): after `enroll` and the `auth` that proves possession.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EnrollStep = (
+  env: HandshakeEnv,
+  peer: Peer,
+  link: Link,
+  hello: Frames.ClientFrameOf<"hello">,
+  nonce: Uint8Array,
+  enroll: Frames.ClientFrameOf<"enroll">,
+  auth: Frames.ClientFrameOf<"auth">
+) => Effect.Effect<Authenticated, HandshakeRefused>
 
 /** @since 0.1.0 @category constructors */
 export const makeEnv = (
-  input: Pick<HandshakeEnv, "config" | "store" | "registerLimiter" | "clock" | "authorities">
+  input: Pick<HandshakeEnv, "config" | "store" | "registerLimiter" | "clock" | "authorities" | "enroll">
 ): HandshakeEnv => ({ ...input, admins: Admins.allowlist(input.config.admins) })
 
 /** What the transport knows about the connection. @since 0.1.0 @category models */
@@ -98,9 +116,29 @@ const signatureProblem = (
   return failure
 }
 
+/**
+ * The checks every signed handshake passes (D-3, SPEC §2.6, G-18): the host, the signature over the
+ * challenge, then the handle; the refusal, or `undefined`.
+ *
+ * @since 0.1.0
+ * @category handshake
+ */
+export const checkProof = (
+  env: HandshakeEnv,
+  hello: Frames.ClientFrameOf<"hello">,
+  nonce: Uint8Array,
+  auth: Frames.ClientFrameOf<"auth">
+): Frames.ProtocolError | undefined => {
+  const problem = hostProblem(env, hello) ?? signatureProblem(env, hello, nonce, auth)
+  if (problem !== undefined) return problem
+  const handle = Validate.validateClientFrame(hello)
+  return Either.isLeft(handle) ? Errors.malformed(handle.left.detail) : undefined
+}
+
 const timedOut = new HandshakeRefused({ error: Errors.unauthorized(Errors.Messages.handshakeTimedOut) })
 
-const storeFailure = (operation: string, peer: Peer) => (e: StoreError) =>
+/** A store failure during the handshake, logged and refused. @since 0.1.0 @category handshake */
+export const storeFailure = (operation: string, peer: Peer) => (e: StoreError) =>
   Effect.logWarning("store failure").pipe(
     Effect.annotateLogs({ operation, cause: String(e.cause), remote: peer.remoteAddress }),
     Effect.zipRight(refuse(
@@ -130,6 +168,7 @@ export const machine = (
   let hello: Frames.ClientFrameOf<"hello"> | undefined
   let nonce: Uint8Array = new Uint8Array()
   let registering: Frames.ClientFrameOf<"register"> | undefined
+  let enrolling: Frames.ClientFrameOf<"enroll"> | undefined
   return () => {
     while (true) {
       const inbound = link.poll()
@@ -153,6 +192,20 @@ export const machine = (
       if (registering !== undefined) {
         if (frame.type !== "auth") return refuse(Errors.malformed(Errors.Messages.expectedAuthAfterRegister))
         return verify(env, peer, link, hello, nonce, registering, frame)
+      }
+      if (enrolling !== undefined && env.enroll !== undefined) {
+        if (frame.type !== "auth") return refuse(Errors.malformed(Errors.Messages.expectedAuthAfterEnroll))
+        return env.enroll(env, peer, link, hello, nonce, enrolling, frame)
+      }
+      if (frame.type === "enroll" && env.enroll !== undefined) {
+        // a new key: refused while the address is over the cap of costly failures (issue 22); a
+        // failed enrollment is charged by the enrollment step
+        const retryAfter = env.registerLimiter.blocked(peer.remoteAddress)
+        if (retryAfter !== undefined) {
+          return refuse(Errors.rateLimited(Errors.Messages.tooManyHandshakeFailures, retryAfter))
+        }
+        enrolling = frame
+        continue
       }
       if (frame.type === "register") {
         // counted once its signature is checked, not here (issue 22)

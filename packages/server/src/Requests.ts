@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as AdminOps from "./AdminOps.js"
 import * as Admins from "./Admins.js"
+import { Enrollments } from "./Enrollments.js"
 import { Hub, type SessionEntry } from "./Hub.js"
 import { nextTurn } from "./internal/storeRows.js"
 import { makeTracedPlain, traced } from "./internal/traced.js"
@@ -95,6 +96,7 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
     const hub = yield* Hub
     const store = yield* Store
     const config = yield* ServerConfig
+    const enrollments = yield* Enrollments
     const admins = Admins.allowlist(config.admins)
     const tracedPlain = yield* makeTracedPlain
 
@@ -358,6 +360,8 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           return readSince(caller, frame)
         case "admin":
           return adminOp(caller, frame.op)
+        case "enroll_create":
+          return enrollments.create(caller.entry.path.user)
       }
     }
 

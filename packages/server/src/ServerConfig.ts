@@ -77,6 +77,18 @@ export interface ServerConfigShape {
    * dropped as a slow consumer: the outbox is bounded in bytes as well as frames.
    */
   readonly outboxMaxBytes: number
+  /**
+   * The built web console's directory (`index.html` and `assets/`), served at `/console/` (D-51);
+   * null serves no console (`--no-console`, or an embedding without one).
+   */
+  readonly consoleDir: string | null
+  /**
+   * Origins besides the server's own from which a browser may open a WebSocket (D-51,
+   * `--console-origin`), as `scheme://host[:port]`.
+   */
+  readonly consoleOrigins: ReadonlyArray<string>
+  /** How long a console enrollment code stays redeemable (D-51, 10 minutes). */
+  readonly enrollCodeTtl: Duration.Duration
 }
 
 /** @since 0.1.0 @category tags */
@@ -107,7 +119,10 @@ export const defaults: ServerConfigShape = {
   inboxCapacity: Limits.INBOX_CAPACITY,
   historyPageCap: Limits.HISTORY_PAGE_CAP,
   historyPageMaxBytes: Limits.HISTORY_PAGE_MAX_BYTES,
-  outboxMaxBytes: Limits.OUTBOX_MAX_BYTES
+  outboxMaxBytes: Limits.OUTBOX_MAX_BYTES,
+  consoleDir: null,
+  consoleOrigins: [],
+  enrollCodeTtl: Duration.millis(Limits.ENROLL_CODE_TTL_MS)
 }
 
 /** The defaults overridden by `options`. @since 0.1.0 @category constructors */

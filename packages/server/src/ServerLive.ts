@@ -39,6 +39,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Http from "node:http"
 import * as Broker from "./Broker.js"
+import { Enrollments } from "./Enrollments.js"
 import { Hub } from "./Hub.js"
 import { RegisterLimiter } from "./RateLimit.js"
 import { ReaperLive } from "./Reaper.js"
@@ -54,7 +55,10 @@ export {
   ServerAddress
 }
 
-const Services = Layer.mergeAll(Requests.Default, RegisterLimiter.Default).pipe(Layer.provideMerge(Hub.Default))
+const Services = Layer.mergeAll(Requests.Default, RegisterLimiter.Default).pipe(
+  Layer.provideMerge(Hub.Default),
+  Layer.provideMerge(Enrollments.Default)
+)
 
 /**
  * The server over a caller-supplied `Broker` (for a distributed fan-out, D-20).

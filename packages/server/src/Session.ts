@@ -269,7 +269,7 @@ export class Session {
     const valid = Validate.validateClientFrame(frame)
     if (Either.isRight(valid) && frame.type === "channel_msg") return logged(this.post(frame))
     const answer = (): Outcome => {
-      if (frame.type === "hello" || frame.type === "register" || frame.type === "auth") {
+      if (frame.type === "hello" || frame.type === "register" || frame.type === "auth" || frame.type === "enroll") {
         return { type: "error", error: Errors.malformed(Errors.Messages.unexpectedFrame) }
       }
       if (Either.isLeft(valid)) {

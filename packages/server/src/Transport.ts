@@ -1,7 +1,8 @@
 /**
  * The HTTP origin (SPEC §2.1, §3.2, §3.19, DECISIONS D-9, D-10, D-19): `GET /` upgrades to a
  * WebSocket (frame cap enforced by `ws` before buffering; the 101 carries `x-conclave-server-id`),
- * `GET /` without an upgrade is 426, `GET /health` is 200 `ok`, anything else 404. At most
+ * `GET /` without an upgrade is 426, `GET /health` is 200 `ok`, `/console/` the web console (D-51,
+ * when configured), anything else 404. An upgrade carrying a foreign `Origin` is refused 403. At most
  * `maxPendingPerIp` connections per remote address may be in the handshake at once: a newcomer past
  * it displaces the oldest silent one. The address is the peer's, or, from a `--trust-proxy` peer,
  * the client its `X-Forwarded-For` names.
@@ -30,6 +31,8 @@ import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
 import { Broker } from "./Broker.js"
 import * as Connection from "./Connection.js"
+import * as ConsoleAssets from "./ConsoleAssets.js"
+import type { Enrollments } from "./Enrollments.js"
 import { Hub } from "./Hub.js"
 import { Authorities, isLocalOnly } from "./internal/authorities.js"
 import * as Lingering from "./internal/lingering.js"
@@ -83,7 +86,7 @@ const pathOf = (url: string | undefined) => {
   return q < 0 ? raw : raw.slice(0, q)
 }
 
-type SessionEnv = Hub | Requests | Store | ServerConfig | RegisterLimiter
+type SessionEnv = Hub | Requests | Store | ServerConfig | RegisterLimiter | Enrollments
 
 /**
  * What takes WebSocket upgrades: it answers each with a session (its connection fiber owned by the
@@ -209,13 +212,17 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
   const handleUpgrade = (req: Http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on("error", () => {})
     if (draining) return rejectUpgrade(socket, "503 Service Unavailable")
-    const address = proxies.clientAddress(req.socket.remoteAddress ?? "unknown", req.headers["x-forwarded-for"])
-    const handshakeDone = admitPending(address, socket)
-    socket.once("close", handshakeDone)
     // A mounted server learns the address it answers at from its first connection (its own socket's).
     if (!authorities.isBound && req.socket.localAddress !== undefined && req.socket.localPort !== undefined) {
       authorities.bind(req.socket.localAddress.replace(/^::ffff:/, ""), req.socket.localPort)
     }
+    // D-51: a browser may connect only from this server's own origin or a --console-origin entry
+    if (!ConsoleAssets.originAllowed(req.headers.origin, authorities.all(), config.consoleOrigins)) {
+      return rejectUpgrade(socket, "403 Forbidden")
+    }
+    const address = proxies.clientAddress(req.socket.remoteAddress ?? "unknown", req.headers["x-forwarded-for"])
+    const handshakeDone = admitPending(address, socket)
+    socket.once("close", handshakeDone)
     wss.handleUpgrade(req, socket, head, (ws) => {
       const link = new Link(ws, {
         inboxCapacity: config.inboxCapacity,
@@ -314,6 +321,8 @@ const make = Effect.gen(function*() {
   // The HTTP endpoints that ask the backends run in fibers owned by this scope.
   const requests = yield* FiberSet.make<void, never>()
   const runRequest = yield* FiberSet.runtime(requests)<never>()
+  // D-51: the web console at /console/ (unless the configuration names no console)
+  const consoleAssets = config.consoleDir === null ? undefined : yield* ConsoleAssets.load(config.consoleDir)
 
   /** D-41: the node, each backend's kind and health, the sessions, the uptime and the version. */
   const status = Effect.all({ store: store.status, broker: broker.status, sessions: hub.size }).pipe(
@@ -361,6 +370,8 @@ const make = Effect.gen(function*() {
       )
     } else if (req.method === "GET" && path === "/") {
       res.writeHead(426, { ...text, upgrade: "websocket" }).end("upgrade required")
+    } else if (consoleAssets !== undefined && ConsoleAssets.isConsolePath(path)) {
+      consoleAssets.serve(req, res, path)
     } else {
       res.writeHead(404, text).end("not found")
     }

@@ -5,6 +5,8 @@
  */
 export * as Admins from "./Admins.js"
 export * as Broker from "./Broker.js"
+export * as ConsoleAssets from "./ConsoleAssets.js"
+export * as Enrollments from "./Enrollments.js"
 export * as Hub from "./Hub.js"
 export * as NatsBroker from "./NatsBroker.js"
 export * as PgStore from "./PgStore.js"

@@ -4,9 +4,11 @@
  *
  * @since 0.1.0
  */
+import { consoleDir } from "@conclave/console/assets"
 import { Auth, Limits } from "@conclave/protocol"
 import * as Admins from "@conclave/server/Admins"
 import * as Broker from "@conclave/server/Broker"
+import * as ConsoleAssets from "@conclave/server/ConsoleAssets"
 import * as ServerConfig from "@conclave/server/ServerConfig"
 import * as ServerLive from "@conclave/server/ServerLive"
 import * as SqliteStore from "@conclave/server/SqliteStore"
@@ -64,6 +66,16 @@ const admin = Options.text("admin").pipe(
   Options.withPseudoName("USER[=PUBKEY]"),
   Options.withDescription(
     "Server admin; pin the name to a base64url key with USER=PUBKEY. Repeatable; comma lists allowed (env CONCLAVE_ADMINS)."
+  ),
+  Options.repeated
+)
+const noConsole = Options.boolean("no-console").pipe(
+  Options.withDescription("Do not serve the web console at /console/ (D-51).")
+)
+const consoleOrigin = Options.text("console-origin").pipe(
+  Options.withPseudoName("ORIGIN"),
+  Options.withDescription(
+    "Another origin (scheme://host[:port]) whose pages may open WebSockets to this server; by default only the server's own. Repeatable."
   ),
   Options.repeated
 )
@@ -220,6 +232,8 @@ export const serve = Command.make(
     nodeId,
     admin,
     publicUrl,
+    noConsole,
+    consoleOrigin,
     maxFrameBytes,
     maxBodyBytes,
     rate,
@@ -270,6 +284,11 @@ export const serve = Command.make(
       for (const url of flags.publicUrl) {
         if (Auth.authorityOf(url) === undefined) return yield* fail(`invalid --public-url \`${url}\`: not a URL`)
       }
+      for (const origin of flags.consoleOrigin) {
+        if (ConsoleAssets.normalizeOrigin(origin) === undefined) {
+          return yield* fail(`invalid --console-origin \`${origin}\`: expected scheme://host[:port] (http or https)`)
+        }
+      }
 
       const envDataDir = yield* Config.option(Config.string("CONCLAVE_DATA_DIR")).pipe(
         Effect.orElseSucceed(Option.none)
@@ -319,6 +338,8 @@ export const serve = Command.make(
         maxPendingPerIp: flags.maxPendingPerIp,
         registerLimitPerMinute: flags.registerLimit,
         trustProxy: trusted.right,
+        consoleDir: flags.noConsole ? null : consoleDir,
+        consoleOrigins: flags.consoleOrigin,
         ...(Option.isSome(flags.nodeId) ? { nodeId: flags.nodeId.value } : {})
       })
       const brokerLayer = broker === "memory:"

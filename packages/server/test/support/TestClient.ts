@@ -142,6 +142,8 @@ export interface HandshakeOptions {
   readonly handle: string
   /** `register` claims a username + machine; otherwise `auth`. */
   readonly register?: { readonly username: string; readonly machine: string }
+  /** `enroll` with this console enrollment code (D-51) before `auth`. */
+  readonly enroll?: string
   /** `hello.host`; defaults to the dialed authority. */
   readonly host?: string | null
   /** The host the signature is made for; defaults to `host`. */
@@ -165,6 +167,9 @@ export const handshake = (client: Client, options: HandshakeOptions) =>
     if (challenge.type !== "challenge") return challenge
     if (options.register !== undefined) {
       yield* client.send({ type: "register", ...options.register, pubkey: options.identity.pubkey })
+    }
+    if (options.enroll !== undefined) {
+      yield* client.send({ type: "enroll", code: options.enroll, pubkey: options.identity.pubkey })
     }
     const signature = Auth.sign(
       options.identity.privateKey,

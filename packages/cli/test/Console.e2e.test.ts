@@ -1,0 +1,103 @@
+// `conclave serve` serving the web console and `conclave console` printing enrollment links (D-51),
+// with the real binary as child processes.
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import * as Fs from "node:fs"
+import * as Http from "node:http"
+import * as Path from "node:path"
+import { assertBuilt, eventually, fileTempDir, ko, ok, spawnCli } from "./support/Harness.js"
+
+assertBuilt()
+
+const root = fileTempDir("conclave-console-")
+const dir = (name: string) => {
+  const d = Path.join(root, name)
+  Fs.mkdirSync(d, { recursive: true })
+  return d
+}
+
+const serve = (args: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const server = yield* spawnCli(["serve", "--ephemeral", "--bind", "127.0.0.1:0", ...args], {
+      env: { CONCLAVE_LOG_FORMAT: "json" }
+    })
+    const address = yield* eventually(
+      "the `conclave server listening` log line",
+      Effect.sync(() => {
+        for (const line of server.stderr().split("\n")) {
+          if (!line.includes("listening")) continue
+          const parsed = JSON.parse(line) as { fields?: { address?: string }; address?: string }
+          const address = parsed.address ?? parsed.fields?.address
+          if (address !== undefined) return Option.some(address)
+        }
+        return Option.none<string>()
+      })
+    )
+    return { server, url: `ws://${address}`, http: `http://${address}` } as const
+  })
+
+const get = (url: string) =>
+  Effect.async<{ status: number; headers: Http.IncomingHttpHeaders; body: string }, Error>((resume) => {
+    const req = Http.get(url, (res) => {
+      let body = ""
+      res.on("data", (c) => (body += c))
+      res.on("end", () => resume(Effect.succeed({ status: res.statusCode ?? 0, headers: res.headers, body })))
+    })
+    req.on("error", (e) => resume(Effect.fail(e)))
+  })
+
+describe("the web console from the real binary (D-51)", { timeout: 90_000 }, () => {
+  it.scopedLive("serve serves the built console; --no-console turns it off; bad --console-origin is refused", () =>
+    Effect.gen(function*() {
+      const { http } = yield* serve([])
+      const page = yield* get(`${http}/console/`)
+      assert.strictEqual(page.status, 200)
+      assert.include(String(page.headers["content-security-policy"]), "default-src 'self'")
+      const script = /src="(\/console\/assets\/[^"]+\.js)"/.exec(page.body)
+      assert.isNotNull(script, page.body)
+      // no inline script: every <script> has a src
+      assert.notMatch(page.body, /<script(?![^>]*\bsrc=)[^>]*>/)
+      const js = yield* get(`${http}${script![1]}`)
+      assert.strictEqual(js.status, 200)
+      assert.strictEqual(js.headers["content-type"], "text/javascript; charset=utf-8")
+
+      const off = yield* serve(["--no-console"])
+      assert.strictEqual((yield* get(`${off.http}/console/`)).status, 404)
+      assert.strictEqual((yield* get(`${off.http}/health`)).status, 200)
+
+      for (const bad of ["not an origin", "https://a.example/path", "ftp://a.example"]) {
+        const refused = yield* ko(["serve", "--ephemeral", "--bind", "127.0.0.1:0", "--console-origin", bad])
+        assert.include(refused.stderr, `invalid --console-origin \`${bad}\``)
+      }
+    }))
+
+  it.scopedLive("console prints a single-use link from an enrolled machine; errors say what to do", () =>
+    Effect.gen(function*() {
+      const { http, url } = yield* serve([])
+      const aaron = dir("aaron")
+      yield* ok(["register", "--server", url, "--username", "aaron", "--machine", "box"], { configDir: aaron })
+
+      const link = yield* ok(["console", "--server", url], { configDir: aaron })
+      const lines = link.stdout.trim().split("\n")
+      assert.strictEqual(lines.length, 1)
+      assert.match(lines[0]!, new RegExp(`^${http}/console/#enroll=[A-Za-z0-9_-]{32}$`))
+      assert.include(link.stderr, "single use")
+
+      // the one registered server is the default; two links are two codes
+      const again = yield* ok(["console", "--json"], { configDir: aaron })
+      const parsed = JSON.parse(again.stdout) as { url: string; expires_at: string }
+      assert.match(parsed.url, /#enroll=[A-Za-z0-9_-]{32}$/)
+      assert.notStrictEqual(parsed.url, lines[0])
+      const expires = Date.parse(parsed.expires_at) - Date.now()
+      assert.isTrue(expires > 8 * 60_000 && expires <= 10 * 60_000, parsed.expires_at)
+
+      const nobody = dir("nobody")
+      const none = yield* ko(["console"], { configDir: nobody })
+      assert.include(none.stderr, "no server registered")
+      yield* ok(["key"], { configDir: nobody })
+      const unknown = yield* ko(["console", "--server", url], { configDir: nobody })
+      assert.include(unknown.stderr, "unknown machine key")
+      const badUrl = yield* ko(["console", "--server", "not a url"], { configDir: aaron })
+      assert.notStrictEqual(badUrl.stderr, "")
+    }))
+})

@@ -1,0 +1,2 @@
+/** The built console: `index.html` and `assets/` (absolute path, trailing separator). */
+export declare const consoleDir: string

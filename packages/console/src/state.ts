@@ -1,0 +1,423 @@
+/**
+ * The console's state: channels with their messages (bounded), unread counts and presence; whisper
+ * threads; the connection's status. Fed by the `Wire`; views subscribe and re-render at most once
+ * per animation frame.
+ */
+import type * as Frames from "@conclave/protocol/Frames"
+import { type Identity } from "./keys.js"
+import { Refused, type Reply, type SessionPath, type Status, Wire } from "./wire.js"
+
+/** Messages kept per channel or thread: older ones are dropped (the heap stays bounded). */
+export const MAX_MESSAGES = 5000
+/** How often the open channel's presence is asked for. */
+const PRESENCE_POLL_MS = 2000
+
+export interface Message {
+  readonly seq: number
+  readonly from: SessionPath
+  readonly fromKey: string
+  /** Milliseconds since the epoch: the server's for history, arrival time for live deliveries. */
+  readonly ts: number
+  /** The body as text; an encrypted payload is shown as a placeholder. */
+  readonly text: string
+  readonly encrypted: boolean
+  readonly origin: Frames.Origin
+  readonly replyTo: number | null
+}
+
+export interface ChannelState {
+  readonly name: string
+  visibility: Frames.Visibility
+  joined: boolean
+  messages: Array<Message>
+  /** Replies per message seq (threads), kept as messages arrive. */
+  replyCounts: Map<number, number>
+  /** The highest seq seen: reconnection reads from here (gap fill). */
+  lastSeq: number
+  unread: number
+  presence: ReadonlyArray<SessionPath>
+  loaded: boolean
+  problem: string | undefined
+}
+
+export interface WhisperMessage {
+  readonly key: number
+  readonly from: SessionPath
+  readonly mine: boolean
+  readonly ts: number
+  readonly text: string
+  readonly origin: Frames.Origin
+}
+
+export interface ThreadState {
+  readonly peer: SessionPath
+  readonly key: string
+  messages: Array<WhisperMessage>
+  unread: number
+}
+
+export type View =
+  | { readonly kind: "channel"; readonly name: string }
+  | { readonly kind: "whisper"; readonly key: string }
+  | { readonly kind: "none" }
+
+/** The message with this seq, if still kept (binary search: messages are in seq order). */
+export const findMessage = (channel: ChannelState, seq: number): Message | undefined => {
+  const messages = channel.messages
+  let lo = 0
+  let hi = messages.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (messages[mid]!.seq < seq) lo = mid + 1
+    else hi = mid
+  }
+  const found = messages[lo]
+  return found !== undefined && found.seq === seq ? found : undefined
+}
+
+export const pathKey = (p: SessionPath): string => `${p.user}/${p.machine}/${p.session}`
+
+export const parsePath = (text: string): SessionPath | undefined => {
+  const parts = text.trim().split("/")
+  if (parts.length !== 3 || parts.some((p) => p.length === 0)) return undefined
+  return { user: parts[0]!, machine: parts[1]!, session: parts[2]! }
+}
+
+const bodyOf = (payload: Frames.Payload): { text: string; encrypted: boolean } =>
+  payload.kind === "plain"
+    ? { text: payload.text, encrypted: false }
+    : { text: "[encrypted message]", encrypted: true }
+
+export class ConsoleState {
+  status: Status = { tag: "connecting", attempt: 0 }
+  me: SessionPath | undefined
+  admin = false
+  channels = new Map<string, ChannelState>()
+  threads = new Map<string, ThreadState>()
+  view: View = { kind: "none" }
+  notice: string | undefined
+  private listeners = new Set<() => void>()
+  private scheduled = false
+  private wire: Wire
+  private presenceTimer: number | undefined
+  private whisperKeys = 0
+
+  constructor(identity: Identity, handle: string, enroll: string | undefined) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:"
+    this.wire = new Wire({
+      url: `${scheme}//${location.host}/`,
+      host: location.host.toLowerCase(),
+      handle,
+      identity,
+      enroll,
+      onStatus: (status) => {
+        this.status = status
+        this.changed()
+      },
+      onFrame: (frame) => this.onFrame(frame),
+      onEstablished: (path, admin) => {
+        this.me = path
+        this.admin = admin
+        void this.sync()
+      }
+    })
+  }
+
+  start(): void {
+    this.wire.start()
+    this.presenceTimer = window.setInterval(() => void this.refreshPresence(), PRESENCE_POLL_MS)
+  }
+
+  stop(): void {
+    window.clearInterval(this.presenceTimer)
+    this.wire.stop()
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** Views re-render once per animation frame, however many frames arrived. */
+  changed(): void {
+    if (this.scheduled) return
+    this.scheduled = true
+    requestAnimationFrame(() => {
+      this.scheduled = false
+      const start = performance.now()
+      for (const listener of this.listeners) listener()
+      // Preact renders in a microtask queued by the listeners: this one runs after it (User Timing,
+      // read by the browser tests).
+      queueMicrotask(() => performance.measure("conclave:render", { start }))
+    })
+  }
+
+  private fail(what: string, error: unknown): void {
+    this.notice = `${what}: ${error instanceof Error ? error.message : String(error)}`
+    this.changed()
+  }
+
+  private readKey(channel: string): string {
+    return `conclave.read.${this.me === undefined ? "" : this.me.user}.${channel}`
+  }
+
+  private lastRead(channel: string): number {
+    const raw = localStorage.getItem(this.readKey(channel))
+    const n = raw === null ? 0 : Number(raw)
+    return Number.isSafeInteger(n) ? n : 0
+  }
+
+  private markRead(channel: ChannelState): void {
+    channel.unread = 0
+    localStorage.setItem(this.readKey(channel.name), String(channel.lastSeq))
+  }
+
+  /** After every (re)connection: the channels, joined, and each filled from its last seq. */
+  private async sync(): Promise<void> {
+    try {
+      const reply = await this.wire.request({ type: "list_channels" })
+      if (reply.type !== "channel_list") return
+      for (const info of reply.channels) {
+        const existing = this.channels.get(info.name)
+        if (existing === undefined) {
+          this.channels.set(info.name, {
+            name: info.name,
+            visibility: info.visibility,
+            joined: false,
+            messages: [],
+            replyCounts: new Map(),
+            lastSeq: 0,
+            unread: 0,
+            presence: [],
+            loaded: false,
+            problem: undefined
+          })
+        } else {
+          existing.visibility = info.visibility
+          existing.joined = false
+        }
+      }
+      if (this.view.kind === "none" && reply.channels.length > 0) {
+        this.view = { kind: "channel", name: reply.channels[0]!.name }
+      }
+      this.changed()
+      await Promise.all([...this.channels.values()].map((channel) => this.joinAndFill(channel)))
+      await this.refreshPresence()
+    } catch (error) {
+      this.fail("could not load channels", error)
+    }
+  }
+
+  private async joinAndFill(channel: ChannelState): Promise<void> {
+    try {
+      await this.wire.request({ type: "join", channel: channel.name, token: null })
+      channel.joined = true
+      channel.problem = undefined
+      const lastRead = channel.loaded ? undefined : this.lastRead(channel.name)
+      for (;;) {
+        const page = await this.wire.request({ type: "read_since", channel: channel.name, since_seq: channel.lastSeq })
+        if (page.type !== "history") return
+        for (const m of page.messages) {
+          this.append(channel, {
+            seq: m.seq,
+            from: m.from,
+            fromKey: pathKey(m.from),
+            ts: m.ts_ms,
+            ...bodyOf(m.payload),
+            origin: m.origin,
+            replyTo: m.reply_to
+          }, lastRead)
+        }
+        if (!page.more || page.messages.length === 0) break
+      }
+      channel.loaded = true
+      if (this.isViewing(channel.name)) this.markRead(channel)
+    } catch (error) {
+      channel.problem = error instanceof Error ? error.message : String(error)
+    }
+    this.changed()
+  }
+
+  private isViewing(channel: string): boolean {
+    return this.view.kind === "channel" && this.view.name === channel && document.visibilityState === "visible"
+  }
+
+  /** Insert in seq order (a message already shown is skipped): deliveries, history pages and own posts meet here. */
+  private append(channel: ChannelState, message: Message, lastRead?: number): void {
+    const messages = channel.messages
+    const last = messages[messages.length - 1]
+    if (last === undefined || last.seq < message.seq) {
+      messages.push(message)
+    } else {
+      let lo = 0
+      let hi = messages.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (messages[mid]!.seq < message.seq) lo = mid + 1
+        else hi = mid
+      }
+      if (messages[lo]?.seq === message.seq) return
+      messages.splice(lo, 0, message)
+    }
+    if (message.replyTo !== null) {
+      channel.replyCounts.set(message.replyTo, (channel.replyCounts.get(message.replyTo) ?? 0) + 1)
+    }
+    if (messages.length > MAX_MESSAGES) {
+      for (const dropped of messages.splice(0, messages.length - MAX_MESSAGES)) channel.replyCounts.delete(dropped.seq)
+    }
+    channel.lastSeq = Math.max(channel.lastSeq, message.seq)
+    const mine = this.me !== undefined && message.fromKey === pathKey(this.me)
+    if (!mine && message.seq > (lastRead ?? 0) && !this.isViewing(channel.name)) channel.unread++
+  }
+
+  private onFrame(frame: Frames.ServerFrame): void {
+    switch (frame.type) {
+      case "channel_msg": {
+        const channel = this.channels.get(frame.channel)
+        if (channel === undefined) return
+        this.append(channel, {
+          seq: frame.seq,
+          from: frame.from,
+          fromKey: pathKey(frame.from),
+          ts: Date.now(),
+          ...bodyOf(frame.payload),
+          origin: frame.origin,
+          replyTo: frame.reply_to
+        })
+        if (this.isViewing(channel.name)) this.markRead(channel)
+        break
+      }
+      case "whisper": {
+        const mine = this.me !== undefined && pathKey(frame.from) === pathKey(this.me)
+        const thread = this.thread(mine ? frame.target : frame.from)
+        thread.messages.push({
+          key: ++this.whisperKeys,
+          from: frame.from,
+          mine,
+          ts: Date.now(),
+          text: bodyOf(frame.payload).text,
+          origin: frame.origin
+        })
+        if (thread.messages.length > MAX_MESSAGES) thread.messages.splice(0, thread.messages.length - MAX_MESSAGES)
+        if (!(this.view.kind === "whisper" && this.view.key === thread.key)) thread.unread++
+        break
+      }
+      case "unsubscribed": {
+        const channel = this.channels.get(frame.channel)
+        if (channel !== undefined) {
+          channel.joined = false
+          channel.problem = frame.reason === "renamed" && frame.new_name !== null
+            ? `renamed to #${frame.new_name}`
+            : `you were ${frame.reason === "deleted" ? "removed: the channel was deleted" : frame.reason}`
+        }
+        if (frame.reason === "renamed") void this.sync()
+        break
+      }
+      default:
+        return
+    }
+    this.changed()
+  }
+
+  thread(peer: SessionPath): ThreadState {
+    const key = pathKey(peer)
+    let thread = this.threads.get(key)
+    if (thread === undefined) {
+      thread = { peer, key, messages: [], unread: 0 }
+      this.threads.set(key, thread)
+    }
+    return thread
+  }
+
+  select(view: View): void {
+    this.view = view
+    if (view.kind === "channel") {
+      const channel = this.channels.get(view.name)
+      if (channel !== undefined) this.markRead(channel)
+      void this.refreshPresence()
+    } else if (view.kind === "whisper") {
+      const thread = this.threads.get(view.key)
+      if (thread !== undefined) thread.unread = 0
+    }
+    this.changed()
+  }
+
+  private async refreshPresence(): Promise<void> {
+    if (this.view.kind !== "channel" || this.status.tag !== "open") return
+    const channel = this.channels.get(this.view.name)
+    if (channel === undefined || !channel.joined) return
+    try {
+      const reply = await this.wire.request({ type: "who", channel: channel.name })
+      if (reply.type === "presence") {
+        channel.presence = reply.sessions
+        this.changed()
+      }
+    } catch {
+      // the next poll tries again
+    }
+  }
+
+  /** Post; the server does not echo a post to its sender, so the acked message is shown from here. */
+  async post(channel: string, text: string, replyTo: number | null): Promise<void> {
+    const ack = await this.wire.request({
+      type: "channel_msg",
+      channel,
+      payload: { kind: "plain", text },
+      reply_to: replyTo
+    })
+    const state = this.channels.get(channel)
+    if (ack.type !== "ack" || ack.seq === null || state === undefined || this.me === undefined) return
+    this.append(state, {
+      seq: ack.seq,
+      from: this.me,
+      fromKey: pathKey(this.me),
+      ts: Date.now(),
+      text,
+      encrypted: false,
+      origin: "human",
+      replyTo
+    })
+    if (this.isViewing(channel)) this.markRead(state)
+    this.changed()
+  }
+
+  async whisper(peer: SessionPath, text: string): Promise<void> {
+    await this.wire.request({ type: "whisper", target: peer, payload: { kind: "plain", text } })
+    const thread = this.thread(peer)
+    if (this.me !== undefined) {
+      thread.messages.push({
+        key: ++this.whisperKeys,
+        from: this.me,
+        mine: true,
+        ts: Date.now(),
+        text,
+        origin: "human"
+      })
+    }
+    this.changed()
+  }
+
+  /** An admin operation; its reply (ack, invite token, lists). */
+  admin_(op: Frames.AdminOp): Promise<Reply> {
+    return this.wire.request({ type: "admin", op })
+  }
+
+  async createChannel(name: string, visibility: Frames.Visibility): Promise<void> {
+    await this.admin_({ kind: "create_channel", name, visibility })
+    await this.sync()
+    this.select({ kind: "channel", name })
+  }
+
+  /** Sign-out (D-51): remove this browser's machine from the server, then forget the key. */
+  async signOut(forget: () => Promise<unknown>): Promise<void> {
+    if (this.me !== undefined) {
+      try {
+        await this.admin_({ kind: "machine_remove", name: this.me.machine })
+      } catch (error) {
+        if (!(error instanceof Refused)) throw error
+      }
+    }
+    this.stop()
+    await forget()
+  }
+}
