@@ -18,6 +18,7 @@ import { bridge } from "./commands/Bridge.js"
 import { makeCompletions } from "./commands/Completions.js"
 import { demo } from "./commands/Demo.js"
 import { doctor } from "./commands/Doctor.js"
+import * as HookCmd from "./commands/Hook.js"
 import * as IdentityCmd from "./commands/Identity.js"
 import * as Perm from "./commands/Perm.js"
 import { send } from "./commands/Send.js"
@@ -28,9 +29,10 @@ import { tail } from "./commands/Tail.js"
 import type { CommandNode } from "./CommandTree.js"
 import type { GlobalOptions } from "./GlobalOptions.js"
 import { type Output, stripAnsi } from "./Output.js"
+import { VERSION } from "./Version.js"
 
 /** @since 0.1.0 @category constants */
-export const VERSION = "0.1.0"
+export { VERSION } from "./Version.js"
 
 const globalOptionsHelp = HelpDoc.blocks([
   HelpDoc.h1("GLOBAL OPTIONS (before or after the subcommand)"),
@@ -144,6 +146,7 @@ export const root = rootBase.pipe(
     skill.command,
     completions,
     demo,
+    HookCmd.hook,
     help
   ])
 )
@@ -215,7 +218,8 @@ export const tree: CommandNode = node(root, [], [
     node(skill.children[1], ["skill", "install"])
   ]),
   node(completions, ["completions"]),
-  node(demo, ["demo"])
+  node(demo, ["demo"]),
+  node(HookCmd.hook, ["hook"], [node(HookCmd.hookCommands[0], ["hook", "claude"])])
 ])
 
 /**
