@@ -72,7 +72,7 @@ const setup = Effect.gen(function*() {
     Effect.orDie
   )
   const hana = yield* connectAs(server.url, human, "terminal")
-  yield* hana.request({ type: "join", channel: "lobby" }).pipe(Effect.orDie)
+  yield* hana.request({ type: "join", channel: "lobby", token: null }).pipe(Effect.orDie)
   return { server, dirA, hana }
 })
 

@@ -23,6 +23,7 @@ import * as IdentityCmd from "./commands/Identity.js"
 import * as Perm from "./commands/Perm.js"
 import { send } from "./commands/Send.js"
 import { serve } from "./commands/Serve.js"
+import { setup } from "./commands/Setup.js"
 import { makeSkill } from "./commands/Skill.js"
 import { status } from "./commands/Status.js"
 import { tail } from "./commands/Tail.js"
@@ -147,6 +148,7 @@ export const root = rootBase.pipe(
     completions,
     demo,
     HookCmd.hook,
+    setup,
     help
   ])
 )
@@ -219,7 +221,8 @@ export const tree: CommandNode = node(root, [], [
   ]),
   node(completions, ["completions"]),
   node(demo, ["demo"]),
-  node(HookCmd.hook, ["hook"], [node(HookCmd.hookCommands[0], ["hook", "claude"])])
+  node(HookCmd.hook, ["hook"], [node(HookCmd.hookCommands[0], ["hook", "claude"])]),
+  node(setup, ["setup"])
 ])
 
 /**
