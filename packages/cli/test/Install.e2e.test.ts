@@ -11,7 +11,7 @@ import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { assertBuilt, startServer, tempDir } from "./support/Harness.js"
-import { exec, localRegistry, packAll, PUBLISHED, ROOT } from "./support/Packages.js"
+import { exec, localRegistry, npm, npmEnv, packAll, PUBLISHED, ROOT } from "./support/Packages.js"
 
 assertBuilt()
 
@@ -48,7 +48,7 @@ describe("install from packed tarballs (issue 21)", { timeout: 900_000 }, () => 
       const cli = packed.find((p) => p.name === "conclave")!
       const started = Date.now()
       const install = yield* exec(
-        "npm",
+        npm,
         [
           "install",
           "-g",
@@ -59,7 +59,7 @@ describe("install from packed tarballs (issue 21)", { timeout: 900_000 }, () => 
           "--no-fund",
           cli.file
         ],
-        { cwd: work, timeoutMs: 840_000, env: { ...process.env, npm_config_update_notifier: "false" } }
+        { cwd: work, timeoutMs: 840_000, env: npmEnv() }
       )
       const seconds = (Date.now() - started) / 1000
       assert.strictEqual(install.code, 0, `npm install -g failed:\n${install.stderr}`)

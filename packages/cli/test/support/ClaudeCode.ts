@@ -4,7 +4,7 @@
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { exec, ROOT } from "./Packages.js"
+import { exec, npm, npmEnv, ROOT } from "./Packages.js"
 
 export const CLAUDE_CODE = "@anthropic-ai/claude-code@2.1.330"
 
@@ -16,7 +16,7 @@ export const ensureClaude = Effect.gen(function*() {
   if (!Fs.existsSync(BIN)) {
     Fs.mkdirSync(CACHE, { recursive: true })
     const r = yield* exec(
-      "npm",
+      npm,
       [
         "install",
         "--prefix",
@@ -24,10 +24,9 @@ export const ensureClaude = Effect.gen(function*() {
         "--no-audit",
         "--no-fund",
         "--no-save",
-        "--allow-scripts=@anthropic-ai/claude-code",
         CLAUDE_CODE
       ],
-      { timeoutMs: 600_000 }
+      { timeoutMs: 600_000, env: npmEnv() }
     )
     if (r.code !== 0 || !Fs.existsSync(BIN)) {
       return yield* Effect.dieMessage(`could not install ${CLAUDE_CODE} from npm:\n${r.stderr}`)

@@ -54,7 +54,17 @@ export const exec = (
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
-const npm = process.platform === "win32" ? "npm.cmd" : "npm"
+export const npm = process.platform === "win32" ? "npm.cmd" : "npm"
+
+/**
+ * This process's environment without the `npm_*` variables an outer `npm`/`npx` left in it (they
+ * would act as flags of the project the tests run in, e.g. its allow-scripts list).
+ */
+export const npmEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) if (!k.toLowerCase().startsWith("npm_")) env[k] = v
+  return { ...env, npm_config_update_notifier: "false", ...extra }
+}
 
 /** `npm pack` each published package into `dir` (they must be built: `npx tsc -b`). */
 export const packAll = (dir: string) =>
@@ -63,6 +73,7 @@ export const packAll = (dir: string) =>
       const cwd = Path.join(ROOT, "packages", workspace)
       const r = yield* exec(npm, ["pack", "--json", "--ignore-scripts", "--pack-destination", dir], {
         cwd,
+        env: npmEnv(),
         timeoutMs: 120_000
       })
       if (r.code !== 0) return yield* Effect.dieMessage(`npm pack in packages/${workspace} failed:\n${r.stderr}`)
