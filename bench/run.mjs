@@ -21,6 +21,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { measureCliStart } from "./cli-start.mjs"
 import { heapTop } from "./heap-top.mjs"
 import { loadavg } from "./lib/proc.mjs"
 import { authMessage } from "./lib/targets.mjs"
@@ -30,7 +31,7 @@ const BENCH = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.dirname(BENCH)
 const RESULTS = path.join(BENCH, "results")
 const CONCLAVE_BIN = path.join(ROOT, "packages/cli/bin/conclave.js")
-const SCENARIOS = ["coldstart", "fanout1", "fanout100", "whisper", "handshake", "history"]
+const SCENARIOS = ["clistart", "coldstart", "fanout1", "fanout100", "whisper", "handshake", "history"]
 const EXTRA_SCENARIOS = ["profile"] // only when asked for: --profile or --only profile
 const TARGETS = ["bare", "bare-json", "nats", "base", "embedded", "traced", "conclave", "cluster"]
 // targets that run a conclave server (the load generator speaks conclave's protocol to them)
@@ -153,7 +154,8 @@ const params = {
   settleMs: Q ? 500 : 1000,
   histSessions: Q ? 4 : 8,
   histWindow: 32,
-  coldSpawns: Q ? 3 : 5
+  coldSpawns: Q ? 3 : 5,
+  cliRounds: Q ? 5 : 15
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -557,6 +559,12 @@ const dirSize = (dir) => {
 
 const runOne = async (target, scenario, rep) => {
   const base = { ts: new Date().toISOString(), target, scenario, rep, quick: Q, noisy, loadavg: loadavg() }
+  if (scenario === "clistart") {
+    // CLI verbs against a bare `node -e ''` (bench/cli-start.mjs): measured once, under target conclave.
+    if (target !== "conclave") return { ...base, ok: true, result: { skipped: "conclave CLI only" } }
+    const { samples_ms: _samples, ...result } = measureCliStart(params.cliRounds)
+    return { ...base, ok: true, result }
+  }
   if (scenario === "coldstart") {
     const samples = []
     for (let i = 0; i < params.coldSpawns; i++) {
@@ -768,7 +776,12 @@ const METRICS = [
   ["history", "ack_p99_us", "append ack p99 µs", "", null],
   ["history", "read_rows_per_s", "read_since rows/s over WS", "T9 ≥ 50000", atLeast(50000)],
   ["history", "cold_start_with_data_ms", "cold start ms with that store", "T10 ≤ 1500 (1 M rows)", atMost(1500)],
-  ["coldstart", "cold_start_ms", "cold start ms (spawn → listening)", "T10 ≤ 1000", atMost(1000)]
+  ["coldstart", "cold_start_ms", "cold start ms (spawn → listening)", "T10 ≤ 1000", atMost(1000)],
+  ["clistart", "node_ms", "`node -e ''` ms (spawn → exit)", "", null],
+  ["clistart", "version_ms", "`conclave --version` ms", "", null],
+  ["clistart", "hook_ms", "`conclave hook claude` ms, nothing new", "", null],
+  ["clistart", "version_over_node", "`conclave --version` ÷ `node -e ''`", "issue 21 ≤ 2", atMost(2)],
+  ["clistart", "hook_over_node", "`conclave hook claude` ÷ `node -e ''`", "issue 21 ≤ 2", atMost(2)]
 ]
 
 const fmtNum = (x) => {
@@ -951,6 +964,9 @@ ${analysis()}
   flight (acks are sent after COMMIT, D-5); acks/s over the window, then one reader pages \`read_since\`
   (≤ 500 rows a page) through one channel from seq 0; then the server is restarted on that data dir
   and its cold start timed.
+- **CLI start (\`clistart\`, \`bench/cli-start.mjs\`):** \`node -e ''\`, \`conclave --version\` and \`conclave hook claude\`
+  (UserPromptSubmit input, empty config directory: nothing new) spawned interleaved, ${params.cliRounds} rounds,
+  wall time spawn → exit; the ratios are medians of per-round ratios (issue 21: each verb ≤ 2× the bare node start).
 - **Cold start:** spawn → the "listening" log line, ${params.coldSpawns} spawns, median (conclave: empty data dir).
 
 ## Reproduce

@@ -15,6 +15,9 @@ import * as Option from "effect/Option"
 import * as Path from "node:path"
 import type { Readable, Writable } from "node:stream"
 import * as Dispatcher from "./Dispatcher.js"
+import * as HookServer from "./HookServer.js"
+import * as HookWire from "./HookWire.js"
+import * as Inbox from "./Inbox.js"
 import * as Link from "./Link.js"
 import * as Mcp from "./Mcp.js"
 import { McpOutbound, type NotificationSink } from "./Ports.js"
@@ -58,6 +61,12 @@ export interface BridgeOptions {
   /** Replaces the MCP notification sink (SPEC §4.4 step 5). */
   readonly sink?: Layer.Layer<NotificationSink>
   readonly connect?: Link.Connect
+  /**
+   * Serve `conclave hook claude` on a Unix socket under the config directory (D-52); the `conclave
+   * bridge` verb turns it on. Off by default so that bridges run inside one test process do not
+   * share a socket name.
+   */
+  readonly hookSocket?: boolean
 }
 
 /**
@@ -225,6 +234,21 @@ export const run = (options: BridgeOptions): Effect.Effect<void, StartupError> =
       )
       const ports = Layer.merge(options.sink ?? Mcp.sinkLayer(server), Mcp.outboundLayer(server))
       const dispatcher = swappable(degradedDispatcher(() => reason))
+      // One inbox for the session: the live dispatcher fills it, the `inbox` tool and the hook take from it.
+      const inbox = yield* Inbox.make
+      if (options.hookSocket === true) {
+        yield* HookServer.serve({
+          configDir: options.configDir,
+          inbox,
+          clientPid: HookWire.clientPid(process.env, process.ppid)
+        }).pipe(
+          Effect.catchAll((e) =>
+            Effect.logWarning("no hook socket: `conclave hook claude` will not see this session").pipe(
+              Effect.annotateLogs({ path: e.path, error: String(e.cause) })
+            )
+          )
+        )
+      }
       yield* Mcp.install(server, dispatcher.proxy)
       const stdinDone = yield* Mcp.serveStdio(server, options.stdin, options.stdout)
 
@@ -235,7 +259,8 @@ export const run = (options: BridgeOptions): Effect.Effect<void, StartupError> =
             servers: ready.selected,
             handle,
             policy: ready.config,
-            loopLimit
+            loopLimit,
+            inbox
           }).pipe(Effect.provide(ports))
           yield* dispatcher.set(live)
           const claims = Link.makeClaims()

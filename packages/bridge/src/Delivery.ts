@@ -44,7 +44,7 @@ export const make = (deps: Dependencies): Delivery => {
   const { guard, inbox, links, policy, sink, watermarks } = deps
 
   const inject = (n: Injection.ChannelNotification, inboxLine: string) =>
-    inbox.remember(inboxLine).pipe(Effect.zipRight(sink.inject(n)))
+    inbox.remember(inboxLine, n.content).pipe(Effect.zipRight(sink.inject(n)))
 
   const notice = (n: Injection.ChannelNotification) =>
     inject(n, `notice (${n.meta["kind"] ?? "notice"}): ${Injection.indentContinuation(n.content)}`)

@@ -48,6 +48,8 @@ export interface Options {
   readonly policy: Permission.Policy
   /** Loop guard limit (D-12); 0 = off. */
   readonly loopLimit: number
+  /** The session's inbox (the bridge shares it with the hook socket); a new one when absent. */
+  readonly inbox?: Inbox.Inbox
 }
 
 /** A tool result. @since 0.1.0 @category models */
@@ -97,7 +99,7 @@ export const make = (
     const policy = yield* Policy.make(options.policy)
     const guard = yield* LoopGuard.make(options.loopLimit)
     const watermarks = yield* Watermarks.make
-    const inbox = yield* Inbox.make
+    const inbox = options.inbox ?? (yield* Inbox.make)
     const delivery = Delivery.make({ links, policy, guard, watermarks, inbox, sink })
 
     // ---- tool-list signature (SPEC §4.13, D-25) ----

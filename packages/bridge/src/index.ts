@@ -5,6 +5,8 @@
  */
 export * as Bridge from "./Bridge.js"
 export * as Dispatcher from "./Dispatcher.js"
+export * as HookServer from "./HookServer.js"
+export * as HookWire from "./HookWire.js"
 export * as Injection from "./Injection.js"
 export * as Link from "./Link.js"
 export * as LoopGuard from "./LoopGuard.js"

@@ -173,11 +173,15 @@ export const startBridge = (options: {
   readonly configDir: string
   readonly args?: ReadonlyArray<string>
   readonly cwd?: string
+  /** Start the bridge with this command line instead (e.g. through a shell); `args` is then ignored. */
+  readonly command?: readonly [string, ...Array<string>]
 }): Effect.Effect<BridgeProcess, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const [command, ...args] = options.command ??
+      [process.execPath, BIN, "--config-dir", options.configDir, "bridge", ...(options.args ?? [])]
     const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [BIN, "--config-dir", options.configDir, "bridge", ...(options.args ?? [])],
+      command,
+      args,
       cwd: options.cwd ?? options.configDir,
       env: childEnv() as Record<string, string>,
       stderr: "pipe"

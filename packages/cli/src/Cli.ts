@@ -19,19 +19,22 @@ import { makeCompletions } from "./commands/Completions.js"
 import { consoleCommand } from "./commands/Console.js"
 import { demo } from "./commands/Demo.js"
 import { doctor } from "./commands/Doctor.js"
+import * as HookCmd from "./commands/Hook.js"
 import * as IdentityCmd from "./commands/Identity.js"
 import * as Perm from "./commands/Perm.js"
 import { send } from "./commands/Send.js"
 import { serve } from "./commands/Serve.js"
+import { setup } from "./commands/Setup.js"
 import { makeSkill } from "./commands/Skill.js"
 import { status } from "./commands/Status.js"
 import { tail } from "./commands/Tail.js"
 import type { CommandNode } from "./CommandTree.js"
 import type { GlobalOptions } from "./GlobalOptions.js"
 import { type Output, stripAnsi } from "./Output.js"
+import { VERSION } from "./Version.js"
 
 /** @since 0.1.0 @category constants */
-export const VERSION = "0.1.0"
+export { VERSION } from "./Version.js"
 
 const globalOptionsHelp = HelpDoc.blocks([
   HelpDoc.h1("GLOBAL OPTIONS (before or after the subcommand)"),
@@ -146,6 +149,8 @@ export const root = rootBase.pipe(
     skill.command,
     completions,
     demo,
+    HookCmd.hook,
+    setup,
     help
   ])
 )
@@ -218,7 +223,9 @@ export const tree: CommandNode = node(root, [], [
     node(skill.children[1], ["skill", "install"])
   ]),
   node(completions, ["completions"]),
-  node(demo, ["demo"])
+  node(demo, ["demo"]),
+  node(HookCmd.hook, ["hook"], [node(HookCmd.hookCommands[0], ["hook", "claude"])]),
+  node(setup, ["setup"])
 ])
 
 /**

@@ -5,35 +5,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Os from "node:os"
-import * as Path from "node:path"
+import { resolveSync } from "./ConfigDirDefault.js"
 
-/** @since 0.1.0 @category models */
-export interface Environment {
-  readonly platform: NodeJS.Platform
-  readonly home: string
-  readonly env: Readonly<Record<string, string | undefined>>
-}
-
-const nonEmpty = (s: string | undefined): s is string => s !== undefined && s !== ""
-
-/**
- * The default directory for a given environment: Linux `$XDG_CONFIG_HOME/conclave` (absolute
- * values only, fallback `~/.config/conclave`), macOS `~/Library/Application Support/conclave`,
- * Windows `%APPDATA%\conclave`.
- *
- * @since 0.1.0
- * @category resolution
- */
-export const defaultFor = (e: Environment): string => {
-  if (e.platform === "darwin") return Path.join(e.home, "Library", "Application Support", "conclave")
-  if (e.platform === "win32") {
-    const appData = e.env["APPDATA"]
-    return Path.win32.join(nonEmpty(appData) ? appData : Path.win32.join(e.home, "AppData", "Roaming"), "conclave")
-  }
-  const xdg = e.env["XDG_CONFIG_HOME"]
-  return Path.join(nonEmpty(xdg) && Path.isAbsolute(xdg) ? xdg : Path.join(e.home, ".config"), "conclave")
-}
+export { defaultFor, type Environment } from "./ConfigDirDefault.js"
 
 /**
  * `--config-dir` wins; otherwise the OS default (see `defaultFor`). The directory is not created here.
@@ -44,5 +18,5 @@ export const defaultFor = (e: Environment): string => {
 export const resolve = (override: Option.Option<string>): Effect.Effect<string> =>
   Option.match(override, {
     onSome: Effect.succeed,
-    onNone: () => Effect.sync(() => defaultFor({ platform: process.platform, home: Os.homedir(), env: process.env }))
+    onNone: () => Effect.sync(() => resolveSync(undefined))
   })

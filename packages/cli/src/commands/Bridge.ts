@@ -45,7 +45,8 @@ export const bridge = Command.make("bridge", { server, handle, loopLimit }, (o) 
       servers: o.server,
       handle: o.handle,
       loopLimit: o.loopLimit,
-      cwd
+      cwd,
+      hookSocket: true
     }).pipe(Effect.mapError((e) => new CliError({ message: e.message })))
   })).pipe(
     Command.withDescription(

@@ -45,6 +45,8 @@ export interface RunOptions {
   readonly configDir?: string
   readonly env?: Readonly<Record<string, string>>
   readonly timeoutMs?: number
+  /** Working directory of the child (default: this process's). */
+  readonly cwd?: string
 }
 
 const baseEnv = (extra: Readonly<Record<string, string>> | undefined): NodeJS.ProcessEnv => {
@@ -67,7 +69,12 @@ export const cli = (args: ReadonlyArray<string>, options: RunOptions = {}): Effe
     const child = execFile(
       process.execPath,
       argvFor(args, options),
-      { env: baseEnv(options.env), timeout: options.timeoutMs ?? 25_000, maxBuffer: 16 * 1024 * 1024 },
+      {
+        env: baseEnv(options.env),
+        timeout: options.timeoutMs ?? 25_000,
+        maxBuffer: 16 * 1024 * 1024,
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd })
+      },
       (error, stdout, stderr) => {
         const code = child.exitCode ?? (error !== null && typeof error.code === "number" ? error.code : -1)
         resume(Effect.succeed({ stdout, stderr, code }))
