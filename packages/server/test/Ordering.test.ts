@@ -7,7 +7,7 @@
 import { Errors, type Frames } from "@conclave/protocol"
 import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Schedule } from "effect"
 import { MAX_PIPELINED_POSTS } from "../src/Session.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { errorOf, expectType, op } from "./support/Assert.js"
@@ -115,12 +115,14 @@ for (const tracing of [true, false]) {
           a.request({ type: "who", id: "w", channel: null }),
           (r) => expectType(r, "presence").sessions.map((p) => p.user)
         )
-        let users = yield* present
-        for (let waited = 0; users.includes("bob"); waited += 20) {
-          if (waited >= 5000) assert.fail("bob is still present 5 s after closing")
-          yield* Effect.sleep("20 millis")
-          users = yield* present
-        }
+        const users = yield* present.pipe(
+          Effect.filterOrFail((users) => !users.includes("bob"), () => new Error("bob is still present")),
+          Effect.retry(Schedule.spaced("20 millis")),
+          Effect.timeoutFail({
+            duration: "5 seconds",
+            onTimeout: () => new Error("bob is still present 5 s after closing")
+          })
+        )
         assert.deepStrictEqual(users, ["aaron"])
         assert.strictEqual(
           errorOf(yield* a.request({ type: "whisper", target: b.path, payload: plain("gone?") })).kind,
