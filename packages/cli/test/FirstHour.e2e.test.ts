@@ -192,7 +192,33 @@ describe("issue 23, item 7: channel names and levels", { timeout: 60_000 }, () =
       assert.include(set.stderr, "no registration for ws://127.0.0.1:9")
       const known = yield* ok(["perm", "set", "act", "--server", server.url, "--channel", "ops2"], { configDir: erin })
       assert.notInclude(known.stderr, "no registration")
+      assert.notInclude(known.stderr, "lists no channel")
+      assert.notInclude(known.stderr, "could not check")
       yield* server.stop
+    }))
+
+  it.scopedLive("perm set warns about a channel the server does not list, or cannot be asked about", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const erin = freshDir("erin-perm")
+      yield* ok(["register", "--server", server.url, "--username", "erin", "--machine", "box"], { configDir: erin })
+      // An unknown channel on a registered server: a warning with the fix; the level is still set.
+      const typo = yield* ok(["perm", "set", "notify", "--server", server.url, "--channel", "#opz"], {
+        configDir: erin
+      })
+      assert.include(typo.stderr, `warning: ${server.url} lists no channel #opz`)
+      assert.include(typo.stderr, `conclave channel list --server ${server.url}`)
+      assert.include(typo.stdout, `#opz on ${server.url} set to notify`)
+      const shown = yield* ok(["perm", "show"], { configDir: erin })
+      assert.include(shown.stdout, `${server.url} opz -> notify`)
+
+      // The server cannot be asked: said, and the level is recorded anyway.
+      yield* server.stop
+      const down = yield* ok(["perm", "set", "converse", "--server", server.url, "--channel", "ops2"], {
+        configDir: erin
+      })
+      assert.include(down.stderr, `warning: could not check that #ops2 exists on ${server.url}`)
+      assert.include(down.stdout, `#ops2 on ${server.url} set to converse`)
     }))
 })
 
