@@ -15,7 +15,7 @@ import * as Effect from "effect/Effect"
 import { CliError } from "./CliError.js"
 import * as Admin from "./commands/Admin.js"
 import { bridge } from "./commands/Bridge.js"
-import { makeCompletions } from "./commands/Completions.js"
+import { makeCompletions, withValues } from "./commands/Completions.js"
 import { demo } from "./commands/Demo.js"
 import { doctor } from "./commands/Doctor.js"
 import * as IdentityCmd from "./commands/Identity.js"
@@ -47,6 +47,9 @@ const globalOptionsHelp = HelpDoc.blocks([
   ])
 ])
 
+/** A repeatable flag (`--admin USER[=PUBKEY]...`): zero or more, so shown as optional. */
+const REPEATED_OPTION = /(?<!\[)(--[a-z][a-z0-9-]* [A-Z][A-Z0-9_]*(?:\[[^\]\s]*\])?)\.\.\./g
+
 const helpText = <Name extends string, R, E, A>(
   command: Command.Command<Name, R, E, A>,
   path: ReadonlyArray<string>
@@ -55,7 +58,7 @@ const helpText = <Name extends string, R, E, A>(
   const prefix = ["conclave", ...path.slice(0, -1)].join(" ")
   const shownUsage = path.length === 0 ? usage : `${prefix} ${usage}`
   const body = HelpDoc.toAnsiText(Command.getHelp(command, CliConfig.make({ showBuiltIns: false })))
-  return stripAnsi(`USAGE\n\n$ ${shownUsage}\n\n${body}`)
+  return stripAnsi(`USAGE\n\n$ ${shownUsage.replace(REPEATED_OPTION, "[$1]...")}\n\n${body}`)
     .replace(/[ \t]+$/gm, "")
     .replace(
       /^ *(A user-defined piece of text\.|A true or false value\.|This setting is optional\.|An integer\.)\n\n?/gm,
@@ -73,12 +76,28 @@ const node = <Name extends string, R, E, A>(
 
 const skill = makeSkill(() => tree)
 
+/** Every flag that takes a value, with its placeholder (from the usage lines of the tree). */
+const valueFlags = (): ReadonlyMap<string, string> => {
+  const flags = new Map<string, string>()
+  const visit = (node: CommandNode) => {
+    const usage = /^\$ (.*)$/m.exec(node.help())?.[1] ?? ""
+    for (const m of usage.matchAll(/(--[a-z][a-z0-9-]*) ([A-Z][A-Z0-9_]*)/g)) {
+      if (!flags.has(m[1]!)) flags.set(m[1]!, m[2]!)
+    }
+    node.children.forEach(visit)
+  }
+  visit(tree)
+  return flags
+}
+
 const completions = makeCompletions((shell) =>
-  shell === "bash"
+  (shell === "bash"
     ? Command.getBashCompletions(root, "conclave")
     : shell === "zsh"
     ? Command.getZshCompletions(root, "conclave")
-    : Command.getFishCompletions(root, "conclave")
+    : Command.getFishCompletions(root, "conclave")).pipe(
+      Effect.map((lines) => withValues(shell, lines.join("\n"), valueFlags()).split("\n"))
+    )
 )
 
 let runHelp: (
@@ -100,12 +119,10 @@ const rootOptions = {
   verbose: Options.boolean("verbose").pipe(Options.withAlias("v"), Options.withDescription("Debug logging on stderr."))
 }
 
-let rootHelp: () => HelpDoc.HelpDoc = () => HelpDoc.empty
-
 const rootBase = Command.make(
   "conclave",
   rootOptions,
-  () => Console.log(HelpDoc.toAnsiText(HelpDoc.blocks([rootHelp(), globalOptionsHelp])))
+  () => Console.log(helpOf(tree))
 ).pipe(
   Command.withDescription(
     "Discord for AI agents: channels, whispers and presence for Claude Code sessions. Run `conclave <command> --help` for details."
@@ -147,8 +164,6 @@ export const root = rootBase.pipe(
     help
   ])
 )
-
-rootHelp = () => Command.getHelp(root, CliConfig.defaultConfig)
 
 /**
  * The command tree, depth-first in definition order (the skill's command reference).
@@ -218,13 +233,88 @@ export const tree: CommandNode = node(root, [], [
   node(demo, ["demo"])
 ])
 
+const runParsed = Command.run(root, { name: "conclave", version: VERSION, footer: globalOptionsHelp })
+
+/** The text of the global options, shown under every help. */
+const globalOptionsText = () => stripAnsi(HelpDoc.toAnsiText(globalOptionsHelp)).replace(/[ \t]+$/gm, "").trim()
+
+/** The first paragraph of a node's DESCRIPTION. */
+const summaryOf = (node: CommandNode): string => /^DESCRIPTION\n\n(.+)$/m.exec(node.help())?.[1]?.trim() ?? ""
+
 /**
- * Parse and run `argv` (`[node, script, ...args]`, global options already removed).
+ * The help of one node, trimmed to what matters (issue 23, item 6): a leaf's usage (the full
+ * command; repeatable and optional flags in brackets), description, arguments and its own options;
+ * a group's (and the root's) one line per subcommand; then the global options once. No type
+ * boilerplate and no per-verb copies of the library's built-in flags.
+ *
+ * @since 0.1.0
+ * @category help
+ */
+export const helpOf = (node: CommandNode): string => {
+  const globals = globalOptionsText()
+  if (node.children.length === 0) return `${node.help()}\n\n${globals}`
+  const names = node.children.map((c) => c.path[c.path.length - 1]!)
+  const width = Math.max(...names.map((n) => n.length))
+  const here = ["conclave", ...node.path].join(" ")
+  const heading = node.path.length === 0
+    ? `conclave ${VERSION}: ${summaryOf(node)}`
+    : summaryOf(node)
+  return [
+    heading,
+    "",
+    "USAGE",
+    "",
+    `$ ${here} <command> [options]`,
+    "",
+    "COMMANDS",
+    "",
+    ...node.children.map((c, i) => `  - ${names[i]!.padEnd(width)}  ${summaryOf(c)}`),
+    "",
+    ...(node.path.length === 0 ? [] : [`Run \`${here} <command> --help\` for the flags of one.`, ""]),
+    globals
+  ].join("\n")
+}
+
+/** Words before a lone `--`. */
+const beforeDashes = (words: ReadonlyArray<string>) => {
+  const end = words.indexOf("--")
+  return end < 0 ? words : words.slice(0, end)
+}
+
+/** The deepest tree node named by the leading words (stops at the first flag or unknown word). */
+const nodeAt = (words: ReadonlyArray<string>): { readonly node: CommandNode; readonly rest: ReadonlyArray<string> } => {
+  let node = tree
+  let i = 0
+  for (; i < words.length; i++) {
+    const child = node.children.find((c) => c.path[c.path.length - 1] === words[i])
+    if (child === undefined) break
+    node = child
+  }
+  return { node, rest: words.slice(i) }
+}
+
+/**
+ * The help to print for these words (`-h`/`--help` anywhere before `--`), if any.
+ *
+ * @since 0.1.0
+ * @category help
+ */
+export const helpRequested = (words: ReadonlyArray<string>): string | undefined => {
+  const flags = beforeDashes(words)
+  return flags.includes("--help") || flags.includes("-h") ? helpOf(nodeAt(flags).node) : undefined
+}
+
+/**
+ * Parse and run `argv` (`[node, script, ...args]`, global options already removed). `--help`
+ * prints this CLI's trimmed help instead of the library's.
  *
  * @since 0.1.0
  * @category running
  */
-export const run = Command.run(root, { name: "conclave", version: VERSION, footer: globalOptionsHelp })
+export const run = (argv: ReadonlyArray<string>) => {
+  const help = helpRequested(argv.slice(2))
+  return help === undefined ? runParsed(argv) : Console.log(help)
+}
 
 /** The tree node at `words` (a command path), if there is one. */
 const find = (words: ReadonlyArray<string>): CommandNode | undefined => {
@@ -238,7 +328,7 @@ runHelp = (words) =>
     ? Effect.fail(
       new CliError({ message: `unknown command \`${words.join(" ")}\` (see \`conclave --help\`)` })
     )
-    : run(["node", "conclave", ...words, "--help"]).pipe(Effect.ignore)
+    : Console.log(helpOf(find(words)!))
 
 const distance = (a: string, b: string): number => {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j)
@@ -269,7 +359,62 @@ const closest = (word: string, candidates: ReadonlyArray<string>): string | unde
 }
 
 /** Options every command accepts (@effect/cli built-ins and the global options). */
-const BUILT_IN_FLAGS = ["--help", "--wizard", "--completions", "--log-level", "--version", "--config-dir", "--verbose"]
+const BUILT_IN_FLAGS = ["--help", "--completions", "--log-level", "--version", "--config-dir", "--verbose"]
+
+/** Built-in options that take a value. */
+const BUILT_IN_VALUE_FLAGS = ["--completions", "--log-level"]
+
+/** The values a placeholder accepts, where they are a fixed set (issue 23, item 6). */
+const CHOICES: Readonly<Record<string, string>> = {
+  LEVEL: "mute, notify, converse, or act",
+  SHELL: "bash, zsh, or fish",
+  VISIBILITY: "public, unlisted, or private"
+}
+
+const expecting = (placeholder: string) => {
+  const choices = CHOICES[placeholder]
+  return choices === undefined ? placeholder : `${placeholder}, one of ${choices}`
+}
+
+/**
+ * A missing flag value or a missing required argument of a leaf command, said with what it takes
+ * (the levels for `<LEVEL>`, the shells for `<SHELL>`…) and the usage line; `undefined` if none.
+ */
+const missing = (node: CommandNode, words: ReadonlyArray<string>): string | undefined => {
+  const usage = /^\$ (.*)$/m.exec(node.help())?.[1] ?? ""
+  const verb = ["conclave", ...node.path].join(" ")
+  const valueFlags = new Map<string, string>(
+    [...usage.matchAll(/(--[a-z][a-z0-9-]*) ([A-Z][A-Z0-9_]*)/g)].map((m) => [m[1]!, m[2]!])
+  )
+  for (const flag of BUILT_IN_VALUE_FLAGS) valueFlags.set(flag, "VALUE")
+  // Required positionals: `<NAME>` (or `<NAME>...`, one or more) outside brackets.
+  const required = [...usage.replace(/\[[^\]]*\]/g, "").matchAll(/<([A-Z][A-Z0-9_]*)>/g)].map((m) => m[1]!)
+  let positionals = 0
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!
+    if (word === "--") {
+      positionals += words.length - i - 1
+      break
+    }
+    if (word.startsWith("--")) {
+      const placeholder = valueFlags.get(word)
+      if (placeholder === undefined) continue
+      const next = words[i + 1]
+      if (next === undefined || (next.startsWith("-") && !/^-\d/.test(next))) {
+        return `flag \`${word}\` of \`${verb}\` needs a value: ${expecting(placeholder)} (usage: ${usage})`
+      }
+      i += 1
+      continue
+    }
+    if (word.startsWith("-") && word.length > 1 && !/^-\d/.test(word)) continue
+    positionals += 1
+  }
+  const absent = required[positionals]
+  return absent === undefined
+    ? undefined
+    : `missing argument <${absent}> for \`${verb}\`` +
+      (CHOICES[absent] === undefined ? "" : `: one of ${CHOICES[absent]}`) + ` (usage: ${usage})`
+}
 
 /**
  * A did-you-mean for an unknown verb (at any depth) or an unknown flag of the verb, scoped to the
@@ -279,6 +424,11 @@ const BUILT_IN_FLAGS = ["--help", "--wizard", "--completions", "--log-level", "-
  * @category parsing
  */
 export const suggest = (words: ReadonlyArray<string>): string | undefined => {
+  if (beforeDashes(words).includes("--wizard")) {
+    const { node } = nodeAt(beforeDashes(words))
+    const verb = ["conclave", ...node.path].join(" ")
+    return `there is no \`--wizard\`: every value is a flag or an argument (see \`${verb} --help\`)`
+  }
   let current: CommandNode = tree
   let i = 0
   while (current.children.length > 0 && i < words.length) {
@@ -309,5 +459,8 @@ export const suggest = (words: ReadonlyArray<string>): string | undefined => {
     return `unknown flag \`${name}\` for \`${verb}\`` + (best === undefined ? "" : `: did you mean \`${best}\`?`) +
       ` (see \`${verb} --help\`)`
   }
-  return undefined
+  if (helpRequested(words) !== undefined || beforeDashes(words).some((w) => w === "--version" || w === "-V")) {
+    return undefined
+  }
+  return missing(current, words.slice(i))
 }
