@@ -312,8 +312,13 @@ export const helpRequested = (words: ReadonlyArray<string>): string | undefined 
  * @category running
  */
 export const run = (argv: ReadonlyArray<string>) => {
-  const help = helpRequested(argv.slice(2))
-  return help === undefined ? runParsed(argv) : Console.log(help)
+  const words = argv.slice(2)
+  const help = helpRequested(words)
+  if (help !== undefined) return Console.log(help)
+  // The library's `--completions SHELL` on any verb: the same script as `conclave completions SHELL`.
+  const at = beforeDashes(words).indexOf("--completions")
+  const shell = at < 0 ? undefined : words[at + 1]
+  return runParsed(shell === undefined ? argv : [...argv.slice(0, 2), "completions", shell])
 }
 
 /** The tree node at `words` (a command path), if there is one. */

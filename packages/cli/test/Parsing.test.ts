@@ -148,6 +148,7 @@ describe("completions complete values (issue 23, item 6)", () => {
       assert.include(fish, "__fish_seen_subcommand_from completions\" -f -a \"bash zsh fish\"")
       assert.include(fish, "complete -c conclave -l channel -x -a \"(conclave perm show")
       assert.notInclude(fish, "-l wizard")
+      assert.strictEqual((yield* ok(["key", "--completions", "fish"])).stdout, fish, "the built-in flag gives the same")
     }))
 
   it.scopedLive(
