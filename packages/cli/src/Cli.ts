@@ -50,15 +50,23 @@ const globalOptionsHelp = HelpDoc.blocks([
 /** A repeatable flag (`--admin USER[=PUBKEY]...`): zero or more, so shown as optional. */
 const REPEATED_OPTION = /(?<!\[)(--[a-z][a-z0-9-]* [A-Z][A-Z0-9_]*(?:\[[^\]\s]*\])?)\.\.\./g
 
+/** The usage line of a command, as the full command (`conclave perm set …`). */
+const usageText = <Name extends string, R, E, A>(
+  command: Command.Command<Name, R, E, A>,
+  path: ReadonlyArray<string>
+): string => {
+  const usage = stripAnsi(HelpDoc.toAnsiText(Usage.getHelp(Command.getUsage(command))).trim())
+  const prefix = ["conclave", ...path.slice(0, -1)].join(" ")
+  return (path.length === 0 ? usage : `${prefix} ${usage}`).replace(REPEATED_OPTION, "[$1]...")
+}
+
 const helpText = <Name extends string, R, E, A>(
   command: Command.Command<Name, R, E, A>,
   path: ReadonlyArray<string>
 ): string => {
-  const usage = HelpDoc.toAnsiText(Usage.getHelp(Command.getUsage(command))).trim()
-  const prefix = ["conclave", ...path.slice(0, -1)].join(" ")
-  const shownUsage = path.length === 0 ? usage : `${prefix} ${usage}`
+  const shownUsage = usageText(command, path)
   const body = HelpDoc.toAnsiText(Command.getHelp(command, CliConfig.make({ showBuiltIns: false })))
-  return stripAnsi(`USAGE\n\n$ ${shownUsage.replace(REPEATED_OPTION, "[$1]...")}\n\n${body}`)
+  return stripAnsi(`USAGE\n\n$ ${shownUsage}\n\n${body}`)
     .replace(/[ \t]+$/gm, "")
     .replace(
       /^ *(A user-defined piece of text\.|A true or false value\.|This setting is optional\.|An integer\.)\n\n?/gm,
@@ -72,7 +80,15 @@ const node = <Name extends string, R, E, A>(
   command: Command.Command<Name, R, E, A>,
   path: ReadonlyArray<string>,
   children: ReadonlyArray<CommandNode> = []
-): CommandNode => ({ path, help: () => helpText(command, path), children })
+): CommandNode => {
+  const made: CommandNode = { path, help: () => helpText(command, path), children }
+  usages.set(made, () => usageText(command, path))
+  return made
+}
+
+/** Each node's usage line alone (cheaper than its help: parse checks and completions need only it). */
+const usages = new WeakMap<CommandNode, () => string>()
+const usageOf = (node: CommandNode): string => usages.get(node)?.() ?? /^\$ (.*)$/m.exec(node.help())?.[1] ?? ""
 
 const skill = makeSkill(() => tree)
 
@@ -80,7 +96,7 @@ const skill = makeSkill(() => tree)
 const valueFlags = (): ReadonlyMap<string, string> => {
   const flags = new Map<string, string>()
   const visit = (node: CommandNode) => {
-    const usage = /^\$ (.*)$/m.exec(node.help())?.[1] ?? ""
+    const usage = usageOf(node)
     for (const m of usage.matchAll(/(--[a-z][a-z0-9-]*) ([A-Z][A-Z0-9_]*)/g)) {
       if (!flags.has(m[1]!)) flags.set(m[1]!, m[2]!)
     }
@@ -386,7 +402,7 @@ const expecting = (placeholder: string) => {
  * (the levels for `<LEVEL>`, the shells for `<SHELL>`…) and the usage line; `undefined` if none.
  */
 const missing = (node: CommandNode, words: ReadonlyArray<string>): string | undefined => {
-  const usage = /^\$ (.*)$/m.exec(node.help())?.[1] ?? ""
+  const usage = usageOf(node)
   const verb = ["conclave", ...node.path].join(" ")
   const valueFlags = new Map<string, string>(
     [...usage.matchAll(/(--[a-z][a-z0-9-]*) ([A-Z][A-Z0-9_]*)/g)].map((m) => [m[1]!, m[2]!])
