@@ -28,6 +28,7 @@ import { tail } from "./commands/Tail.js"
 import type { CommandNode } from "./CommandTree.js"
 import type { GlobalOptions } from "./GlobalOptions.js"
 import { type Output, stripAnsi } from "./Output.js"
+import * as Parsing from "./Parsing.js"
 
 /** @since 0.1.0 @category constants */
 export const VERSION = "0.1.0"
@@ -92,27 +93,13 @@ const usageOf = (node: CommandNode): string => usages.get(node)?.() ?? /^\$ (.*)
 
 const skill = makeSkill(() => tree)
 
-/** Every flag that takes a value, with its placeholder (from the usage lines of the tree). */
-const valueFlags = (): ReadonlyMap<string, string> => {
-  const flags = new Map<string, string>()
-  const visit = (node: CommandNode) => {
-    const usage = usageOf(node)
-    for (const m of usage.matchAll(/(--[a-z][a-z0-9-]*) ([A-Z][A-Z0-9_]*)/g)) {
-      if (!flags.has(m[1]!)) flags.set(m[1]!, m[2]!)
-    }
-    node.children.forEach(visit)
-  }
-  visit(tree)
-  return flags
-}
-
 const completions = makeCompletions((shell) =>
   (shell === "bash"
     ? Command.getBashCompletions(root, "conclave")
     : shell === "zsh"
     ? Command.getZshCompletions(root, "conclave")
     : Command.getFishCompletions(root, "conclave")).pipe(
-      Effect.map((lines) => withValues(shell, lines.join("\n"), valueFlags()).split("\n"))
+      Effect.map((lines) => withValues(shell, lines.join("\n"), Parsing.valueFlags(spec())).split("\n"))
     )
 )
 
@@ -254,60 +241,15 @@ const runParsed = Command.run(root, { name: "conclave", version: VERSION, footer
 /** The text of the global options, shown under every help. */
 const globalOptionsText = () => stripAnsi(HelpDoc.toAnsiText(globalOptionsHelp)).replace(/[ \t]+$/gm, "").trim()
 
-/** The first paragraph of a node's DESCRIPTION. */
-const summaryOf = (node: CommandNode): string => /^DESCRIPTION\n\n(.+)$/m.exec(node.help())?.[1]?.trim() ?? ""
+const spec = (): Parsing.Spec => ({ tree, usageOf, globalOptions: globalOptionsText(), version: VERSION })
 
 /**
- * The help of one node, trimmed to what matters (issue 23, item 6): a leaf's usage (the full
- * command; repeatable and optional flags in brackets), description, arguments and its own options;
- * a group's (and the root's) one line per subcommand; then the global options once. No type
- * boilerplate and no per-verb copies of the library's built-in flags.
+ * The help of one node, trimmed to what matters (see `Parsing.helpOf`).
  *
  * @since 0.1.0
  * @category help
  */
-export const helpOf = (node: CommandNode): string => {
-  const globals = globalOptionsText()
-  if (node.children.length === 0) return `${node.help()}\n\n${globals}`
-  const names = node.children.map((c) => c.path[c.path.length - 1]!)
-  const width = Math.max(...names.map((n) => n.length))
-  const here = ["conclave", ...node.path].join(" ")
-  const heading = node.path.length === 0
-    ? `conclave ${VERSION}: ${summaryOf(node)}`
-    : summaryOf(node)
-  return [
-    heading,
-    "",
-    "USAGE",
-    "",
-    `$ ${here} <command> [options]`,
-    "",
-    "COMMANDS",
-    "",
-    ...node.children.map((c, i) => `  - ${names[i]!.padEnd(width)}  ${summaryOf(c)}`),
-    "",
-    ...(node.path.length === 0 ? [] : [`Run \`${here} <command> --help\` for the flags of one.`, ""]),
-    globals
-  ].join("\n")
-}
-
-/** Words before a lone `--`. */
-const beforeDashes = (words: ReadonlyArray<string>) => {
-  const end = words.indexOf("--")
-  return end < 0 ? words : words.slice(0, end)
-}
-
-/** The deepest tree node named by the leading words (stops at the first flag or unknown word). */
-const nodeAt = (words: ReadonlyArray<string>): { readonly node: CommandNode; readonly rest: ReadonlyArray<string> } => {
-  let node = tree
-  let i = 0
-  for (; i < words.length; i++) {
-    const child = node.children.find((c) => c.path[c.path.length - 1] === words[i])
-    if (child === undefined) break
-    node = child
-  }
-  return { node, rest: words.slice(i) }
-}
+export const helpOf = (node: CommandNode): string => Parsing.helpOf(spec(), node)
 
 /**
  * The help to print for these words (`-h`/`--help` anywhere before `--`), if any.
@@ -315,10 +257,16 @@ const nodeAt = (words: ReadonlyArray<string>): { readonly node: CommandNode; rea
  * @since 0.1.0
  * @category help
  */
-export const helpRequested = (words: ReadonlyArray<string>): string | undefined => {
-  const flags = beforeDashes(words)
-  return flags.includes("--help") || flags.includes("-h") ? helpOf(nodeAt(flags).node) : undefined
-}
+export const helpRequested = (words: ReadonlyArray<string>): string | undefined => Parsing.helpRequested(spec(), words)
+
+/**
+ * A did-you-mean for an unknown verb or flag, or what a missing argument or flag value takes;
+ * `undefined` when the words look right and parsing should go on (issue 23, item 6).
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const suggest = (words: ReadonlyArray<string>): string | undefined => Parsing.suggest(spec(), words)
 
 /**
  * Parse and run `argv` (`[node, script, ...args]`, global options already removed). `--help`
@@ -332,7 +280,7 @@ export const run = (argv: ReadonlyArray<string>) => {
   const help = helpRequested(words)
   if (help !== undefined) return Console.log(help)
   // The library's `--completions SHELL` on any verb: the same script as `conclave completions SHELL`.
-  const at = beforeDashes(words).indexOf("--completions")
+  const at = Parsing.beforeDashes(words).indexOf("--completions")
   const shell = at < 0 ? undefined : words[at + 1]
   return runParsed(shell === undefined ? argv : [...argv.slice(0, 2), "completions", shell])
 }
@@ -350,138 +298,3 @@ runHelp = (words) =>
       new CliError({ message: `unknown command \`${words.join(" ")}\` (see \`conclave --help\`)` })
     )
     : Console.log(helpOf(find(words)!))
-
-const distance = (a: string, b: string): number => {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]!
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j]!
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
-      previous = current
-    }
-  }
-  return row[b.length]!
-}
-
-/** The closest candidate within two edits (or one that starts with `word`), if any. */
-const closest = (word: string, candidates: ReadonlyArray<string>): string | undefined => {
-  let best: string | undefined
-  let bestDistance = Infinity
-  for (const c of candidates) {
-    const d = c.startsWith(word) && word.length >= 2 ? 0.5 : distance(word, c)
-    if (d < bestDistance) {
-      best = c
-      bestDistance = d
-    }
-  }
-  return bestDistance <= Math.max(1, Math.min(2, Math.floor(word.length / 3))) ? best : undefined
-}
-
-/** Options every command accepts (@effect/cli built-ins and the global options). */
-const BUILT_IN_FLAGS = ["--help", "--completions", "--log-level", "--version", "--config-dir", "--verbose"]
-
-/** Built-in options that take a value. */
-const BUILT_IN_VALUE_FLAGS = ["--completions", "--log-level"]
-
-/** The values a placeholder accepts, where they are a fixed set (issue 23, item 6). */
-const CHOICES: Readonly<Record<string, string>> = {
-  LEVEL: "mute, notify, converse, or act",
-  SHELL: "bash, zsh, or fish",
-  VISIBILITY: "public, unlisted, or private"
-}
-
-const expecting = (placeholder: string) => {
-  const choices = CHOICES[placeholder]
-  return choices === undefined ? placeholder : `${placeholder}, one of ${choices}`
-}
-
-/**
- * A missing flag value or a missing required argument of a leaf command, said with what it takes
- * (the levels for `<LEVEL>`, the shells for `<SHELL>`…) and the usage line; `undefined` if none.
- */
-const missing = (node: CommandNode, words: ReadonlyArray<string>): string | undefined => {
-  const usage = usageOf(node)
-  const verb = ["conclave", ...node.path].join(" ")
-  const valueFlags = new Map<string, string>(
-    [...usage.matchAll(/(--[a-z][a-z0-9-]*) ([A-Z][A-Z0-9_]*)/g)].map((m) => [m[1]!, m[2]!])
-  )
-  for (const flag of BUILT_IN_VALUE_FLAGS) valueFlags.set(flag, "VALUE")
-  // Required positionals: `<NAME>` (or `<NAME>...`, one or more) outside brackets.
-  const required = [...usage.replace(/\[[^\]]*\]/g, "").matchAll(/<([A-Z][A-Z0-9_]*)>/g)].map((m) => m[1]!)
-  let positionals = 0
-  for (let i = 0; i < words.length; i++) {
-    const word = words[i]!
-    if (word === "--") {
-      positionals += words.length - i - 1
-      break
-    }
-    if (word.startsWith("--")) {
-      const placeholder = valueFlags.get(word)
-      if (placeholder === undefined) continue
-      const next = words[i + 1]
-      if (next === undefined || (next.startsWith("-") && !/^-\d/.test(next))) {
-        return `flag \`${word}\` of \`${verb}\` needs a value: ${expecting(placeholder)} (usage: ${usage})`
-      }
-      i += 1
-      continue
-    }
-    if (word.startsWith("-") && word.length > 1 && !/^-\d/.test(word)) continue
-    positionals += 1
-  }
-  const absent = required[positionals]
-  return absent === undefined
-    ? undefined
-    : `missing argument <${absent}> for \`${verb}\`` +
-      (CHOICES[absent] === undefined ? "" : `: one of ${CHOICES[absent]}`) + ` (usage: ${usage})`
-}
-
-/**
- * A did-you-mean for an unknown verb (at any depth) or an unknown flag of the verb, scoped to the
- * sub-verb (issue 23, item 6); `undefined` when the words look right and parsing should go on.
- *
- * @since 0.1.0
- * @category parsing
- */
-export const suggest = (words: ReadonlyArray<string>): string | undefined => {
-  if (beforeDashes(words).includes("--wizard")) {
-    const { node } = nodeAt(beforeDashes(words))
-    const verb = ["conclave", ...node.path].join(" ")
-    return `there is no \`--wizard\`: every value is a flag or an argument (see \`${verb} --help\`)`
-  }
-  let current: CommandNode = tree
-  let i = 0
-  while (current.children.length > 0 && i < words.length) {
-    const word = words[i]!
-    if (word.startsWith("-")) break
-    const names = current.children.map((c) => c.path[c.path.length - 1]!)
-    const child = current.children.find((c) => c.path[c.path.length - 1] === word)
-    if (child === undefined) {
-      if (word === "help") return undefined
-      const here = ["conclave", ...current.path].join(" ")
-      const best = closest(word, names)
-      return `unknown command \`${[...current.path, word].join(" ")}\`` +
-        (best === undefined ? "" : `: did you mean \`${here} ${best}\`?`) +
-        ` (${current.path.length === 0 ? "commands" : `subcommands of \`${here}\``}: ${names.join(", ")})`
-    }
-    current = child
-    i += 1
-  }
-  if (current.children.length > 0) return undefined
-  const flags = [...new Set([...current.help().matchAll(/--[a-z][a-z0-9-]*/g)].map((m) => m[0]))]
-  for (const word of words.slice(i)) {
-    if (word === "--") break
-    if (!word.startsWith("--")) continue
-    const name = word.split("=")[0]!
-    if (flags.includes(name) || BUILT_IN_FLAGS.includes(name)) continue
-    const verb = ["conclave", ...current.path].join(" ")
-    const best = closest(name, flags)
-    return `unknown flag \`${name}\` for \`${verb}\`` + (best === undefined ? "" : `: did you mean \`${best}\`?`) +
-      ` (see \`${verb} --help\`)`
-  }
-  if (helpRequested(words) !== undefined || beforeDashes(words).some((w) => w === "--version" || w === "-V")) {
-    return undefined
-  }
-  return missing(current, words.slice(i))
-}
