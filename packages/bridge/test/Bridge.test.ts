@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { PassThrough } from "node:stream"
+import { waitFor } from "./E2E.js"
 import { ME } from "./Harness.js"
 
 const tempDir = Effect.acquireRelease(
@@ -42,7 +43,7 @@ describe("Bridge startup (SPEC §4.1)", () => {
           params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } }
         }) + "\n"
       )
-      for (let i = 0; i < 300 && !text.includes("\n"); i++) yield* Effect.sleep(10)
+      yield* waitFor(() => text.includes("\n"), "the initialize reply", 5_000)
       stdin.end()
       yield* Fiber.join(fiber).pipe(Effect.timeoutFail({ duration: 2000, onTimeout: () => "did not stop" }))
       const reply = JSON.parse(text.slice(0, text.indexOf("\n"))) as { result: { instructions: string } }
@@ -156,12 +157,14 @@ describe("Bridge startup (SPEC §4.1)", () => {
         params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } }
       })
       send({ jsonrpc: "2.0", method: "notifications/initialized" })
-      for (let i = 0; i < 200 && !lines.some((l) => l["method"] === "notifications/tools/list_changed"); i++) {
-        yield* Effect.sleep(10)
-      }
+      yield* waitFor(
+        () => lines.some((l) => l["method"] === "notifications/tools/list_changed"),
+        "list_changed after the admin link",
+        5_000
+      )
       send({ jsonrpc: "2.0", id: 2, method: "tools/list" })
       send({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { arguments: {} } })
-      for (let i = 0; i < 200 && !lines.some((l) => l["id"] === 3); i++) yield* Effect.sleep(10)
+      yield* waitFor(() => lines.some((l) => l["id"] === 3), "the reply to request 3", 5_000)
       const init = lines.find((l) => l["id"] === 1)!["result"] as Record<string, unknown>
       assert.strictEqual(init["protocolVersion"], "2025-06-18")
       assert.deepStrictEqual(dialed, ["ws://fake.test as myproj (bridge)"])

@@ -5,7 +5,7 @@ import { Connection, Identity, LocalConfig } from "@conclave/client"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import type { Notification } from "@modelcontextprotocol/sdk/types.js"
-import { Effect, type Scope } from "effect"
+import { Duration, Effect, Option, Schedule, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -32,15 +32,30 @@ const childEnv = (): NodeJS.ProcessEnv => {
   return env
 }
 
-/** Poll `cond` every 20 ms for up to `ms`; fail with `what`. */
+/**
+ * Run `check` every `every` ms until it gives a value, for at most `ms` ms on the clock, then die
+ * naming `what` (and what `detail` says of the last state). The one bounded wait of these tests.
+ */
+export const eventually = <A>(
+  what: string,
+  check: Effect.Effect<Option.Option<A>>,
+  options: { readonly ms?: number; readonly every?: number; readonly detail?: () => string } = {}
+): Effect.Effect<A> => {
+  const ms = options.ms ?? 10_000
+  return check.pipe(
+    Effect.flatMap(Option.match({ onNone: () => Effect.fail("not yet" as const), onSome: Effect.succeed })),
+    Effect.retry(Schedule.spaced(Duration.millis(options.every ?? 20))),
+    Effect.timeoutFail({ duration: Duration.millis(ms), onTimeout: () => "timed out" as const }),
+    Effect.orDieWith(() => {
+      const detail = options.detail?.()
+      return new Error(`timed out after ${ms} ms waiting for: ${what}${detail === undefined ? "" : `\n${detail}`}`)
+    })
+  )
+}
+
+/** `eventually` for a plain condition. */
 export const waitFor = (cond: () => boolean, what: string, ms = 10_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + ms
-    while (!cond()) {
-      if (Date.now() > deadline) return yield* Effect.dieMessage(`timed out after ${ms} ms waiting for: ${what}`)
-      yield* Effect.sleep(20)
-    }
-  })
+  eventually(what, Effect.sync(() => (cond() ? Option.some(true) : Option.none())), { ms }).pipe(Effect.asVoid)
 
 export interface ServerProcess {
   readonly url: string
@@ -229,15 +244,14 @@ export const callOk = (b: BridgeProcess, name: string, args: Record<string, unkn
   })
 
 /** Wait (bounded) until every link of the bridge is up, as `whoami` reports it. */
-export const eventuallyUp = (b: BridgeProcess, ms = 10_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + ms
-    for (;;) {
-      const text = (yield* b.call("whoami")).text
-      if (text.includes("; link up;") && !text.includes("; link down;")) return
-      if (Date.now() > deadline) {
-        return yield* Effect.dieMessage(`timed out after ${ms} ms waiting for links up:\n${text}`)
-      }
-      yield* Effect.sleep(20)
-    }
-  })
+export const eventuallyUp = (b: BridgeProcess, ms = 10_000) => {
+  let text = ""
+  return eventually(
+    "links up",
+    b.call("whoami").pipe(Effect.map((r) => {
+      text = r.text
+      return text.includes("; link up;") && !text.includes("; link down;") ? Option.some(true) : Option.none()
+    })),
+    { ms, detail: () => text }
+  ).pipe(Effect.asVoid)
+}

@@ -7,6 +7,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { type Notification, ResultSchema } from "@modelcontextprotocol/sdk/types.js"
 import { Effect, Fiber, Layer } from "effect"
 import { PassThrough } from "node:stream"
+import { waitFor } from "./E2E.js"
 import { S1 } from "./Harness.js"
 
 /** An SDK client connected in memory to a bridge MCP server over a dispatcher with one server. */
@@ -106,7 +107,7 @@ describe("Mcp", () => {
       yield* Effect.promise(() =>
         client.callTool({ name: "set_perm", arguments: { whisper: true, level: "converse" } })
       )
-      for (let i = 0; i < 50 && notifications.length < 3; i++) yield* Effect.sleep(10)
+      yield* waitFor(() => notifications.length >= 3, "the request, verdict and list_changed notifications", 5_000)
       const [req, verdict, changed] = notifications
       assert.strictEqual(req!.method, "notifications/claude/channel")
       assert.deepStrictEqual((req!.params as { meta: unknown }).meta, {
@@ -166,7 +167,7 @@ describe("Mcp", () => {
       stdin.write(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "initialize", params: {} }) + "\n")
       stdin.write("this is not json\n")
       stdin.write(JSON.stringify({ jsonrpc: "2.0", id: 3, method: "ping" }) + "\n")
-      for (let i = 0; i < 100 && replies.length < 3; i++) yield* Effect.sleep(10)
+      yield* waitFor(() => replies.length >= 3, "three replies", 5_000)
       const byId = (id: number) => replies.find((r) => r["id"] === id)!["result"] as Record<string, unknown>
       assert.strictEqual(byId(1)["protocolVersion"], "2031-01-01")
       assert.strictEqual(byId(2)["protocolVersion"], "2025-06-18")
@@ -229,7 +230,7 @@ describe("Mcp", () => {
       const huge = "x".repeat(1024 * 1024)
       for (let i = 0; i < 12; i++) stdin.write(huge)
       stdin.write("\n" + JSON.stringify({ jsonrpc: "2.0", id: 10, method: "ping" }) + "\n")
-      for (let i = 0; i < 200 && replies.length < 4; i++) yield* Effect.sleep(10)
+      yield* waitFor(() => replies.length >= 4, "four replies", 10_000)
       const byId = (id: number) => replies.find((r) => r["id"] === id)
       assert.deepStrictEqual(byId(7), { jsonrpc: "2.0", id: 7, error: { code: -32601, message: "method not found" } })
       assert.deepStrictEqual(byId(8), { jsonrpc: "2.0", id: 8, error: { code: -32601, message: "method not found" } })
@@ -257,11 +258,7 @@ describe("Mcp", () => {
       server.onerror = (e) => void errors.push(e.message)
       server.onclose = () => void (closed = true)
       yield* Effect.promise(() => server.connect(new StdioServerTransport(stdin, stdout)))
-      const until = (what: string, cond: () => boolean) =>
-        Effect.gen(function*() {
-          for (let i = 0; i < 500 && !cond(); i++) yield* Effect.sleep(10)
-          assert.isTrue(cond(), `timed out after 5 s waiting for: ${what}`)
-        })
+      const until = (what: string, cond: () => boolean) => waitFor(cond, what, 5_000)
       const replies: Array<string> = []
       stdout.on("data", (b: Buffer) => void replies.push(b.toString("utf8")))
       stdin.write("{\"id\":7,\"method\":\"tools/call\",\"params\":{\"arguments\":{}}}\n")

@@ -1,7 +1,7 @@
 // Real processes: restart recovery, same-server dedupe, defaulted-handle rename, loop guard, exit.
 import { LocalConfig } from "@conclave/client"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -10,6 +10,7 @@ import {
   BIN,
   callOk,
   connectAs,
+  eventually,
   killProcess,
   post,
   register,
@@ -126,30 +127,33 @@ describe("bridge e2e: links", () => {
       const two = yield* startBridge({ configDir: dir, cwd })
       const handleOf = (b: typeof one) =>
         b.call("whoami").pipe(Effect.map((r) => /^Handle: (\S+)/.exec(r.text)?.[1] ?? ""))
-      let h1 = ""
-      let h2 = ""
-      const deadline = Date.now() + 30_000
-      while (Date.now() < deadline) {
-        h1 = yield* handleOf(one)
-        h2 = yield* handleOf(two)
-        if (h1 !== h2) break
-        yield* Effect.sleep(200)
-      }
-      assert.notStrictEqual(h1, h2)
-      assert.sameMembers([h1, h2].map((h) => h.replace(/-\d+$/, "")), ["proj", "proj"])
+      const [h1, h2] = yield* eventually(
+        "the two bridges to hold distinct handles",
+        Effect.zipWith(handleOf(one), handleOf(two), (a, b) =>
+          a !== b && a !== "" && b !== "" ? Option.some([a, b] as const) : Option.none()),
+        { ms: 30_000, every: 200 }
+      )
+      assert.sameMembers(
+        [h1, h2].map((h) =>
+          h.replace(/-\d+$/, "")
+        ),
+        ["proj", "proj"]
+      )
       const renamed = [...one.channel(), ...two.channel()].find((n) => n.content.includes("reconnecting as"))
       assert.isDefined(renamed)
       assert.include(renamed!.content, "--as")
       // both end up online under their own names
-      yield* waitFor(() => true, "")
       let who = ""
-      for (let i = 0; i < 100; i++) {
-        who = (yield* one.call("who")).text
-        if (who.includes(`aaron/workstation/${h1}`) && who.includes(`aaron/workstation/${h2}`)) break
-        yield* Effect.sleep(200)
-      }
-      assert.include(who, `aaron/workstation/${h1}`)
-      assert.include(who, `aaron/workstation/${h2}`)
+      yield* eventually(
+        `both ${h1} and ${h2} online`,
+        one.call("who").pipe(Effect.map((r) => {
+          who = r.text
+          return who.includes(`aaron/workstation/${h1}`) && who.includes(`aaron/workstation/${h2}`)
+            ? Option.some(true)
+            : Option.none()
+        })),
+        { ms: 20_000, every: 200, detail: () => who }
+      )
     }).pipe(Effect.scoped), 60_000)
 
   it.live("D-12 the loop guard trips after the limit and resets on a human message", () =>
@@ -222,13 +226,15 @@ describe("bridge e2e: links", () => {
               if (proc.exitCode !== null) return resume(Effect.succeed(proc.exitCode))
               proc.once("exit", (code) => resume(Effect.succeed(code)))
             })
-            const started = Date.now()
-            if (stop === "stdin") proc.stdin.end()
-            else proc.kill(stop)
-            const code = yield* exited.pipe(
-              Effect.timeoutFail({ duration: 3000, onTimeout: () => `no exit (${stop})` })
+            const [elapsed, code] = yield* Effect.suspend(() => {
+              if (stop === "stdin") proc.stdin.end()
+              else proc.kill(stop)
+              return exited
+            }).pipe(
+              Effect.timeoutFail({ duration: 3000, onTimeout: () => `no exit (${stop}) within 3 s` }),
+              Effect.timed
             )
-            const took = Date.now() - started
+            const took = Duration.toMillis(elapsed)
             assert.strictEqual(code, 0, `${stop}: ${err}`)
             assert.isBelow(took, 1000, `${stop} took ${took} ms`)
             for (const line of out.split("\n").filter((l) => l.length > 0)) {

@@ -15,7 +15,7 @@ import * as Effect from "effect/Effect"
 import { CliError } from "./CliError.js"
 import * as Admin from "./commands/Admin.js"
 import { bridge } from "./commands/Bridge.js"
-import { makeCompletions } from "./commands/Completions.js"
+import { makeCompletions, withValues } from "./commands/Completions.js"
 import { consoleCommand } from "./commands/Console.js"
 import { demo } from "./commands/Demo.js"
 import { doctor } from "./commands/Doctor.js"
@@ -31,6 +31,7 @@ import { tail } from "./commands/Tail.js"
 import type { CommandNode } from "./CommandTree.js"
 import type { GlobalOptions } from "./GlobalOptions.js"
 import { type Output, stripAnsi } from "./Output.js"
+import * as Parsing from "./Parsing.js"
 import { VERSION } from "./Version.js"
 
 /** @since 0.1.0 @category constants */
@@ -51,13 +52,24 @@ const globalOptionsHelp = HelpDoc.blocks([
   ])
 ])
 
+/** A repeatable flag (`--admin USER[=PUBKEY]...`): zero or more, so shown as optional. */
+const REPEATED_OPTION = /(?<!\[)(--[a-z][a-z0-9-]* [A-Z][A-Z0-9_]*(?:\[[^\]\s]*\])?)\.\.\./g
+
+/** The usage line of a command, as the full command (`conclave perm set …`). */
+const usageText = <Name extends string, R, E, A>(
+  command: Command.Command<Name, R, E, A>,
+  path: ReadonlyArray<string>
+): string => {
+  const usage = stripAnsi(HelpDoc.toAnsiText(Usage.getHelp(Command.getUsage(command))).trim())
+  const prefix = ["conclave", ...path.slice(0, -1)].join(" ")
+  return (path.length === 0 ? usage : `${prefix} ${usage}`).replace(REPEATED_OPTION, "[$1]...")
+}
+
 const helpText = <Name extends string, R, E, A>(
   command: Command.Command<Name, R, E, A>,
   path: ReadonlyArray<string>
 ): string => {
-  const usage = HelpDoc.toAnsiText(Usage.getHelp(Command.getUsage(command))).trim()
-  const prefix = ["conclave", ...path.slice(0, -1)].join(" ")
-  const shownUsage = path.length === 0 ? usage : `${prefix} ${usage}`
+  const shownUsage = usageText(command, path)
   const body = HelpDoc.toAnsiText(Command.getHelp(command, CliConfig.make({ showBuiltIns: false })))
   return stripAnsi(`USAGE\n\n$ ${shownUsage}\n\n${body}`)
     .replace(/[ \t]+$/gm, "")
@@ -73,16 +85,26 @@ const node = <Name extends string, R, E, A>(
   command: Command.Command<Name, R, E, A>,
   path: ReadonlyArray<string>,
   children: ReadonlyArray<CommandNode> = []
-): CommandNode => ({ path, help: () => helpText(command, path), children })
+): CommandNode => {
+  const made: CommandNode = { path, help: () => helpText(command, path), children }
+  usages.set(made, () => usageText(command, path))
+  return made
+}
+
+/** Each node's usage line alone (cheaper than its help: parse checks and completions need only it). */
+const usages = new WeakMap<CommandNode, () => string>()
+const usageOf = (node: CommandNode): string => usages.get(node)?.() ?? /^\$ (.*)$/m.exec(node.help())?.[1] ?? ""
 
 const skill = makeSkill(() => tree)
 
 const completions = makeCompletions((shell) =>
-  shell === "bash"
+  (shell === "bash"
     ? Command.getBashCompletions(root, "conclave")
     : shell === "zsh"
     ? Command.getZshCompletions(root, "conclave")
-    : Command.getFishCompletions(root, "conclave")
+    : Command.getFishCompletions(root, "conclave")).pipe(
+      Effect.map((lines) => withValues(shell, lines.join("\n"), Parsing.valueFlags(spec())).split("\n"))
+    )
 )
 
 let runHelp: (
@@ -104,12 +126,10 @@ const rootOptions = {
   verbose: Options.boolean("verbose").pipe(Options.withAlias("v"), Options.withDescription("Debug logging on stderr."))
 }
 
-let rootHelp: () => HelpDoc.HelpDoc = () => HelpDoc.empty
-
 const rootBase = Command.make(
   "conclave",
   rootOptions,
-  () => Console.log(HelpDoc.toAnsiText(HelpDoc.blocks([rootHelp(), globalOptionsHelp])))
+  () => Console.log(helpOf(tree))
 ).pipe(
   Command.withDescription(
     "Discord for AI agents: channels, whispers and presence for Claude Code sessions. Run `conclave <command> --help` for details."
@@ -154,8 +174,6 @@ export const root = rootBase.pipe(
     help
   ])
 )
-
-rootHelp = () => Command.getHelp(root, CliConfig.defaultConfig)
 
 /**
  * The command tree, depth-first in definition order (the skill's command reference).
@@ -228,13 +246,54 @@ export const tree: CommandNode = node(root, [], [
   node(setup, ["setup"])
 ])
 
+const runParsed = Command.run(root, { name: "conclave", version: VERSION, footer: globalOptionsHelp })
+
+/** The text of the global options, shown under every help. */
+const globalOptionsText = () => stripAnsi(HelpDoc.toAnsiText(globalOptionsHelp)).replace(/[ \t]+$/gm, "").trim()
+
+const spec = (): Parsing.Spec => ({ tree, usageOf, globalOptions: globalOptionsText(), version: VERSION })
+
 /**
- * Parse and run `argv` (`[node, script, ...args]`, global options already removed).
+ * The help of one node, trimmed to what matters (see `Parsing.helpOf`).
+ *
+ * @since 0.1.0
+ * @category help
+ */
+export const helpOf = (node: CommandNode): string => Parsing.helpOf(spec(), node)
+
+/**
+ * The help to print for these words (`-h`/`--help` anywhere before `--`), if any.
+ *
+ * @since 0.1.0
+ * @category help
+ */
+export const helpRequested = (words: ReadonlyArray<string>): string | undefined => Parsing.helpRequested(spec(), words)
+
+/**
+ * A did-you-mean for an unknown verb or flag, or what a missing argument or flag value takes;
+ * `undefined` when the words look right and parsing should go on (issue 23, item 6).
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const suggest = (words: ReadonlyArray<string>): string | undefined => Parsing.suggest(spec(), words)
+
+/**
+ * Parse and run `argv` (`[node, script, ...args]`, global options already removed). `--help`
+ * prints this CLI's trimmed help instead of the library's.
  *
  * @since 0.1.0
  * @category running
  */
-export const run = Command.run(root, { name: "conclave", version: VERSION, footer: globalOptionsHelp })
+export const run = (argv: ReadonlyArray<string>) => {
+  const words = argv.slice(2)
+  const help = helpRequested(words)
+  if (help !== undefined) return Console.log(help)
+  // The library's `--completions SHELL` on any verb: the same script as `conclave completions SHELL`.
+  const at = Parsing.beforeDashes(words).indexOf("--completions")
+  const shell = at < 0 ? undefined : words[at + 1]
+  return runParsed(shell === undefined ? argv : [...argv.slice(0, 2), "completions", shell])
+}
 
 /** The tree node at `words` (a command path), if there is one. */
 const find = (words: ReadonlyArray<string>): CommandNode | undefined => {
@@ -248,76 +307,4 @@ runHelp = (words) =>
     ? Effect.fail(
       new CliError({ message: `unknown command \`${words.join(" ")}\` (see \`conclave --help\`)` })
     )
-    : run(["node", "conclave", ...words, "--help"]).pipe(Effect.ignore)
-
-const distance = (a: string, b: string): number => {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]!
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j]!
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
-      previous = current
-    }
-  }
-  return row[b.length]!
-}
-
-/** The closest candidate within two edits (or one that starts with `word`), if any. */
-const closest = (word: string, candidates: ReadonlyArray<string>): string | undefined => {
-  let best: string | undefined
-  let bestDistance = Infinity
-  for (const c of candidates) {
-    const d = c.startsWith(word) && word.length >= 2 ? 0.5 : distance(word, c)
-    if (d < bestDistance) {
-      best = c
-      bestDistance = d
-    }
-  }
-  return bestDistance <= Math.max(1, Math.min(2, Math.floor(word.length / 3))) ? best : undefined
-}
-
-/** Options every command accepts (@effect/cli built-ins and the global options). */
-const BUILT_IN_FLAGS = ["--help", "--wizard", "--completions", "--log-level", "--version", "--config-dir", "--verbose"]
-
-/**
- * A did-you-mean for an unknown verb (at any depth) or an unknown flag of the verb, scoped to the
- * sub-verb (issue 23, item 6); `undefined` when the words look right and parsing should go on.
- *
- * @since 0.1.0
- * @category parsing
- */
-export const suggest = (words: ReadonlyArray<string>): string | undefined => {
-  let current: CommandNode = tree
-  let i = 0
-  while (current.children.length > 0 && i < words.length) {
-    const word = words[i]!
-    if (word.startsWith("-")) break
-    const names = current.children.map((c) => c.path[c.path.length - 1]!)
-    const child = current.children.find((c) => c.path[c.path.length - 1] === word)
-    if (child === undefined) {
-      if (word === "help") return undefined
-      const here = ["conclave", ...current.path].join(" ")
-      const best = closest(word, names)
-      return `unknown command \`${[...current.path, word].join(" ")}\`` +
-        (best === undefined ? "" : `: did you mean \`${here} ${best}\`?`) +
-        ` (${current.path.length === 0 ? "commands" : `subcommands of \`${here}\``}: ${names.join(", ")})`
-    }
-    current = child
-    i += 1
-  }
-  if (current.children.length > 0) return undefined
-  const flags = [...new Set([...current.help().matchAll(/--[a-z][a-z0-9-]*/g)].map((m) => m[0]))]
-  for (const word of words.slice(i)) {
-    if (word === "--") break
-    if (!word.startsWith("--")) continue
-    const name = word.split("=")[0]!
-    if (flags.includes(name) || BUILT_IN_FLAGS.includes(name)) continue
-    const verb = ["conclave", ...current.path].join(" ")
-    const best = closest(name, flags)
-    return `unknown flag \`${name}\` for \`${verb}\`` + (best === undefined ? "" : `: did you mean \`${best}\`?`) +
-      ` (see \`${verb} --help\`)`
-  }
-  return undefined
-}
+    : Console.log(helpOf(find(words)!))

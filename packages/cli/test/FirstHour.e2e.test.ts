@@ -2,11 +2,11 @@
 // with a message that names the fix, in bounded time.
 import { Connection, Identity } from "@conclave/client"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit } from "effect"
+import { Deferred, Duration, Effect, Exit, Option } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { type WebSocket, WebSocketServer } from "ws"
-import { assertBuilt, cli, fileTempDir, ko, ok, spawnCli, startServer } from "./support/Harness.js"
+import { assertBuilt, cli, eventually, fileTempDir, ko, ok, spawnCli, startServer } from "./support/Harness.js"
 
 assertBuilt()
 
@@ -22,11 +22,12 @@ const freshDir = (name: string) => {
 describe("issue 23, item 1: start-up failures end at once with a message", { timeout: 60_000 }, () => {
   it.scopedLive("--data-dir under /proc exits non-zero within seconds and names the fix", () =>
     Effect.gen(function*() {
-      const started = Date.now()
-      const r = yield* cli(["serve", "--data-dir", "/proc/nope", "--bind", "127.0.0.1:0"], { timeoutMs: 10_000 })
+      const [took, r] = yield* Effect.timed(
+        cli(["serve", "--data-dir", "/proc/nope", "--bind", "127.0.0.1:0"], { timeoutMs: 10_000 })
+      )
       assert.notStrictEqual(r.code, 0, r.stderr)
       assert.notStrictEqual(r.code, -1, "killed by the test timeout")
-      assert.isBelow(Date.now() - started, 8_000)
+      assert.isBelow(Duration.toMillis(took), 8_000)
       assert.include(r.stderr, "cannot create data directory `/proc/nope`")
       assert.include(r.stderr, "--ephemeral")
     }))
@@ -52,9 +53,10 @@ describe("issue 23, item 1: start-up failures end at once with a message", { tim
         env: { CONCLAVE_LOG_FORMAT: "json" }
       })
       // Wait until it listens: its stderr says so.
-      const deadline = Date.now() + 15_000
-      while (!serve.stderr().includes("listening") && Date.now() < deadline) yield* Effect.sleep("50 millis")
-      assert.include(serve.stderr(), "listening")
+      yield* eventually(
+        "`listening` on the server's stderr",
+        Effect.sync(() => serve.stderr().includes("listening") ? Option.some(true) : Option.none())
+      )
       serve.child.kill("SIGTERM")
       const code = yield* serve.exit.pipe(Effect.timeout("10 seconds"))
       assert.strictEqual(code, 0)
@@ -190,7 +192,33 @@ describe("issue 23, item 7: channel names and levels", { timeout: 60_000 }, () =
       assert.include(set.stderr, "no registration for ws://127.0.0.1:9")
       const known = yield* ok(["perm", "set", "act", "--server", server.url, "--channel", "ops2"], { configDir: erin })
       assert.notInclude(known.stderr, "no registration")
+      assert.notInclude(known.stderr, "lists no channel")
+      assert.notInclude(known.stderr, "could not check")
       yield* server.stop
+    }))
+
+  it.scopedLive("perm set warns about a channel the server does not list, or cannot be asked about", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const erin = freshDir("erin-perm")
+      yield* ok(["register", "--server", server.url, "--username", "erin", "--machine", "box"], { configDir: erin })
+      // An unknown channel on a registered server: a warning with the fix; the level is still set.
+      const typo = yield* ok(["perm", "set", "notify", "--server", server.url, "--channel", "#opz"], {
+        configDir: erin
+      })
+      assert.include(typo.stderr, `warning: ${server.url} lists no channel #opz`)
+      assert.include(typo.stderr, `conclave channel list --server ${server.url}`)
+      assert.include(typo.stdout, `#opz on ${server.url} set to notify`)
+      const shown = yield* ok(["perm", "show"], { configDir: erin })
+      assert.include(shown.stdout, `${server.url} opz -> notify`)
+
+      // The server cannot be asked: said, and the level is recorded anyway.
+      yield* server.stop
+      const down = yield* ok(["perm", "set", "converse", "--server", server.url, "--channel", "ops2"], {
+        configDir: erin
+      })
+      assert.include(down.stderr, `warning: could not check that #ops2 exists on ${server.url}`)
+      assert.include(down.stdout, `#ops2 on ${server.url} set to converse`)
     }))
 })
 

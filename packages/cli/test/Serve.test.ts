@@ -2,7 +2,7 @@
 // and talk to it with a raw WebSocket client.
 import { Auth, Base64Url, Codec, type Frames } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Exit, Queue, type Scope } from "effect"
+import { Deferred, Duration, Effect, Either, Exit, Queue, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
@@ -87,12 +87,12 @@ const runServe = (args: ReadonlyArray<string>, env: Record<string, string> = {})
     const child = spawn(process.execPath, [BIN, "serve", ...args], { env: baseEnv(env), stdio: "pipe" })
     let stderr = ""
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()))
-    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000)
-    child.on("exit", (code) => {
-      clearTimeout(timer)
-      resume(Effect.succeed({ code, stderr }))
-    })
-  })
+    child.on("exit", (code) => resume(Effect.succeed({ code, stderr })))
+    return Effect.sync(() => child.kill("SIGKILL"))
+  }).pipe(
+    Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => `serve ${args.join(" ")} did not exit within 15 s` }),
+    Effect.orDie
+  )
 
 interface Raw {
   readonly ws: WebSocket
@@ -315,13 +315,14 @@ describe("conclave serve", () => {
         )
       )
       const c = yield* login(serve.url, identity(), "s", "aaron")
-      const started = Date.now()
-      serve.child.kill("SIGTERM")
-      assert.deepStrictEqual(yield* c.next, { type: "shutdown", reason: "server shutting down" })
-      assert.strictEqual(yield* c.closed, 1001)
-      const exit = yield* serve.exited
+      const [took, exit] = yield* Effect.timed(Effect.gen(function*() {
+        serve.child.kill("SIGTERM")
+        assert.deepStrictEqual(yield* c.next, { type: "shutdown", reason: "server shutting down" })
+        assert.strictEqual(yield* c.closed, 1001)
+        return yield* serve.exited
+      }))
       assert.strictEqual(exit.code, 0)
-      assert.isBelow(Date.now() - started, 5_000)
+      assert.isBelow(Duration.toMillis(took), 5_000)
       assert.isTrue(serve.lines.some((l) => l.message === "shutdown signal received"))
     }))
 
@@ -411,5 +412,5 @@ describe("conclave serve", () => {
       const down = yield* runServe(["--bind", "127.0.0.1:0", "--store", "postgres://postgres@127.0.0.1:9/none"])
       assert.notStrictEqual(down.code, 0)
       assert.notInclude(down.stderr, "postgres@", "the URL's credentials are not printed")
-    }))
+    }), 120_000)
 })

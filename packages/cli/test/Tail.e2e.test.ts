@@ -7,7 +7,7 @@ import { Effect, Option } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { assertBuilt, fileTempDir, spawnCli, startServer } from "./support/Harness.js"
-import { ok } from "./support/InProcess.js"
+import { ko, ok } from "./support/InProcess.js"
 
 assertBuilt()
 
@@ -99,6 +99,83 @@ describe("conclave tail", { timeout: 60_000 }, () => {
       assert.strictEqual(live.text, "and now live")
       assert.strictEqual(live.history, false)
       assert.isAbove(live.seq, backlog.seq)
+    }))
+
+  it.scopedLive(
+    "issue 23, item 8: --details marks history, origin and replies; --utc and --timestamps (local) prefix the time",
+    () =>
+      Effect.gen(function*() {
+        const { aaron, server } = yield* env
+        yield* ok(["channel", "create", "--server", server.url, "stamps"], { configDir: aaron })
+        yield* send(server.url, aaron, "a question", "stamps")
+        const identity = yield* Identity.load(aaron).pipe(Effect.orDie)
+        const agent = yield* Connection.connect({ url: server.url, handle: "agent", client: "bridge", identity }).pipe(
+          Effect.orDie
+        )
+        yield* agent.request({ type: "join", channel: "stamps", token: null }).pipe(Effect.orDie)
+        const history = yield* agent.request({ type: "read_since", channel: "stamps", since_seq: 0, since_ms: null })
+          .pipe(Effect.orDie)
+        const question = history.type === "history" ? history.messages[0]! : assert.fail(JSON.stringify(history))
+        yield* agent.request({
+          type: "channel_msg",
+          channel: "stamps",
+          payload: { kind: "plain", text: "an answer" },
+          reply_to: question.seq
+        }).pipe(Effect.orDie)
+
+        const utc = yield* spawnCli(
+          ["tail", "--server", server.url, "--channel", "stamps", "--since", "1h", "--details", "--utc"],
+          { configDir: aaron }
+        )
+        yield* utc.nextLine("the ready line")
+        const stamp = "(\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ)"
+        const first = yield* utc.nextLine("the question, replayed")
+        const matched = new RegExp(
+          `^${stamp} \\[stamps\\] #${question.seq} aaron/workstation/cli-\\d+ \\(human\\) \\[history\\]: a question$`
+        )
+          .exec(first)
+        assert.isNotNull(matched, first)
+        // The time of a replayed line is when it was posted.
+        assert.strictEqual(Date.parse(matched![1]!), Math.floor(question.ts_ms / 1000) * 1000)
+        assert.match(
+          yield* utc.nextLine("the answer, replayed"),
+          new RegExp(
+            `^${stamp} \\[stamps\\] #\\d+ aaron/workstation/agent \\(agent\\) ↪ #${question.seq} \\[history\\]: an answer$`
+          )
+        )
+        yield* send(server.url, aaron, "live now", "stamps")
+        assert.match(
+          yield* utc.nextLine("the live line"),
+          new RegExp(`^${stamp} \\[stamps\\] #\\d+ aaron/workstation/cli-\\d+ \\(human\\): live now$`)
+        )
+
+        // Local time, here UTC+05:30 (no daylight saving), and SPEC's line after it.
+        const local = yield* spawnCli(
+          ["tail", "--server", server.url, "--channel", "stamps", "--since", "1h", "--timestamps"],
+          { configDir: aaron, env: { TZ: "Asia/Kolkata" } }
+        )
+        yield* local.nextLine("the ready line")
+        const shifted = new Date(Math.floor(question.ts_ms / 1000) * 1000 + 5.5 * 3600_000).toISOString()
+        const expected = `${shifted.slice(0, 10)} ${shifted.slice(11, 19)}`
+        const sender = /aaron\/workstation\/cli-\d+/.exec(first)![0]
+        assert.strictEqual(
+          yield* local.nextLine("the question, local time"),
+          `${expected} [stamps] ${sender}: a question`
+        )
+      })
+  )
+
+  it.scopedLive("the line flags refuse --json (bad input), before connecting", () =>
+    Effect.gen(function*() {
+      const { aaron } = yield* env
+      for (const flag of ["--timestamps", "--utc", "--details"]) {
+        const r = yield* ko(["tail", "--server", "ws://127.0.0.1:9", "--channel", "x", "--json", flag], {
+          configDir: aaron
+        })
+        assert.include(r.stderr, `\`${flag}\` shapes text lines`)
+        assert.include(r.stderr, "--json")
+        assert.notInclude(r.stderr, "connect")
+      }
     }))
 
   it.scopedLive("a rejected join exits 1 at once; a revoked key ends the stream with exit 1", () =>

@@ -32,7 +32,12 @@ const messageOf = (r: Result): string =>
 const namesFix = (message: string) =>
   /`conclave [^`]+`|did you mean|fix: |--ephemeral|use --username|expected /.test(message)
 
-const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ")
+/** A table cell: `|` escaped, one line, and `<` outside code spans as `&lt;` (else it reads as a tag). */
+const cell = (text: string) =>
+  text.replace(/\|/g, "\\|").replace(/\n/g, " ").split("`").map((part, i) =>
+    i % 2 === 0 ? part.replace(/</g, "&lt;") : part
+  )
+    .join("`")
 
 describe("the README quick start, one mistake per step", { timeout: 120_000 }, () => {
   it.scopedLive("every mistake ends with a message that names the fix (table in docs/CLI.md)", () =>
@@ -111,6 +116,18 @@ describe("the README quick start, one mistake per step", { timeout: 120_000 }, (
         "--channel",
         "lobby"
       ])
+      const noLevel = yield* mistake("4. let agents talk", "perm set without the level", [
+        "perm",
+        "set",
+        "--server",
+        U,
+        "--channel",
+        "lobby"
+      ])
+      assert.include(
+        noLevel.message,
+        "missing argument <LEVEL> for `conclave perm set`: one of mute, notify, converse, or act"
+      )
 
       // 5-7. Claude Code: doctor names the missing MCP entry.
       yield* mistake("5. register the bridge", "forgetting `claude mcp add` (found by `conclave doctor`)", ["doctor"])

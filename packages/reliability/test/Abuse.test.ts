@@ -4,7 +4,7 @@
  * many-headers CVE regression — each with the health probe running.
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber } from "effect"
+import { Duration, Effect, Fiber, Option, Schedule } from "effect"
 import * as Net from "node:net"
 import * as Embedded from "../src/Embedded.js"
 import * as HealthProbe from "../src/HealthProbe.js"
@@ -25,16 +25,15 @@ const httpGet = (port: number, path: string) =>
     }))
   )
 
-/** Wait until `pred` holds, bounded; returns the elapsed ms or Infinity. */
+/** Wait until `pred` holds (checked every 20 ms on the clock), bounded; the elapsed ms or Infinity. */
 const within = (ms: number, pred: () => boolean) =>
-  Effect.gen(function*() {
-    const t0 = performance.now()
-    while (!pred()) {
-      if (performance.now() - t0 > ms) return Infinity
-      yield* Effect.sleep("20 millis")
-    }
-    return performance.now() - t0
-  })
+  Effect.suspend(() => (pred() ? Effect.void : Effect.fail("not yet" as const))).pipe(
+    Effect.retry(Schedule.spaced("20 millis")),
+    Effect.timeoutOption(Duration.millis(ms)),
+    Effect.timed,
+    Effect.map(([took, done]) => (Option.isSome(done) ? Duration.toMillis(took) : Infinity)),
+    Effect.orDie
+  )
 
 describe("abuse", () => {
   it.live(

@@ -4,7 +4,8 @@
  */
 import { Codec, Validate } from "@conclave/protocol"
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Effect, Either, Option } from "effect"
+import { Duration, Effect, Either, Option } from "effect"
+import * as Fs from "node:fs"
 import * as Embedded from "../src/Embedded.js"
 import * as HealthProbe from "../src/HealthProbe.js"
 import * as JsonFuzz from "../src/JsonFuzz.js"
@@ -19,22 +20,50 @@ const rows: Array<Report.Row> = []
 const notes: Array<string> = []
 const MAX_FRAME = 64 * 1024
 
-/** Poll a raw connection for the server's close frame (or the socket ending), bounded. */
+/**
+ * Wait for the server's close frame (or the socket ending), bounded: woken by each chunk the server
+ * sends and by the socket's end, never by a timer. `ms` is how long it took.
+ */
 const awaitClose = (conn: RawWs.RawConn, withinMs: number) =>
-  Effect.gen(function*() {
-    const t0 = performance.now()
-    let ended = false
-    void conn.ended.then(() => {
-      ended = true
-    })
-    for (;;) {
-      const code = RawWs.closeCodeIn(conn.received())
-      if (code !== undefined) return { code, ms: performance.now() - t0 }
-      if (ended) return { code: undefined, ms: performance.now() - t0 }
-      if (performance.now() - t0 > withinMs) return { code: undefined, ms: Infinity }
-      yield* Effect.sleep("5 millis")
+  Effect.async<number | undefined>((resume) => {
+    let done = false
+    const finish = (code: number | undefined) => {
+      if (done) return
+      done = true
+      conn.socket.off("data", onData)
+      resume(Effect.succeed(code))
     }
-  })
+    // RawWs's own listener (registered first) has appended the chunk by the time this one runs.
+    const onData = () => {
+      const code = RawWs.closeCodeIn(conn.received())
+      if (code !== undefined) finish(code)
+    }
+    conn.socket.on("data", onData)
+    void conn.ended.then(() => finish(RawWs.closeCodeIn(conn.received())))
+    onData()
+    return Effect.sync(() => {
+      done = true
+      conn.socket.off("data", onData)
+    })
+  }).pipe(
+    Effect.timeoutOption(withinMs),
+    Effect.timed,
+    Effect.map(([took, got]) =>
+      Option.isNone(got)
+        ? { code: undefined, ms: Infinity }
+        : { code: got.value, ms: Duration.toMillis(took) }
+    )
+  )
+
+/** Sockets open in this process (server and clients both live here). */
+const ownSockets = () =>
+  Fs.readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      return Fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith("socket:")
+    } catch {
+      return false
+    }
+  }).length
 
 const signed = (n: number) => (n < 0 ? `${n}` : `+${n}`)
 
@@ -103,6 +132,7 @@ describe("bad input", () => {
         const n = Profile.count(50, 1_000)
         global.gc?.()
         const rss0 = process.memoryUsage().rss
+        const sockets0 = ownSockets()
         const conns = yield* Effect.forEach(range(n), () => RawWs.upgrade(server.port), { concurrency: 50 })
         // Every connection declares maxPayload+1 and starts streaming the body, concurrently.
         for (const conn of conns) {
@@ -113,7 +143,14 @@ describe("bad input", () => {
         const peak = process.memoryUsage().rss
         for (const conn of conns) conn.socket.destroy()
         const bad = results.filter((r) => r.code !== 1009).length
-        yield* Effect.sleep("300 millis")
+        // The server has let go of every socket (the process's sockets are back to where they were)
+        // before the "after" figure is taken.
+        yield* Wire.eventually(
+          `the server to close the ${n} oversized connections (sockets back to ${sockets0})`,
+          Effect.sync(() => (ownSockets() <= sockets0 ? Option.some(true) : Option.none())),
+          "15 seconds",
+          "20 millis"
+        )
         global.gc?.()
         const rss1 = process.memoryUsage().rss
         const result = yield* probe.stop

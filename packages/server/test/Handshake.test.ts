@@ -1,6 +1,6 @@
 import { Auth, Base64Url, Limits } from "@conclave/protocol"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Duration, Effect } from "effect"
+import { Duration, Effect, TestClock, TestServices } from "effect"
 import { errorOf, expectType } from "./support/Assert.js"
 import { connect, dial, handshake, newIdentity, register } from "./support/TestClient.js"
 import { startServer as start } from "./support/TestServer.js"
@@ -285,24 +285,36 @@ for (const store of ["file", "memory"] as const) {
         yield* c.closed
       }))
 
-    it.scopedLive("each pending handshake gets its own deadline; a finished one is not cut by it", () =>
+    // Time is the subject: the server's deadlines run on the TestClock, the clients' own waits on the
+    // real clock (bounded, with their failure messages).
+    it.scoped("each pending handshake gets its own deadline; a finished one is not cut by it", () =>
       Effect.gen(function*() {
+        const live = TestServices.provideLive
         const { url } = yield* startServer({ handshakeTimeout: Duration.millis(400) })
-        const session = yield* register(url, "aaron")
-        const early = yield* dial(url)
-        yield* early.send({ type: "hello", protocol_version: 1, session: "s", host: null, client: "cli" })
-        assert.strictEqual((yield* early.next()).type, "challenge")
-        yield* Effect.sleep("200 millis")
-        const late = yield* dial(url)
-        const lateStart = yield* Clock.currentTimeMillis
-        assert.deepStrictEqual(errorOf(yield* early.next()), { kind: "unauthorized", message: "handshake timed out" })
-        yield* early.closed
-        // Armed 200 ms later, so still running when the first one expired.
-        assert.isFalse(late.isClosed())
-        assert.deepStrictEqual(errorOf(yield* late.next()), { kind: "unauthorized", message: "handshake timed out" })
-        assert.isAtLeast((yield* Clock.currentTimeMillis) - lateStart, 300)
+        const session = yield* live(register(url, "aaron"))
+        const early = yield* live(dial(url))
+        yield* live(early.send({ type: "hello", protocol_version: 1, session: "s", host: null, client: "cli" }))
+        assert.strictEqual((yield* live(early.next())).type, "challenge")
+        yield* TestClock.adjust("200 millis")
+        // Armed 200 ms after the first one (the server arms it when it takes the connection).
+        const late = yield* live(dial(url))
+        yield* TestClock.adjust("200 millis")
+        assert.deepStrictEqual(errorOf(yield* live(early.next())), {
+          kind: "unauthorized",
+          message: "handshake timed out"
+        })
+        yield* live(early.closed)
+        // Still running when the first one expired: it answers its hello.
+        yield* live(late.send({ type: "hello", protocol_version: 1, session: "s", host: null, client: "cli" }))
+        assert.strictEqual((yield* live(late.next())).type, "challenge")
+        yield* TestClock.adjust("200 millis")
+        assert.deepStrictEqual(errorOf(yield* live(late.next())), {
+          kind: "unauthorized",
+          message: "handshake timed out"
+        })
+        yield* live(late.closed)
         // Established before any of these deadlines: still served after all of them.
-        assert.strictEqual((yield* session.request({ type: "who", channel: null })).type, "presence")
+        assert.strictEqual((yield* live(session.request({ type: "who", channel: null }))).type, "presence")
         assert.isFalse(session.isClosed())
       }))
 

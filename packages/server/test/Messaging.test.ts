@@ -46,7 +46,7 @@ describe("Messaging", () => {
           reply_to: null
         })
       }
-      yield* a.expectSilence("150 millis")
+      yield* a.expectNothingQueued()
       // a reply from a cli client is human-origin and carries reply_to
       const reply = expectType(yield* post(b, "lobby", "ok", { reply_to: ack.seq }), "ack")
       const seen = expectType(yield* a.nextOther(), "channel_msg")
@@ -72,7 +72,7 @@ describe("Messaging", () => {
         payload: plain("psst"),
         origin: "agent"
       })
-      yield* c.expectSilence("200 millis")
+      yield* c.expectNothingQueued()
       const ghost = { user: "ghost", machine: "box", session: "sess" }
       assert.deepStrictEqual(errorOf(yield* a.request({ type: "whisper", target: ghost, payload: plain("x") })), {
         kind: "not_found",
@@ -252,7 +252,7 @@ describe("Messaging", () => {
         errorOf(yield* a.request({ type: "whisper", target: b.path, payload: plain("x".repeat(11)) })).kind,
         "too_large"
       )
-      yield* b.expectSilence("150 millis")
+      yield* b.expectNothingQueued()
       const history = expectType(yield* a.request({ type: "read_since", channel: "lobby", since_seq: 0 }), "history")
       assert.deepStrictEqual(history.messages, [])
       expectType(yield* post(a, "lobby", "x".repeat(10)), "ack")
@@ -307,7 +307,7 @@ describe("Messaging", () => {
         kind: "internal",
         message: "storage failure during append message"
       })
-      yield* b.expectSilence("150 millis")
+      yield* b.expectNothingQueued()
       expectType(yield* a.request({ type: "ping" }), "pong")
     }))
 })

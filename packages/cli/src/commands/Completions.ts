@@ -13,6 +13,129 @@ import * as Output from "../Output.js"
 /** @since 0.1.0 @category models */
 export type Shell = "bash" | "zsh" | "fish"
 
+/** Values a placeholder completes to (issue 23, item 6). @since 0.1.0 @category completions */
+export const VALUES: Readonly<Record<string, ReadonlyArray<string>>> = {
+  LEVEL: ["mute", "notify", "converse", "act"],
+  VISIBILITY: ["public", "unlisted", "private"],
+  SHELL: ["bash", "zsh", "fish"]
+}
+
+/** Registered servers, from `conclave server list` (`<url>\t<user>/<machine>` lines). */
+const SERVERS_SH = "conclave server list 2>/dev/null | cut -f1 | grep '://'"
+/** Channels this machine has levels for (joined with `--perm`, or `perm set`): `perm show`'s second column. */
+const CHANNELS_SH = "conclave perm show 2>/dev/null | awk 'NR > 1 && $2 != \"<whisper>\" { print $2 }' | sort -u"
+
+/** Positional arguments that complete values: the command's words and the placeholder. */
+const POSITIONAL: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+  [["perm", "set"], "LEVEL"],
+  [["completions"], "SHELL"],
+  [["join"], "CHANNEL"],
+  [["who"], "CHANNEL"]
+]
+
+const shellWords = (placeholder: string) => {
+  const fixed = VALUES[placeholder]
+  if (fixed !== undefined) return fixed.join(" ")
+  if (placeholder === "SERVER") return `$(${SERVERS_SH})`
+  if (placeholder === "CHANNEL") return `$(${CHANNELS_SH})`
+  return undefined
+}
+
+/**
+ * Teach a generated script to complete values: levels, visibilities and shells, the registered
+ * servers after `--server`, and after `--channel` the channels this machine has levels for; and
+ * drop `--wizard` (there is none). `valueFlags` maps each flag that takes a value to its placeholder.
+ *
+ * @since 0.1.0
+ * @category completions
+ */
+export const withValues = (shell: Shell, script: string, valueFlags: ReadonlyMap<string, string>): string => {
+  // `--server` completes the registered servers and `--channel` the channels with levels; other
+  // flags by their placeholder (LEVEL, VISIBILITY).
+  const flagPlaceholder = (flag: string) =>
+    flag === "--channel" ? "CHANNEL" : flag === "--server" ? "SERVER" : valueFlags.get(flag)
+  if (shell === "bash") {
+    const withoutWizard = script.replace(/ --wizard\b/g, "").replace(
+      // The generated loop matches `${cmd},${word}` against `conclave,perm,set`, which never equals
+      // `conclave__perm,set` (and `set__visibility` is typed `set-visibility`): subcommands of
+      // subcommands were never found. Match what the loop builds.
+      /^( +)(conclave(?:,[a-z0-9_]+){2,})\)$/gm,
+      (_, indent: string, pattern: string) => {
+        const parts = pattern.split(",")
+        return `${indent}${parts.slice(0, -1).join("__")},${parts[parts.length - 1]!.replace(/__/g, "-")})`
+      }
+    )
+    const flagCases = [...valueFlags.keys()].flatMap((flag) => {
+      const words = shellWords(flagPlaceholder(flag)!)
+      return words === undefined ? [] : [`        ${flag}) _cv="${words}" ;;`]
+    })
+    const positionalCases = POSITIONAL.map(([path, placeholder]) =>
+      `            conclave__${path.map((w) => w.replace(/-/g, "__")).join("__")}) _cv="${shellWords(placeholder)}" ;;`
+    )
+    const preamble = [
+      "    # conclave: complete values (levels, visibilities, shells, registered servers, channels).",
+      "    local _cv=\"\"",
+      "    case \"${prev}\" in",
+      ...flagCases,
+      `        ${[...valueFlags.keys()].join("|")}) ;;`,
+      "        *)",
+      "        if [[ ${cur} != -* ]]; then",
+      "        case \"${cmd}\" in",
+      ...positionalCases,
+      "        esac",
+      "        fi",
+      "        ;;",
+      "    esac",
+      "    if [[ -n \"${_cv}\" ]]; then",
+      "        COMPREPLY=( $(compgen -W \"${_cv}\" -- \"${cur}\") )",
+      "        return 0",
+      "    fi",
+      ""
+    ].join("\n")
+    const at = withoutWizard.indexOf("    case \"${cmd}\" in")
+    return at < 0 ? withoutWizard : withoutWizard.slice(0, at) + preamble + withoutWizard.slice(at)
+  }
+  if (shell === "fish") {
+    const lines = script.split("\n").filter((l) => !/ -l wizard\b/.test(l))
+    const fishWords = (placeholder: string) => {
+      const fixed = VALUES[placeholder]
+      if (fixed !== undefined) return fixed.join(" ")
+      if (placeholder === "SERVER") {
+        return "(conclave server list 2>/dev/null | string split -f1 \\t | string match '*://*')"
+      }
+      if (placeholder === "CHANNEL") {
+        return "(conclave perm show 2>/dev/null | string match -v 'default:*' | string split -f2 ' ' | string match -v '<whisper>')"
+      }
+      return undefined
+    }
+    for (const flag of valueFlags.keys()) {
+      const words = fishWords(flagPlaceholder(flag)!)
+      if (words !== undefined) lines.push(`complete -c conclave -l ${flag.slice(2)} -x -a "${words}"`)
+    }
+    for (const [path, placeholder] of POSITIONAL) {
+      const seen = path.map((w) => `__fish_seen_subcommand_from ${w}`).join("; and ")
+      lines.push(`complete -c conclave -n "${seen}" -f -a "${fishWords(placeholder)}"`)
+    }
+    return lines.join("\n")
+  }
+  // zsh: a flag that takes a value gets its value spec (`:LEVEL:(mute notify …)`), else it takes none.
+  return script.split("\n").filter((l) => !l.includes("'--wizard[")).map((l) =>
+    l.replace(/'(--[a-z][a-z0-9-]*)(\[(?:[^'\\]|\\.)*\])'/g, (whole, flag: string, desc: string) => {
+      const placeholder = flagPlaceholder(flag)
+      if (placeholder === undefined || flag === "--completions" || flag === "--log-level") return whole
+      const fixed = VALUES[placeholder]
+      const action = fixed !== undefined
+        ? `(${fixed.join(" ")})`
+        : placeholder === "SERVER"
+        ? `{compadd -- \${(f)"$(${SERVERS_SH})"}}`
+        : placeholder === "CHANNEL"
+        ? `{compadd -- \${(f)"$(${CHANNELS_SH})"}}`
+        : " "
+      return `'${flag}${desc}:${placeholder}:${action.replace(/'/g, "'\\''")}'`
+    })
+  ).join("\n")
+}
+
 /** @since 0.1.0 @category commands */
 export const makeCompletions = (generate: (shell: Shell) => Effect.Effect<ReadonlyArray<string>>) =>
   Command.make(

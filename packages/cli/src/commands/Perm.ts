@@ -46,6 +46,26 @@ const confirm = (question: string): Effect.Effect<void, CliError> =>
       Effect.flatMap((yes) => yes ? Effect.void : Effect.fail(new CliError({ message: "cancelled: nothing changed" })))
     )
 
+/**
+ * One round trip (issue 23, item 7): warn when the server lists no such channel, or cannot be
+ * asked. The level is recorded either way (it is local, and the channel may come later).
+ */
+const warnUnknownChannel = (server: string, channel: string) =>
+  Remote.withSession(server, (conn) => Remote.call(conn, { type: "list_channels" }, "channel_list")).pipe(
+    Effect.flatMap((list) =>
+      list.channels.some((c) => c.name === channel)
+        ? Effect.void
+        : Output.note(
+          `warning: ${server} lists no channel #${channel} (a private channel shows only to its members); check the name with \`conclave channel list --server ${server}\``
+        )
+    ),
+    Effect.catchAll((e) =>
+      Output.note(
+        `warning: could not check that #${channel} exists on ${server} (${e.message}); recording the level anyway`
+      )
+    )
+  )
+
 const permSet = Command.make(
   "set",
   {
@@ -89,7 +109,7 @@ const permSet = Command.make(
           yield* Output.note(
             `warning: no registration for ${scope.server} in config.toml, so no bridge connects there yet; register with \`conclave register --server ${scope.server} --username <you>\` (or check the URL)`
           )
-        }
+        } else if (scope.channel !== null) yield* warnUnknownChannel(scope.server, scope.channel)
       }
       if (level === "act") {
         const where = scope === undefined ? "every channel and whisper without an override" : "this scope"

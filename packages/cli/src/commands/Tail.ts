@@ -46,6 +46,84 @@ export const channelLine = (channel: string, from: Names.SessionPath, payload: F
 export const whisperLine = (from: Names.SessionPath, payload: Frames.Payload): string =>
   `[whisper] ${sanitize(Names.renderPath(from))}: ${sanitize(bodyOf(payload))}`
 
+/**
+ * How text lines look beyond SPEC §6.2's `[<channel>] <from>: <text>` (the default, unchanged):
+ * a time prefix (`local` or `utc`), and `details` — the seq, the sender's origin, the message a
+ * reply answers, and a mark on replayed history (issue 23, item 8).
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export interface LineStyle {
+  readonly time: "none" | "local" | "utc"
+  readonly details: boolean
+}
+
+/** SPEC §6.2's lines. @since 0.1.0 @category rendering */
+export const plainStyle: LineStyle = { time: "none", details: false }
+
+const pad = (n: number, width = 2) => String(n).padStart(width, "0")
+
+/**
+ * `YYYY-MM-DD HH:MM:SS` in the local time zone, or `YYYY-MM-DDTHH:MM:SSZ` in UTC.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const formatTime = (ms: number, zone: "local" | "utc"): string => {
+  const d = new Date(ms)
+  return zone === "utc"
+    ? `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${
+      pad(d.getUTCMinutes())
+    }:${pad(d.getUTCSeconds())}Z`
+    : `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${
+      pad(d.getSeconds())
+    }`
+}
+
+const timePrefix = (style: LineStyle, atMs: number) => style.time === "none" ? "" : `${formatTime(atMs, style.time)} `
+
+/**
+ * One channel line in `style`: with the default style exactly `channelLine`; otherwise e.g.
+ * `2026-12-07 17:08:09 [ops] #12 bob/box/api (agent) ↪ #7 [history]: text`. The body stays last.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const styledChannelLine = (
+  m: {
+    readonly channel: string
+    readonly from: Names.SessionPath
+    readonly payload: Frames.Payload
+    readonly seq: number
+    readonly origin: Frames.Origin
+    readonly reply_to: number | null
+  },
+  context: { readonly atMs: number; readonly history: boolean },
+  style: LineStyle
+): string => {
+  if (!style.details) return timePrefix(style, context.atMs) + channelLine(m.channel, m.from, m.payload)
+  const reply = m.reply_to === null ? "" : ` ↪ #${m.reply_to}`
+  const mark = context.history ? " [history]" : ""
+  return `${timePrefix(style, context.atMs)}[${sanitize(m.channel)}] #${m.seq} ${
+    sanitize(Names.renderPath(m.from))
+  } (${m.origin})${reply}${mark}: ${sanitize(bodyOf(m.payload))}`
+}
+
+/** One whisper line in `style` (`[whisper] <from> (<origin>): <text>` with details). @since 0.1.0 @category rendering */
+export const styledWhisperLine = (
+  from: Names.SessionPath,
+  payload: Frames.Payload,
+  origin: Frames.Origin,
+  atMs: number,
+  style: LineStyle
+): string =>
+  style.details
+    ? `${timePrefix(style, atMs)}[whisper] ${sanitize(Names.renderPath(from))} (${origin}): ${
+      sanitize(bodyOf(payload))
+    }`
+    : timePrefix(style, atMs) + whisperLine(from, payload)
+
 interface Message {
   readonly channel: string
   readonly from: Names.SessionPath
@@ -72,6 +150,7 @@ interface TailOptions {
   readonly handle: string
   readonly sinceMs: Option.Option<number>
   readonly json: boolean
+  readonly style: LineStyle
   readonly identity: Identity.Identity
 }
 
@@ -116,7 +195,7 @@ export const run = (options: TailOptions) =>
             ts_ms: m.ts_ms,
             history
           }))
-          : print(channelLine(m.channel, m.from, m.payload))
+          : print(styledChannelLine(m, { atMs: m.ts_ms ?? (yield* Clock.currentTimeMillis), history }, options.style))
       })
 
     const catchUp = (conn: Connection.Connection) =>
@@ -219,7 +298,10 @@ export const run = (options: TailOptions) =>
                     text: frame.payload.kind === "plain" ? frame.payload.text : null,
                     origin: frame.origin
                   }))
-                  : print(whisperLine(frame.from, frame.payload))
+                  : Effect.flatMap(
+                    Clock.currentTimeMillis,
+                    (now) => print(styledWhisperLine(frame.from, frame.payload, frame.origin, now, options.style))
+                  )
               case "error":
                 return Effect.fail(
                   new CliError({ message: `server terminated the stream: ${Errors.render(frame.error)}` })
@@ -269,10 +351,34 @@ export const tail = Command.make(
       Options.optional,
       Options.withDescription("First replay the history of this window, e.g. 10m, 1h, 7d.")
     ),
-    json: Options.boolean("json").pipe(Options.withDescription("One JSON object per line."))
+    json: Options.boolean("json").pipe(Options.withDescription("One JSON object per line.")),
+    timestamps: Options.boolean("timestamps").pipe(
+      Options.withDescription(
+        "Start each line with its time, local (YYYY-MM-DD HH:MM:SS; history: when it was posted)."
+      )
+    ),
+    utc: Options.boolean("utc").pipe(
+      Options.withDescription("Times in UTC (YYYY-MM-DDTHH:MM:SSZ); implies --timestamps.")
+    ),
+    details: Options.boolean("details").pipe(
+      Options.withDescription(
+        "Show each message's #seq, the sender's origin (agent or human), `↪ #N` on a reply to #N, and [history] on replayed lines."
+      )
+    )
   },
   (args) =>
     Effect.gen(function*() {
+      if (args.json && (args.timestamps || args.utc || args.details)) {
+        const flag = args.timestamps ? "--timestamps" : args.utc ? "--utc" : "--details"
+        return yield* new CliError({
+          message:
+            `\`${flag}\` shapes text lines; with \`--json\` each object already has ts_ms, origin, reply_to and history: drop one of them`
+        })
+      }
+      const style: LineStyle = {
+        time: args.utc ? "utc" : args.timestamps ? "local" : "none",
+        details: args.details
+      }
       const sinceSecs = args.since
       const url = yield* Ctx.parseUrl(args.server)
       const handle = Option.getOrElse(args.as, Ctx.cliHandle)
@@ -288,6 +394,7 @@ export const tail = Command.make(
         handle,
         sinceMs: Option.map(sinceSecs, (s) => Math.max(-Limits.MAX_DATE_MS, now - s * 1000)),
         json: args.json,
+        style,
         identity
       })
     })

@@ -4,7 +4,20 @@ import * as Admins from "@conclave/server/Admins"
 import * as ServerConfig from "@conclave/server/ServerConfig"
 import * as ServerLive from "@conclave/server/ServerLive"
 import * as SqliteStore from "@conclave/server/SqliteStore"
-import { Context, Effect, Either, Exit, Layer, Logger, LogLevel, Option, Queue, Scope } from "effect"
+import {
+  Context,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Queue,
+  Schedule,
+  Scope
+} from "effect"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -163,17 +176,14 @@ export const spawnCli = (args: ReadonlyArray<string>, options: RunOptions = {}) 
     return running
   })
 
-/** Wait until `check` holds (bounded), polling. */
+/** Wait until `check` holds: retried every 50 ms, for at most `timeoutMs` on the clock, then die naming `what`. */
 export const eventually = <A>(what: string, check: Effect.Effect<Option.Option<A>>, timeoutMs = 15_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const r = yield* check
-      if (Option.isSome(r)) return r.value
-      if (Date.now() > deadline) return yield* Effect.dieMessage(`timed out waiting for ${what}`)
-      yield* Effect.sleep("50 millis")
-    }
-  })
+  check.pipe(
+    Effect.flatMap(Option.match({ onNone: () => Effect.fail("not yet" as const), onSome: Effect.succeed })),
+    Effect.retry(Schedule.spaced("50 millis")),
+    Effect.timeoutFail({ duration: Duration.millis(timeoutMs), onTimeout: () => "timed out" as const }),
+    Effect.orDieWith(() => new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
+  )
 
 // ---- in-process server ----------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
  * A small typed protocol client for integration tests: `ws` + `@conclave/protocol` only.
  */
 import { Auth, Base64Url, Codec, type Frames } from "@conclave/protocol"
-import { Deferred, Duration, Effect, Either, Exit, Option, Queue, type Scope } from "effect"
+import { Deferred, Duration, Effect, Either, Exit, Queue, type Scope } from "effect"
 import type * as Crypto from "node:crypto"
 import WebSocket from "ws"
 
@@ -41,8 +41,12 @@ export interface Client {
   readonly others: Array<Frames.ServerFrame>
   /** Take the next unsolicited frame (from `others` first, then the socket). */
   readonly nextOther: (timeout?: Duration.DurationInput) => Effect.Effect<Frames.ServerFrame>
-  /** Assert that nothing arrives within the window. */
-  readonly expectSilence: (window: Duration.DurationInput) => Effect.Effect<void>
+  /**
+   * Assert that nothing has been sent to this session: a round trip (`who`) comes back with no frame
+   * before its reply, which the server queues after anything it had queued for this session — a
+   * positive marker, not a silence window.
+   */
+  readonly expectNothingQueued: () => Effect.Effect<void>
   readonly closed: Effect.Effect<Closed>
   readonly isClosed: () => boolean
   readonly close: Effect.Effect<void>
@@ -111,11 +115,12 @@ export const dial = (
       })
     const nextOther = (timeout?: Duration.DurationInput) =>
       others.length > 0 ? Effect.succeed(others.shift()!) : next(timeout)
-    const expectSilence = (window: Duration.DurationInput) =>
+    const expectNothingQueued = () =>
       Effect.gen(function*() {
         if (others.length > 0) return yield* Effect.dieMessage(`unexpected frame ${JSON.stringify(others[0])}`)
-        const got = yield* Queue.take(inbox).pipe(Effect.timeoutOption(window))
-        if (Option.isSome(got)) return yield* Effect.dieMessage(`unexpected frame ${JSON.stringify(got.value)}`)
+        const marker = yield* request({ type: "who", channel: null })
+        if (marker.type !== "presence") return yield* Effect.dieMessage(`marker refused: ${JSON.stringify(marker)}`)
+        if (others.length > 0) return yield* Effect.dieMessage(`unexpected frame ${JSON.stringify(others[0])}`)
       })
     return {
       ws,
@@ -127,7 +132,7 @@ export const dial = (
       request,
       others,
       nextOther,
-      expectSilence,
+      expectNothingQueued,
       closed: Deferred.await(closed).pipe(
         Effect.timeoutFail({ duration: "8 seconds", onTimeout: () => new Error("socket did not close") }),
         Effect.orDie
