@@ -197,13 +197,18 @@ const Shell = (props: { readonly state: ConsoleState; readonly onSignOut: () => 
       ...channels.map((c) => ({ kind: "channel" as const, name: c.name })),
       ...threads.map((t) => ({ kind: "whisper" as const, key: t.key }))
     ],
-    [channels.length, threads.length]
+    [channels, threads]
   )
+  // The key handler reads the current list and view through a ref: an effect re-bound after the
+  // render could leave a keypress that comes between them to the previous view.
+  const current = useRef({ entries, view })
+  current.current = { entries, view }
   useEffect(() => {
     // Alt+↑ / Alt+↓ move between channels and whisper threads.
     const onKey = (event: KeyboardEvent) => {
       if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return
       event.preventDefault()
+      const { entries, view } = current.current
       const index = entries.findIndex((e) =>
         e.kind === view.kind &&
         (e.kind === "channel"
@@ -215,7 +220,7 @@ const Shell = (props: { readonly state: ConsoleState; readonly onSignOut: () => 
     }
     window.addEventListener("keydown", onKey)
     return () => window.removeEventListener("keydown", onKey)
-  }, [entries, view])
+  }, [])
   const me = state.me
   return (
     <div class={`shell ${menuOpen ? "menu-open" : ""}`}>
