@@ -1,40 +1,15 @@
 // The real binary end to end: `conclave serve --ephemeral --bind 127.0.0.1:0` as a child process,
 // and every other verb as a child process against it (S-166, S-168, S-171, D-32).
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import * as Fs from "node:fs"
-import * as Path from "node:path"
-import { assertBuilt, eventually, fileTempDir, ko, ok, type Running, spawnCli } from "./support/Harness.js"
+import { assertBuilt, fileTempDir, ko, ok, type Running, spawnCli, spawnServe, subdir } from "./support/Harness.js"
 
 assertBuilt()
 
 const root = fileTempDir("conclave-e2e-")
-const dir = (name: string) => {
-  const d = Path.join(root, name)
-  Fs.mkdirSync(d, { recursive: true })
-  return d
-}
-
-/** Start `conclave serve` and read the bound address from its JSON "listening" log line. */
-const serve = (args: ReadonlyArray<string>) =>
-  Effect.gen(function*() {
-    const server = yield* spawnCli(["serve", "--ephemeral", "--bind", "127.0.0.1:0", ...args], {
-      env: { CONCLAVE_LOG_FORMAT: "json" }
-    })
-    const address = yield* eventually(
-      "the `conclave server listening` log line",
-      Effect.sync(() => {
-        for (const line of server.stderr().split("\n")) {
-          if (!line.includes("listening")) continue
-          const parsed = JSON.parse(line) as { fields?: { address?: string }; address?: string }
-          const address = parsed.address ?? parsed.fields?.address
-          if (address !== undefined) return Option.some(address)
-        }
-        return Option.none<string>()
-      })
-    )
-    return { server, url: `ws://${address}` } as const
-  })
+const dir = (name: string) => subdir(root, name)
+const serve = spawnServe
 
 describe("conclave end to end (spawned server and verbs)", { timeout: 90_000 }, () => {
   it.scopedLive("S-166 + S-168 + S-171: control verbs, send and tail, status before and after the server stops", () =>

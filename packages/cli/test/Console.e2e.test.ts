@@ -1,40 +1,15 @@
 // `conclave serve` serving the web console and `conclave console` printing enrollment links (D-51),
 // with the real binary as child processes.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
-import * as Fs from "node:fs"
+import { Effect } from "effect"
 import * as Http from "node:http"
-import * as Path from "node:path"
-import { assertBuilt, eventually, fileTempDir, ko, ok, spawnCli } from "./support/Harness.js"
+import { assertBuilt, fileTempDir, ko, ok, spawnServe, subdir } from "./support/Harness.js"
 
 assertBuilt()
 
 const root = fileTempDir("conclave-console-")
-const dir = (name: string) => {
-  const d = Path.join(root, name)
-  Fs.mkdirSync(d, { recursive: true })
-  return d
-}
-
-const serve = (args: ReadonlyArray<string>) =>
-  Effect.gen(function*() {
-    const server = yield* spawnCli(["serve", "--ephemeral", "--bind", "127.0.0.1:0", ...args], {
-      env: { CONCLAVE_LOG_FORMAT: "json" }
-    })
-    const address = yield* eventually(
-      "the `conclave server listening` log line",
-      Effect.sync(() => {
-        for (const line of server.stderr().split("\n")) {
-          if (!line.includes("listening")) continue
-          const parsed = JSON.parse(line) as { fields?: { address?: string }; address?: string }
-          const address = parsed.address ?? parsed.fields?.address
-          if (address !== undefined) return Option.some(address)
-        }
-        return Option.none<string>()
-      })
-    )
-    return { server, url: `ws://${address}`, http: `http://${address}` } as const
-  })
+const dir = (name: string) => subdir(root, name)
+const serve = spawnServe
 
 const get = (url: string) =>
   Effect.async<{ status: number; headers: Http.IncomingHttpHeaders; body: string }, Error>((resume) => {

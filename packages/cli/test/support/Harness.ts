@@ -185,6 +185,37 @@ export const eventually = <A>(what: string, check: Effect.Effect<Option.Option<A
     Effect.orDieWith(() => new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
   )
 
+/** A directory `name` under `root`, made if missing. */
+export const subdir = (root: string, name: string): string => {
+  const d = Path.join(root, name)
+  Fs.mkdirSync(d, { recursive: true })
+  return d
+}
+
+/**
+ * The real `conclave serve --ephemeral --bind 127.0.0.1:0` as a child process, its bound address read
+ * from its JSON "listening" log line: the process and its `ws://` and `http://` URLs.
+ */
+export const spawnServe = (args: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const server = yield* spawnCli(["serve", "--ephemeral", "--bind", "127.0.0.1:0", ...args], {
+      env: { CONCLAVE_LOG_FORMAT: "json" }
+    })
+    const address = yield* eventually(
+      "the `conclave server listening` log line",
+      Effect.sync(() => {
+        for (const line of server.stderr().split("\n")) {
+          if (!line.includes("listening")) continue
+          const parsed = JSON.parse(line) as { fields?: { address?: string }; address?: string }
+          const address = parsed.address ?? parsed.fields?.address
+          if (address !== undefined) return Option.some(address)
+        }
+        return Option.none<string>()
+      })
+    )
+    return { server, url: `ws://${address}`, http: `http://${address}` } as const
+  })
+
 // ---- in-process server ----------------------------------------------------------------------
 
 export interface ServerOptions {
