@@ -78,7 +78,7 @@ export const App = () => {
   }, [])
   switch (status.tag) {
     case "loading":
-      return <Page title="conclave console" detail="Starting…" />
+      return <Page title="conclave console" detail="Starting…" pending />
     case "signed-out":
       return (
         <Page
@@ -93,8 +93,10 @@ export const App = () => {
   }
 }
 
-const Page = (props: { readonly title: string; readonly detail: string }) => (
-  <main class="page" role="main">
+// `pending` marks the pages shown while something is still under way (starting, enrolling,
+// connecting), so a reader (or a test) can tell them from a final answer
+const Page = (props: { readonly title: string; readonly detail: string; readonly pending?: boolean }) => (
+  <main class={props.pending === true ? "page page-pending" : "page"} role="main" aria-busy={props.pending === true}>
     <h1>{props.title}</h1>
     <p class="page-detail">{props.detail}</p>
   </main>
@@ -143,7 +145,7 @@ const Running = (
     )
   }
   if (status.tag !== "open" && state.me === undefined) {
-    return <Page title="conclave console" detail={enrolling ? "Enrolling this browser…" : "Connecting…"} />
+    return <Page title="conclave console" detail={enrolling ? "Enrolling this browser…" : "Connecting…"} pending />
   }
   return (
     <Shell

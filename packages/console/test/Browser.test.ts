@@ -314,7 +314,7 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
 
       const second = yield* launch()
       yield* step("reused", () => second.page.goto(link))
-      yield* step("reused page", () => second.page.waitForSelector(".page h1"))
+      yield* step("reused page", () => second.page.waitForSelector(".page:not(.page-pending) h1"))
       assert.strictEqual(
         yield* step("title", () => second.page.textContent(".page h1")),
         "This enrollment link cannot be used"
@@ -471,7 +471,7 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
       yield* Effect.sleep(100)
       const browser = yield* launch()
       yield* step("expired", () => browser.page.goto(link))
-      yield* step("expired page", () => browser.page.waitForSelector(".page h1"))
+      yield* step("expired page", () => browser.page.waitForSelector(".page:not(.page-pending) h1"))
       assert.strictEqual(
         yield* step("title", () => browser.page.textContent(".page h1")),
         "This enrollment link cannot be used"
