@@ -142,7 +142,8 @@ export const make = (
 
     return (link, info) => {
       const cancelDeadline = info.armDeadline(() => link.expire())
-      const step = Handshake.machine(env, link, info)
+      // dropped once the handshake is over: an idle session keeps none of its state (the nonce, hello)
+      let step: ReturnType<typeof Handshake.machine> | undefined = Handshake.machine(env, link, info)
       const done = Effect.sync(() => {
         cancelDeadline()
         info.handshakeDone()
@@ -170,8 +171,9 @@ export const make = (
       // The handshake's frames are handled in the socket's callbacks; its last step, with effects, in
       // one fiber owned by the server's scope.
       return (): Effect.Effect<void> | undefined => {
-        const outcome = step()
+        const outcome = step?.()
         if (outcome === undefined) return undefined
+        step = undefined
         link.onWake = undefined
         return completed(outcome)
       }
