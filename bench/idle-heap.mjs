@@ -3,17 +3,20 @@
 // earlier commit's build (bench/.ab/<sha>, made by `run.mjs --ab`): N sessions each join two channels
 // and stay idle; heap growth ÷ N. Heap counts are the same under load, unlike timings.
 //
-//   node --expose-gc bench/idle-heap.mjs <sha> [--n 1000]
+//   node --expose-gc bench/idle-heap.mjs <sha> [--n 1000] [--snapshot DIR]
+// With --snapshot, heap snapshots before and after (per side) go to DIR, for bench/heap-top.mjs.
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { writeHeapSnapshot } from "node:v8"
 import WebSocket from "ws"
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const args = process.argv.slice(2)
 const sha = args[0]
+const snapDir = args.includes("--snapshot") ? args[args.indexOf("--snapshot") + 1] : undefined
 const N = args.includes("--n") ? Number(args[args.indexOf("--n") + 1]) : 1000
 const base = fs.readdirSync(path.join(ROOT, "bench/.ab")).find((d) => d.startsWith(sha))
 if (!base) throw new Error(`no bench/.ab/${sha}* (run bench/run.mjs --ab ${sha} first)`)
@@ -72,7 +75,7 @@ const open = (url, handle, register, joins) =>
   })
 const heap = () => { for (let i = 0; i < 4; i++) globalThis.gc(); return process.memoryUsage().heapUsed }
 
-const measure = async (root) => {
+const measure = async (root, side) => {
   const server = await start(root)
   const admin = await open(server.url, "admin", true, [])
   for (const c of ["a", "b"]) {
@@ -82,14 +85,16 @@ const measure = async (root) => {
   const warm = []
   for (let i = 0; i < 200; i++) warm.push(await open(server.url, `w${i}`, false, ["a", "b"]))
   const before = heap()
+  if (snapDir !== undefined) writeHeapSnapshot(path.join(snapDir, `${side}-before.heapsnapshot`))
   const held = []
   for (let i = 0; i < N; i++) held.push(await open(server.url, `s${i}`, false, ["a", "b"]))
   const after = heap()
+  if (snapDir !== undefined) writeHeapSnapshot(path.join(snapDir, `${side}.heapsnapshot`))
   for (const ws of [...held, ...warm, admin]) ws.terminate()
   await server.close()
   return (after - before) / N
 }
-const b = await measure(path.join(ROOT, "bench/.ab", base))
-const h = await measure(ROOT)
+const b = await measure(path.join(ROOT, "bench/.ab", base), "base")
+const h = await measure(ROOT, "head")
 console.log(`heap bytes per idle session (2 joins): base ${b.toFixed(0)}  head ${h.toFixed(0)}  head/base ${(h / b).toFixed(2)}`)
 process.exit(0)
