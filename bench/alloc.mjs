@@ -116,7 +116,11 @@ await closed(await open(A.url, keys[0], "reg0", "alice"))
 await closed(await open(B.url, keys[0], "reg0", "alice"))
 const a = await sample(A.url)
 const b = await sample(B.url)
-console.log(`bytes allocated per handshake (client+server): base ${a.total.toFixed(0)}  head ${b.total.toFixed(0)}  head/base ${(b.total / a.total).toFixed(2)}`)
+console.log(
+  `bytes allocated per handshake (client+server): base ${a.total.toFixed(0)}  head ${b.total.toFixed(0)}  head/base ${
+    (b.total / a.total).toFixed(2)
+  }`
+)
 const sites = new Set([...a.bySite.keys(), ...b.bySite.keys()])
 const rows = [...sites].map((s) => [s, (a.bySite.get(s) ?? 0) / N, (b.bySite.get(s) ?? 0) / N])
 rows.sort((x, y) => Math.max(y[1], y[2]) - Math.max(x[1], x[2]))

@@ -45,7 +45,10 @@ const start = async (root) => {
       Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(() => {})))
     )
   )
-  return { url: Context.get(ctx, server.ServerLive.ServerAddress).url, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+  return {
+    url: Context.get(ctx, server.ServerLive.ServerAddress).url,
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
 }
 
 const key = crypto.generateKeyPairSync("ed25519")
@@ -56,30 +59,51 @@ const open = (url, handle, register, joins) =>
     const ws = new WebSocket(url)
     const host = new URL(url).host
     ws.on("error", reject)
-    ws.on("open", () => ws.send(JSON.stringify({ type: "hello", protocol_version: 1, session: handle, host, client: "bridge" })))
+    ws.on("open", () =>
+      ws.send(JSON.stringify({ type: "hello", protocol_version: 1, session: handle, host, client: "bridge" })))
     let waiting = 0
     ws.on("message", function onMsg(data) {
       const f = JSON.parse(String(data))
       if (f.type === "challenge") {
-        if (register) ws.send(JSON.stringify({ type: "register", username: "alice", machine: "m", pubkey: pub }))
+        if (register) {
+          ws.send(JSON.stringify({ type: "register", username: "alice", machine: "m", pubkey: pub }))
+        }
         const sig = crypto.sign(null, Buffer.from(`conclave-auth-v1\n${host}\n${handle}\n${f.nonce}`), key.privateKey)
         ws.send(JSON.stringify({ type: "auth", pubkey: pub, signature: Buffer.from(sig).toString("base64url") }))
       } else if (f.type === "server_info") {
         waiting = joins.length
-        if (waiting === 0) { ws.off("message", onMsg); resolve(ws) }
-        for (const channel of joins) ws.send(JSON.stringify({ type: "join", id: `j${++ids}`, channel, token: null }))
+        if (waiting === 0) {
+          ws.off("message", onMsg)
+          resolve(ws)
+        }
+        for (const channel of joins) {
+          ws.send(JSON.stringify({ type: "join", id: `j${++ids}`, channel, token: null }))
+        }
       } else if (f.type === "ack" || f.type === "joined") {
-        if (--waiting === 0) { ws.off("message", onMsg); resolve(ws) }
-      } else if (f.type === "error") reject(new Error(JSON.stringify(f)))
+        if (--waiting === 0) {
+          ws.off("message", onMsg)
+          resolve(ws)
+        }
+      } else if (f.type === "error") {
+        reject(new Error(JSON.stringify(f)))
+      }
     })
   })
-const heap = () => { for (let i = 0; i < 4; i++) globalThis.gc(); return process.memoryUsage().heapUsed }
+const heap = () => {
+  for (let i = 0; i < 4; i++) globalThis.gc()
+  return process.memoryUsage().heapUsed
+}
 
 const measure = async (root, side) => {
   const server = await start(root)
   const admin = await open(server.url, "admin", true, [])
   for (const c of ["a", "b"]) {
-    await new Promise((r) => { admin.once("message", r); admin.send(JSON.stringify({ type: "admin", id: `c${c}`, op: { kind: "create_channel", name: c, visibility: "public" } })) })
+    await new Promise((r) => {
+      admin.once("message", r)
+      admin.send(
+        JSON.stringify({ type: "admin", id: `c${c}`, op: { kind: "create_channel", name: c, visibility: "public" } })
+      )
+    })
   }
   // warm up the paths, then measure
   const warm = []
@@ -96,5 +120,7 @@ const measure = async (root, side) => {
 }
 const b = await measure(path.join(ROOT, "bench/.ab", base), "base")
 const h = await measure(ROOT, "head")
-console.log(`heap bytes per idle session (2 joins): base ${b.toFixed(0)}  head ${h.toFixed(0)}  head/base ${(h / b).toFixed(2)}`)
+console.log(
+  `heap bytes per idle session (2 joins): base ${b.toFixed(0)}  head ${h.toFixed(0)}  head/base ${(h / b).toFixed(2)}`
+)
 process.exit(0)
