@@ -10,9 +10,9 @@
 import { Names } from "@conclave/protocol"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
-import * as FiberSet from "effect/FiberSet"
 import * as HashMap from "effect/HashMap"
 import * as LogLevel from "effect/LogLevel"
+import type * as Runtime from "effect/Runtime"
 import * as Enrollments from "./Enrollments.js"
 import * as Handshake from "./Handshake.js"
 import { Hub } from "./Hub.js"
@@ -25,6 +25,8 @@ import { ServerConfig } from "./ServerConfig.js"
 import * as Session from "./Session.js"
 import { Store } from "./Store.js"
 
+const runLater: Runtime.RunForkOptions = { immediate: false }
+
 /** What the transport knows about an accepted connection. @since 0.1.0 @category models */
 export interface ConnectionInfo extends Handshake.Peer {
   /** Called once the handshake is over (either way): frees the per-address pending slot. */
@@ -34,8 +36,11 @@ export interface ConnectionInfo extends Handshake.Peer {
    * unless the returned function was called first.
    */
   readonly armDeadline: (expire: () => void) => () => void
-  /** The fibers of the connections (a session's runs, its posts' acks), owned by the server's scope. */
-  readonly fibers: FiberSet.FiberSet<void, never>
+  /**
+   * Fork a fiber of the connections (a session's runs, its posts' acks) into the set the server's
+   * scope owns, from the server's runtime.
+   */
+  readonly fork: (effect: Effect.Effect<void>, options?: Runtime.RunForkOptions) => void
   /** The server's lingering session runs. */
   readonly lingering: Lingering
 }
@@ -75,7 +80,6 @@ export const make = (
       authorities
     })
     const debugOn = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
-
     const establish = (
       link: Link.Link,
       info: ConnectionInfo,
@@ -98,8 +102,16 @@ export const make = (
           bucket: unsafeMakeTokenBucket(config.ratePerSecond, config.rateBurst, now)
         }
         const established = Effect.logInfo("session established")
-        // The session's fibers start from this fiber's runtime: its log annotations come along.
-        const start = Effect.flatMap(FiberSet.runtime(info.fibers)<never>(), (runFork) =>
+        // the session's lines (this fiber's, and those of every fiber it starts) carry its remote
+        // address, path, user and machine
+        const annotations = HashMap.mutate(HashMap.empty<string, unknown>(), (m) => {
+          HashMap.set(m, "remote", info.remoteAddress)
+          HashMap.set(m, "path", entry.key)
+          HashMap.set(m, "user", user)
+          HashMap.set(m, "machine", machine)
+        })
+        const annotate = FiberRef.update(FiberRef.currentLogAnnotations, HashMap.union(annotations))
+        const start = Effect.suspend(() =>
           new Session.Session({
             link,
             entry,
@@ -109,21 +121,15 @@ export const make = (
             maxFrameBytes: config.maxFrameBytes,
             clock,
             debugOn,
-            fork: (effect, later) => {
-              runFork(effect, later === true ? { immediate: false } : undefined)
-            },
+            // a later run starts from the server's runtime with the session's annotations: an idle
+            // session keeps four annotations, not a copy of every fiber ref of this fiber
+            fork: (effect, later) =>
+              info.fork(Effect.zipRight(annotate, effect), later === true ? runLater : undefined),
             lingering: info.lingering
-          }).start(isAdmin))
+          }).start(isAdmin)
+        )
         return Effect.zipRight(
-          // the session's lines (this fiber's, and those of every fiber it starts) carry its remote
-          // address, path, user and machine: one change of the fiber's annotations
-          FiberRef.update(FiberRef.currentLogAnnotations, (annotations) =>
-            HashMap.mutate(annotations, (m) => {
-              HashMap.set(m, "remote", info.remoteAddress)
-              HashMap.set(m, "path", entry.key)
-              HashMap.set(m, "user", user)
-              HashMap.set(m, "machine", machine)
-            })),
+          annotate,
           Effect.zipRight(
             superseded
               ? Effect.zipRight(Effect.logInfo("session superseded by a newer connection"), established)
@@ -136,7 +142,8 @@ export const make = (
 
     return (link, info) => {
       const cancelDeadline = info.armDeadline(() => link.expire())
-      const step = Handshake.machine(env, link, info)
+      // dropped once the handshake is over: an idle session keeps none of its state (the nonce, hello)
+      let step: ReturnType<typeof Handshake.machine> | undefined = Handshake.machine(env, link, info)
       const done = Effect.sync(() => {
         cancelDeadline()
         info.handshakeDone()
@@ -164,8 +171,9 @@ export const make = (
       // The handshake's frames are handled in the socket's callbacks; its last step, with effects, in
       // one fiber owned by the server's scope.
       return (): Effect.Effect<void> | undefined => {
-        const outcome = step()
+        const outcome = step?.()
         if (outcome === undefined) return undefined
+        step = undefined
         link.onWake = undefined
         return completed(outcome)
       }

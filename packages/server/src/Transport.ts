@@ -239,7 +239,9 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
         remoteAddress: address,
         handshakeDone,
         armDeadline,
-        fibers: sessions,
+        fork: (effect, options) => {
+          runFork(effect, options)
+        },
         lingering
       })
       const wake = () => {
