@@ -86,6 +86,7 @@ export const make = (
       const attach = hub.attach({
         path: Names.makePath(user, machine, hello.session),
         origin: hello.client === "bridge" ? "agent" : "human",
+        console: hello.client === "console",
         conn: link,
         now
       })
