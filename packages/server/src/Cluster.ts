@@ -94,7 +94,12 @@ export const Op = Schema.Union(
     /** A further part of the same lease (a large lease is sent in parts, each under `LEASE_PART_BYTES`). */
     continued: Schema.Boolean
   }),
-  Schema.Struct({ op: Schema.Literal("attach"), path: Path, at: Schema.Number, console: Schema.optional(Schema.Boolean) }),
+  Schema.Struct({
+    op: Schema.Literal("attach"),
+    path: Path,
+    at: Schema.Number,
+    console: Schema.optional(Schema.Boolean)
+  }),
   Schema.Struct({ op: Schema.Literal("detach"), path: Path }),
   Schema.Struct({ op: Schema.Literal("join"), path: Path, channel: Channel }),
   Schema.Struct({ op: Schema.Literal("leave"), path: Path, channel: Channel }),
