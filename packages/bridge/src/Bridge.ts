@@ -260,6 +260,7 @@ export const run = (options: BridgeOptions): Effect.Effect<void, StartupError> =
             handle,
             policy: ready.config,
             loopLimit,
+            permissionRelay: ready.config.permission_relay !== false,
             inbox
           }).pipe(Effect.provide(ports))
           yield* dispatcher.set(live)

@@ -20,10 +20,10 @@ import * as Catchup from "./Catchup.js"
 import * as Delivery from "./Delivery.js"
 import * as Handlers from "./Handlers.js"
 import * as Inbox from "./Inbox.js"
-import * as Injection from "./Injection.js"
 import * as LinkEvents from "./LinkEvents.js"
 import * as Links from "./Links.js"
 import * as LoopGuard from "./LoopGuard.js"
+import * as Permissions from "./Permissions.js"
 import * as Policy from "./Policy.js"
 import { McpOutbound, NotificationSink } from "./Ports.js"
 import { ToolError } from "./ToolError.js"
@@ -48,6 +48,8 @@ export interface Options {
   readonly policy: Permission.Policy
   /** Loop guard limit (D-12); 0 = off. */
   readonly loopLimit: number
+  /** Relay permission requests to this user's consoles (`permission_relay`, default on). */
+  readonly permissionRelay?: boolean
   /** The session's inbox (the bridge shares it with the hook socket); a new one when absent. */
   readonly inbox?: Inbox.Inbox
 }
@@ -123,8 +125,25 @@ export const make = (
       }
     })
 
+    const permissions = yield* Permissions.make({
+      links,
+      delivery,
+      outbound,
+      fibers,
+      relay: options.permissionRelay !== false
+    })
     const catchup = Catchup.make({ links, watermarks, delivery, announce })
-    const events = LinkEvents.make({ links, policy, guard, watermarks, delivery, catchup, fibers, announce })
+    const events = LinkEvents.make({
+      links,
+      policy,
+      guard,
+      watermarks,
+      delivery,
+      catchup,
+      fibers,
+      announce,
+      verdict: permissions.verdict
+    })
     const kit: ToolKit.Kit = {
       links,
       policy,
@@ -132,7 +151,8 @@ export const make = (
       watermarks,
       inbox,
       delivery,
-      outbound,
+      // submit_permission answers through the relay's bookkeeping: a console's later verdict is dropped
+      outbound: { ...outbound, permissionVerdict: permissions.answer },
       explicitHandle: options.handle.explicit,
       announce
     }
@@ -152,18 +172,7 @@ export const make = (
       )
     }
 
-    const permissionRequest = (params: unknown) =>
-      Effect.suspend(() => {
-        const p = typeof params === "object" && params !== null ? params as Record<string, unknown> : {}
-        const str = (k: string) => (typeof p[k] === "string" ? p[k] as string : "")
-        const n = Injection.Notices.permissionRequest(
-          str("request_id"),
-          str("tool_name"),
-          str("description"),
-          str("input_preview")
-        )
-        return delivery.inject(n, `permission request ${str("request_id")}: ${str("tool_name")}`)
-      })
+    const permissionRequest = permissions.request
 
     const norm = (server: string) => Url.normalizeOrSelf(server)
     return {

@@ -179,6 +179,13 @@ export const Notices = {
     ),
   loopReset: (server: string, scope: string, why: string) =>
     notice(server, "loop_guard", `Loop guard reset for ${scope} on ${server} (${why}); replies are allowed again.`),
+  permissionAnswered: (server: string, from: string, requestId: string, behavior: string) =>
+    notice(
+      server,
+      "permission_verdict",
+      `Permission request ${requestId} was answered \`${behavior}\` by ${from} from the console; nothing to do.`,
+      { request_id: requestId }
+    ),
   permissionRequest: (requestId: string, toolName: string, description: string, inputPreview = "") => ({
     content: `Claude Code asks approval to run \`${toolName}\`: ${description}\n` +
       (inputPreview === "" ? "" : `Input preview: ${inputPreview.slice(0, 500)}\n`) +

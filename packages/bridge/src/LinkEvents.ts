@@ -39,6 +39,8 @@ export interface Dependencies {
   /** Owns the re-subscribe fibers. */
   readonly fibers: FiberSet.FiberSet<void, never>
   readonly announce: Effect.Effect<void>
+  /** A console answered a relayed permission request (SPEC §4.5.3). */
+  readonly verdict: (server: string, frame: Frames.ServerFrameOf<"permission_verdict">) => Effect.Effect<void>
 }
 
 /** @since 0.1.0 @category constructors */
@@ -128,6 +130,8 @@ export const make = (deps: Dependencies): LinkEvents => {
           return yield* delivery.notice(Injection.Notices.serverError(server, Errors.render(frame.error)))
         case "unsubscribed":
           return yield* unsubscribed(server, frame)
+        case "permission_verdict":
+          return yield* deps.verdict(server, frame)
         default:
           return
       }

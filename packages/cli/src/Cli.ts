@@ -22,6 +22,7 @@ import { doctor } from "./commands/Doctor.js"
 import * as HookCmd from "./commands/Hook.js"
 import * as IdentityCmd from "./commands/Identity.js"
 import * as Perm from "./commands/Perm.js"
+import { permit } from "./commands/Permit.js"
 import { send } from "./commands/Send.js"
 import { serve } from "./commands/Serve.js"
 import { setup } from "./commands/Setup.js"
@@ -160,6 +161,7 @@ export const root = rootBase.pipe(
     send,
     tail,
     consoleCommand,
+    permit,
     Admin.who,
     Admin.kick,
     Admin.ban,
@@ -227,6 +229,7 @@ export const tree: CommandNode = node(root, [], [
   node(send, ["send"]),
   node(tail, ["tail"]),
   node(consoleCommand, ["console"]),
+  node(permit, ["permit"]),
   node(Admin.who, ["who"]),
   node(Admin.kick, ["kick"]),
   node(Admin.ban, ["ban"]),

@@ -1,7 +1,8 @@
 // `conclave serve` serving the web console and `conclave console` printing enrollment links (D-51),
 // with the real binary as child processes.
+import { Connection, Identity } from "@conclave/client"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option, Stream } from "effect"
 import * as Http from "node:http"
 import { assertBuilt, fileTempDir, ko, ok, spawnServe, subdir } from "./support/Harness.js"
 
@@ -74,5 +75,41 @@ describe("the web console from the real binary (D-51)", { timeout: 90_000 }, () 
       assert.include(unknown.stderr, "unknown machine key")
       const badUrl = yield* ko(["console", "--server", "not a url"], { configDir: aaron })
       assert.notStrictEqual(badUrl.stderr, "")
+    }))
+
+  it.scopedLive("permit answers a relayed permission request of one's own session; bad input is refused clearly", () =>
+    Effect.gen(function*() {
+      const { url } = yield* serve([])
+      const aaron = dir("permit-aaron")
+      yield* ok(["register", "--server", url, "--username", "aaron", "--machine", "box"], { configDir: aaron })
+      const { identity } = yield* Identity.loadOrCreate(aaron).pipe(Effect.orDie)
+      const agent = yield* Connection.connect({ url, handle: "agent", client: "bridge", identity }).pipe(Effect.orDie)
+
+      const sent = yield* ok(["permit", "aaron/box/agent", "abcde", "allow"], { configDir: aaron })
+      assert.include(sent.stdout + sent.stderr, "allow sent to aaron/box/agent for request abcde")
+      const verdict = Option.getOrThrow(
+        yield* agent.unsolicited.pipe(
+          Stream.filter((f) => f.type === "permission_verdict"),
+          Stream.take(1),
+          Stream.runHead
+        )
+      )
+      assert.deepInclude(verdict, { request_id: "abcde", behavior: "allow" })
+
+      const badPath = yield* ko(["permit", "aaron/box", "abcde", "allow"], { configDir: aaron })
+      assert.include(badPath.stderr, "invalid session path `aaron/box`: expected user/machine/session")
+      const badDecision = yield* ko(["permit", "aaron/box/agent", "abcde", "yes"], { configDir: aaron })
+      assert.include(badDecision.stderr, "invalid decision `yes`: expected allow or deny")
+      const badId = yield* ko(["permit", "aaron/box/agent", "x".repeat(65), "deny"], { configDir: aaron })
+      assert.include(badId.stderr, "invalid request id: 1 to 64 characters")
+      const offline = yield* ko(["permit", "aaron/box/nobody", "abcde", "deny"], { configDir: aaron })
+      assert.include(offline.stderr, "is not online")
+      // another user's session is refused by the server
+      const bob = dir("permit-bob")
+      yield* ok(["register", "--server", url, "--username", "bob", "--machine", "box"], { configDir: bob })
+      const foreign = yield* ko(["permit", "aaron/box/agent", "abcde", "allow"], { configDir: bob })
+      assert.include(foreign.stderr, "only a session of user `aaron`")
+      const missing = yield* ko(["permit", "aaron/box/agent"], { configDir: aaron })
+      assert.notStrictEqual(missing.stderr, "")
     }))
 })

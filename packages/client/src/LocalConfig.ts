@@ -37,6 +37,11 @@ export interface LocalConfig {
   readonly default_permission: Level
   /** `null` = the default (20); `0` = loop guard off (D-12). */
   readonly loop_limit: number | null
+  /**
+   * Relay Claude Code's permission requests to the consoles of this user on every linked server
+   * (SPEC §4.5.3 remote approvers); default on. Absent from a file written before it existed.
+   */
+  readonly permission_relay?: boolean
   readonly servers: ReadonlyArray<Registration>
   readonly overrides: ReadonlyArray<Override>
 }
@@ -89,6 +94,14 @@ const FileSchema = Schema.Struct({
       )
     ),
     { default: () => null }
+  ),
+  permission_relay: Schema.optionalWith(
+    Schema.Unknown.pipe(
+      Schema.filter((u): u is boolean => typeof u === "boolean", {
+        message: (issue) => `expected true or false, got ${actual(issue.actual)}`
+      })
+    ),
+    { exact: true }
   ),
   servers: Schema.optionalWith(
     tables(
@@ -180,6 +193,7 @@ export const render = (config: LocalConfig): string => {
   const c = normalizeConfig(config)
   const doc: Record<string, unknown> = { default_permission: c.default_permission }
   if (c.loop_limit !== null) doc.loop_limit = c.loop_limit
+  if (c.permission_relay !== undefined) doc.permission_relay = c.permission_relay
   if (c.servers.length > 0) {
     doc.servers = c.servers.map((s) => ({ url: s.url, username: s.username, machine: s.machine }))
   }

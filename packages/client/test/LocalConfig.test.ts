@@ -97,6 +97,12 @@ level = "act"
       assert.deepStrictEqual(yield* LocalConfig.load(dir), LocalConfig.empty)
       yield* writeConfig(dir, "loop_limit = 0\n")
       assert.strictEqual((yield* LocalConfig.load(dir)).loop_limit, 0)
+      // the permission relay switch (SPEC §4.5.3 remote approvers): absent = on; kept by render
+      yield* writeConfig(dir, "permission_relay = false\n")
+      const off = yield* LocalConfig.load(dir)
+      assert.strictEqual(off.permission_relay, false)
+      assert.include(LocalConfig.render(off), "permission_relay = false")
+      assert.isUndefined(LocalConfig.empty.permission_relay)
     }))
 
   it.scoped("URLs are normalized on load and save (D-28)", () =>
@@ -139,7 +145,9 @@ level = "act"
         ["[[overrides]]\nserver = \"ws://h\"\nlevel = \"loud\"\n", "level"],
         ["loop_limit = -1\n", "loop_limit"],
         ["loop_limit = 1.5\n", "loop_limit"],
-        ["loop_limit = \"20\"\n", "loop_limit"]
+        ["loop_limit = \"20\"\n", "loop_limit"],
+        ["permission_relay = \"yes\"\n", "permission_relay"],
+        ["permission_relay = 1\n", "expected true or false, got 1"]
       ]
       for (const [text, mentions] of cases) {
         yield* writeConfig(dir, text)

@@ -7,8 +7,10 @@ import { Component, Fragment } from "preact"
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks"
 import * as Keys from "./keys.js"
 import {
+  agentStreak,
   type ChannelState,
   ConsoleState,
+  DEFAULT_LOOP_LIMIT,
   findMessage,
   type Message,
   parsePath,
@@ -234,6 +236,7 @@ const Shell = (props: { readonly state: ConsoleState; readonly onSignOut: () => 
         <button class="signout" onClick={props.onSignOut}>Sign out</button>
       </header>
       <Banner state={state} />
+      <Permissions state={state} />
       <nav class="sidebar" aria-label="channels and whispers">
         <h2>Channels</h2>
         <ul>
@@ -280,6 +283,55 @@ const Shell = (props: { readonly state: ConsoleState; readonly onSignOut: () => 
           ? <WhisperView state={state} thread={state.threads.get(view.key)!} />
           : <p class="empty">No channel yet{state.admin ? ": create one on the left." : "."}</p>}
       </main>
+    </div>
+  )
+}
+
+/** Relayed permission requests of this user's sessions, each with Allow / Deny (SPEC §4.5.3). */
+const Permissions = (props: { readonly state: ConsoleState }) => {
+  const { state } = props
+  if (state.permissions.length === 0) return null
+  return (
+    <section class="permissions" aria-label="permission requests">
+      <h2>Permission requests</h2>
+      <ul>
+        {state.permissions.map((p) => (
+          <li key={p.key} class="permission" data-request-id={p.requestId}>
+            <div class="permission-text">
+              <strong class="permission-tool">{p.toolName}</strong>
+              <span class="permission-description">{p.description}</span>
+              <span class="permission-from">from {pathKey(p.from)}</span>
+            </div>
+            <button
+              class="allow"
+              aria-label={`Allow ${p.toolName} for ${pathKey(p.from)}`}
+              onClick={() => void state.answerPermission(p, "allow")}
+            >
+              Allow
+            </button>
+            <button
+              class="deny"
+              aria-label={`Deny ${p.toolName} for ${pathKey(p.from)}`}
+              onClick={() => void state.answerPermission(p, "deny")}
+            >
+              Deny
+            </button>
+          </li>
+        ))}
+      </ul>
+    </section>
+  )
+}
+
+/** D-12's loop guard, computed from the channel's messages: a banner once bridges have stopped acting. */
+const LoopBanner = (props: { readonly channel: ChannelState }) => {
+  const streak = agentStreak(props.channel)
+  if (streak < DEFAULT_LOOP_LIMIT) return null
+  return (
+    <div class="banner banner-warn loop-banner" role="status">
+      Agents have posted {streak}{" "}
+      messages in a row without a human; bridges with the default loop limit have stopped acting on this channel — a
+      human message resets it.
     </div>
   )
 }
@@ -380,6 +432,7 @@ const ChannelView = (props: { readonly state: ConsoleState; readonly channel: Ch
           : null}
       </header>
       {channel.problem !== undefined ? <div class="banner banner-error" role="alert">{channel.problem}</div> : null}
+      <LoopBanner channel={channel} />
       <div class="channel-body">
         <MessageList
           key={`${channel.name}:${thread ?? ""}`}

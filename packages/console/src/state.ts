@@ -56,6 +56,33 @@ export interface ThreadState {
   unread: number
 }
 
+/** A permission request relayed by one of this user's bridge sessions (SPEC §4.5.3). */
+export interface PermissionRequest {
+  /** `from` path + request id: unique among the pending ones. */
+  readonly key: string
+  readonly from: SessionPath
+  readonly requestId: string
+  readonly toolName: string
+  readonly description: string
+}
+
+/** Pending permission requests kept (the oldest leave first). */
+export const MAX_PERMISSION_REQUESTS = 100
+
+/** D-12's default loop limit: bridges stop acting on a channel after this many agent messages in a row. */
+export const DEFAULT_LOOP_LIMIT = 20
+
+/**
+ * Consecutive agent-origin messages at the end of the channel since the last human-origin one
+ * (D-12's rule, computed from the messages the console holds).
+ */
+export const agentStreak = (channel: ChannelState): number => {
+  const messages = channel.messages
+  let n = 0
+  for (let i = messages.length - 1; i >= 0 && messages[i]!.origin === "agent"; i--) n++
+  return n
+}
+
 export type View =
   | { readonly kind: "channel"; readonly name: string }
   | { readonly kind: "whisper"; readonly key: string }
@@ -96,6 +123,7 @@ export class ConsoleState {
   threads = new Map<string, ThreadState>()
   view: View = { kind: "none" }
   notice: string | undefined
+  permissions: Array<PermissionRequest> = []
   private listeners = new Set<() => void>()
   private scheduled = false
   private wire: Wire
@@ -302,6 +330,19 @@ export class ConsoleState {
         if (!(this.view.kind === "whisper" && this.view.key === thread.key)) thread.unread++
         break
       }
+      case "permission_request": {
+        const key = `${pathKey(frame.from)}#${frame.request_id}`
+        if (this.permissions.some((p) => p.key === key)) return
+        this.permissions.push({
+          key,
+          from: frame.from,
+          requestId: frame.request_id,
+          toolName: frame.tool_name,
+          description: frame.description
+        })
+        if (this.permissions.length > MAX_PERMISSION_REQUESTS) this.permissions.shift()
+        break
+      }
       case "unsubscribed": {
         const channel = this.channels.get(frame.channel)
         if (channel !== undefined) {
@@ -354,6 +395,25 @@ export class ConsoleState {
       }
     } catch {
       // the next poll tries again
+    }
+  }
+
+  /** Answer a relayed permission request; it leaves the list once answered (or when its session is gone). */
+  async answerPermission(request: PermissionRequest, behavior: Frames.PermissionBehavior): Promise<void> {
+    try {
+      await this.wire.request({
+        type: "permission_verdict",
+        target: request.from,
+        request_id: request.requestId,
+        behavior
+      })
+      this.permissions = this.permissions.filter((p) => p.key !== request.key)
+      this.changed()
+    } catch (error) {
+      if (error instanceof Refused && error.error.kind === "not_found") {
+        this.permissions = this.permissions.filter((p) => p.key !== request.key)
+      }
+      this.fail(`could not answer ${request.toolName}`, error)
     }
   }
 

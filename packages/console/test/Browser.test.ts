@@ -241,6 +241,87 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
       assert.strictEqual(whisper.meta["from"], me)
     }))
 
+  it.scopedLive("a permission request is approved from the console (the bridge's session receives the verdict)", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const dir = yield* tempDir()
+      yield* register(dir, server.url, "aaron")
+      const agent = yield* startBridge({ configDir: dir, args: ["--as", "alice"] })
+      yield* eventuallyUp(agent)
+      const browser = yield* launch()
+      yield* signIn(browser, yield* consoleLink(dir, server.url))
+
+      const ask = (requestId: string, description: string) =>
+        Effect.promise(() =>
+          agent.client.notification({
+            method: "notifications/claude/channel/permission_request",
+            params: { request_id: requestId, tool_name: "Bash", description, input_preview: "" }
+          })
+        )
+      yield* ask("perma", "deploy <b>staging</b>")
+      yield* ask("permb", "drop the cache")
+      const entry = (id: string) => browser.page.locator(`.permission[data-request-id="${id}"]`)
+      yield* step("both requests are listed", async () => {
+        await entry("perma").waitFor({ timeout: 10_000 })
+        await entry("permb").waitFor({ timeout: 10_000 })
+      })
+      assert.include((yield* step("tool", () => entry("perma").textContent())) ?? "", "deploy <b>staging</b>")
+      assert.include((yield* step("asker", () => entry("perma").textContent())) ?? "", "aaron/workstation/alice")
+
+      // Allow by mouse, Deny by keyboard (focus + Enter)
+      yield* step("allow the first", () => entry("perma").locator("button.allow").click())
+      yield* step("deny the second with the keyboard", async () => {
+        await entry("permb").locator("button.deny").focus()
+        await browser.page.keyboard.press("Enter")
+      })
+      const verdicts = () =>
+        agent.notifications.filter((n) => n.method === "notifications/claude/channel/permission").map((n) => n.params)
+      yield* waitFor(() => verdicts().length === 2, "both verdicts in the bridge's session", 10_000)
+      assert.sameDeepMembers(verdicts(), [
+        { request_id: "perma", behavior: "allow" },
+        { request_id: "permb", behavior: "deny" }
+      ])
+      yield* step(
+        "answered requests leave the list",
+        () => browser.page.waitForSelector(".permissions", { state: "detached", timeout: 5_000 })
+      )
+      assert.isTrue(
+        agent.channel().some((n) => n.meta["kind"] === "permission_verdict" && /aaron\/browser-1\//.test(n.content)),
+        "the notice names the console that answered"
+      )
+      assert.deepStrictEqual(browser.problems, [])
+    }))
+
+  it.scopedLive("the loop-guard banner shows after 20 agent messages in a row and a human message clears it", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ admins: ["aaron"], args: ["--rate", "0"] })
+      const dir = yield* tempDir()
+      const aaron = yield* register(dir, server.url, "aaron")
+      yield* createChannel(server.url, aaron, "lobby")
+      const agent = yield* poster(server.url, aaron, "lobby", "bridge")
+      const human = yield* poster(server.url, aaron, "lobby", "cli")
+      const browser = yield* launch()
+      yield* signIn(browser, yield* consoleLink(dir, server.url))
+      yield* openChannel(browser, "lobby")
+      for (let i = 1; i <= 19; i++) yield* agent.post(`agent line ${i}`)
+      yield* step("19 in a row: no banner", async () => {
+        await browser.page.waitForSelector(`.message .body:text-is("agent line 19")`)
+      })
+      assert.strictEqual(yield* step("no banner", () => browser.page.locator(".loop-banner").count()), 0)
+      yield* agent.post("agent line 20")
+      const text = yield* step("banner", async () => {
+        await browser.page.waitForSelector(".loop-banner", { timeout: 5_000 })
+        return browser.page.textContent(".loop-banner")
+      })
+      assert.include(text ?? "", "20 messages in a row without a human")
+      yield* human.post("stop, everyone")
+      yield* step(
+        "a human message clears it",
+        () => browser.page.waitForSelector(".loop-banner", { state: "detached", timeout: 5_000 })
+      )
+      assert.deepStrictEqual(browser.problems, [])
+    }))
+
   it.scopedLive("hostile bodies render literally, with 0 script executions", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ admins: ["aaron"], args: ["--rate", "0"] })

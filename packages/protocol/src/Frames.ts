@@ -280,6 +280,38 @@ export const ReadSince = frame("read_since", {
   since_ms: nullable(Int)
 })
 
+/** A permission verdict. @since 0.1.0 @category values */
+export const PermissionBehavior = Schema.Literal("allow", "deny")
+/** @since 0.1.0 @category values */
+export type PermissionBehavior = typeof PermissionBehavior.Type
+
+/**
+ * A bridge relays one of its Claude Code session's permission requests (SPEC §4.5.3) to the consoles
+ * of its own user; the ack's `detail` says how many console sessions it reached. `request_id` is
+ * bounded by `Validate` (1 to 64 characters), `tool_name` + `description` by the body limit.
+ *
+ * @since 0.1.0
+ * @category client frames
+ */
+export const PermissionRequest = frame("permission_request", {
+  id,
+  request_id: Schema.String,
+  tool_name: Schema.String,
+  description: Schema.String
+})
+/**
+ * Answer a relayed permission request of `target`, a session of the caller's own user.
+ *
+ * @since 0.1.0
+ * @category client frames
+ */
+export const PermissionVerdict = frame("permission_verdict", {
+  id,
+  target: SessionPath,
+  request_id: Schema.String,
+  behavior: PermissionBehavior
+})
+
 /** @since 0.1.0 @category client frames */
 export const ClientFrame = Schema.Union(
   Hello,
@@ -297,7 +329,9 @@ export const ClientFrame = Schema.Union(
   ListMachines,
   ListUsers,
   ReadSince,
-  EnrollCreate
+  EnrollCreate,
+  PermissionRequest,
+  PermissionVerdict
 ).annotations({ identifier: "ClientFrame" })
 /** @since 0.1.0 @category client frames */
 export type ClientFrame = typeof ClientFrame.Type
@@ -366,6 +400,19 @@ export const WhisperDelivery = frame("whisper", {
   payload: Payload,
   origin: Schema.optionalWith(Origin, { default: () => "agent" as const, nullable: true })
 })
+/** A relayed permission request, `from` the asking session (stamped by the server). @since 0.1.0 @category server frames */
+export const PermissionRequestDelivery = frame("permission_request", {
+  from: SessionPath,
+  request_id: Schema.String,
+  tool_name: Schema.String,
+  description: Schema.String
+})
+/** A verdict on one of this session's relayed requests, `from` the answering session. @since 0.1.0 @category server frames */
+export const PermissionVerdictDelivery = frame("permission_verdict", {
+  from: SessionPath,
+  request_id: Schema.String,
+  behavior: PermissionBehavior
+})
 /** @since 0.1.0 @category server frames */
 export const UnsubscribeReason = Schema.Literal("kicked", "banned", "removed", "deleted", "renamed")
 /** @since 0.1.0 @category server frames */
@@ -399,7 +446,9 @@ export const ServerFrame = Schema.Union(
   Delivery,
   WhisperDelivery,
   Unsubscribed,
-  Shutdown
+  Shutdown,
+  PermissionRequestDelivery,
+  PermissionVerdictDelivery
 ).annotations({ identifier: "ServerFrame" })
 /** @since 0.1.0 @category server frames */
 export type ServerFrame = typeof ServerFrame.Type

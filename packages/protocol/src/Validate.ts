@@ -9,7 +9,7 @@ import * as Either from "effect/Either"
 import { isSmallOrder } from "./Auth.js"
 import * as Base64Url from "./Base64Url.js"
 import type { AdminOp, ClientFrame } from "./Frames.js"
-import { PUBLIC_KEY_BYTES } from "./Limits.js"
+import { PUBLIC_KEY_BYTES, REQUEST_ID_MAX_LENGTH } from "./Limits.js"
 import { nameProblem } from "./Names.js"
 
 /** @since 0.1.0 @category errors */
@@ -76,6 +76,16 @@ export const validateClientFrame = (frame: ClientFrame): Either.Either<ClientFra
     case "read_since":
       if ((frame.since_seq === null) === (frame.since_ms === null)) {
         problem = new InvalidFrame({ detail: "read_since takes exactly one of `since_seq` or `since_ms`" })
+      }
+      break
+    case "permission_request":
+    case "permission_verdict":
+      if (frame.request_id.length === 0 || frame.request_id.length > REQUEST_ID_MAX_LENGTH) {
+        problem = new InvalidFrame({
+          detail: `\`request_id\` must be 1 to ${REQUEST_ID_MAX_LENGTH} characters`
+        })
+      } else if (frame.type === "permission_request" && frame.tool_name.length === 0) {
+        problem = new InvalidFrame({ detail: "`tool_name` must not be empty" })
       }
       break
     default:

@@ -219,6 +219,36 @@ describe("Validate read_since (D-4: exactly one of since_seq / since_ms)", () =>
   })
 })
 
+describe("Validate permission relay frames (request_id 1 to 64 characters)", () => {
+  const target = { user: "a", machine: "b", session: "c" }
+  it("refuses an empty or overlong request_id and an empty tool_name", () => {
+    expectInvalid(
+      { type: "permission_request", request_id: "", tool_name: "Bash", description: "d" },
+      "`request_id` must be 1 to 64"
+    )
+    expectInvalid(
+      { type: "permission_request", request_id: "x".repeat(65), tool_name: "Bash", description: "d" },
+      "`request_id` must be 1 to 64"
+    )
+    expectInvalid(
+      { type: "permission_request", request_id: "r", tool_name: "", description: "d" },
+      "`tool_name` must not be empty"
+    )
+    expectInvalid(
+      { type: "permission_verdict", target, request_id: "", behavior: "allow" },
+      "`request_id` must be 1 to 64"
+    )
+    expectInvalid(
+      { type: "permission_verdict", target, request_id: "y".repeat(65), behavior: "deny" },
+      "`request_id` must be 1 to 64"
+    )
+  })
+  it("accepts well-formed ones", () => {
+    expectValid({ type: "permission_request", request_id: "abcde", tool_name: "Bash", description: "" })
+    expectValid({ type: "permission_verdict", target, request_id: "x".repeat(64), behavior: "deny" })
+  })
+})
+
 describe("Validate passes other frames through unchanged", () => {
   it("returns the same frame object", () => {
     for (

@@ -63,7 +63,12 @@ export const leaseParts = (sessions: Iterable<LeasedSession>): Array<Op> => {
 }
 
 /** One session in a lease: its rendered path and its channel subscriptions. @since 0.1.0 @category models */
-export const LeasedSession = Schema.Struct({ path: Path, channels: Schema.Array(Channel) })
+export const LeasedSession = Schema.Struct({
+  path: Path,
+  channels: Schema.Array(Channel),
+  /** A web console session (receives relayed permission requests); absent from older nodes. */
+  console: Schema.optional(Schema.Boolean)
+})
 
 /** @since 0.1.0 @category models */
 export type LeasedSession = typeof LeasedSession.Type
@@ -89,7 +94,12 @@ export const Op = Schema.Union(
     /** A further part of the same lease (a large lease is sent in parts, each under `LEASE_PART_BYTES`). */
     continued: Schema.Boolean
   }),
-  Schema.Struct({ op: Schema.Literal("attach"), path: Path, at: Schema.Number }),
+  Schema.Struct({
+    op: Schema.Literal("attach"),
+    path: Path,
+    at: Schema.Number,
+    console: Schema.optional(Schema.Boolean)
+  }),
   Schema.Struct({ op: Schema.Literal("detach"), path: Path }),
   Schema.Struct({ op: Schema.Literal("join"), path: Path, channel: Channel }),
   Schema.Struct({ op: Schema.Literal("leave"), path: Path, channel: Channel }),

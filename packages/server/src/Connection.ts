@@ -90,6 +90,7 @@ export const make = (
       const attach = hub.attach({
         path: Names.makePath(user, machine, hello.session),
         origin: hello.client === "bridge" ? "agent" : "human",
+        console: hello.client === "console",
         conn: link,
         now
       })

@@ -51,6 +51,8 @@ export interface SessionEntry {
   /** The rendered path `user/machine/session`, the presence key. */
   readonly key: string
   readonly origin: Frames.Origin
+  /** A web console session (`hello.client` `"console"`): it receives relayed permission requests. */
+  readonly console: boolean
   readonly conn: Conn
   /** Epoch ms of the last inbound frame. */
   lastSeen: number
@@ -73,6 +75,8 @@ const encodeNotice = (channel: string, reason: Frames.UnsubscribeReason, newName
 export interface AttachInput {
   readonly path: Names.SessionPath
   readonly origin: Frames.Origin
+  /** `hello.client` was `"console"`. */
+  readonly console?: boolean
   readonly conn: Conn
   readonly now: number
 }
@@ -228,6 +232,7 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
         path: input.path,
         key,
         origin: input.origin,
+        console: input.console === true,
         conn: input.conn,
         lastSeen: input.now,
         attachedAt: latestAttach,
@@ -235,7 +240,11 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       }
       sessions.set(key, entry)
       // the node holding the path, if another, drops its session when this arrives
-      announce({ op: "attach", path: key, at: entry.attachedAt })
+      announce(
+        entry.console
+          ? { op: "attach", path: key, at: entry.attachedAt, console: true }
+          : { op: "attach", path: key, at: entry.attachedAt }
+      )
       return { entry, superseded: previous !== undefined || elsewhere }
     }
     const attach = (input: AttachInput) => Effect.sync(() => attachEntry(input))
@@ -310,6 +319,16 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     /** Every session on every node (server-wide `who`). */
     const presence = (): ReadonlyArray<Names.SessionPath> =>
       everywhere(sessions.values(), (now) => roster.sessions(now))
+
+    /** The rendered paths of `user`'s console sessions on every node (permission relay, SPEC §4.5.3). */
+    const consolesOf = (user: string): ReadonlyArray<string> => {
+      const keys = new Set<string>()
+      for (const entry of sessions.values()) if (entry.console && entry.path.user === user) keys.add(entry.key)
+      for (const session of roster.sessions(clock.unsafeCurrentTimeMillis())) {
+        if (session.console && session.path.user === user) keys.add(session.key)
+      }
+      return [...keys]
+    }
 
     /** Whether a session is online at `key` (a rendered path) on any node. */
     const online = (key: string): boolean => sessions.has(key) || roster.has(key, clock.unsafeCurrentTimeMillis())
@@ -454,7 +473,13 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     /** Renew this node's lease with every session it holds, and forget nodes whose lease ran out. */
     const heartbeat = Effect.sync(() => {
       const leased: Array<Cluster.LeasedSession> = []
-      for (const entry of sessions.values()) leased.push({ path: entry.key, channels: [...entry.channels] })
+      for (const entry of sessions.values()) {
+        leased.push(
+          entry.console
+            ? { path: entry.key, channels: [...entry.channels], console: true }
+            : { path: entry.key, channels: [...entry.channels] }
+        )
+      }
       for (const part of Cluster.leaseParts(leased)) announce(part)
       return roster.sweep(clock.unsafeCurrentTimeMillis())
     }).pipe(
@@ -488,6 +513,7 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       subscribersOf,
       presence,
       online,
+      consolesOf,
       unsubscribePath,
       unsubscribeUser,
       dropChannel,

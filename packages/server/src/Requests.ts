@@ -189,8 +189,8 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
      * The per-message limits (D-9, D-10), in their order: the body's size, then the session's rate
      * (which takes a token only when the body fits); the refusal, or `undefined`.
      */
-    const limitProblem = (caller: Caller, payload: Frames.Payload): Frames.ProtocolError | undefined => {
-      if (bodyBytes(payload) > config.maxBodyBytes) {
+    const limitProblem = (caller: Caller, payload: Frames.Payload | number): Frames.ProtocolError | undefined => {
+      if ((typeof payload === "number" ? payload : bodyBytes(payload)) > config.maxBodyBytes) {
         return Errors.tooLarge(`message body exceeds ${config.maxBodyBytes} bytes`, config.maxBodyBytes)
       }
       const wait = caller.bucket.takeAt(clock.unsafeCurrentTimeMillis())
@@ -286,6 +286,59 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       })
     }
 
+    /**
+     * A bridge relays its session's permission request to the console sessions of its own user, on
+     * any node (SPEC §4.5.3 remote approvers): counted against the body limit and the session's rate
+     * like a whisper; the ack's `detail` says how many consoles it reached.
+     */
+    const permissionRequest = (caller: Caller, frame: Frames.ClientFrameOf<"permission_request">): Frames.Reply => {
+      const { entry } = caller
+      return tracedPlain("permission_request", () => ({ path: entry.key }), () => {
+        const size = Buffer.byteLength(frame.tool_name, "utf8") + Buffer.byteLength(frame.description, "utf8")
+        const problem = limitProblem(caller, size)
+        if (problem !== undefined) return refusal(problem)
+        const consoles = hub.consolesOf(entry.path.user).filter((key) => key !== entry.key)
+        if (consoles.length > 0) {
+          const encoded = Codec.encodeFrame({
+            type: "permission_request",
+            from: entry.path,
+            request_id: frame.request_id,
+            tool_name: frame.tool_name,
+            description: frame.description
+          })
+          for (const key of consoles) hub.sendTo(key, encoded)
+        }
+        return ack(`relayed to ${consoles.length} console session${consoles.length === 1 ? "" : "s"}`)
+      })
+    }
+
+    /** A verdict on a relayed request, only from a session of the asking session's own user. */
+    const permissionVerdict = (caller: Caller, frame: Frames.ClientFrameOf<"permission_verdict">): Frames.Reply => {
+      const { entry } = caller
+      const target = Names.renderPath(frame.target)
+      return tracedPlain("permission_verdict", () => ({ path: entry.key, target }), () => {
+        if (frame.target.user !== entry.path.user) {
+          return refusal(Errors.unauthorized(
+            `only a session of user \`${frame.target.user}\` may answer the permission requests of \`${target}\``
+          ))
+        }
+        const problem = hub.online(target)
+          ? limitProblem(caller, 0)
+          : Errors.notFound(Errors.Messages.notOnline(target))
+        if (problem !== undefined) return refusal(problem)
+        hub.sendTo(
+          target,
+          Codec.encodeFrame({
+            type: "permission_verdict",
+            from: entry.path,
+            request_id: frame.request_id,
+            behavior: frame.behavior
+          })
+        )
+        return ackNull
+      })
+    }
+
     const historyTurns = yield* Effect.makeSemaphore(1)
     const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
       Effect.gen(function*() {
@@ -362,6 +415,10 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           return adminOp(caller, frame.op)
         case "enroll_create":
           return enrollments.create(caller.entry.path.user)
+        case "permission_request":
+          return permissionRequest(caller, frame)
+        case "permission_verdict":
+          return permissionVerdict(caller, frame)
       }
     }
 

@@ -27,8 +27,8 @@ export const consoleLink = (serverUrl: string, code: string): string => {
   return `${scheme}//${url.host}/console/#enroll=${code}`
 }
 
-/** The server: `--server`, else the one registered in config.toml. */
-const resolveServer = (server: Option.Option<string>) =>
+/** The server: `--server`, else the one registered in config.toml. @since 0.1.0 @category servers */
+export const resolveServer = (server: Option.Option<string>) =>
   Option.match(server, {
     onSome: Ctx.parseUrl,
     onNone: () =>

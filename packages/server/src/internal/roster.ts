@@ -14,6 +14,8 @@ export interface RemoteSession {
   readonly path: Names.SessionPath
   readonly key: string
   readonly channels: Set<string>
+  /** A web console session (it receives relayed permission requests). */
+  readonly console: boolean
 }
 
 interface Peer {
@@ -22,9 +24,9 @@ interface Peer {
   readonly sessions: Map<string, RemoteSession>
 }
 
-const remoteSession = (key: string, channels: Iterable<string>): RemoteSession | undefined => {
+const remoteSession = (key: string, channels: Iterable<string>, console: boolean): RemoteSession | undefined => {
   const path = Names.parsePath(key)
-  return path === undefined ? undefined : { path, key, channels: new Set(channels) }
+  return path === undefined ? undefined : { path, key, channels: new Set(channels), console }
 }
 
 export class Roster {
@@ -59,7 +61,7 @@ export class Roster {
       case "attach": {
         // the path now lives on `instance`: a previous holder's entry is stale
         for (const other of this.peers.values()) other.sessions.delete(op.path)
-        const session = remoteSession(op.path, [])
+        const session = remoteSession(op.path, [], op.console === true)
         if (session !== undefined) this.peer(instance, node, now).sessions.set(op.path, session)
         return
       }
@@ -105,7 +107,7 @@ export class Roster {
   }
 
   private add(peer: Peer, leased: LeasedSession): void {
-    const session = remoteSession(leased.path, leased.channels)
+    const session = remoteSession(leased.path, leased.channels, leased.console === true)
     if (session !== undefined) peer.sessions.set(leased.path, session)
   }
 
