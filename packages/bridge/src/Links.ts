@@ -22,6 +22,8 @@ export interface LiveConnection {
   readonly request: (
     frame: Connection.RequestWithoutId
   ) => Effect.Effect<Connection.Reply, Connection.RequestError>
+  /** The socket's close code once closed (1009: a frame over this client's limit), when known. */
+  readonly closeCode?: Effect.Effect<number | undefined>
 }
 
 /** A request could not be answered: `rejected` when the server refused it. @since 0.1.0 @category errors */
