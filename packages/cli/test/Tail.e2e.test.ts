@@ -215,7 +215,8 @@ describe("conclave tail", { timeout: 60_000 }, () => {
       const tail = yield* spawnCli(["tail", "--server", server.url, "--channel", "big", "--since", "1h"], {
         configDir: user
       })
-      yield* tail.nextLine("the ready line")
+      // the server has just taken a 16 MiB post: a loaded host may take a while to get here
+      yield* tail.nextLine("the ready line", 30_000)
       // --since is a time: the message is first looked for by seq (one more reconnect), then skipped
       const skipped = "message #1 of #big is larger than this client accepts (16777216 bytes) and was skipped"
       yield* Effect.repeat(Effect.sync(() => tail.stderr().includes(skipped)), {
