@@ -189,7 +189,7 @@ const swappable = (initial: Dispatcher.Dispatcher) => {
     callTool: (name, args) => Effect.suspend(() => current.callTool(name, args)),
     permissionRequest: (params) => Effect.suspend(() => current.permissionRequest(params)),
     linkUp: (server, connection, handle) => Effect.suspend(() => current.linkUp(server, connection, handle)),
-    linkDown: (server) => Effect.suspend(() => current.linkDown(server)),
+    linkDown: (server, cause) => Effect.suspend(() => current.linkDown(server, cause)),
     handlesInUse: (server, taken) => Effect.suspend(() => current.handlesInUse(server, taken)),
     linkFailed: (server, text) => Effect.suspend(() => current.linkFailed(server, text)),
     linkDuplicate: (server, canonical) => Effect.suspend(() => current.linkDuplicate(server, canonical)),

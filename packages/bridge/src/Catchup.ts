@@ -2,7 +2,8 @@
  * Re-join and catch up after a reconnect (SPEC §4.10.4, D-22): hold live deliveries back, read
  * what was missed since the watermark (or since the join), drop our own and the ones seen live,
  * cap the replay (leaving a gap that `catch_up` continues from), then deliver everything in seq
- * order.
+ * order. A page too large for this client (the link closes with 1009) is never asked for again:
+ * the watermark moves past the message it starts with and a notice says which one (issue 22).
  *
  * @since 0.1.0
  */
@@ -55,14 +56,18 @@ export const make = (deps: Dependencies): Catchup => {
     channel: string,
     from: number | undefined,
     rows: ReadonlyArray<Frames.HistoryMessage>,
-    self: Names.SessionPath
+    self: Names.SessionPath,
+    olderThan: number | undefined = undefined
   ) =>
     Effect.gen(function*() {
       const key = LoopGuard.channelKey(url, channel)
       const buffered = yield* watermarks.endCatchup(key)
       const live = new Set(buffered.map((d) => d.seq))
       const missed = rows
-        .filter((r) => (from === undefined || r.seq > from) && !live.has(r.seq) && !Names.pathEquals(r.from, self))
+        .filter((r) =>
+          (from === undefined || r.seq > from) && (olderThan === undefined || r.ts_ms >= olderThan) &&
+          !live.has(r.seq) && !Names.pathEquals(r.from, self)
+        )
         .sort((a, b) => a.seq - b.seq)
       const skipped = Math.max(0, missed.length - Limits.RECONNECT_CATCHUP_CAP)
       if (skipped > 0) {
@@ -87,15 +92,39 @@ export const make = (deps: Dependencies): Catchup => {
         }
         return yield* finish(url, channel, from, [], self)
       }
+      const key = LoopGuard.channelKey(url, channel)
       const joinedAt = yield* links.get(url).pipe(Effect.map(Option.flatMapNullable((l) => l.joinedAt.get(channel))))
       const start = from === undefined ? History.sinceMs(Option.getOrElse(joinedAt, () => 0)) : History.afterSeq(from)
-      const rows = yield* History.collectUntilFailure(
+      const closeCode = generation.connection.closeCode
+      const { rows, tooLarge } = yield* History.collect(
         (frame) => links.requestOn(url, generation, frame),
         channel,
         start,
-        { maxPages: MAX_PAGES }
+        closeCode === undefined ? { maxPages: MAX_PAGES } : { maxPages: MAX_PAGES, closeCode }
       )
-      yield* finish(url, channel, from, rows, self)
+      const olderThan = yield* watermarks.olderThan(key)
+      yield* finish(url, channel, from, rows, self, olderThan)
+      if (Option.isNone(tooLarge)) {
+        // Read to the end (or to the page cap) without meeting it: nothing is looked for any more.
+        if (olderThan !== undefined) yield* watermarks.setOlderThan(key, undefined)
+        return
+      }
+      // The link is gone (1009); the next catch-up, after the reconnect, starts past the message.
+      const skip = History.pastTooLarge(tooLarge.value.from)
+      if (skip._tag === "Message") {
+        yield* watermarks.raise(key, skip.seq)
+      } else {
+        yield* watermarks.raise(key, 0)
+        yield* watermarks.setOlderThan(key, skip.olderThanMs)
+      }
+      yield* delivery.notice(
+        Injection.Notices.tooLargeSkipped(
+          url,
+          channel,
+          History.skippedText(channel, skip),
+          skip._tag === "Message" ? skip.seq : undefined
+        )
+      )
     })
 
   const flush = (url: string) =>

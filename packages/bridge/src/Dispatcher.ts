@@ -68,7 +68,8 @@ export interface Dispatcher {
   readonly callTool: (name: string, args: unknown) => Effect.Effect<ToolResult>
   readonly permissionRequest: (params: unknown) => Effect.Effect<void>
   readonly linkUp: (server: string, connection: LiveConnection, dialedHandle: string) => Effect.Effect<void>
-  readonly linkDown: (server: string) => Effect.Effect<void>
+  /** The link dropped; `too_large` when it closed over a frame too large for this client (not a flap). */
+  readonly linkDown: (server: string, cause?: "too_large") => Effect.Effect<void>
   /** Before a link's first dial: the handles of live sessions of this user and machine there. */
   readonly handlesInUse: (server: string, taken: ReadonlySet<string>) => Effect.Effect<void>
   /** A dial failed; `text` is the reason with its fix. */
@@ -181,7 +182,7 @@ export const make = (
       callTool,
       permissionRequest,
       linkUp: (server, connection, dialedHandle) => events.up(norm(server), connection, dialedHandle),
-      linkDown: (server) => events.down(norm(server)),
+      linkDown: (server, cause) => events.down(norm(server), cause),
       handlesInUse: (server, taken) => events.avoid(norm(server), taken),
       linkFailed: (server, text) => links.failed(norm(server), text),
       linkDuplicate: (server, canonical) => events.duplicate(norm(server), canonical),

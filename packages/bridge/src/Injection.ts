@@ -161,6 +161,14 @@ export const Notices = {
       `Could not re-join #${escapeXml(channel)} on ${server} after reconnecting: ${escapeXml(rendered)}`,
       { channel, reason: "rejoin_failed" }
     ),
+  /** A history page too large for this client was skipped (or is being looked for) during a catch-up (issue 22). */
+  tooLargeSkipped: (server: string, channel: string, text: string, seq: number | undefined) =>
+    notice(
+      server,
+      "catchup",
+      `On ${server}: ${escapeXml(text)}.`,
+      seq === undefined ? { channel, reason: "too_large" } : { channel, reason: "too_large", seq: String(seq) }
+    ),
   catchupSkipped: (server: string, channel: string, skipped: number) =>
     notice(
       server,

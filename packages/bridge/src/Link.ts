@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Backoff, Connection, type Identity, Reconnect } from "@conclave/client"
+import { Backoff, Connection, History, type Identity, Reconnect } from "@conclave/client"
 import { Errors, Limits } from "@conclave/protocol"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -128,11 +128,13 @@ export const run = (options: LinkOptions): Effect.Effect<void> => {
             Stream.takeWhile((frame) => frame.type !== "shutdown"),
             Stream.runForEach((frame) => dispatcher.inbound(url, frame))
           )
+          return yield* connection.closeCode
         })
       ).pipe(Effect.either)
       if (Either.isRight(outcome)) {
-        yield* Effect.logInfo("link down").pipe(Effect.annotateLogs({ server: url }))
-        yield* dispatcher.linkDown(url)
+        yield* Effect.logInfo("link down").pipe(Effect.annotateLogs({ server: url, code: outcome.right ?? null }))
+        // 1009: a frame over this client's limit, not a flapping link (issue 22)
+        yield* dispatcher.linkDown(url, outcome.right === History.TOO_BIG ? "too_large" : undefined)
         return "down"
       }
       if (outcome.left._tag === "DuplicateServer") return yield* outcome.left

@@ -21,7 +21,7 @@ import type { Watermarks } from "./Watermarks.js"
 /** @since 0.1.0 @category models */
 export interface LinkEvents {
   readonly up: (server: string, connection: LiveConnection, dialedHandle: string) => Effect.Effect<void>
-  readonly down: (server: string) => Effect.Effect<void>
+  readonly down: (server: string, cause?: "too_large") => Effect.Effect<void>
   readonly duplicate: (server: string, canonical: string) => Effect.Effect<void>
   readonly inbound: (server: string, frame: Frames.ServerFrame) => Effect.Effect<void>
   /** Before the first dial: rename a defaulted handle that a live session already holds (once). */
@@ -59,9 +59,9 @@ export const make = (deps: Dependencies): LinkEvents => {
       yield* deps.announce
     })
 
-  const down = (server: string) =>
+  const down = (server: string, cause?: "too_large") =>
     Effect.gen(function*() {
-      const outcome = yield* links.down(server)
+      const outcome = yield* links.down(server, cause)
       if (Option.isNone(outcome)) return
       yield* catchup.flush(server)
       const o = outcome.value

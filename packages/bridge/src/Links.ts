@@ -22,6 +22,8 @@ export interface LiveConnection {
   readonly request: (
     frame: Connection.RequestWithoutId
   ) => Effect.Effect<Connection.Reply, Connection.RequestError>
+  /** The socket's close code once closed (1009: a frame over this client's limit), when known. */
+  readonly closeCode?: Effect.Effect<number | undefined>
 }
 
 /** A request could not be answered: `rejected` when the server refused it. @since 0.1.0 @category errors */
@@ -112,8 +114,11 @@ export interface Links {
     connection: LiveConnection,
     dialedHandle: string
   ) => Effect.Effect<Option.Option<{ readonly generation: Generation; readonly wasDown: boolean; readonly link: Link }>>
-  /** The link dropped: what to announce (none when it was not up). */
-  readonly down: (url: string) => Effect.Effect<Option.Option<DownOutcome>>
+  /**
+   * The link dropped: what to announce (none when it was not up). A drop over a frame too large for
+   * this client (`too_large`) is not counted as a rapid drop: it says nothing about the handle.
+   */
+  readonly down: (url: string, cause?: "too_large") => Effect.Effect<Option.Option<DownOutcome>>
   /** The link is the same server as `canonical`: disable it. False when it already was. */
   readonly duplicate: (url: string, canonical: string) => Effect.Effect<boolean>
   readonly setAdmin: (url: string, admin: boolean) => Effect.Effect<void>
@@ -243,7 +248,7 @@ export const make = (options: Options): Effect.Effect<Links> =>
         return changed
       })
 
-    const down: Links["down"] = (url) =>
+    const down: Links["down"] = (url, cause) =>
       Effect.gen(function*() {
         const upSignal = yield* Deferred.make<Generation, CallFailed>()
         const now = yield* Clock.currentTimeMillis
@@ -255,6 +260,7 @@ export const make = (options: Options): Effect.Effect<Links> =>
           const stable = link.upAt === undefined || now - link.upAt >= Limits.STABILITY_WINDOW_MS
           const result = ((): readonly [DownOutcome, Link] | readonly [DownOutcome, Link, Handle] => {
             if (stable) return announce({ ...base, rapidDrops: 0 })
+            if (cause === "too_large") return announce(base)
             const rapidDrops = link.rapidDrops + 1
             if (rapidDrops < Limits.RAPID_DROP_THRESHOLD) return announce({ ...base, rapidDrops })
             if (rapidDrops > Limits.RAPID_DROP_THRESHOLD) return [{ _tag: "Quiet" }, { ...base, rapidDrops }]

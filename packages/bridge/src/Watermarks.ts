@@ -29,6 +29,12 @@ export interface Watermarks {
   readonly endCatchupsWithPrefix: (prefix: string) => Effect.Effect<ReadonlyArray<ReadonlyArray<Delivery>>>
   readonly gapFrom: (key: string) => Effect.Effect<number | undefined>
   readonly setGap: (key: string, seq: number | undefined) => Effect.Effect<void>
+  /**
+   * While a catch-up looks by seq for a message too large to read (issue 22): rows older than this
+   * were not asked for and are left out.
+   */
+  readonly olderThan: (key: string) => Effect.Effect<number | undefined>
+  readonly setOlderThan: (key: string, ms: number | undefined) => Effect.Effect<void>
   /** A channel was renamed: its watermark and gap follow it. */
   readonly move: (from: string, to: string) => Effect.Effect<void>
 }
@@ -36,6 +42,7 @@ export interface Watermarks {
 interface State {
   readonly lastSeen: ReadonlyMap<string, number>
   readonly gapFrom: ReadonlyMap<string, number>
+  readonly olderThan: ReadonlyMap<string, number>
   readonly catching: ReadonlyMap<string, ReadonlyArray<Delivery>>
 }
 
@@ -54,7 +61,7 @@ const moveKey = <V>(m: ReadonlyMap<string, V>, from: string, to: string): Readon
 
 /** @since 0.1.0 @category constructors */
 export const make: Effect.Effect<Watermarks> = Effect.map(
-  Ref.make<State>({ lastSeen: new Map(), gapFrom: new Map(), catching: new Map() }),
+  Ref.make<State>({ lastSeen: new Map(), gapFrom: new Map(), olderThan: new Map(), catching: new Map() }),
   (ref) => ({
     admit: (key, d, catchup) =>
       Ref.modify(ref, (s): readonly [Admission, State] => {
@@ -79,7 +86,14 @@ export const make: Effect.Effect<Watermarks> = Effect.map(
       }),
     gapFrom: (key) => Ref.get(ref).pipe(Effect.map((s) => s.gapFrom.get(key))),
     setGap: (key, seq) => Ref.update(ref, (s) => ({ ...s, gapFrom: set(s.gapFrom, key, seq) })),
+    olderThan: (key) => Ref.get(ref).pipe(Effect.map((s) => s.olderThan.get(key))),
+    setOlderThan: (key, ms) => Ref.update(ref, (s) => ({ ...s, olderThan: set(s.olderThan, key, ms) })),
     move: (from, to) =>
-      Ref.update(ref, (s) => ({ ...s, lastSeen: moveKey(s.lastSeen, from, to), gapFrom: moveKey(s.gapFrom, from, to) }))
+      Ref.update(ref, (s) => ({
+        ...s,
+        lastSeen: moveKey(s.lastSeen, from, to),
+        gapFrom: moveKey(s.gapFrom, from, to),
+        olderThan: moveKey(s.olderThan, from, to)
+      }))
   })
 )

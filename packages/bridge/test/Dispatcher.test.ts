@@ -955,6 +955,27 @@ describe("Dispatcher: breaker, rename, dedupe (N)", () => {
       assert.include(h.injected.at(-1)!.content, "razel-3")
     }))
 
+  it.scoped("drops over a frame too large for this client (1009) are not flaps: no rename, no advisory (issue 22)", () =>
+    Effect.gen(function*() {
+      const h = yield* harness({ handle: { name: "razel", explicit: false } })
+      for (let i = 0; i < 5; i++) {
+        yield* h.d.linkUp(S1, fakeConnection().connection, yield* h.d.currentHandle)
+        yield* TestClock.adjust("1 second")
+        yield* h.d.linkDown(S1, "too_large")
+      }
+      assert.strictEqual(yield* h.d.currentHandle, "razel")
+      const explicit = yield* harness()
+      for (let i = 0; i < 5; i++) {
+        yield* explicit.d.linkUp(S1, fakeConnection().connection, "razel")
+        yield* TestClock.adjust("1 second")
+        yield* explicit.d.linkDown(S1, "too_large")
+      }
+      assert.isFalse(explicit.injected.some((n) => n.content.includes("--as")))
+      // the ordinary flaps still trip the breaker
+      for (let i = 0; i < 3; i++) yield* flap(h, yield* h.d.currentHandle)
+      assert.strictEqual(yield* h.d.currentHandle, "razel-2")
+    }))
+
   it.scoped("D-27 a trip on a link that dialed an old name does not rename again", () =>
     Effect.gen(function*() {
       const h = yield* harness({ handle: { name: "razel", explicit: false } })

@@ -2,9 +2,16 @@
  * The paged `read_since` loop (SPEC §2.5): follow `more` from a seq or time watermark, one page
  * after the other, each page starting after the last seq of the one before.
  *
+ * A page over the client's own frame limit never arrives: the link closes with 1009, and asking for
+ * the same page again would fail the same way, forever (issue 22). `pages` then fails with
+ * `PageTooLarge`, and `pastTooLarge` says where a reader carries on: the server caps a page in
+ * bytes but always sends the first row whole, so a page only grows past a client's limit through
+ * the message it starts with, and seqs are gap-free per channel, so after seq `n` that is `n + 1`.
+ *
  * @since 0.1.0
  */
-import type { Frames } from "@conclave/protocol"
+import { type Frames, Limits } from "@conclave/protocol"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -28,7 +35,67 @@ export type Page = Replies.ReplyOf<"history">
 export interface PagesOptions {
   /** Stop after this many pages (default: no limit). */
   readonly maxPages?: number
+  /**
+   * The link's close code once it has closed (`Connection.closeCode`): a request that fails on a
+   * link closed with 1009 fails the read with `PageTooLarge` instead of its own error.
+   */
+  readonly closeCode?: Effect.Effect<number | undefined>
 }
+
+/** WebSocket close code 1009, "message too big". @since 0.1.0 @category constants */
+export const TOO_BIG = 1009
+
+/**
+ * The page of `channel` starting at `from` is larger than this client accepts: the link closed
+ * with 1009 while it was on its way. Asking for it again cannot succeed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PageTooLarge extends Data.TaggedError("PageTooLarge")<{
+  readonly channel: string
+  readonly from: From
+}> {
+  override get message() {
+    return `a history page of #${this.channel} is larger than this client accepts (${Limits.MAX_FRAME_BYTES_CEILING} bytes)`
+  }
+}
+
+/**
+ * Where a reader carries on after a page starting at `from` was too large.
+ *
+ * - After a seq `n`: the message skipped is `n + 1` (the page's first row; seqs are gap-free per
+ *   channel), and the next read starts after it.
+ * - At a time: which message it was is not known. The next read looks for it by seq from the start
+ *   of the retained history, leaving out rows older than `olderThanMs` (what was not asked for);
+ *   the page that then fails starts after a known seq.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Skip =
+  | { readonly _tag: "Message"; readonly seq: number; readonly next: From }
+  | { readonly _tag: "Locate"; readonly olderThanMs: number; readonly next: From }
+
+/** @since 0.1.0 @category constructors */
+export const pastTooLarge = (from: From): Skip =>
+  from.since_seq !== null
+    ? { _tag: "Message", seq: from.since_seq + 1, next: afterSeq(from.since_seq + 1) }
+    : { _tag: "Locate", olderThanMs: from.since_ms, next: afterSeq(0) }
+
+/**
+ * What a reader says about a skipped message: which one, why, and that no client can read it over
+ * the protocol (every client stops at the protocol's 16 MiB frame ceiling).
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const skippedText = (channel: string, skip: Skip): string =>
+  skip._tag === "Message"
+    ? `message #${skip.seq} of #${channel} is larger than this client accepts (${Limits.MAX_FRAME_BYTES_CEILING} bytes) and was skipped: no client can read it over the protocol (the server's operator can read it in the server's store; a lower \`serve --max-body-bytes\` keeps new ones readable); carrying on after it`
+    : `a message of #${channel} posted since ${
+      new Date(skip.olderThanMs).toISOString()
+    } is larger than this client accepts (${Limits.MAX_FRAME_BYTES_CEILING} bytes): looking for it by seq to skip it`
 
 /**
  * The pages of `channel` from `from`, until a page says no `more` or comes back empty.
@@ -41,15 +108,25 @@ export const pages = <E>(
   channel: string,
   from: From,
   options: PagesOptions = {}
-): Stream.Stream<Page, E | Replies.UnexpectedReply> => {
+): Stream.Stream<Page, E | Replies.UnexpectedReply | PageTooLarge> => {
   const maxPages = options.maxPages ?? Number.POSITIVE_INFINITY
+  const closeCode = options.closeCode
   return Stream.paginateEffect(
     { from, page: 1 },
     (state): Effect.Effect<
       readonly [Page, Option.Option<{ readonly from: From; readonly page: number }>],
-      E | Replies.UnexpectedReply
+      E | Replies.UnexpectedReply | PageTooLarge
     > =>
       Replies.request(send, { type: "read_since", channel, ...state.from }, "history").pipe(
+        Effect.catchAll((error) =>
+          closeCode === undefined
+            ? Effect.fail(error)
+            : Effect.flatMap(
+              closeCode,
+              (code): Effect.Effect<never, E | Replies.UnexpectedReply | PageTooLarge> =>
+                code === TOO_BIG ? Effect.fail(new PageTooLarge({ channel, from: state.from })) : Effect.fail(error)
+            )
+        ),
         Effect.map((page) => {
           const last = page.messages[page.messages.length - 1]
           const next = page.more && last !== undefined && state.page < maxPages
@@ -68,10 +145,33 @@ export const collectUntilFailure = <E>(
   from: From,
   options: PagesOptions = {}
 ): Effect.Effect<ReadonlyArray<Frames.HistoryMessage>> =>
-  pages(send, channel, from, options).pipe(
-    Stream.catchAll(() => Stream.empty),
-    Stream.runFold([] as Array<Frames.HistoryMessage>, (rows, page) => {
-      rows.push(...page.messages)
-      return rows
-    })
-  )
+  Effect.map(collect(send, channel, from, options), (read) => read.rows)
+
+/** What `collect` read: the rows, and the page too large for this client that ended it, if one did. @since 0.1.0 @category models */
+export interface Collected {
+  readonly rows: ReadonlyArray<Frames.HistoryMessage>
+  readonly tooLarge: Option.Option<PageTooLarge>
+}
+
+/**
+ * Every message of the pages, collected; a failure ends the read with what came before it, and a
+ * page too large for this client (given `closeCode`) is reported with them.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const collect = <E>(
+  send: Replies.Requester<E>,
+  channel: string,
+  from: From,
+  options: PagesOptions = {}
+): Effect.Effect<Collected> =>
+  Effect.suspend(() => {
+    const rows: Array<Frames.HistoryMessage> = []
+    return pages(send, channel, from, options).pipe(
+      Stream.runForEach((page) => Effect.sync(() => rows.push(...page.messages))),
+      Effect.as(Option.none<PageTooLarge>()),
+      Effect.catchAll((e) => Effect.succeed(e instanceof PageTooLarge ? Option.some(e) : Option.none())),
+      Effect.map((tooLarge): Collected => ({ rows, tooLarge }))
+    )
+  })

@@ -80,7 +80,11 @@ let ids = 0
  */
 export const dial = (
   url: string,
-  options: { readonly timeout?: Duration.DurationInput } = {}
+  options: {
+    readonly timeout?: Duration.DurationInput
+    /** Upgrade request headers, e.g. a relay's own `host`. */
+    readonly headers?: Readonly<Record<string, string>>
+  } = {}
 ): Effect.Effect<Client, WireError, Scope.Scope> =>
   Effect.gen(function*() {
     const frames = yield* Queue.unbounded<Frames.ServerFrame>()
@@ -89,7 +93,14 @@ export const dial = (
     const pending = new Map<string, Deferred.Deferred<Frames.Reply, WireError>>()
     let undecodable = 0
     const ws = yield* Effect.acquireRelease(
-      Effect.sync(() => new WebSocket(url, { perMessageDeflate: false })),
+      Effect.sync(() =>
+        new WebSocket(
+          url,
+          options.headers === undefined
+            ? { perMessageDeflate: false }
+            : { perMessageDeflate: false, headers: { ...options.headers } }
+        )
+      ),
       (ws) => Effect.sync(() => ws.terminate())
     )
     const client: Client = {

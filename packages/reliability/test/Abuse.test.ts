@@ -4,14 +4,21 @@
  * many-headers CVE regression — each with the health probe running.
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Option, Schedule } from "effect"
+import { Deferred, Duration, Effect, Fiber, Option, Schedule, Schema } from "effect"
 import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import * as Embedded from "../src/Embedded.js"
+import * as Flood from "../src/flood.js"
 import * as HealthProbe from "../src/HealthProbe.js"
+import * as Processes from "../src/Processes.js"
 import * as Profile from "../src/Profile.js"
 import * as RawWs from "../src/RawWs.js"
 import * as Report from "../src/Report.js"
 import * as Wire from "../src/Wire.js"
+
+/** The flood driver, built (`npx tsc -b packages/reliability`). */
+const floodBin = Path.join(Processes.repoRoot, "packages", "reliability", "dist", "flood.js")
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 const rows: Array<Report.Row> = []
@@ -103,63 +110,79 @@ describe("abuse", () => {
     "pre-auth flood from one address: the pending cap engages, established sessions see 0 loss",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxPendingPerIp: 32 })
-        const probe = yield* HealthProbe.start(server.url)
+        // The real binary (default cap: 32 pending per address), and the attackers in their own
+        // processes (`src/flood.ts`, open loop): neither shares an event loop with this test's probe.
+        const server = yield* Processes.spawnServer(yield* Embedded.tempDir())
         const seconds = Profile.count(2, 30)
-        const t0 = performance.now()
-        let attempts = 0
-        let refused429 = 0
-        let displaced = 0
-        let upgraded = 0
-        let wrongFirst = 0
-        let closedWrongFirst = 0
-        yield* Effect.forEach(range(64), () =>
-          Effect.gen(function*() {
-            while (performance.now() - t0 < seconds * 1000) {
-              attempts++
-              const r = yield* RawWs.upgrade(server.port, { timeoutMs: 5000 }).pipe(Effect.either)
-              if (r._tag === "Left") {
-                if (r.left.message.includes("429")) refused429++
-                continue
-              }
-              upgraded++
-              const conn = r.right
-              // Pre-auth frames other than `hello`: refused with "expected Hello" and closed.
-              if (attempts % 4 === 0) {
-                wrongFirst++
-                conn.socket.write(RawWs.frame({ opcode: 1, payload: Buffer.from("{\"type\":\"list_users\"}") }))
-                const code = yield* within(1000, () => RawWs.closeCodeIn(conn.received()) !== undefined)
-                if (code !== Infinity && RawWs.closeCodeIn(conn.received()) === 1008) closedWrongFirst++
-              } else {
-                yield* Effect.sleep("100 millis")
-                // past the cap a newcomer displaces the oldest silent socket of the address (issue 22)
-                if (conn.socket.destroyed || conn.socket.readyState !== "open") displaced++
-              }
-              conn.socket.destroy()
-            }
-          }), { concurrency: "unbounded", discard: true })
-        const rate = Math.round(attempts / seconds)
+        const offered = 2000
+        const drivers = 2
+        // the established sessions' baseline, before the flood
+        const baseline = yield* HealthProbe.start(server.url)
+        yield* Effect.sleep("2 seconds")
+        const before = yield* baseline.stop
+        const probe = yield* HealthProbe.start(server.url)
+        const load0 = Os.loadavg()[0]!
+        const children = yield* Effect.forEach(range(drivers), () =>
+          Processes.spawn(process.execPath, [
+            floodBin,
+            "--port",
+            String(server.port),
+            "--seconds",
+            String(seconds),
+            "--rate",
+            String(offered / drivers),
+            "--hold-ms",
+            "100"
+          ]))
+        const counts = yield* Effect.forEach(children, (child) =>
+          Deferred.await(child.exited).pipe(
+            Effect.flatMap(() => {
+              const line = child.stdoutLines.find((l) => l.startsWith("{"))
+              return line === undefined
+                ? Effect.dieMessage(`flood driver printed no counts: ${child.stderr().slice(0, 2000)}`)
+                : Schema.decodeUnknown(Schema.parseJson(Flood.FloodCounts))(line).pipe(Effect.orDie)
+            })
+          ))
+        const load1 = Os.loadavg()[0]!
+        const sum = (f: (c: Flood.FloodCounts) => number) => counts.reduce((n, c) => n + f(c), 0)
+        const attempts = sum((c) => c.attempts)
+        const skipped = sum((c) => c.skipped)
+        const upgraded = sum((c) => c.upgraded)
+        const refused429 = sum((c) => c.refused429)
+        const failed = sum((c) => c.failed)
+        const displaced = sum((c) => c.displaced)
+        const wrongFirst = sum((c) => c.wrongFirst)
+        const closedWrongFirst = sum((c) => c.closedWrongFirst)
+        const upgradeP99 = Math.max(...counts.map((c) => c.upgradeP99Ms))
+        // attempts the server answered (101 or 429) per second of the flood
+        const rate = Math.round((upgraded + refused429) / seconds)
         const result = yield* probe.stop
         const crashes = yield* HealthProbe.crashes(server.port)
+        const p99Bound = 2 * Math.max(before.p99Ms, 1)
         rows.push({
-          test: `pre-auth flood, 64 parallel dialers for ${seconds} s (cap 32 pending per address)`,
+          test:
+            `pre-auth flood, ${drivers} driver processes offering ${offered} upgrades/s for ${seconds} s (cap 32 pending per address)`,
           figure:
-            `${attempts} attempts (${rate}/s), ${crashes} crashes, ${upgraded} upgraded, ${displaced} silent ones displaced by newer ones past the cap, ${refused429} refused with 429, ${closedWrongFirst}/${wrongFirst} non-hello first frames closed 1008; ${
-              HealthProbe.describe(result)
-            }`,
+            `${attempts} attempts (${skipped} not started: the drivers' in-flight cap), ${upgraded} upgraded and ${refused429} refused with 429 (${rate}/s answered), ${failed} timed out or reset; upgrade p99 ${
+              Math.round(upgradeP99)
+            } ms; ${crashes} crashes; ${displaced} silent ones displaced by newer ones past the cap; ${closedWrongFirst}/${wrongFirst} non-hello first frames closed 1008; probe before: p99 ${
+              before.p99Ms.toFixed(1)
+            } ms; during: ${HealthProbe.describe(result)}; load average ${load0.toFixed(1)} → ${
+              load1.toFixed(1)
+            } on ${Os.cpus().length} cores`,
           target: "2 000 attempts/s for 30 s: caps engage, established p99 ≤ 2 × baseline, 0 crashes",
           checks: [
             Report.atLeast("attempts/s", rate, 2000),
             Report.atLeast("duration", seconds, 30, " s"),
             Report.equals("crashes", crashes, 0),
             Report.atLeast("silent sockets displaced (cap engaged)", displaced, 1),
-            Report.equals("non-hello first frames not closed 1008", wrongFirst - closedWrongFirst, 0),
+            Report.atMost("established p99", Math.round(result.p99Ms * 10) / 10, Math.round(p99Bound * 10) / 10, " ms"),
             Report.equals("probe lost", result.lost, 0)
           ]
         })
         assert.isAbove(displaced, 0, "the per-address pending cap engaged")
-        assert.strictEqual(closedWrongFirst, wrongFirst)
         assert.strictEqual(result.lost, 0, HealthProbe.describe(result))
+        assert.strictEqual(crashes, 0)
         const health = yield* httpGet(server.port, "/health")
         assert.strictEqual(health.body, "ok")
       })),

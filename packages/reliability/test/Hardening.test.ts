@@ -53,7 +53,8 @@ describe("hardening (issue 22)", () => {
 
         // 2. Failed pre-auth attempts from the same address: forged signatures (counted once checked)
         //    and register frames never followed by auth (counted for nothing).
-        const failures = Profile.count(300, 1000)
+        // the issue's figure in both profiles: 1 000 failed pre-auth attempts from the one address
+        const failures = 1000
         let refused = 0
         let accepted = 0
         yield* Effect.forEach(range(failures), (i) =>
@@ -394,13 +395,145 @@ describe("hardening (issue 22)", () => {
             Report.holds("history readable", readable)
           ]
         })
-        // p99 is a figure of the row (timing on a shared box is reported, not asserted, like the
-        // suite's other rates); memory and availability are asserted
+        // The target is 100 ms on a quiet host; on a shared box the bound scales with the load per core
+        // (the figure in the row is the measured one, its check the unscaled target).
+        const loadPerCore = Os.loadavg()[0]! / Os.cpus().length
+        assert.isAtMost(p99, 100 * Math.max(1, loadPerCore), `/health p99 (load ${loadPerCore.toFixed(1)} per core)`)
         assert.isAtMost(growth, 64)
         assert.strictEqual(failures, 0)
         assert.isTrue(readable, rows[rows.length - 1]!.figure)
       })),
     600_000
+  )
+
+  it.live(
+    "a relayed handshake is refused: a relay that forwards a victim's handshake with its own Host gets nothing",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
+        const victim = Wire.newIdentity()
+        yield* Effect.scoped(
+          Wire.connect(server.url, { identity: victim, handle: "v0", register: { username: "victim", machine: "m" } })
+        )
+        const relay = "relay.example:8443"
+        // the victim signed for the relay (the server it dialed); the relay forwards it with its own Host
+        const relayed = yield* Effect.scoped(Effect.gen(function*() {
+          const client = yield* Wire.dial(server.url, { headers: { host: relay } })
+          return yield* Wire.handshake(client, { identity: victim, handle: "v1", host: relay })
+        }))
+        // the same without a hello.host, signed for the relay
+        const hostless = yield* Effect.scoped(Effect.gen(function*() {
+          const client = yield* Wire.dial(server.url, { headers: { host: relay } })
+          return yield* Wire.handshake(client, { identity: victim, handle: "v2", host: null, signHost: relay })
+        }))
+        // the victim's own handshake, signed for the server it dialed, still goes through
+        const direct = yield* Effect.scoped(Effect.gen(function*() {
+          const client = yield* Wire.dial(server.url)
+          return yield* Wire.handshake(client, { identity: victim, handle: "v3" })
+        }))
+        const crashes = yield* HealthProbe.crashes(server.port)
+        const kind = (f: { readonly type: string }) => f.type === "error" && "error" in f ? `error` : f.type
+        rows.push({
+          test: "relayed handshake: the victim's handshake signed for a relay, forwarded with the relay's Host header",
+          figure: `with hello.host = the relay: ${kind(relayed)}; hostless, signed for the relay: ${
+            kind(hostless)
+          }; the victim's own handshake: ${direct.type}; ${crashes} crashes`,
+          target: "a relayed handshake is refused; a direct one is established",
+          checks: [
+            Report.holds("relayed refused", relayed.type === "error"),
+            Report.holds("hostless relayed refused", hostless.type === "error"),
+            Report.holds("direct established", direct.type === "established"),
+            Report.equals("crashes", crashes, 0)
+          ]
+        })
+        assert.strictEqual(relayed.type, "error", JSON.stringify(relayed))
+        assert.strictEqual(hostless.type, "error", JSON.stringify(hostless))
+        assert.strictEqual(direct.type, "established")
+        assert.strictEqual(crashes, 0)
+      })),
+    120_000
+  )
+
+  it.live(
+    "deeply nested JSON before auth: 8 connections sending 400 000 nested `[` cost /health nothing",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
+        const probe = yield* HealthProbe.start(server.url)
+        const seconds = Profile.count(3, 10)
+        const payload = Buffer.from("[".repeat(400_000))
+        const frame = RawWs.frame({ opcode: 1, payload })
+        let sent = 0
+        let closed = 0
+        const t0 = performance.now()
+        yield* Effect.forEach(range(8), () =>
+          Effect.gen(function*() {
+            while (performance.now() - t0 < seconds * 1000) {
+              const r = yield* RawWs.upgrade(server.port).pipe(Effect.either)
+              if (r._tag === "Left") continue
+              const conn = r.right
+              conn.socket.write(frame)
+              sent++
+              // refused before parsing: the server closes at once
+              const done = yield* Effect.promise(() => conn.ended).pipe(Effect.timeout("5 seconds"), Effect.option)
+              if (done._tag === "Some") closed++
+              conn.socket.destroy()
+            }
+          }), { concurrency: "unbounded", discard: true })
+        const result = yield* probe.stop
+        // /health while the flood runs again, timed
+        const latencies: Array<number> = []
+        const t1 = performance.now()
+        const flood = Effect.forEach(range(8), () =>
+          Effect.gen(function*() {
+            while (performance.now() - t1 < 2000) {
+              const r = yield* RawWs.upgrade(server.port).pipe(Effect.either)
+              if (r._tag === "Left") continue
+              r.right.socket.write(frame)
+              yield* Effect.promise(() => r.right.ended).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+              r.right.socket.destroy()
+            }
+          }), { concurrency: "unbounded", discard: true })
+        const health = Effect.gen(function*() {
+          while (performance.now() - t1 < 2000) {
+            const start = performance.now()
+            yield* Effect.tryPromise(() => fetch(`http://127.0.0.1:${server.port}/health`)).pipe(Effect.ignore)
+            latencies.push(performance.now() - start)
+            yield* Effect.sleep("20 millis")
+          }
+        })
+        yield* Effect.all([flood, health], { concurrency: "unbounded", discard: true })
+        const sorted = [...latencies].sort((a, b) => a - b)
+        const median = sorted[Math.floor(sorted.length / 2)] ?? Infinity
+        const crashes = yield* HealthProbe.crashes(server.port)
+        rows.push({
+          test:
+            `deeply nested JSON before auth: 8 connections sending an 800 KB frame of 400 000 \`[\` for ${seconds} s`,
+          figure: `${sent} frames sent, ${closed} closed by the server within 5 s; /health median ${
+            median.toFixed(1)
+          } ms over ${latencies.length} probes (load average ${
+            Os.loadavg()[0]!.toFixed(1)
+          } on ${Os.cpus().length} cores); ${crashes} crashes; ${HealthProbe.describe(result)}`,
+          target: "refused before parsing (closed), /health median ≤ 100 ms, probe 0 loss, 0 crashes",
+          checks: [
+            Report.equals("not closed", sent - closed, 0),
+            Report.atMost("/health median", Math.round(median * 10) / 10, 100, " ms"),
+            Report.equals("probe lost", result.lost, 0),
+            Report.equals("crashes", crashes, 0)
+          ]
+        })
+        assert.isAbove(sent, 0)
+        assert.strictEqual(closed, sent)
+        const loadPerCore = Os.loadavg()[0]! / Os.cpus().length
+        assert.isAtMost(
+          median,
+          100 * Math.max(1, loadPerCore),
+          `/health median (load ${loadPerCore.toFixed(1)} per core)`
+        )
+        assert.strictEqual(result.lost, 0, HealthProbe.describe(result))
+        assert.strictEqual(crashes, 0)
+      })),
+    300_000
   )
 
   afterAll(() => Effect.runPromise(Report.record("hardening", "Hardening: issue 22 replayed", rows)))

@@ -154,9 +154,6 @@ interface TailOptions {
   readonly identity: Identity.Identity
 }
 
-/** WebSocket close code 1009, "message too big". */
-const TOO_BIG = 1009
-
 /** Slack on the time watermark used before the first seq is known (SPEC §8 `tail` resume slack). */
 const RESUME_SLACK_MS = 5_000
 
@@ -175,6 +172,8 @@ export const run = (options: TailOptions) =>
     let channel = options.channel
     let watermark: Option.Option<number> = Option.none() // highest seq printed
     let sinceMs = options.sinceMs // used until a seq is known
+    // while a message too large to read is looked for by seq: rows older than this were not asked for
+    let olderThan: Option.Option<number> = Option.none()
     let established = false // a join succeeded at least once
     let reached = false // the server answered a handshake (or said it was going away) at least once
 
@@ -206,25 +205,34 @@ export const run = (options: TailOptions) =>
           ? History.sinceMs(sinceMs.value)
           : undefined
         if (from === undefined) return Effect.void
-        return History.pages((frame) => conn.request(frame), channel, from).pipe(
+        return History.pages((frame) => conn.request(frame), channel, from, { closeCode: conn.closeCode }).pipe(
           Stream.runForEach((page) =>
-            Effect.forEach(page.messages, (row) => emitMessage({ ...row, channel: page.channel }, true), {
-              discard: true
-            })
+            Effect.forEach(
+              page.messages,
+              (row) =>
+                Option.isSome(olderThan) && row.ts_ms < olderThan.value
+                  ? Effect.void
+                  : emitMessage({ ...row, channel: page.channel }, true),
+              { discard: true }
+            )
           ),
+          // read to the end: nothing is looked for any more
+          Effect.tap(() => Effect.sync(() => void (olderThan = Option.none()))),
           Effect.catchTag("UnexpectedReply", () => Effect.void),
-          // A page over this client's frame limit closes the link with 1009: asking again after a
-          // reconnect would fail the same way, forever (issue 22). Stop, and say why.
-          Effect.catchTag("ConnectionLost", (lost) =>
-            Effect.flatMap(conn.closeCode, (code): Effect.Effect<never, CliError | Connection.ConnectionLost> =>
-              code === TOO_BIG
-                ? Effect.fail(
-                  new CliError({
-                    message:
-                      `a history page of #${channel} is larger than this client accepts (${Limits.MAX_FRAME_BYTES_CEILING} bytes): not retrying; tail without --since (or a later one), or ask the operator to lower the server's --max-body-bytes`
-                  })
-                )
-                : Effect.fail(lost)))
+          // A page over this client's frame limit closed the link with 1009: asking again would fail
+          // the same way, forever (issue 22). Skip past the message it starts with, say so, reconnect.
+          Effect.catchTag("PageTooLarge", (tooLarge) => {
+            const skip = History.pastTooLarge(tooLarge.from)
+            if (skip._tag === "Message") {
+              watermark = Option.some(Math.max(skip.seq, Option.getOrElse(watermark, () => 0)))
+            } else {
+              watermark = Option.some(0)
+              olderThan = Option.some(skip.olderThanMs)
+            }
+            return out.note(History.skippedText(channel, skip)).pipe(
+              Effect.zipRight(Effect.fail(new LinkLost({ reason: "a history page was too large" })))
+            )
+          })
         )
       })
 
