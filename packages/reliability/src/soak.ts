@@ -466,9 +466,11 @@ export const run = (options: SoakOptions) =>
         test:
           `soak ${summary.durationS} s: 1 publisher × ${summary.subscribers} subscribers at ${summary.rate} msg/s (${summary.deliveriesPerS} deliveries/s), ${options.churnPerMin} churn sessions/min`,
         figure:
-          `${summary.acked} acknowledged, ${summary.lost} lost, ${summary.duplicates} duplicates, ${summary.churned} churn sessions (${summary.churnFailures} failed); RSS ${summary.rssWarmMiB} → ${summary.rssEndMiB} MiB after a ${summary.warmupS} s warm-up (${summary.rssGrowthPct} %), heap after GC ${summary.heapWarmMiB} → ${summary.heapEndMiB} MiB (${summary.heapGrowthPct} %), fds ${summary.fdsBaseline[0]} → ${
-            summary.fdsEnd[0]
-          }; server heap capped at ${summary.serverHeapMb} MiB, ${summary.serverAlive ? "alive" : "DIED"} at the end`,
+          `${summary.acked} acknowledged, ${summary.lost} lost, ${summary.duplicates} duplicates, ${summary.churned} churn sessions (${summary.churnFailures} failed); RSS ${summary.rssWarmMiB} → ${summary.rssEndMiB} MiB after a ${summary.warmupS} s warm-up (${summary.rssGrowthPct} %), heap after GC ${summary.heapWarmMiB} → ${summary.heapEndMiB} MiB (${summary.heapGrowthPct} %), fds ${
+            summary.fdsBaseline[0]
+          } → ${summary.fdsEnd[0]}; server heap capped at ${summary.serverHeapMb} MiB, ${
+            summary.serverAlive ? "alive" : "DIED"
+          } at the end`,
         target:
           "RSS growth ≤ 5 % after warm-up, heap after GC within 5 %, fds back to baseline, 0 loss (30 min at 50 % of T1)",
         checks
