@@ -413,4 +413,48 @@ describe("conclave serve", () => {
       assert.notStrictEqual(down.code, 0)
       assert.notInclude(down.stderr, "postgres@", "the URL's credentials are not printed")
     }), 120_000)
+  it.live(
+    "bad --heartbeat-ms and --nats-prefix values (flag or env) exit non-zero with a clear error (D-42)",
+    () =>
+      Effect.gen(function*() {
+        const cases: ReadonlyArray<readonly [ReadonlyArray<string>, Record<string, string>, string]> = [
+          [["--ephemeral", "--heartbeat-ms", "50"], {}, "invalid --heartbeat-ms 50: expected 100..60000"],
+          [["--ephemeral", "--heartbeat-ms", "60001"], {}, "invalid --heartbeat-ms 60001: expected 100..60000"],
+          [["--ephemeral", "--heartbeat-ms", "soon"], {}, "'soon' is not a integer"],
+          [
+            ["--ephemeral", "--nats-prefix", "team1"],
+            {},
+            "--nats-prefix `team1` needs --broker nats://host:port"
+          ],
+          [
+            ["--ephemeral", "--broker", "nats://127.0.0.1:9", "--nats-prefix", "a..b"],
+            {},
+            "invalid --nats-prefix `a..b`: expected 1–128 characters of dot-separated tokens"
+          ],
+          [
+            ["--ephemeral", "--broker", "nats://127.0.0.1:9", "--nats-prefix", "conclave.>"],
+            {},
+            "invalid --nats-prefix `conclave.>`"
+          ],
+          [
+            ["--ephemeral", "--broker", "nats://127.0.0.1:9", "--nats-prefix", "x".repeat(129)],
+            {},
+            "invalid --nats-prefix"
+          ],
+          [["--ephemeral"], { CONCLAVE_HEARTBEAT_MS: "0" }, "invalid --heartbeat-ms 0: expected 100..60000"],
+          [
+            ["--ephemeral"],
+            { CONCLAVE_BROKER: "nats://127.0.0.1:9", CONCLAVE_NATS_PREFIX: "has space" },
+            "invalid --nats-prefix `has space`"
+          ]
+        ]
+        // each case is a cold start of the binary: two at once
+        yield* Effect.forEach(cases, ([args, env, message]) =>
+          Effect.map(runServe(["--bind", "127.0.0.1:0", ...args], env), (run) => {
+            assert.notStrictEqual(run.code, 0, args.join(" "))
+            assert.include(run.stderr, message, args.join(" "))
+          }), { concurrency: 2, discard: true })
+      }),
+    120_000
+  )
 })

@@ -9,7 +9,10 @@
  * `--churn-per-min 60` (sessions started per minute, each living 2–20 s), `--warmup <duration>`
  * (default a quarter of the run, at most 5 min), `--server-heap-mb 192` (the server's V8 old-space cap, so
  * RSS reflects live memory rather than lazy collection; a leak then ends in an out-of-memory crash),
- * `--report` (write RELIABILITY.md's soak section).
+ * `--nodes N` (default 1: one node on SQLite; 2 or more: N nodes on a scratch PostgreSQL database and a
+ * `nats-server` of the soak's own, issue 17, with the publisher on the first node and the subscribers and
+ * churn sessions spread over all of them), `--report` (write RELIABILITY.md's soak section, or its
+ * scale-out soak section with `--nodes`).
  * Prints one JSON summary on stdout; exits 1 when a target is missed.
  *
  * @since 0.1.0
@@ -20,6 +23,10 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Logger from "effect/Logger"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as Backends from "./Backends.js"
 import * as Embedded from "./Embedded.js"
 import * as Processes from "./Processes.js"
 import * as Report from "./Report.js"
@@ -33,6 +40,7 @@ export interface SoakOptions {
   readonly churnPerMin: number
   readonly warmupMs: number
   readonly serverHeapMb: number
+  readonly nodes: number
   readonly report: boolean
 }
 
@@ -51,7 +59,16 @@ export const parseOptions = (argv: ReadonlyArray<string>): SoakOptions | string 
     const i = argv.indexOf(name)
     return i >= 0 ? argv[i + 1] : undefined
   }
-  const known = ["--duration", "--rate", "--subscribers", "--churn-per-min", "--warmup", "--server-heap-mb", "--report"]
+  const known = [
+    "--duration",
+    "--rate",
+    "--subscribers",
+    "--churn-per-min",
+    "--warmup",
+    "--server-heap-mb",
+    "--nodes",
+    "--report"
+  ]
   const unknown = argv.filter((a) => a.startsWith("--") && !known.includes(a))
   if (unknown.length > 0) return `unknown option ${unknown[0]}`
   const durationMs = parseDuration(get("--duration") ?? "10m")
@@ -69,16 +86,28 @@ export const parseOptions = (argv: ReadonlyArray<string>): SoakOptions | string 
   if (rate === undefined || subscribers === undefined || churnPerMin === undefined || serverHeapMb === undefined) {
     return "--rate, --subscribers, --churn-per-min and --server-heap-mb take non-negative numbers"
   }
+  const nodes = num("--nodes", 1, 1)
+  if (nodes === undefined || !Number.isInteger(nodes) || nodes > 9) return "--nodes takes a whole number from 1 to 9"
   const warmRaw = get("--warmup")
   const warmupMs = warmRaw === undefined ? Math.min(300_000, Math.floor(durationMs / 4)) : parseDuration(warmRaw)
   if (warmupMs === undefined || warmupMs >= durationMs) return "--warmup must be a duration shorter than --duration"
-  return { durationMs, rate, subscribers, churnPerMin, warmupMs, serverHeapMb, report: argv.includes("--report") }
+  return {
+    durationMs,
+    rate,
+    subscribers,
+    churnPerMin,
+    warmupMs,
+    serverHeapMb,
+    nodes,
+    report: argv.includes("--report")
+  }
 }
 
 interface Sample {
   readonly atMs: number
-  readonly rss: number
-  readonly fds: number
+  /** Per node. */
+  readonly rss: ReadonlyArray<number>
+  readonly fds: ReadonlyArray<number>
 }
 
 /** Growth from `from` to `to` in percent, one decimal (0 when `from` is 0). @since 0.1.0 @category soak */
@@ -103,8 +132,9 @@ export class SeqSet {
   get size(): number {
     return this.n
   }
-  add(seq: number): void {
-    if (!Number.isInteger(seq) || seq < 0) return
+  /** Add `seq`; whether it was new (false for a repeat or a seq that is not a whole number ≥ 0). */
+  add(seq: number): boolean {
+    if (!Number.isInteger(seq) || seq < 0) return false
     const byte = seq >>> 3
     if (byte >= this.bits.length) {
       let len = this.bits.length * 2
@@ -117,7 +147,9 @@ export class SeqSet {
     if ((this.bits[byte]! & mask) === 0) {
       this.bits[byte] = this.bits[byte]! | mask
       this.n++
+      return true
     }
+    return false
   }
   has(seq: number): boolean {
     if (!Number.isInteger(seq) || seq < 0) return false
@@ -158,52 +190,84 @@ const median = (xs: ReadonlyArray<number>) => {
   return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]!
 }
 
+interface Node {
+  readonly server: Processes.ServerProcess
+  readonly probe: Processes.HeapProbe
+  readonly heap: Array<Processes.HeapSample & { readonly atMs: number }>
+}
+
+const sum = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0)
+
+/**
+ * The soak's servers: one `conclave serve` on SQLite in `dir`, or (`nodes` ≥ 2) a deployment on a
+ * scratch PostgreSQL database and a `nats-server` of its own; each with the heap probe.
+ */
+const startNodes = (dir: string, options: SoakOptions) =>
+  Effect.gen(function*() {
+    const probes = yield* Effect.forEach(Array.from({ length: options.nodes }, (_, i) => i), (i) =>
+      Effect.flatMap(
+        Effect.sync(() => {
+          const sub = Path.join(dir, `n${i + 1}`)
+          Fs.mkdirSync(sub, { recursive: true })
+          return sub
+        }),
+        Processes.heapProbe
+      ))
+    const extraArgs = ["--max-pending-per-ip", "0", "--register-limit", "0"]
+    const nodeArgs = (i: number) => [`--max-old-space-size=${options.serverHeapMb}`, ...probes[i]!.nodeArgs]
+    const servers = options.nodes === 1
+      ? [yield* Processes.spawnServer(dir, { extraArgs, nodeArgs: nodeArgs(0), env: probes[0]!.env })]
+      : (yield* Backends.cluster({ nodes: options.nodes, extraArgs, nodeArgs, env: (i) => probes[i]!.env })).nodes
+    return servers.map((server, i): Node => ({ server, probe: probes[i]!, heap: [] }))
+  })
+
 /** Run the soak; returns the summary. @since 0.1.0 @category soak */
 export const run = (options: SoakOptions) =>
   Effect.scoped(Effect.gen(function*() {
     const dir = yield* Embedded.tempDir("conclave-soak-")
-    const probe = yield* Processes.heapProbe(dir)
-    const server = yield* Processes.spawnServer(dir, {
-      extraArgs: ["--max-pending-per-ip", "0", "--register-limit", "0"],
-      nodeArgs: [`--max-old-space-size=${options.serverHeapMb}`, ...probe.nodeArgs],
-      env: probe.env
-    })
-    const heapSamples: Array<Processes.HeapSample & { readonly atMs: number }> = []
+    const nodes = yield* startNodes(dir, options)
+    const server = nodes[0]!.server
+    const urlFor = (i: number) => nodes[i % nodes.length]!.server.url
     const sampleHeap = (atMs: number) =>
-      Effect.gen(function*() {
-        const h = yield* Processes.heapSample(server, probe, heapSamples.at(-1)?.n ?? 0)
-        heapSamples.push({ ...h, atMs })
-        yield* Effect.logInfo("soak heap sample").pipe(
-          Effect.annotateLogs({
-            s: Math.round(atMs / 1000),
-            heapUsedMiB: mib(h.heapUsed),
-            heapTotalMiB: mib(h.heapTotal),
-            externalMiB: mib(h.external),
-            rssMiB: mib(h.rss)
-          })
-        )
-      })
-    yield* Effect.logInfo("soak started").pipe(Effect.annotateLogs({ url: server.url, ...options }))
+      Effect.forEach(nodes, (node, i) =>
+        Effect.gen(function*() {
+          const h = yield* Processes.heapSample(node.server, node.probe, node.heap.at(-1)?.n ?? 0)
+          node.heap.push({ ...h, atMs })
+          yield* Effect.logInfo("soak heap sample").pipe(
+            Effect.annotateLogs({
+              node: i + 1,
+              s: Math.round(atMs / 1000),
+              heapUsedMiB: mib(h.heapUsed),
+              heapTotalMiB: mib(h.heapTotal),
+              externalMiB: mib(h.external),
+              rssMiB: mib(h.rss)
+            })
+          )
+        }), { discard: true })
+    yield* Effect.logInfo("soak started").pipe(
+      Effect.annotateLogs({ urls: nodes.map((n) => n.server.url).join(" "), ...options })
+    )
     const pub = yield* Wire.register(server.url, "soak-pub")
     yield* pub.request(Wire.op({ kind: "create_channel", name: "main", visibility: "public" }))
     yield* pub.request(Wire.op({ kind: "create_channel", name: "churn", visibility: "public" }))
     yield* Wire.expect(yield* pub.request({ type: "join", channel: "main", token: null }), "joined")
     const received: Array<SeqSet> = []
+    let duplicates = 0
     yield* Effect.forEach(Array.from({ length: options.subscribers }, (_, i) => i), (i) =>
       Effect.gen(function*() {
         const got = new SeqSet()
         received.push(got)
-        const s = yield* Wire.register(server.url, `soak-sub${i}`)
+        const s = yield* Wire.register(urlFor(i), `soak-sub${i}`)
         // Deliveries are counted from the raw text (the bench's subscriber does the same); any other
         // frame is decoded in full.
         s.onRaw = (text) => {
           const seq = channelMsgSeq(text)
           if (seq === undefined) return false
-          got.add(seq)
+          if (!got.add(seq)) duplicates++
           return true
         }
         s.onFrame = (f) => {
-          if (f.type === "channel_msg" && f.seq !== null) got.add(f.seq)
+          if (f.type === "channel_msg" && f.seq !== null && !got.add(f.seq)) duplicates++
         }
         yield* Wire.expect(yield* s.request({ type: "join", channel: "main", token: null }), "joined")
         yield* Wire.keepAlive(s)
@@ -211,11 +275,11 @@ export const run = (options: SoakOptions) =>
     const churnIds = Array.from({ length: 20 }, () => Wire.newIdentity())
     yield* Effect.forEach(churnIds, (identity, i) =>
       Effect.scoped(
-        Wire.connect(server.url, { identity, handle: "init", register: { username: `churn${i}`, machine: "m" } })
+        Wire.connect(urlFor(i), { identity, handle: "init", register: { username: `churn${i}`, machine: "m" } })
       ), {
       discard: true
     })
-    const fds0 = Processes.fdsOf(server.pid)
+    const fds0 = nodes.map((n) => Processes.fdsOf(n.server.pid))
     const t0 = performance.now()
     const elapsed = () => performance.now() - t0
     const acked: Array<number> = []
@@ -255,7 +319,7 @@ export const run = (options: SoakOptions) =>
         yield* FiberSet.run(
           churners,
           Effect.scoped(Effect.gen(function*() {
-            const s = yield* Wire.connect(server.url, { identity, handle: `c${i}` })
+            const s = yield* Wire.connect(urlFor(i), { identity, handle: `c${i}` })
             yield* Wire.expect(yield* s.request({ type: "join", channel: "main", token: null }), "joined")
             yield* Wire.expect(yield* s.request({ type: "join", channel: "churn", token: null }), "joined")
             for (let k = 0; k < 3; k++) {
@@ -279,18 +343,23 @@ export const run = (options: SoakOptions) =>
     const samples: Array<Sample> = []
     while (elapsed() < options.durationMs) {
       const at = elapsed()
-      const lastHeap = heapSamples.at(-1)
+      const lastHeap = nodes[0]!.heap.at(-1)
       if (lastHeap === undefined ? at >= options.warmupMs : at - lastHeap.atMs >= heapEveryMs) {
         yield* sampleHeap(Math.round(at))
       }
-      const sample = { atMs: Math.round(elapsed()), rss: Processes.rssOf(server.pid), fds: Processes.fdsOf(server.pid) }
+      const sample: Sample = {
+        atMs: Math.round(elapsed()),
+        rss: nodes.map((n) => Processes.rssOf(n.server.pid)),
+        fds: nodes.map((n) => Processes.fdsOf(n.server.pid))
+      }
       samples.push(sample)
       yield* Effect.logInfo("soak sample").pipe(
         Effect.annotateLogs({
           s: Math.round(sample.atMs / 1000),
-          rssMiB: Math.round(sample.rss / 1048576),
-          fds: sample.fds,
+          rssMiB: sample.rss.map((r) => Math.round(r / 1048576)).join("/"),
+          fds: sample.fds.join("/"),
           acked: acked.length,
+          duplicates,
           churned
         })
       )
@@ -302,16 +371,31 @@ export const run = (options: SoakOptions) =>
     yield* Fiber.join(churnLoop)
     yield* FiberSet.awaitEmpty(churners).pipe(Effect.timeout("30 seconds"), Effect.ignore)
     yield* Effect.sleep("2 seconds")
-    const fds1 = Processes.fdsOf(server.pid)
+    const fds1 = nodes.map((n) => Processes.fdsOf(n.server.pid))
     const lost = received.reduce((n, got) => n + acked.filter((seq) => !got.has(seq)).length, 0)
     const afterWarm = samples.filter((s) => s.atMs >= options.warmupMs)
-    const rssWarm = median(afterWarm.slice(0, 3).map((s) => s.rss))
-    const rssEnd = median(samples.slice(-3).map((s) => s.rss))
-    const rssGrowthPct = growthPct(rssWarm, rssEnd)
-    const heapWarm = heapSamples[0]!
-    const heapEnd = heapSamples.at(-1)!
-    const heapGrowthPct = growthPct(heapWarm.heapUsed, heapEnd.heapUsed)
+    const perNode = nodes.map((node, i) => {
+      const rssWarm = median(afterWarm.slice(0, 3).map((s) => s.rss[i]!))
+      const rssEnd = median(samples.slice(-3).map((s) => s.rss[i]!))
+      const heapWarm = node.heap[0]!.heapUsed
+      const heapEnd = node.heap.at(-1)!.heapUsed
+      return {
+        rssWarm,
+        rssEnd,
+        rssGrowthPct: growthPct(rssWarm, rssEnd),
+        heapWarm,
+        heapEnd,
+        heapGrowthPct: growthPct(heapWarm, heapEnd),
+        fdsAbove: fds1[i]! - fds0[i]!,
+        alive: node.server.proc.exitCode === null && node.server.proc.signalCode === null
+      }
+    })
+    const worst = (f: (n: typeof perNode[number]) => number) => Math.max(...perNode.map(f))
+    const rssGrowthPct = worst((n) => n.rssGrowthPct)
+    const heapGrowthPct = worst((n) => n.heapGrowthPct)
+    const loadAvg = Os.loadavg().map((l) => Math.round(l * 100) / 100)
     const summary = {
+      nodes: options.nodes,
       durationS: Math.round(options.durationMs / 1000),
       warmupS: Math.round(options.warmupMs / 1000),
       rate: options.rate,
@@ -320,44 +404,71 @@ export const run = (options: SoakOptions) =>
       acked: acked.length,
       refused,
       lost,
+      duplicates,
       churned,
       churnFailures,
       firstChurnFailure,
-      rssWarmMiB: mib(rssWarm),
-      rssEndMiB: mib(rssEnd),
+      rssWarmMiB: mib(sum(perNode.map((n) => n.rssWarm))),
+      rssEndMiB: mib(sum(perNode.map((n) => n.rssEnd))),
       rssGrowthPct,
-      heapWarmMiB: mib(heapWarm.heapUsed),
-      heapEndMiB: mib(heapEnd.heapUsed),
+      rssGrowthPctByNode: perNode.map((n) => n.rssGrowthPct),
+      heapWarmMiB: mib(sum(perNode.map((n) => n.heapWarm))),
+      heapEndMiB: mib(sum(perNode.map((n) => n.heapEnd))),
       heapGrowthPct,
-      heapSamplesMiB: heapSamples.map((h) => mib(h.heapUsed)),
+      heapGrowthPctByNode: perNode.map((n) => n.heapGrowthPct),
+      heapSamplesMiB: nodes.map((n) => n.heap.map((h) => mib(h.heapUsed))),
       fdsBaseline: fds0,
       fdsEnd: fds1,
       serverHeapMb: options.serverHeapMb,
-      serverAlive: server.proc.exitCode === null && server.proc.signalCode === null
+      serverAlive: perNode.every((n) => n.alive),
+      loadAvg
     }
     // Health of this run (the exit status); the report also holds the run to the 30-minute target.
     const health = [
       Report.equals("lost", lost, 0),
+      Report.equals("duplicates", duplicates, 0),
       Report.equals("refused", refused, 0),
-      Report.atMost("RSS growth", rssGrowthPct, 5, " %"),
-      Report.atMost("heap growth", heapGrowthPct, 5, " %"),
-      Report.atMost("fds above baseline", fds1 - fds0, 2),
-      Report.holds("server alive at the end", summary.serverAlive)
+      Report.atMost(options.nodes === 1 ? "RSS growth" : "RSS growth (worst node)", rssGrowthPct, 5, " %"),
+      Report.atMost(options.nodes === 1 ? "heap growth" : "heap growth (worst node)", heapGrowthPct, 5, " %"),
+      Report.atMost("fds above baseline", worst((n) => n.fdsAbove), 2),
+      Report.holds(options.nodes === 1 ? "server alive at the end" : "every node alive at the end", summary.serverAlive)
     ]
     const ok = health.every(Report.passes)
-    // BENCH-AND-RELIABILITY §6.3: 30 minutes at 50 % of T1 (the 1→100 saturation in BENCHMARKS.md,
-    // ~200 000 deliveries/s).
-    const checks = [
-      Report.atLeast("duration", summary.durationS, 1800, " s"),
-      Report.atLeast("deliveries/s", summary.deliveriesPerS, 100_000),
-      ...health
-    ]
-    if (options.report) {
+    const load = `; load average at the end ${loadAvg.join(" / ")} (1/5/15 min, 2 cores shared)`
+    if (options.report && options.nodes > 1) {
+      const byNode = (xs: ReadonlyArray<number>) => xs.join(" / ")
+      yield* Report.record("soak-cluster", "Scale-out soak (`npm run soak -- --nodes 3`)", [{
+        test:
+          `soak ${summary.durationS} s on ${options.nodes} nodes (PostgreSQL + NATS): 1 publisher on node 1 × ${summary.subscribers} subscribers spread over the nodes at ${summary.rate} msg/s (${summary.deliveriesPerS} deliveries/s), ${options.churnPerMin} churn sessions/min spread over the nodes`,
+        figure:
+          `${summary.acked} acknowledged, ${summary.lost} lost, ${summary.duplicates} duplicates, ${summary.churned} churn sessions (${summary.churnFailures} failed); RSS per node ${
+            byNode(summary.rssGrowthPctByNode)
+          } % after a ${summary.warmupS} s warm-up (all nodes ${summary.rssWarmMiB} → ${summary.rssEndMiB} MiB), heap after GC per node ${
+            byNode(summary.heapGrowthPctByNode)
+          } % (${summary.heapWarmMiB} → ${summary.heapEndMiB} MiB), fds ${byNode(summary.fdsBaseline)} → ${
+            byNode(summary.fdsEnd)
+          }; ${summary.serverAlive ? "every node alive" : "a node DIED"} at the end${load}`,
+        target: "10 min at a steady load: 0 lost, 0 duplicates, RSS growth ≤ 5 % (issue 17)",
+        checks: [Report.atLeast("duration", summary.durationS, 600, " s"), ...health]
+      }], [
+        "Each node runs with the heap probe (see the soak section) and a V8 old-space cap of `--server-heap-mb`; RSS and heap growth are judged per node, the worst node counting.",
+        "The deployment is a scratch PostgreSQL database on the machine's server and a `nats-server` of the soak's own on a free port, all on the same 2-core box as the load generator."
+      ], { force: true, label: "`npm run soak -- --nodes 3`" })
+    } else if (options.report) {
+      // BENCH-AND-RELIABILITY §6.3: 30 minutes at 50 % of T1 (the 1→100 saturation in BENCHMARKS.md,
+      // ~200 000 deliveries/s).
+      const checks = [
+        Report.atLeast("duration", summary.durationS, 1800, " s"),
+        Report.atLeast("deliveries/s", summary.deliveriesPerS, 100_000),
+        ...health
+      ]
       yield* Report.record("soak", "Soak (`npm run soak`)", [{
         test:
           `soak ${summary.durationS} s: 1 publisher × ${summary.subscribers} subscribers at ${summary.rate} msg/s (${summary.deliveriesPerS} deliveries/s), ${options.churnPerMin} churn sessions/min`,
         figure:
-          `${summary.acked} acknowledged, ${summary.lost} lost, ${summary.churned} churn sessions (${summary.churnFailures} failed); RSS ${summary.rssWarmMiB} → ${summary.rssEndMiB} MiB after a ${summary.warmupS} s warm-up (${summary.rssGrowthPct} %), heap after GC ${summary.heapWarmMiB} → ${summary.heapEndMiB} MiB (${summary.heapGrowthPct} %), fds ${summary.fdsBaseline} → ${summary.fdsEnd}; server heap capped at ${summary.serverHeapMb} MiB, ${
+          `${summary.acked} acknowledged, ${summary.lost} lost, ${summary.duplicates} duplicates, ${summary.churned} churn sessions (${summary.churnFailures} failed); RSS ${summary.rssWarmMiB} → ${summary.rssEndMiB} MiB after a ${summary.warmupS} s warm-up (${summary.rssGrowthPct} %), heap after GC ${summary.heapWarmMiB} → ${summary.heapEndMiB} MiB (${summary.heapGrowthPct} %), fds ${
+            summary.fdsBaseline[0]
+          } → ${summary.fdsEnd[0]}; server heap capped at ${summary.serverHeapMb} MiB, ${
             summary.serverAlive ? "alive" : "DIED"
           } at the end`,
         target:

@@ -32,6 +32,7 @@ describe("soak options", () => {
       churnPerMin: 60,
       warmupMs: 150_000,
       serverHeapMb: 192,
+      nodes: 1,
       report: false
     })
   })
@@ -54,6 +55,9 @@ describe("soak options", () => {
     assert.match(String(Soak.parseOptions(["--duration", "1m", "--warmup", "1m"])), /--warmup/)
     assert.match(String(Soak.parseOptions(["--rate", "-3"])), /--rate/)
     assert.match(String(Soak.parseOptions(["--server-heap-mb", "8"])), /--server-heap-mb/)
+    assert.match(String(Soak.parseOptions(["--nodes", "0"])), /--nodes/)
+    assert.match(String(Soak.parseOptions(["--nodes", "2.5"])), /--nodes/)
+    assert.match(String(Soak.parseOptions(["--nodes", "three"])), /--nodes/)
   })
 
   it("growth in percent", () => {

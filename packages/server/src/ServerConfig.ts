@@ -91,6 +91,24 @@ export interface ServerConfigShape {
   readonly enrollCodeTtl: Duration.Duration
 }
 
+/** The presence heartbeat interval by default (D-42, `serve --heartbeat-ms`). @since 0.1.0 @category defaults */
+export const DEFAULT_HEARTBEAT_MS = 5000
+/** The shortest heartbeat interval `serve` accepts. @since 0.1.0 @category defaults */
+export const MIN_HEARTBEAT_MS = 100
+/** The longest heartbeat interval `serve` accepts (a dead node then lingers in `who` up to 3 min). @since 0.1.0 @category defaults */
+export const MAX_HEARTBEAT_MS = 60_000
+
+const NATS_PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
+
+/**
+ * Whether `prefix` can be a deployment's NATS subject prefix (`serve --nats-prefix`): 1–128
+ * characters of dot-separated tokens of `[A-Za-z0-9_-]` (no wildcards, no empty token).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const isNatsPrefix = (prefix: string): boolean => prefix.length <= 128 && NATS_PREFIX.test(prefix)
+
 /** @since 0.1.0 @category tags */
 export class ServerConfig extends Context.Tag("@conclave/server/ServerConfig")<ServerConfig, ServerConfigShape>() {}
 
@@ -110,7 +128,7 @@ export const defaults: ServerConfigShape = {
   trustProxy: [],
   handshakeTimeout: Duration.millis(Limits.HANDSHAKE_TIMEOUT_MS),
   idleTimeout: Duration.millis(Limits.IDLE_TIMEOUT_MS),
-  heartbeatInterval: Duration.seconds(5),
+  heartbeatInterval: Duration.millis(DEFAULT_HEARTBEAT_MS),
   reaperInterval: Duration.millis(Limits.REAPER_INTERVAL_MS),
   retention: Duration.millis(Limits.HISTORY_RETENTION_MS),
   retentionSweepInterval: Duration.millis(Limits.RETENTION_SWEEP_INTERVAL_MS),

@@ -16,6 +16,7 @@ import type { Store, StoreError } from "@conclave/server/Store"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -60,6 +61,20 @@ const brokerUrl = withEnv(Options.text("broker"), Config.string("CONCLAVE_BROKER
 const nodeId = withEnv(Options.text("node-id"), Config.string("CONCLAVE_NODE_ID")).pipe(
   Options.withPseudoName("ID"),
   Options.withDescription("This node's name in /status (env CONCLAVE_NODE_ID; default <hostname>-<pid>)."),
+  Options.optional
+)
+const heartbeatMs = withEnv(Options.integer("heartbeat-ms"), Config.integer("CONCLAVE_HEARTBEAT_MS")).pipe(
+  Options.withDefault(ServerConfig.DEFAULT_HEARTBEAT_MS),
+  Options.withPseudoName("MS"),
+  Options.withDescription(
+    `How often this node renews its sessions' presence lease with the other nodes, in ms; a dead node's sessions leave who within three intervals (env CONCLAVE_HEARTBEAT_MS; default ${ServerConfig.DEFAULT_HEARTBEAT_MS}; ${ServerConfig.MIN_HEARTBEAT_MS}..${ServerConfig.MAX_HEARTBEAT_MS}; the same on every node).`
+  )
+)
+const natsPrefix = withEnv(Options.text("nats-prefix"), Config.string("CONCLAVE_NATS_PREFIX")).pipe(
+  Options.withPseudoName("PREFIX"),
+  Options.withDescription(
+    "NATS subject prefix of this deployment, dot-separated tokens of A-Z a-z 0-9 _ - (env CONCLAVE_NATS_PREFIX; default conclave; needs --broker nats://; the same on every node)."
+  ),
   Options.optional
 )
 const admin = Options.text("admin").pipe(
@@ -230,6 +245,8 @@ export const serve = Command.make(
     storeUrl,
     brokerUrl,
     nodeId,
+    heartbeatMs,
+    natsPrefix,
     admin,
     publicUrl,
     noConsole,
@@ -256,6 +273,23 @@ export const serve = Command.make(
       const broker = Option.getOrElse(flags.brokerUrl, () => "memory:")
       if (broker !== "memory:" && !/^nats:\/\/[^\s/]+/.test(broker)) {
         return yield* fail(`invalid --broker \`${broker}\`: expected memory: or nats://host:port`)
+      }
+      yield* checkRange(
+        "heartbeat-ms",
+        flags.heartbeatMs,
+        ServerConfig.MIN_HEARTBEAT_MS,
+        ServerConfig.MAX_HEARTBEAT_MS
+      )
+      const prefix = Option.getOrUndefined(flags.natsPrefix)
+      if (prefix !== undefined && broker === "memory:") {
+        return yield* fail(
+          `--nats-prefix \`${prefix}\` needs --broker nats://host:port (the memory broker has no subjects)`
+        )
+      }
+      if (prefix !== undefined && !ServerConfig.isNatsPrefix(prefix)) {
+        return yield* fail(
+          `invalid --nats-prefix \`${prefix}\`: expected 1–128 characters of dot-separated tokens of A-Z a-z 0-9 _ - (e.g. conclave.team1)`
+        )
       }
       const address = parseBind(flags.bind)
       if (Either.isLeft(address)) return yield* fail(address.left)
@@ -340,12 +374,13 @@ export const serve = Command.make(
         trustProxy: trusted.right,
         consoleDir: flags.noConsole ? null : consoleDir,
         consoleOrigins: flags.consoleOrigin,
+        heartbeatInterval: Duration.millis(flags.heartbeatMs),
         ...(Option.isSome(flags.nodeId) ? { nodeId: flags.nodeId.value } : {})
       })
       const brokerLayer = broker === "memory:"
         ? Broker.layerMemory
         : yield* Effect.promise(() => import("@conclave/server/NatsBroker")).pipe(
-          Effect.map((Nats) => Nats.layer({ url: broker }))
+          Effect.map((Nats) => Nats.layer(prefix === undefined ? { url: broker } : { url: broker, prefix }))
         )
       const server = ServerLive.layerWithoutBroker.pipe(
         Layer.provide(brokerLayer),
