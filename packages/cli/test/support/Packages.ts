@@ -54,6 +54,51 @@ export const exec = (
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
+/**
+ * Where an `npm install` spent its time, read from the debug log that `--timing --logs-dir DIR`
+ * writes: resolving the tree (`idealTree`: packuments, fetched again even with a warm cache),
+ * unpacking it (`reify:unpack`), each install script (`build:run:install:<path>`), and the whole
+ * command. Milliseconds; a phase npm did not log is absent.
+ */
+export interface InstallTiming {
+  readonly totalMs: number | undefined
+  readonly resolveMs: number | undefined
+  readonly unpackMs: number | undefined
+  /** Install scripts by package name (`better-sqlite3`, `msgpackr-extract`, …). */
+  readonly scriptsMs: ReadonlyMap<string, number>
+}
+
+const TIMING = /\btiming (command:install|idealTree|reify:unpack|build:run:install:\S+) Completed in (\d+)ms/
+
+export const parseInstallTiming = (log: string): InstallTiming => {
+  let totalMs: number | undefined
+  let resolveMs: number | undefined
+  let unpackMs: number | undefined
+  const scriptsMs = new Map<string, number>()
+  for (const line of log.split("\n")) {
+    const m = TIMING.exec(line)
+    if (m === null) continue
+    const [, phase, ms] = m as unknown as [string, string, string]
+    if (phase === "command:install") totalMs = Number(ms)
+    else if (phase === "idealTree") resolveMs = Number(ms)
+    else if (phase === "reify:unpack") unpackMs = Number(ms)
+    else {
+      const path = phase.slice("build:run:install:".length)
+      scriptsMs.set(path.slice(path.lastIndexOf("node_modules/") + "node_modules/".length), Number(ms))
+    }
+  }
+  return { totalMs, resolveMs, unpackMs, scriptsMs }
+}
+
+/** The debug logs `npm --logs-dir dir` wrote, concatenated. */
+export const readNpmLogs = (dir: string): string =>
+  Fs.existsSync(dir)
+    ? Fs.readdirSync(dir)
+      .filter((f) => f.endsWith(".log"))
+      .map((f) => Fs.readFileSync(Path.join(dir, f), "utf8"))
+      .join("\n")
+    : ""
+
 export const npm = process.platform === "win32" ? "npm.cmd" : "npm"
 
 /**
