@@ -33,7 +33,12 @@ const unreachableCodes = new Set([
   "CONNECTION_CLOSED",
   "CONNECTION_ENDED",
   "CONNECTION_DESTROYED",
-  "CONNECT_TIMEOUT"
+  "CONNECT_TIMEOUT",
+  // PostgreSQL: too_many_connections, admin_shutdown, crash_shutdown, cannot_connect_now
+  "53300",
+  "57P01",
+  "57P02",
+  "57P03"
 ])
 
 /**
@@ -50,7 +55,10 @@ export const isUnavailable = (error: StoreError): boolean => {
     if (typeof cause !== "object") return false
     const { code, message } = cause as { readonly code?: unknown; readonly message?: unknown }
     if (typeof code === "string" && unreachableCodes.has(code)) return true
-    if (typeof message === "string" && /timed out|connection terminated|ECONNREFUSED|ECONNRESET/i.test(message)) {
+    if (
+      typeof message === "string" &&
+      /timed out|timeout exceeded|connection terminated|ECONNREFUSED|ECONNRESET/i.test(message)
+    ) {
       return true
     }
     cause = (cause as { readonly cause?: unknown }).cause
