@@ -2,9 +2,10 @@
  * The hub: presence keyed by full session path, channel subscriptions, the in-memory ban mirror and
  * fan-out through the `Broker` (SPEC §3.3–§3.10, §3.14, §3.16, DECISIONS D-7, D-20, D-42).
  *
- * All state lives in plain maps mutated inside single synchronous steps, so "check the ban mirror
- * and subscribe" and "supersede and attach" are atomic without locks. Delivery is a synchronous loop
- * over the sessions' connections with the frame encoded once.
+ * This node's sessions, subscriptions and ban mirror are a `LocalPresence` (`Presence.ts`): plain
+ * maps mutated inside single synchronous steps, so "check the ban mirror and subscribe" and
+ * "supersede and attach" are atomic without locks. Delivery is a synchronous loop over the
+ * sessions' connections with the frame encoded once.
  *
  * One deployment, many nodes (D-42): the hub tells the other nodes through the broker what changes
  * in its presence (attach, detach, join, leave, and every heartbeat interval a lease listing all its
@@ -15,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import { Auth, Codec, Errors, type Frames, Names } from "@conclave/protocol"
+import { Auth, Errors, type Frames, Names } from "@conclave/protocol"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -25,51 +26,19 @@ import * as Broker from "./Broker.js"
 import * as Cluster from "./Cluster.js"
 import { Corking } from "./internal/corking.js"
 import { Roster } from "./internal/roster.js"
-import * as Wire from "./internal/wire.js"
+import { type Conn, LocalPresence, type SessionEntry } from "./Presence.js"
 import { ServerConfig } from "./ServerConfig.js"
 import { Store } from "./Store.js"
 
-/**
- * What the hub needs of a live connection. Both methods are synchronous and never throw.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Conn {
-  /**
-   * Hand an encoded frame to the transport as a text frame: its text, or a frame shared by every
-   * recipient of a fan-out (built once). `false` when the outbox is full (the session is then dropped).
-   */
-  readonly send: (frame: string | Wire.Shared) => boolean
-  /** Force-drop the connection with a reason (the first reason wins). */
-  readonly kill: (reason: string) => void
-}
-
-/** One established session in presence. @since 0.1.0 @category models */
-export interface SessionEntry {
-  readonly path: Names.SessionPath
-  /** The rendered path `user/machine/session`, the presence key. */
-  readonly key: string
-  readonly origin: Frames.Origin
-  /** A web console session (`hello.client` `"console"`): it receives relayed permission requests. */
-  readonly console: boolean
-  readonly conn: Conn
-  /** Epoch ms of the last inbound frame. */
-  lastSeen: number
-  /**
-   * When it attached, as a logical clock over the deployment (never below any attach this node has
-   * heard of): of two sessions on one path, the later attach wins on every node.
-   */
-  readonly attachedAt: number
-  /** Channels this session is subscribed to. */
-  readonly channels: Set<string>
+export type {
+  /** @since 0.1.0 */
+  Conn,
+  /** @since 0.1.0 */
+  SessionEntry
 }
 
 /** Why a subscription could not be made. @since 0.1.0 @category models */
 export type SubscribeResult = "subscribed" | "banned" | "absent"
-
-const encodeNotice = (channel: string, reason: Frames.UnsubscribeReason, newName: string | null): string =>
-  Codec.encodeFrame({ type: "unsubscribed", channel, reason, new_name: newName })
 
 /** A session to register in presence. @since 0.1.0 @category models */
 export interface AttachInput {
@@ -116,61 +85,16 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       }
     }
 
-    const sessions = new Map<string, SessionEntry>()
-    const subscribers = new Map<string, Map<string, SessionEntry>>()
-    const bans = new Map<string, Set<string>>()
+    const local = new LocalPresence((entry) => announce({ op: "detach", path: entry.key }))
+    const { bans, sessions, subscribers } = local
     const corking = new Corking()
 
     // A store that cannot load the bans stops startup with its typed StoreError (not a defect).
-    for (const { channel, user } of yield* store.allBans) {
-      const set = bans.get(channel) ?? new Set<string>()
-      set.add(user)
-      bans.set(channel, set)
-    }
+    for (const { channel, user } of yield* store.allBans) local.addBan(channel, user)
 
-    const unsubscribeEntry = (entry: SessionEntry, channel: string): boolean => {
-      if (!entry.channels.delete(channel)) return false
-      const subs = subscribers.get(channel)
-      if (subs !== undefined && subs.get(entry.key) === entry) {
-        subs.delete(entry.key)
-        if (subs.size === 0) subscribers.delete(channel)
-      }
-      return true
-    }
-
-    const removeEntry = (entry: SessionEntry): boolean => {
-      if (sessions.get(entry.key) !== entry) return false
-      sessions.delete(entry.key)
-      for (const channel of [...entry.channels]) unsubscribeEntry(entry, channel)
-      announce({ op: "detach", path: entry.key })
-      return true
-    }
-
-    const killEntry = (entry: SessionEntry, reason: string): void => {
-      removeEntry(entry)
-      entry.conn.kill(reason)
-    }
-
-    // The hot path: a plain synchronous loop, no Effect per delivery (STACK.md "Fan-out speed"); the
-    // frame is encoded to UTF-8 and framed once, not once per recipient.
     const deliver: Broker.Deliver = (envelope) => {
-      let overflow: Array<SessionEntry> | undefined
-      if (envelope._tag === "Control") {
-        if (envelope.instance !== instance) fromPeer(envelope)
-        return
-      }
-      if (envelope._tag === "Channel") {
-        const subs = subscribers.get(envelope.channel)
-        if (subs === undefined) return
-        const shared = new Wire.Shared(envelope.frame)
-        for (const entry of subs.values()) {
-          if (entry.key !== envelope.exclude && !entry.conn.send(shared)) (overflow ??= []).push(entry)
-        }
-      } else {
-        const entry = sessions.get(envelope.path)
-        if (entry !== undefined && !entry.conn.send(envelope.frame)) overflow = [entry]
-      }
-      if (overflow !== undefined) { for (const entry of overflow) killEntry(entry, Errors.KillReasons.slowConsumer) }
+      if (envelope._tag !== "Control") local.deliver(envelope)
+      else if (envelope.instance !== instance) fromPeer(envelope)
     }
 
     /** Apply another node's control message: its presence to the roster, its admin ops to local state. */
@@ -180,44 +104,39 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
       switch (body.op) {
         case "attach": {
           latestAttach = Math.max(latestAttach, body.at)
-          const local = sessions.get(body.path)
+          const held = sessions.get(body.path)
           if (
-            local !== undefined && (body.at > local.attachedAt || (body.at === local.attachedAt && from > instance))
+            held !== undefined && (body.at > held.attachedAt || (body.at === held.attachedAt && from > instance))
           ) {
-            killEntry(local, Errors.KillReasons.superseded)
+            local.killEntry(held, Errors.KillReasons.superseded)
           }
           return
         }
         case "unsubscribe_path":
-          unsubscribePathNow(body.channel, body.path, body.reason)
+          local.unsubscribePath(body.channel, body.path, body.reason)
           return
         case "unsubscribe_user":
-          unsubscribeUserNow(body.channel, body.user, body.reason)
+          local.unsubscribeUser(body.channel, body.user, body.reason)
           return
         case "drop_channel":
-          dropChannelNow(body.channel)
+          local.dropChannel(body.channel)
           return
         case "rename_channel":
-          renameChannelNow(body.from, body.to)
+          local.renameChannel(body.from, body.to)
           return
         case "add_ban":
-          addBanNow(body.channel, body.user)
+          local.addBan(body.channel, body.user)
           return
         case "remove_ban":
-          removeBanNow(body.channel, body.user)
+          local.removeBan(body.channel, body.user)
           return
         case "kill_user":
-          killUserNow(body.user, body.reason, body.machine ?? undefined)
+          local.killUser(body.user, body.reason, body.machine ?? undefined)
           return
         default:
           return
       }
     }
-    const sessionsOfUser = (user: string, machine?: string): Array<SessionEntry> =>
-      [...sessions.values()].filter((e) =>
-        e.path.user === user && (machine === undefined || e.path.machine === machine)
-      )
-
     /**
      * Register an authenticated session, superseding (force-dropping) any live session on the same
      * path. The new session starts with no subscriptions. Returns the entry and whether it superseded.
@@ -225,7 +144,7 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     const attachEntry = (input: AttachInput): Attached => {
       const key = Names.renderPath(input.path)
       const previous = sessions.get(key)
-      if (previous !== undefined) killEntry(previous, Errors.KillReasons.superseded)
+      if (previous !== undefined) local.killEntry(previous, Errors.KillReasons.superseded)
       const elsewhere = previous === undefined && roster.has(key, input.now)
       latestAttach = Math.max(input.now, latestAttach + 1)
       const entry: SessionEntry = {
@@ -250,7 +169,7 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     const attach = (input: AttachInput) => Effect.sync(() => attachEntry(input))
 
     /** Remove the session, only if presence still holds this very entry (identity-guarded; idempotent). */
-    const detach = (entry: SessionEntry) => Effect.sync(() => removeEntry(entry))
+    const detach = (entry: SessionEntry) => Effect.sync(() => local.removeEntry(entry))
 
     const touch = (entry: SessionEntry, now: number) =>
       Effect.sync(() => {
@@ -276,7 +195,7 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
 
     const unsubscribe = (entry: SessionEntry, channel: string) =>
       Effect.sync(() => {
-        const left = unsubscribeEntry(entry, channel)
+        const left = local.unsubscribeEntry(entry, channel)
         if (left) announce({ op: "leave", path: entry.key, channel })
         return left
       })
@@ -333,124 +252,65 @@ export class Hub extends Effect.Service<Hub>()("@conclave/server/Hub", {
     /** Whether a session is online at `key` (a rendered path) on any node. */
     const online = (key: string): boolean => sessions.has(key) || roster.has(key, clock.unsafeCurrentTimeMillis())
 
-    // Each live-state change below is made here (`…Now`) and announced, so every other node makes it
-    // on the sessions it holds; a notice goes straight to the local sessions it concerns.
-    const tell = (targets: ReadonlyArray<SessionEntry>, frame: string): void => {
-      for (const entry of targets) {
-        if (!entry.conn.send(frame)) killEntry(entry, Errors.KillReasons.slowConsumer)
-      }
-    }
-
-    const unsubscribePathNow = (channel: string, key: string, reason: Frames.UnsubscribeReason): number => {
-      const entry = sessions.get(key)
-      const hit = entry !== undefined && unsubscribeEntry(entry, channel) ? [entry] : []
-      tell(hit, encodeNotice(channel, reason, null))
-      return hit.length
-    }
-
-    const unsubscribeUserNow = (channel: string, user: string, reason: Frames.UnsubscribeReason): number => {
-      const hit = sessionsOfUser(user).filter((e) => unsubscribeEntry(e, channel))
-      tell(hit, encodeNotice(channel, reason, null))
-      return hit.length
-    }
-
-    const dropChannelNow = (channel: string): void => {
-      bans.delete(channel)
-      const hit = [...(subscribers.get(channel)?.values() ?? [])]
-      for (const entry of hit) unsubscribeEntry(entry, channel)
-      tell(hit, encodeNotice(channel, "deleted", null))
-    }
+    // Each live-state change below is made here and announced, so every other node makes it on the
+    // sessions it holds; a notice goes straight to the local sessions it concerns.
 
     /** Unsubscribe one session (by rendered path, on whichever node) from a channel and tell it why (D-7). */
     const unsubscribePath = (channel: string, key: string, reason: Frames.UnsubscribeReason) =>
       Effect.sync(() => {
         announce({ op: "unsubscribe_path", channel, path: key, reason })
-        return unsubscribePathNow(channel, key, reason)
+        return local.unsubscribePath(channel, key, reason)
       })
 
     /** Unsubscribe every live session of `user` (on every node) from a channel and tell each (D-7). */
     const unsubscribeUser = (channel: string, user: string, reason: Frames.UnsubscribeReason) =>
       Effect.sync(() => {
         announce({ op: "unsubscribe_user", channel, user, reason })
-        return unsubscribeUserNow(channel, user, reason)
+        return local.unsubscribeUser(channel, user, reason)
       })
 
     /** The channel is gone: drop every subscription (notice `deleted`) and its ban mirror, on every node. */
     const dropChannel = (channel: string) =>
       Effect.sync(() => {
         announce({ op: "drop_channel", channel })
-        dropChannelNow(channel)
+        local.dropChannel(channel)
       })
 
     /** Move subscriptions and bans to the new name and tell subscribers (notice `renamed`, D-7), on every node. */
     const renameChannel = (from: string, to: string) =>
       Effect.sync(() => {
         announce({ op: "rename_channel", from, to })
-        renameChannelNow(from, to)
+        local.renameChannel(from, to)
       })
 
-    const renameChannelNow = (from: string, to: string): void => {
-      const banned = bans.get(from)
-      bans.delete(from)
-      if (banned !== undefined) bans.set(to, banned)
-      const hit = [...(subscribers.get(from)?.values() ?? [])]
-      subscribers.delete(from)
-      if (hit.length > 0) {
-        const moved = subscribers.get(to) ?? new Map<string, SessionEntry>()
-        for (const entry of hit) {
-          entry.channels.delete(from)
-          entry.channels.add(to)
-          moved.set(entry.key, entry)
-        }
-        subscribers.set(to, moved)
-      }
-      tell(hit, encodeNotice(from, "renamed", to))
-    }
-
     const isBanned = (channel: string, user: string) => Effect.sync(() => bans.get(channel)?.has(user) === true)
-    const addBanNow = (channel: string, user: string): void => {
-      const set = bans.get(channel) ?? new Set<string>()
-      set.add(user)
-      bans.set(channel, set)
-    }
-    const removeBanNow = (channel: string, user: string): void => {
-      const set = bans.get(channel)
-      set?.delete(user)
-      if (set?.size === 0) bans.delete(channel)
-    }
     /** Add a ban to the mirror on every node. */
     const addBan = (channel: string, user: string) =>
       Effect.sync(() => {
         announce({ op: "add_ban", channel, user })
-        addBanNow(channel, user)
+        local.addBan(channel, user)
       })
     /** Lift a ban from the mirror on every node. */
     const removeBan = (channel: string, user: string) =>
       Effect.sync(() => {
         announce({ op: "remove_ban", channel, user })
-        removeBanNow(channel, user)
+        local.removeBan(channel, user)
       })
-
-    const killUserNow = (user: string, reason: string, machine?: string): number => {
-      const hit = sessionsOfUser(user, machine)
-      for (const entry of hit) killEntry(entry, reason)
-      return hit.length
-    }
 
     /** Force-drop every live session of a user (or of one of its machines), on every node. Returns how many here. */
     const killUser = (user: string, reason: string, machine?: string) =>
       Effect.sync(() => {
         announce({ op: "kill_user", user, machine: machine ?? null, reason })
-        return killUserNow(user, reason, machine)
+        return local.killUser(user, reason, machine)
       })
 
-    const kill = (entry: SessionEntry, reason: string) => Effect.sync(() => killEntry(entry, reason))
+    const kill = (entry: SessionEntry, reason: string) => Effect.sync(() => local.killEntry(entry, reason))
 
     /** Kill every session whose last inbound frame is at or before `cutoffMs`. Returns how many. */
     const reapIdle = (cutoffMs: number) =>
       Effect.sync(() => {
         const idle = [...sessions.values()].filter((e) => e.lastSeen <= cutoffMs)
-        for (const entry of idle) killEntry(entry, Errors.KillReasons.idle)
+        for (const entry of idle) local.killEntry(entry, Errors.KillReasons.idle)
         return idle.length
       })
 
