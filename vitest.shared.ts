@@ -15,7 +15,8 @@ const config: ViteUserConfig = {
       ...alias("@conclave/protocol", "protocol"),
       ...alias("@conclave/client", "client"),
       ...alias("@conclave/server", "server"),
-      ...alias("@conclave/bridge", "bridge")
+      ...alias("@conclave/bridge", "bridge"),
+      ...alias("@conclave/testkit", "testkit")
     ]
   },
   test: {
