@@ -56,8 +56,8 @@ export interface Client {
   readonly url: string
   /** The headers of the server's upgrade response. */
   readonly headers: Record<string, string | Array<string> | undefined>
-  /** Send a frame (or raw text); nothing is sent once the socket is no longer open. */
-  readonly send: (frame: Frames.ClientFrame | string | Record<string, unknown>) => Effect.Effect<void>
+  /** Send a frame as JSON, or raw text, or bytes (a binary message); nothing once the socket is not open. */
+  readonly send: (frame: string | Uint8Array | object) => Effect.Effect<void>
   /** The next unsolicited frame (anything not a reply to a `request`), in arrival order. */
   readonly next: (timeout?: Duration.DurationInput) => Effect.Effect<Frames.ServerFrame, WireError>
   /** The next unsolicited frame that matches; the frames it passes over stay queued, in order, for `next`. */
@@ -155,9 +155,10 @@ export const dial = (
           Effect.map((f) => f as A)
         )
       })
-    const send = (frame: Frames.ClientFrame | string | Record<string, unknown>) =>
+    const send = (frame: string | Uint8Array | object) =>
       Effect.sync(() => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(typeof frame === "string" ? frame : JSON.stringify(frame))
+        if (ws.readyState !== WebSocket.OPEN) return
+        ws.send(typeof frame === "string" || frame instanceof Uint8Array ? frame : JSON.stringify(frame))
       })
     const request = (frame: Record<string, unknown>, timeout: Duration.DurationInput = "10 seconds") =>
       Effect.suspend(() => {
