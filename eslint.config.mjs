@@ -32,7 +32,7 @@ export default tseslint.config(
     }
   },
   {
-    files: ["packages/*/test/**", "scripts/**", "bench/**", "packages/*/bench/**"],
+    files: ["packages/*/test/**", "packages/testkit/src/**", "scripts/**", "bench/**", "packages/*/bench/**"],
     rules: { "no-console": "off" }
   }
 )

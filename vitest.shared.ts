@@ -5,7 +5,8 @@ import type { ViteUserConfig } from "vitest/config"
 const root = path.dirname(fileURLToPath(import.meta.url))
 const alias = (name: string, dir: string) => [
   { find: new RegExp(`^${name}$`), replacement: path.join(root, "packages", dir, "src", "index.ts") },
-  { find: new RegExp(`^${name}/(.*)$`), replacement: path.join(root, "packages", dir, "src", "$1.ts") }
+  // `internal/*` is not exported (package.json), so tests cannot reach it through the name either
+  { find: new RegExp(`^${name}/(?!internal/)(.*)$`), replacement: path.join(root, "packages", dir, "src", "$1.ts") }
 ]
 
 const config: ViteUserConfig = {
@@ -15,7 +16,8 @@ const config: ViteUserConfig = {
       ...alias("@conclave/protocol", "protocol"),
       ...alias("@conclave/client", "client"),
       ...alias("@conclave/server", "server"),
-      ...alias("@conclave/bridge", "bridge")
+      ...alias("@conclave/bridge", "bridge"),
+      ...alias("@conclave/testkit", "testkit")
     ]
   },
   test: {

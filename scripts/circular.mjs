@@ -7,6 +7,7 @@ const result = await madge([
   "packages/server/dist",
   "packages/bridge/dist",
   "packages/cli/dist",
+  "packages/testkit/dist",
   "packages/reliability/dist"
 ], {
   fileExtensions: ["js"],

@@ -2,7 +2,7 @@
 // One conformance suite, three deployments (issue 17): the server's behaviour tests, unchanged,
 // against SQLite on one node, one node on PostgreSQL + NATS, and three nodes on PostgreSQL + NATS
 // behind a round-robin TCP load balancer (each test's clients spread over the nodes). The choice
-// reaches the tests as CONCLAVE_TEST_DEPLOYMENT (packages/server/test/support/TestServer.ts).
+// reaches the tests as CONCLAVE_TEST_DEPLOYMENT (packages/testkit/src/Server.ts).
 // Usage: node scripts/deployments.mjs [sqlite|postgres|cluster ...]
 import { spawnSync } from "node:child_process"
 

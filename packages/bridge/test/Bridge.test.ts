@@ -1,19 +1,14 @@
 import { Bridge } from "@conclave/bridge"
 import type { Connection } from "@conclave/client"
 import { Identity, LocalConfig } from "@conclave/client"
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Fiber, Option, Stream } from "effect"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { PassThrough } from "node:stream"
 import { waitFor } from "./E2E.js"
 import { ME } from "./Harness.js"
-
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "conclave-bridge-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
 
 const options = (dir: string, over: Partial<Bridge.BridgeOptions> = {}): Bridge.BridgeOptions => ({
   configDir: dir,
@@ -52,7 +47,7 @@ describe("Bridge startup (SPEC §4.1)", () => {
 
   it.live("a missing key: the bridge starts degraded and says to run `conclave key` / `register`", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const instructions = yield* instructionsOf(dir)
       assert.include(instructions, "NOT connected")
       assert.include(instructions, "conclave key")
@@ -61,7 +56,7 @@ describe("Bridge startup (SPEC §4.1)", () => {
 
   it.live("no registrations, or no --server match: degraded with the no-server text", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       yield* withKey(dir)
       assert.include(yield* instructionsOf(dir), Bridge.NO_SERVER)
       yield* LocalConfig.save(dir, {
@@ -73,7 +68,7 @@ describe("Bridge startup (SPEC §4.1)", () => {
 
   it.live("a broken config file is degraded with its error; a bad --as is a startup error", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       yield* withKey(dir)
       fs.writeFileSync(path.join(dir, "config.toml"), "default_permission = [\n")
       assert.include(yield* instructionsOf(dir), "config.toml")
@@ -112,7 +107,7 @@ describe("Bridge startup (SPEC §4.1)", () => {
 
   it.live("runs MCP on stdio, links the servers, and stops when stdin ends", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       yield* withKey(dir)
       yield* LocalConfig.save(dir, {
         ...LocalConfig.empty,

@@ -8,7 +8,6 @@ import type { Notification } from "@modelcontextprotocol/sdk/types.js"
 import { Duration, Effect, Option, Schedule, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -19,12 +18,6 @@ const DIST_BIN = Path.resolve(here, "../../cli/dist/bin.js")
 export const assertBuilt = () => {
   if (!Fs.existsSync(DIST_BIN)) throw new Error(`${DIST_BIN} is missing: run \`npx tsc -b packages/cli\` first`)
 }
-
-export const tempDir = (prefix = "conclave-bridge-e2e-") =>
-  Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
 
 const childEnv = (): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = { ...process.env, CONCLAVE_LOG_FORMAT: "json", NO_COLOR: "1" }

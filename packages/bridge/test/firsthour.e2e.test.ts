@@ -1,12 +1,13 @@
 // Issue 23: what a new user meets with the bridge when something is off, through the MCP SDK client
 // against the real binary.
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { assertBuilt, BIN, eventually, register, startBridge, startServer, tempDir } from "./E2E.js"
+import { assertBuilt, BIN, eventually, register, startBridge, startServer } from "./E2E.js"
 
 /** Wait (bounded) until `check` holds. */
 const until = (what: string, check: Effect.Effect<boolean>, ms = 20_000) =>

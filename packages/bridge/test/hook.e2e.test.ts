@@ -2,6 +2,7 @@
 // bridge` driven by an MCP SDK client that shows no channel notifications (as a Claude Code session
 // started without the channels flag): the hook prints what the session has not surfaced, framed like
 // the channel tags, once.
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFile } from "node:child_process"
@@ -18,7 +19,6 @@ import {
   register,
   startBridge,
   startServer,
-  tempDir,
   waitFor
 } from "./E2E.js"
 

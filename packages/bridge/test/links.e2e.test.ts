@@ -1,5 +1,6 @@
 // Real processes: restart recovery, same-server dedupe, defaulted-handle rename, loop guard, exit.
 import { LocalConfig } from "@conclave/client"
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option } from "effect"
 import { spawn } from "node:child_process"
@@ -17,7 +18,6 @@ import {
   setConfig,
   startBridge,
   startServer,
-  tempDir,
   waitFor
 } from "./E2E.js"
 

@@ -1,5 +1,6 @@
 // Real `conclave serve` + real `conclave bridge` processes driven over MCP stdio.
 import { type Identity, LocalConfig } from "@conclave/client"
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { ResultSchema } from "@modelcontextprotocol/sdk/types.js"
 import { Effect, Option, Stream } from "effect"
@@ -13,7 +14,6 @@ import {
   setConfig,
   startBridge,
   startServer,
-  tempDir,
   waitFor
 } from "./E2E.js"
 

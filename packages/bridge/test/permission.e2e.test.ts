@@ -1,19 +1,10 @@
 // The permission relay to remote approvers (SPEC §4.5.3) over real processes: a real `conclave serve`,
 // a real `conclave bridge` driven by the MCP SDK client, and a console session of the same user.
 import { Connection, type LocalConfig } from "@conclave/client"
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Stream } from "effect"
-import {
-  assertBuilt,
-  callOk,
-  eventuallyUp,
-  register,
-  setConfig,
-  startBridge,
-  startServer,
-  tempDir,
-  waitFor
-} from "./E2E.js"
+import { assertBuilt, callOk, eventuallyUp, register, setConfig, startBridge, startServer, waitFor } from "./E2E.js"
 
 const REQUEST = {
   method: "notifications/claude/channel/permission_request",

@@ -2,20 +2,10 @@
 // a notice naming the message, and never asked for again (issue 22).
 import { LocalConfig } from "@conclave/client"
 import { Limits } from "@conclave/protocol"
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import {
-  assertBuilt,
-  callOk,
-  connectAs,
-  post,
-  register,
-  setConfig,
-  startBridge,
-  startServer,
-  tempDir,
-  waitFor
-} from "./E2E.js"
+import { assertBuilt, callOk, connectAs, post, register, setConfig, startBridge, startServer, waitFor } from "./E2E.js"
 
 const converse = (dir: string) => setConfig(dir, (c) => LocalConfig.setDefault(c, "converse"))
 

@@ -3,12 +3,13 @@
 // install` is the whole set-up and `claude mcp get` reports the bridge connected; and what
 // `conclave setup claude` writes is read by Claude Code as a connected server. The exit code of
 // `claude mcp get` is always 0, so the status line is checked.
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { claude, claudeEnv, ensureClaude } from "./support/ClaudeCode.js"
-import { assertBuilt, ok, tempDir } from "./support/Harness.js"
+import { assertBuilt, ok } from "./support/Harness.js"
 import { exec, ROOT } from "./support/Packages.js"
 
 assertBuilt()

@@ -1,9 +1,10 @@
 // The real binary end to end: `conclave serve --ephemeral --bind 127.0.0.1:0` as a child process,
 // and every other verb as a child process against it (S-166, S-168, S-171, D-32).
+import { fileTempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
-import { assertBuilt, fileTempDir, ko, ok, type Running, spawnCli, spawnServe, subdir } from "./support/Harness.js"
+import { assertBuilt, ko, ok, type Running, spawnCli, spawnServe, subdir } from "./support/Harness.js"
 
 assertBuilt()
 

@@ -1,10 +1,11 @@
 // `conclave serve` serving the web console and `conclave console` printing enrollment links (D-51),
 // with the real binary as child processes.
 import { Connection, Identity } from "@conclave/client"
+import { fileTempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Stream } from "effect"
 import * as Http from "node:http"
-import { assertBuilt, fileTempDir, ko, ok, spawnServe, subdir } from "./support/Harness.js"
+import { assertBuilt, ko, ok, spawnServe, subdir } from "./support/Harness.js"
 
 assertBuilt()
 

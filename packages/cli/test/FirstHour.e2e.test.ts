@@ -1,12 +1,13 @@
 // Issue 23: what a new user meets when something is off, on the real binary. Every failure ends
 // with a message that names the fix, in bounded time.
 import { Connection, Identity } from "@conclave/client"
+import { fileTempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Option } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { type WebSocket, WebSocketServer } from "ws"
-import { assertBuilt, cli, eventually, fileTempDir, ko, ok, spawnCli, startServer } from "./support/Harness.js"
+import { assertBuilt, cli, eventually, ko, ok, spawnCli, startServer } from "./support/Harness.js"
 
 assertBuilt()
 

@@ -1,12 +1,13 @@
 // D-52: what `conclave setup codex|gemini` writes, read back by the harnesses' own CLIs from npm
 // (pinned): Codex lists the server enabled with our command and args, and Gemini CLI (in a trusted
 // folder) starts the bridge and reports it connected.
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { claudeEnv, CODEX, ensureTool, GEMINI_CLI } from "./support/ClaudeCode.js"
-import { assertBuilt, ok, tempDir } from "./support/Harness.js"
+import { assertBuilt, ok } from "./support/Harness.js"
 import { exec } from "./support/Packages.js"
 
 assertBuilt()

@@ -1,10 +1,10 @@
 // `conclave hook claude` (D-52): what it accepts on stdin and what it prints, in process; the e2e
 // test (packages/bridge/test/hook.e2e.test.ts) runs it against a real bridge.
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { PassThrough } from "node:stream"
 import { parseInput, render, runClaudeHook } from "../src/Hook.js"
-import { tempDir } from "./support/Harness.js"
 
 describe("conclave hook claude: input and output", () => {
   it("accepts Claude Code's UserPromptSubmit and Stop JSON, and empty input (a run by hand)", () => {

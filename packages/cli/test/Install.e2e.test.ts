@@ -4,6 +4,7 @@
 // tarball>` installs one tree, as `npm install -g conclave` does once they are published; then the installed command runs `--version`, `demo`, the
 // hook and `bridge` under an MCP SDK client linked to a real server. Slow (better-sqlite3 compiles
 // from source here): minutes, and it needs the npm registry.
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
@@ -11,7 +12,7 @@ import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { assertBuilt, startServer, tempDir } from "./support/Harness.js"
+import { assertBuilt, startServer } from "./support/Harness.js"
 import {
   exec,
   localRegistry,

@@ -1,12 +1,13 @@
 // The binary without a server: help, version, key, local config verbs, flag validation before any
 // network traffic (S-164, S-171 first half, S-172, S-173, S-177, S-178, S-179).
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { assertBuilt, BIN, ko, ok, tempDir } from "./support/Harness.js"
+import { assertBuilt, BIN, ko, ok } from "./support/Harness.js"
 
 assertBuilt()
 

@@ -1,10 +1,10 @@
 // Local verbs and flag validation, run in process (fast): S-171 first half, S-172, S-173, S-179.
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { tempDir } from "./support/Harness.js"
 import { ko, ok } from "./support/InProcess.js"
 
 const writeConfig = (dir: string, text: string) => Fs.writeFileSync(Path.join(dir, "config.toml"), text)

@@ -2,9 +2,9 @@
 // they share: both validate against the one schema per field in `@conclave/client/ToolArgs`.
 import { Dispatcher, Ports } from "@conclave/bridge"
 import type { Connection } from "@conclave/client"
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { tempDir } from "./support/Harness.js"
 import { ok, run } from "./support/InProcess.js"
 
 const S = "ws://127.0.0.1:1"

@@ -2,13 +2,14 @@
 // take, no `--wizard`), trimmed help, and completion scripts that complete values — the last run in
 // a real bash against the real binary.
 import { LocalConfig } from "@conclave/client"
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Cli from "../src/Cli.js"
-import { assertBuilt, BIN, cli, tempDir } from "./support/Harness.js"
+import { assertBuilt, BIN, cli } from "./support/Harness.js"
 import { ok } from "./support/InProcess.js"
 
 assertBuilt()

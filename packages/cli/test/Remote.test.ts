@@ -1,10 +1,11 @@
 // Every server verb against a real server on a loopback port (S-166, S-167, S-171, S-174, D-29,
 // D-30), the command tree run in process for speed. `aaron` is a server admin.
+import { fileTempDir } from "@conclave/testkit/TempDir"
 import { assert, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { fileTempDir, TestServer } from "./support/Harness.js"
+import { TestServer } from "./support/Harness.js"
 import { ko, ok } from "./support/InProcess.js"
 
 const root = fileTempDir()

@@ -1,22 +1,17 @@
 // End-to-end tests of `conclave serve`: spawn the real binary (needs `npx tsc -b packages/cli` first)
-// and talk to it with a raw WebSocket client.
-import { Auth, Base64Url, Codec, type Frames } from "@conclave/protocol"
+// and talk to it with the test kit's protocol client.
+import { Auth } from "@conclave/protocol"
+import * as Kit from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Either, Exit, Queue, type Scope } from "effect"
+import { Deferred, Duration, Effect, Exit, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import WebSocket from "ws"
 
 const BIN = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "../bin/conclave.js")
-
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "conclave-serve-"))),
-  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-)
 
 interface Serve {
   readonly child: ChildProcess
@@ -94,78 +89,13 @@ const runServe = (args: ReadonlyArray<string>, env: Record<string, string> = {})
     Effect.orDie
   )
 
-interface Raw {
-  readonly ws: WebSocket
-  readonly send: (frame: Record<string, unknown>) => void
-  readonly next: Effect.Effect<Frames.ServerFrame>
-  readonly closed: Effect.Effect<number>
-}
-
-const rawClient = (url: string): Effect.Effect<Raw, Error, Scope.Scope> =>
-  Effect.gen(function*() {
-    const inbox = yield* Queue.unbounded<Frames.ServerFrame>()
-    const open = yield* Deferred.make<void, Error>()
-    const closed = yield* Deferred.make<number>()
-    const ws = yield* Effect.acquireRelease(Effect.sync(() => new WebSocket(url)), (ws) =>
-      Effect.sync(() => ws.terminate()))
-    ws.on("open", () =>
-      Deferred.unsafeDone(open, Exit.void))
-    ws.on("error", (e) => Deferred.unsafeDone(open, Exit.fail(e)))
-    ws.on("close", (code) => Deferred.unsafeDone(closed, Exit.succeed(code)))
-    ws.on("message", (data) => {
-      const frame = Codec.decodeServerFrame(data.toString())
-      if (Either.isRight(frame)) Queue.unsafeOffer(inbox, frame.right)
-    })
-    yield* Deferred.await(open).pipe(Effect.timeoutFail({
-      duration: "5 seconds",
-      onTimeout: () => new Error("dial timeout")
-    }))
-    return {
-      ws,
-      send: (frame) => ws.send(JSON.stringify(frame)),
-      next: Queue.take(inbox).pipe(
-        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("no frame") }),
-        Effect.orDie
-      ),
-      closed: Deferred.await(closed).pipe(
-        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("not closed") }),
-        Effect.orDie
-      )
-    }
-  })
-
-const identity = () => Either.getOrThrow(Auth.keyPairFromSeed(Auth.generateSeed()))
-
-/** Handshake; registers when `username` is given. */
-const login = (url: string, key: Auth.KeyPair, handle: string, username?: string) =>
-  Effect.gen(function*() {
-    const c = yield* rawClient(url)
-    const host = Auth.authorityOf(url)!
-    const pubkey = Base64Url.encode(key.publicKey)
-    c.send({ type: "hello", protocol_version: 1, session: handle, host, client: "cli" })
-    const challenge = yield* c.next
-    assert.strictEqual(challenge.type, "challenge")
-    if (username !== undefined) c.send({ type: "register", username, machine: "box", pubkey })
-    const nonce = (challenge as { nonce: string }).nonce
-    c.send({
-      type: "auth",
-      pubkey,
-      signature: Base64Url.encode(Auth.sign(key.privateKey, Auth.authMessage(host, handle, nonce)))
-    })
-    const established = yield* c.next
-    assert.strictEqual(established.type, "established", JSON.stringify(established))
-    assert.strictEqual((yield* c.next).type, "server_info")
-    return c
-  })
-
-const request = (c: Raw, frame: Record<string, unknown>) =>
-  Effect.gen(function*() {
-    const id = `q${Math.random()}`
-    c.send({ ...frame, id })
-    for (;;) {
-      const f = yield* c.next
-      if ("id" in f && f.id === id) return f
-    }
+/** Handshake as a `cli` client; registers `username/box` when `username` is given. */
+const login = (url: string, identity: Kit.Identity, handle: string, username?: string) =>
+  Kit.connect(url, {
+    identity,
+    handle,
+    client: "cli",
+    ...(username === undefined ? {} : { register: { username, machine: "box" } })
   })
 
 const httpGet = (url: string, path: string) =>
@@ -179,30 +109,35 @@ const httpGet = (url: string, path: string) =>
 describe("conclave serve", () => {
   it.scopedLive("every acknowledged message survives SIGKILL mid-stream (D-5)", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      const key = identity()
+      const dir = yield* Kit.tempDir()
+      const key = Kit.newIdentity()
       const acked = new Map<number, string>()
       yield* Effect.scoped(Effect.gen(function*() {
         const serve = yield* startServe(["--data-dir", dir, "--bind", "127.0.0.1:0", "--rate", "0"])
         const c = yield* login(serve.url, key, "writer", "aaron")
         assert.strictEqual(
-          (yield* request(c, { type: "admin", op: { kind: "create_channel", name: "log", visibility: "public" } }))
+          (yield* c.request({ type: "admin", op: { kind: "create_channel", name: "log", visibility: "public" } }))
             .type,
           "ack"
         )
-        assert.strictEqual((yield* request(c, { type: "join", channel: "log", token: null })).type, "joined")
+        assert.strictEqual((yield* c.request({ type: "join", channel: "log", token: null })).type, "joined")
         const total = 400
         for (let i = 0; i < total; i++) {
-          c.send({ type: "channel_msg", id: `m${i}`, channel: "log", payload: { kind: "plain", text: `msg ${i}` } })
+          yield* c.send({
+            type: "channel_msg",
+            id: `m${i}`,
+            channel: "log",
+            payload: { kind: "plain", text: `msg ${i}` }
+          })
         }
         while (acked.size < 150) {
-          const f = yield* c.next
+          const f = yield* c.next()
           if (f.type === "ack" && f.seq !== null && f.id !== undefined) acked.set(f.seq, `msg ${f.id.slice(1)}`)
         }
         serve.child.kill("SIGKILL")
         // acks already on the wire when the process died still count
         for (;;) {
-          const f = yield* c.next.pipe(Effect.timeoutOption("300 millis"))
+          const f = yield* c.next("300 millis").pipe(Effect.option)
           if (f._tag === "None") break
           if (f.value.type === "ack" && f.value.seq !== null && f.value.id !== undefined) {
             acked.set(f.value.seq, `msg ${f.value.id.slice(1)}`)
@@ -212,11 +147,11 @@ describe("conclave serve", () => {
       }))
       const serve = yield* startServe(["--data-dir", dir, "--bind", "127.0.0.1:0"])
       const c = yield* login(serve.url, key, "reader")
-      yield* request(c, { type: "join", channel: "log", token: null })
+      yield* c.request({ type: "join", channel: "log", token: null })
       const stored = new Map<number, string>()
       let since = 0
       for (;;) {
-        const page = yield* request(c, { type: "read_since", channel: "log", since_seq: since })
+        const page = yield* c.request({ type: "read_since", channel: "log", since_seq: since })
         assert.strictEqual(page.type, "history")
         if (page.type !== "history") break
         for (const m of page.messages) stored.set(m.seq, (m.payload as { text: string }).text)
@@ -229,7 +164,7 @@ describe("conclave serve", () => {
 
   it.scopedLive("with no flags it uses the embedded default store and says where (D-13); routes answer", () =>
     Effect.gen(function*() {
-      const home = yield* tempDir
+      const home = yield* Kit.tempDir()
       const xdg = Path.join(home, "xdg")
       const serve = yield* startServe([], { HOME: home, XDG_DATA_HOME: xdg, CONCLAVE_BIND: "127.0.0.1:0" })
       const expected = Path.join(xdg, "conclave")
@@ -253,25 +188,21 @@ describe("conclave serve", () => {
       /** Register `username` with a fresh key and report its `server_info.admin`. */
       const adminFlag = (url: string, username: string, host = Auth.authorityOf(url)!) =>
         Effect.gen(function*() {
-          const key = identity()
-          const c = yield* rawClient(url)
-          const pubkey = Base64Url.encode(key.publicKey)
-          c.send({ type: "hello", protocol_version: 1, session: "s", host, client: "cli" })
-          const challenge = yield* c.next
-          if (challenge.type !== "challenge") return assert.fail(JSON.stringify(challenge))
-          c.send({ type: "register", username, machine: "box", pubkey })
-          c.send({
-            type: "auth",
-            pubkey,
-            signature: Base64Url.encode(Auth.sign(key.privateKey, Auth.authMessage(host, "s", challenge.nonce)))
+          const key = Kit.newIdentity()
+          const c = yield* Kit.dial(url)
+          const established = yield* Kit.handshake(c, {
+            identity: key,
+            handle: "s",
+            host,
+            register: { username, machine: "box" },
+            client: "cli"
           })
-          const established = yield* c.next
           assert.strictEqual(established.type, "established", JSON.stringify(established))
-          const info = yield* c.next
+          const info = yield* c.next()
           if (info.type !== "server_info") return assert.fail(JSON.stringify(info))
           return info.admin
         })
-      const dir = Path.join(yield* tempDir, "from-env")
+      const dir = Path.join(yield* Kit.tempDir(), "from-env")
       const viaEnv = yield* startServe([], {
         CONCLAVE_BIND: "127.0.0.1:0",
         CONCLAVE_DATA_DIR: dir,
@@ -314,11 +245,11 @@ describe("conclave serve", () => {
           String(l.message).includes("can be squatted") && String(l.message).includes("root=<pubkey>")
         )
       )
-      const c = yield* login(serve.url, identity(), "s", "aaron")
+      const c = yield* login(serve.url, Kit.newIdentity(), "s", "aaron")
       const [took, exit] = yield* Effect.timed(Effect.gen(function*() {
         serve.child.kill("SIGTERM")
-        assert.deepStrictEqual(yield* c.next, { type: "shutdown", reason: "server shutting down" })
-        assert.strictEqual(yield* c.closed, 1001)
+        assert.deepStrictEqual(yield* c.next(), { type: "shutdown", reason: "server shutting down" })
+        assert.strictEqual((yield* c.closed).code, 1001)
         return yield* serve.exited
       }))
       assert.strictEqual(exit.code, 0)
@@ -353,7 +284,7 @@ describe("conclave serve", () => {
 
   it.scopedLive("--store, --broker and --node-id select the backends by URL (D-41); /status reports them", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* Kit.tempDir()
       const file = Path.join(dir, "nested", "store.db")
       const serve = yield* startServe([
         "--bind",

@@ -1,12 +1,13 @@
 // `conclave setup claude|codex|gemini` (D-52) with the real binary on temporary homes: the written
 // files parse back in each harness's format, the user's other entries survive, a second run changes
 // nothing, --dry-run writes nothing, and bad flags or unreadable files fail clearly without writes.
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Toml from "smol-toml"
-import { assertBuilt, cli, ko, ok, tempDir } from "./support/Harness.js"
+import { assertBuilt, cli, ko, ok } from "./support/Harness.js"
 
 assertBuilt()
 

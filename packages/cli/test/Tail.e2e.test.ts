@@ -2,11 +2,12 @@
 // ready line, live and replayed lines, control characters, whispers, JSON lines, resume without
 // gaps or duplicates after a server restart, fatal refusals, Ctrl-C.
 import { Connection, Identity } from "@conclave/client"
+import { fileTempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Schedule } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { assertBuilt, fileTempDir, spawnCli, startServer } from "./support/Harness.js"
+import { assertBuilt, spawnCli, startServer } from "./support/Harness.js"
 import { ko, ok } from "./support/InProcess.js"
 
 assertBuilt()

@@ -1,10 +1,10 @@
 // S-176 through the CLI: a server that accepts TCP and never speaks, and one that completes the
 // handshake and then never answers. The bounds (10 s connect, 15 s per reply) run on the TestClock.
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Option, TestClock } from "effect"
 import * as Net from "node:net"
 import { WebSocketServer } from "ws"
-import { tempDir } from "./support/Harness.js"
 import { ok, run } from "./support/InProcess.js"
 
 const silentTcp = Effect.acquireRelease(

@@ -1,12 +1,13 @@
 // Issue 23: the README quick start walked on a fresh HOME with one deliberate mistake per step.
 // Every mistake must end with a message that names the fix; the table of messages in docs/CLI.md
 // (between the walk markers) is generated here.
+import { fileTempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { assertBuilt, cli, fileTempDir, ok, type Result, startServer } from "./support/Harness.js"
+import { assertBuilt, cli, ok, type Result, startServer } from "./support/Harness.js"
 
 assertBuilt()
 

@@ -1,12 +1,12 @@
 import { Identity } from "@conclave/client"
 import { Auth, Base64Url } from "@conclave/protocol"
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import * as Util from "node:util"
-import { tempDir } from "./TempDir.js"
 
 const RFC8032_SEED = Buffer.from("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", "hex")
 const RFC8032_PUBLIC = Buffer.from("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "hex")
@@ -47,7 +47,7 @@ describe("Identity", () => {
 
   it.scoped("S-012 keystore round trip: save, load, sign a fresh challenge", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const id = Identity.generate()
       yield* Identity.save(dir, id)
       const loaded = yield* Identity.load(dir)
@@ -60,7 +60,7 @@ describe("Identity", () => {
 
   it.scoped("S-013 the key file is created owner-only (0600)", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const nested = Path.join(dir, "a", "b")
       const { created } = yield* Identity.loadOrCreate(nested)
       assert.isTrue(created)
@@ -71,7 +71,7 @@ describe("Identity", () => {
 
   it.scoped("saving over an existing world-readable key forces 0600", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const path = Identity.keyPath(dir)
       yield* write(path, "x", 0o644)
       yield* Effect.promise(() => Fs.chmod(path, 0o644))
@@ -83,7 +83,7 @@ describe("Identity", () => {
 
   it.scoped("loadOrCreate creates once, then loads the same key", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const first = yield* Identity.loadOrCreate(dir)
       const second = yield* Identity.loadOrCreate(dir)
       assert.isTrue(first.created)
@@ -93,7 +93,7 @@ describe("Identity", () => {
 
   it.scoped("surrounding whitespace is trimmed", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       yield* write(Identity.keyPath(dir), `  ${Base64Url.encode(RFC8032_SEED)}\r\n\n`)
       const id = yield* Identity.load(dir)
       assert.deepStrictEqual(Buffer.from(id.publicKey), RFC8032_PUBLIC)
@@ -101,7 +101,7 @@ describe("Identity", () => {
 
   it.scoped("a missing key file is KeyMissing suggesting `conclave key`", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const error = yield* Effect.flip(Identity.load(dir))
       assert.strictEqual(error._tag, "KeyMissing")
       assert.include(error.message, "conclave key")
@@ -110,7 +110,7 @@ describe("Identity", () => {
 
   it.scoped("a key file without a 32-byte base64url seed is KeyCorrupt", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const path = Identity.keyPath(dir)
       const cases = [
         "",
@@ -133,7 +133,7 @@ describe("Identity", () => {
 
   it.scoped("an unreadable key path is KeyIoError", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       yield* Effect.promise(() => Fs.mkdir(Identity.keyPath(dir)))
       const error = yield* Effect.flip(Identity.load(dir))
       assert.strictEqual(error._tag, "KeyIoError")

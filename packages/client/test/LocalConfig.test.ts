@@ -1,11 +1,11 @@
 import { LocalConfig } from "@conclave/client"
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
-import { tempDir } from "./TempDir.js"
 
 const writeConfig = (dir: string, text: string) => Effect.promise(() => Fs.writeFile(LocalConfig.configPath(dir), text))
 
@@ -25,7 +25,7 @@ const sample: LocalConfig.LocalConfig = {
 describe("LocalConfig", () => {
   it.scoped("S-016 a missing file means defaults", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const config = yield* LocalConfig.load(dir)
       assert.deepStrictEqual(config, LocalConfig.empty)
       assert.strictEqual(config.default_permission, "notify")
@@ -37,7 +37,7 @@ describe("LocalConfig", () => {
 
   it.scoped("S-017 atomic write: no temp file remains and the second save replaces the first", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       yield* LocalConfig.save(dir, { ...LocalConfig.empty, default_permission: "converse" })
       assert.deepStrictEqual(yield* Effect.promise(() => Fs.readdir(dir)), ["config.toml"])
       yield* LocalConfig.save(dir, { ...LocalConfig.empty, default_permission: "act" })
@@ -47,7 +47,7 @@ describe("LocalConfig", () => {
 
   it.scoped("save creates the directory and round-trips every field", () =>
     Effect.gen(function*() {
-      const dir = Path.join(yield* tempDir, "deep", "conclave")
+      const dir = Path.join(yield* tempDir(), "deep", "conclave")
       yield* LocalConfig.save(dir, sample)
       assert.deepStrictEqual(yield* LocalConfig.load(dir), sample)
       const text = yield* Effect.promise(() => Fs.readFile(LocalConfig.configPath(dir), "utf8"))
@@ -61,7 +61,7 @@ describe("LocalConfig", () => {
 
   it.scoped("reads the SPEC §5.3 example; unknown keys are ignored; missing keys default", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       yield* writeConfig(
         dir,
         `default_permission = "notify"          # comment
@@ -107,7 +107,7 @@ level = "act"
 
   it.scoped("URLs are normalized on load and save (D-28)", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       yield* writeConfig(
         dir,
         `[[servers]]\nurl = "WS://Host:80/"\nusername = "a"\nmachine = "m"\n\n[[overrides]]\nserver = "ws://HOST/"\nchannel = "c"\nlevel = "act"\n`
@@ -125,7 +125,7 @@ level = "act"
 
   it.scoped("a syntax error is a ConfigError naming the file and the line", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       yield* writeConfig(dir, "default_permission = \"notify\"\n\n[[servers]\nurl = 1\n")
       const error = yield* Effect.flip(LocalConfig.load(dir))
       assert.strictEqual(error._tag, "ConfigError")
@@ -136,7 +136,7 @@ level = "act"
 
   it.scoped("wrong types are clear ConfigErrors naming the file", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const cases: ReadonlyArray<readonly [string, string]> = [
         ["default_permission = \"bogus\"\n", "default_permission"],
         ["servers = \"ws://h\"\n", "servers"],
@@ -171,7 +171,7 @@ level = "act"
 
   it.scoped("an unreadable config path is a ConfigError", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       yield* Effect.promise(() => Fs.mkdir(LocalConfig.configPath(dir)))
       const error = yield* Effect.flip(LocalConfig.load(dir))
       assert.strictEqual(error._tag, "ConfigError")

@@ -4,9 +4,10 @@
 import { Connection, type Identity } from "@conclave/client"
 import { consoleDir } from "@conclave/console/assets"
 import type { Frames } from "@conclave/protocol"
-import { ServerConfig, ServerLive, SqliteStore } from "@conclave/server"
+import * as Kit from "@conclave/testkit"
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Duration, Effect, Layer, Logger, LogLevel, Option, Stream } from "effect"
+import { Duration, Effect, Option, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
@@ -21,7 +22,6 @@ import {
   register,
   startBridge,
   startServer,
-  tempDir,
   waitFor
 } from "../../bridge/test/E2E.js"
 import { ok } from "../../cli/test/support/Harness.js"
@@ -534,18 +534,9 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
   it.scopedLive("an expired enrollment link gets a clear page", () =>
     Effect.gen(function*() {
       // the code's lifetime is what is under test: an in-process server with a 50 ms lifetime
-      const ctx = yield* Layer.build(
-        ServerLive.ServerLive.pipe(
-          Layer.provide(ServerConfig.layer({
-            host: "127.0.0.1",
-            port: 0,
-            consoleDir,
-            enrollCodeTtl: Duration.millis(50)
-          })),
-          Layer.provide(SqliteStore.layerMemory)
-        )
-      ).pipe(Effect.orDie, Logger.withMinimumLogLevel(LogLevel.None))
-      const address = Context.get(ctx, ServerLive.ServerAddress)
+      const address = yield* Kit.startServer({ store: "memory", consoleDir, enrollCodeTtl: Duration.millis(50) }).pipe(
+        Effect.orDie
+      )
       const dir = yield* tempDir()
       yield* register(dir, address.url, "aaron")
       const link = yield* consoleLink(dir, address.url)

@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import * as Kit from "@conclave/testkit"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
@@ -14,7 +15,6 @@ import * as crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Processes from "./Processes.js"
-import * as Wire from "./Wire.js"
 
 /** The PostgreSQL server scratch databases are made on. @since 0.1.0 @category config */
 export const postgresUrl: string = process.env["CONCLAVE_TEST_POSTGRES"] ?? "postgres://postgres@127.0.0.1:5432/test"
@@ -63,7 +63,7 @@ export const freePort: Effect.Effect<number> = Effect.async<number>((resume) => 
 export const natsServer = (port: number) =>
   Effect.gen(function*() {
     const child = yield* Processes.spawn(natsServerBin, ["-a", "127.0.0.1", "-p", String(port)])
-    yield* Wire.eventually(
+    yield* Kit.eventually(
       "nats-server ready",
       Effect.sync(() => child.stderr().includes("Server is ready") ? Option.some(true) : Option.none()),
       "10 seconds"

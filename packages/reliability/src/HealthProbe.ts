@@ -5,13 +5,13 @@
  *
  * @since 0.1.0
  */
+import * as Kit from "@conclave/testkit"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
-import * as Wire from "./Wire.js"
 
 /** @since 0.1.0 @category models */
 export interface ProbeResult {
@@ -42,16 +42,16 @@ const percentile = (sorted: ReadonlyArray<number>, p: number) =>
 export const start = (
   url: string,
   options: { readonly name?: string; readonly intervalMs?: number } = {}
-): Effect.Effect<Probe, Wire.WireError, Scope.Scope> =>
+): Effect.Effect<Probe, Kit.WireError, Scope.Scope> =>
   Effect.gen(function*() {
     const name = options.name ?? `probe${Math.floor(Math.random() * 1e9)}`
     const channel = `${name}-ch`
-    const pub = yield* Wire.register(url, `${name}-pub`)
-    const sub = yield* Wire.register(url, `${name}-sub`)
-    yield* pub.request(Wire.op({ kind: "create_channel", name: channel, visibility: "public" }))
-    yield* Wire.expect(yield* pub.request({ type: "join", channel, token: null }), "joined")
-    yield* Wire.expect(yield* sub.request({ type: "join", channel, token: null }), "joined")
-    yield* Wire.keepAlive(sub)
+    const pub = yield* Kit.register(url, `${name}-pub`)
+    const sub = yield* Kit.register(url, `${name}-sub`)
+    yield* pub.request(Kit.op({ kind: "create_channel", name: channel, visibility: "public" }))
+    Kit.expectType(yield* pub.request({ type: "join", channel, token: null }), "joined")
+    Kit.expectType(yield* sub.request({ type: "join", channel, token: null }), "joined")
+    yield* Kit.keepAlive(sub)
     const sentAt = new Map<number, number>()
     const got = new Map<number, number>()
     const latencies: Array<number> = []
@@ -70,7 +70,7 @@ export const start = (
       for (;;) {
         const text = `${name}#${i++}`
         sendTimes.set(text, performance.now())
-        const reply = yield* pub.request({ type: "channel_msg", channel, payload: Wire.plain(text) }).pipe(
+        const reply = yield* pub.request({ type: "channel_msg", channel, payload: Kit.plain(text) }).pipe(
           Effect.option
         )
         if (Option.isSome(reply) && reply.value.type === "ack" && reply.value.seq !== null) {
@@ -82,7 +82,7 @@ export const start = (
     return {
       stop: Effect.gen(function*() {
         yield* Fiber.interrupt(publisher)
-        yield* Wire.eventually(
+        yield* Kit.eventually(
           "probe tail",
           Effect.sync(() => [...sentAt.keys()].every((s) => got.has(s)) ? Option.some(true) : Option.none()),
           "3 seconds"

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -205,6 +206,33 @@ export const rssOf = (pid: number): number => {
 
 /** Open file descriptors of a process (Linux /proc). @since 0.1.0 @category metrics */
 export const fdsOf = (pid: number): number => Fs.readdirSync(`/proc/${pid}/fd`).length
+
+/** Open file descriptors of this process. @since 0.1.0 @category metrics */
+export const ownFds = (): number => fdsOf(process.pid)
+
+/**
+ * `ownFds` once the count has rested (the same over 200 ms, within 5 s): a baseline that does not
+ * count what a freshly started server is still opening (its store's checkpoint thread).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const restingFds: Effect.Effect<number> = Effect.gen(function*() {
+  let last = ownFds()
+  let since = yield* Clock.currentTimeMillis
+  const deadline = since + 5000
+  while (true) {
+    yield* Effect.sleep(Duration.millis(20))
+    const now = yield* Clock.currentTimeMillis
+    const count = ownFds()
+    if (count !== last) {
+      last = count
+      since = now
+    } else if (now - since >= 200 || now >= deadline) {
+      return count
+    }
+  }
+})
 
 /**
  * When set (in the environment of the probed process, which inherits it from the soak), a directory

@@ -17,6 +17,8 @@
  *
  * @since 0.1.0
  */
+import type { Frames } from "@conclave/protocol"
+import * as Kit from "@conclave/testkit"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -27,10 +29,8 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Backends from "./Backends.js"
-import * as Embedded from "./Embedded.js"
 import * as Processes from "./Processes.js"
 import * as Report from "./Report.js"
-import * as Wire from "./Wire.js"
 
 /** @since 0.1.0 @category options */
 export interface SoakOptions {
@@ -190,6 +190,14 @@ const median = (xs: ReadonlyArray<number>) => {
   return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]!
 }
 
+/** A join that must be answered `joined`; anything else is a failure the churn loop counts. */
+const joined = (join: Effect.Effect<Frames.Reply, Kit.WireError>) =>
+  Effect.flatMap(join, (reply) =>
+    Effect.try({
+      try: () => Kit.expectType(reply, "joined"),
+      catch: (e) => new Kit.WireError({ message: e instanceof Error ? e.message : String(e) })
+    }))
+
 interface Node {
   readonly server: Processes.ServerProcess
   readonly probe: Processes.HeapProbe
@@ -224,7 +232,7 @@ const startNodes = (dir: string, options: SoakOptions) =>
 /** Run the soak; returns the summary. @since 0.1.0 @category soak */
 export const run = (options: SoakOptions) =>
   Effect.scoped(Effect.gen(function*() {
-    const dir = yield* Embedded.tempDir("conclave-soak-")
+    const dir = yield* Kit.tempDir("conclave-soak-")
     const nodes = yield* startNodes(dir, options)
     const server = nodes[0]!.server
     const urlFor = (i: number) => nodes[i % nodes.length]!.server.url
@@ -247,17 +255,17 @@ export const run = (options: SoakOptions) =>
     yield* Effect.logInfo("soak started").pipe(
       Effect.annotateLogs({ urls: nodes.map((n) => n.server.url).join(" "), ...options })
     )
-    const pub = yield* Wire.register(server.url, "soak-pub")
-    yield* pub.request(Wire.op({ kind: "create_channel", name: "main", visibility: "public" }))
-    yield* pub.request(Wire.op({ kind: "create_channel", name: "churn", visibility: "public" }))
-    yield* Wire.expect(yield* pub.request({ type: "join", channel: "main", token: null }), "joined")
+    const pub = yield* Kit.register(server.url, "soak-pub")
+    yield* pub.request(Kit.op({ kind: "create_channel", name: "main", visibility: "public" }))
+    yield* pub.request(Kit.op({ kind: "create_channel", name: "churn", visibility: "public" }))
+    Kit.expectType(yield* pub.request({ type: "join", channel: "main", token: null }), "joined")
     const received: Array<SeqSet> = []
     let duplicates = 0
     yield* Effect.forEach(Array.from({ length: options.subscribers }, (_, i) => i), (i) =>
       Effect.gen(function*() {
         const got = new SeqSet()
         received.push(got)
-        const s = yield* Wire.register(urlFor(i), `soak-sub${i}`)
+        const s = yield* Kit.register(urlFor(i), `soak-sub${i}`)
         // Deliveries are counted from the raw text (the bench's subscriber does the same); any other
         // frame is decoded in full.
         s.onRaw = (text) => {
@@ -269,13 +277,13 @@ export const run = (options: SoakOptions) =>
         s.onFrame = (f) => {
           if (f.type === "channel_msg" && f.seq !== null && !got.add(f.seq)) duplicates++
         }
-        yield* Wire.expect(yield* s.request({ type: "join", channel: "main", token: null }), "joined")
-        yield* Wire.keepAlive(s)
+        Kit.expectType(yield* s.request({ type: "join", channel: "main", token: null }), "joined")
+        yield* Kit.keepAlive(s)
       }), { concurrency: 8, discard: true })
-    const churnIds = Array.from({ length: 20 }, () => Wire.newIdentity())
+    const churnIds = Array.from({ length: 20 }, () => Kit.newIdentity())
     yield* Effect.forEach(churnIds, (identity, i) =>
       Effect.scoped(
-        Wire.connect(urlFor(i), { identity, handle: "init", register: { username: `churn${i}`, machine: "m" } })
+        Kit.connect(urlFor(i), { identity, handle: "init", register: { username: `churn${i}`, machine: "m" } })
       ), {
       discard: true
     })
@@ -297,7 +305,7 @@ export const run = (options: SoakOptions) =>
         sent += batch
         yield* Effect.forEach(Array.from({ length: batch }), () =>
           Effect.map(
-            pub.request({ type: "channel_msg", channel: "main", payload: Wire.plain("s".repeat(200)) }),
+            pub.request({ type: "channel_msg", channel: "main", payload: Kit.plain("s".repeat(200)) }),
             (r) => {
               if (r.type === "ack" && r.seq !== null) acked.push(r.seq)
               else refused++
@@ -319,11 +327,11 @@ export const run = (options: SoakOptions) =>
         yield* FiberSet.run(
           churners,
           Effect.scoped(Effect.gen(function*() {
-            const s = yield* Wire.connect(urlFor(i), { identity, handle: `c${i}` })
-            yield* Wire.expect(yield* s.request({ type: "join", channel: "main", token: null }), "joined")
-            yield* Wire.expect(yield* s.request({ type: "join", channel: "churn", token: null }), "joined")
+            const s = yield* Kit.connect(urlFor(i), { identity, handle: `c${i}` })
+            yield* joined(s.request({ type: "join", channel: "main", token: null }))
+            yield* joined(s.request({ type: "join", channel: "churn", token: null }))
             for (let k = 0; k < 3; k++) {
-              yield* s.request({ type: "channel_msg", channel: "churn", payload: Wire.plain(`c${i}-${k}`) })
+              yield* s.request({ type: "channel_msg", channel: "churn", payload: Kit.plain(`c${i}-${k}`) })
             }
             const last = acked.at(-1) ?? 0
             yield* s.request({ type: "read_since", channel: "main", since_seq: Math.max(0, last - 50) })

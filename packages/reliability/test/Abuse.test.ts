@@ -3,19 +3,18 @@
  * floods, slowloris upgrades, many connections from one address / one identity, and the
  * many-headers CVE regression — each with the health probe running.
  */
+import * as Kit from "@conclave/testkit"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Option, Schedule, Schema } from "effect"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import * as Embedded from "../src/Embedded.js"
 import * as Flood from "../src/flood.js"
 import * as HealthProbe from "../src/HealthProbe.js"
 import * as Processes from "../src/Processes.js"
 import * as Profile from "../src/Profile.js"
 import * as RawWs from "../src/RawWs.js"
 import * as Report from "../src/Report.js"
-import * as Wire from "../src/Wire.js"
 
 /** The flood driver, built (`npx tsc -b packages/reliability`). */
 const floodBin = Path.join(Processes.repoRoot, "packages", "reliability", "dist", "flood.js")
@@ -48,11 +47,15 @@ describe("abuse", () => {
     () =>
       Effect.scoped(Effect.gen(function*() {
         const timeoutMs = 1000
-        const server = yield* Embedded.start({ handshakeTimeout: Duration.millis(timeoutMs), maxPendingPerIp: 0 })
+        const server = yield* Kit.startServer({
+          ...Kit.noLimits,
+          handshakeTimeout: Duration.millis(timeoutMs),
+          maxPendingPerIp: 0
+        })
         const probe = yield* HealthProbe.start(server.url)
         const n = Profile.count(200, 10_000)
         const batch = Profile.count(200, 1000)
-        const fd0 = yield* Embedded.restingFds
+        const fd0 = yield* Processes.restingFds
         let late = 0
         let tried = 0
         for (let start = 0; start < n; start += batch) {
@@ -82,7 +85,7 @@ describe("abuse", () => {
           if (open > 0 || elapsed > timeoutMs + 1000) late += open > 0 ? open : 1
           for (const c of sockets) c.socket.destroy()
         }
-        const fdsBack = yield* within(3000, () => Embedded.ownFds() <= fd0 + 2)
+        const fdsBack = yield* within(3000, () => Processes.ownFds() <= fd0 + 2)
         const result = yield* probe.stop
         const crashes = yield* HealthProbe.crashes(server.port)
         rows.push({
@@ -100,7 +103,7 @@ describe("abuse", () => {
           ]
         })
         assert.strictEqual(late, 0)
-        assert.notStrictEqual(fdsBack, Infinity, `fds ${Embedded.ownFds()} vs baseline ${fd0}`)
+        assert.notStrictEqual(fdsBack, Infinity, `fds ${Processes.ownFds()} vs baseline ${fd0}`)
         assert.strictEqual(result.lost, 0, HealthProbe.describe(result))
       })),
     600_000
@@ -112,7 +115,7 @@ describe("abuse", () => {
       Effect.scoped(Effect.gen(function*() {
         // The real binary (default cap: 32 pending per address), and the attackers in their own
         // processes (`src/flood.ts`, open loop): neither shares an event loop with this test's probe.
-        const server = yield* Processes.spawnServer(yield* Embedded.tempDir())
+        const server = yield* Processes.spawnServer(yield* Kit.tempDir())
         const seconds = Profile.count(2, 30)
         const offered = 2000
         const drivers = 2
@@ -194,7 +197,11 @@ describe("abuse", () => {
     () =>
       Effect.scoped(Effect.gen(function*() {
         const timeoutMs = 1000
-        const server = yield* Embedded.start({ handshakeTimeout: Duration.millis(timeoutMs), maxPendingPerIp: 0 })
+        const server = yield* Kit.startServer({
+          ...Kit.noLimits,
+          handshakeTimeout: Duration.millis(timeoutMs),
+          maxPendingPerIp: 0
+        })
         const probe = yield* HealthProbe.start(server.url)
         const n = Profile.count(100, 5000)
         const request = Buffer.from(
@@ -225,7 +232,7 @@ describe("abuse", () => {
         const attackEnd = performance.now() + timeoutMs + 500
         while (performance.now() < attackEnd) {
           legit++
-          const ok = yield* Effect.scoped(Wire.register(server.url, `legit${legit}`)).pipe(Effect.either)
+          const ok = yield* Effect.scoped(Kit.register(server.url, `legit${legit}`)).pipe(Effect.either)
           if (ok._tag === "Right") legitOk++
         }
         const dropped = yield* within(timeoutMs + 3000, () => sockets.every((s) => s.closed))
@@ -265,7 +272,7 @@ describe("abuse", () => {
     "many connections: per-address pending cap, one identity with many handles, too many headers",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxPendingPerIp: 16 })
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxPendingPerIp: 16 })
         const probe = yield* HealthProbe.start(server.url)
         // 1. Unauthenticated connections held open from one address: at most 16 upgrade.
         const n = Profile.count(100, 10_000)
@@ -282,22 +289,22 @@ describe("abuse", () => {
         const upgraded = open()
         for (const r of held) if (r._tag === "Right") r.right.socket.destroy()
         // 2. One identity, many handles (no per-identity cap in DECISIONS): all accepted, then released.
-        const fd0 = yield* Embedded.restingFds
+        const fd0 = yield* Processes.restingFds
         const rss0 = process.memoryUsage().rss
-        const identity = Wire.newIdentity()
+        const identity = Kit.newIdentity()
         yield* Effect.scoped(
-          Wire.connect(server.url, { identity, handle: "h0", register: { username: "many", machine: "m" } })
+          Kit.connect(server.url, { identity, handle: "h0", register: { username: "many", machine: "m" } })
         )
         const m = Profile.count(100, 2000)
         let sessions = 0
         yield* Effect.scoped(Effect.gen(function*() {
           yield* Effect.forEach(range(m), (i) =>
-            Wire.connect(server.url, { identity, handle: `h${i}` }).pipe(Effect.tap(() => {
+            Kit.connect(server.url, { identity, handle: `h${i}` }).pipe(Effect.tap(() => {
               sessions++
             })), { concurrency: 8 })
         }))
         const fdsBack = yield* within(3000, () =>
-          Embedded.ownFds() <= fd0 + 2)
+          Processes.ownFds() <= fd0 + 2)
         // 3. CVE-2024-37890 shape: far more headers than maxHeadersCount.
         const headers = range(3000).map((i) =>
           `X-H${i}: v`

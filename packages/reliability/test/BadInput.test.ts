@@ -3,17 +3,16 @@
  * schema-wrong JSON, each while a health probe receives a channel at 10 msg/s with 0 loss.
  */
 import { Codec, Validate } from "@conclave/protocol"
+import * as Kit from "@conclave/testkit"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Either, Option } from "effect"
 import * as Fs from "node:fs"
-import * as Embedded from "../src/Embedded.js"
 import * as HealthProbe from "../src/HealthProbe.js"
 import * as JsonFuzz from "../src/JsonFuzz.js"
 import * as Prng from "../src/Prng.js"
 import * as Profile from "../src/Profile.js"
 import * as RawWs from "../src/RawWs.js"
 import * as Report from "../src/Report.js"
-import * as Wire from "../src/Wire.js"
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 const rows: Array<Report.Row> = []
@@ -72,7 +71,7 @@ describe("bad input", () => {
     "malformed WebSocket frames are closed with 1002/1007/1009 within 1 s; the probe sees 0 loss",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxFrameBytes: MAX_FRAME, maxPendingPerIp: 0 })
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxFrameBytes: MAX_FRAME, maxPendingPerIp: 0 })
         const probe = yield* HealthProbe.start(server.url)
         const n = Profile.count(300, 100_000)
         const base = Prng.make(Profile.seed ^ 0x1001)
@@ -127,7 +126,7 @@ describe("bad input", () => {
     "oversized frames (declared maxPayload+1) are closed with 1009 and memory returns to baseline",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxFrameBytes: MAX_FRAME, maxPendingPerIp: 0 })
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxFrameBytes: MAX_FRAME, maxPendingPerIp: 0 })
         const probe = yield* HealthProbe.start(server.url)
         const n = Profile.count(50, 1_000)
         global.gc?.()
@@ -145,7 +144,7 @@ describe("bad input", () => {
         const bad = results.filter((r) => r.code !== 1009).length
         // The server has let go of every socket (the process's sockets are back to where they were)
         // before the "after" figure is taken.
-        yield* Wire.eventually(
+        yield* Kit.eventually(
           `the server to close the ${n} oversized connections (sockets back to ${sockets0})`,
           Effect.sync(() => (ownSockets() <= sockets0 ? Option.some(true) : Option.none())),
           "15 seconds",
@@ -188,15 +187,15 @@ describe("bad input", () => {
     "schema-wrong JSON after auth: a reply for every message, 0 crashes, state unchanged",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxPendingPerIp: 0 })
         const probe = yield* HealthProbe.start(server.url, { name: "jprobe" })
-        const admin = yield* Wire.register(server.url, "fz-owner")
-        yield* Wire.keepAlive(admin)
-        yield* admin.request(Wire.op({ kind: "create_channel", name: "fz", visibility: "private" }))
-        yield* admin.request(Wire.op({ kind: "acl_add", channel: "fz", user: "someone" }))
+        const admin = yield* Kit.register(server.url, "fz-owner")
+        yield* Kit.keepAlive(admin)
+        yield* admin.request(Kit.op({ kind: "create_channel", name: "fz", visibility: "private" }))
+        yield* admin.request(Kit.op({ kind: "acl_add", channel: "fz", user: "someone" }))
         const snapshot = Effect.gen(function*() {
           const list = yield* admin.request({ type: "list_channels" })
-          const acl = yield* admin.request(Wire.op({ kind: "acl_list", channel: "fz" }))
+          const acl = yield* admin.request(Kit.op({ kind: "acl_list", channel: "fz" }))
           const machines = yield* admin.request({ type: "list_machines" })
           const strip = (f: unknown) => JSON.stringify(f, (k, v) => (k === "id" ? undefined : v))
           const channels = list.type === "channel_list"
@@ -217,12 +216,12 @@ describe("bad input", () => {
         const problems: Array<string> = []
         yield* Effect.forEach(range(workers), (w) =>
           Effect.gen(function*() {
-            const identity = Wire.newIdentity()
+            const identity = Kit.newIdentity()
             let registered = false
             let k = 0
             while (k < per) {
               yield* Effect.scoped(Effect.gen(function*() {
-                const s = yield* Wire.connect(server.url, {
+                const s = yield* Kit.connect(server.url, {
                   identity,
                   handle: `h${w}`,
                   ...(registered ? {} : { register: { username: `fuzz${w}`, machine: "box" } })
@@ -233,10 +232,10 @@ describe("bad input", () => {
                   const c = JsonFuzz.next(base.fork(w * 1_000_003 + k), k % 50 === 49)
                   k++
                   tried++
-                  s.send(c.data)
+                  yield* s.send(c.data)
                   const reply = yield* Effect.raceFirst(
                     Effect.map(s.next("10 seconds"), Option.some),
-                    Effect.as(Wire.awaitClosed(s, "10 seconds"), Option.none())
+                    Effect.as(s.closed, Option.none())
                   ).pipe(Effect.either)
                   if (reply._tag === "Left") {
                     unanswered++
@@ -249,16 +248,16 @@ describe("bad input", () => {
                     return
                   }
                   const frame = reply.right.value
-                  if (frame.type === "error" && !s.isOpen()) {
+                  if (frame.type === "error" && s.ws.readyState !== s.ws.OPEN) {
                     closes++
                     return
                   }
                   if (frame.type === "error") {
                     // Undecodable → error then close (D-8); otherwise the session stays: a ping tells which.
-                    s.send({ type: "ping" })
+                    yield* s.send({ type: "ping" })
                     const after: Option.Option<"alive" | number> = yield* Effect.raceFirst(
                       Effect.as(s.next("10 seconds"), "alive" as const),
-                      Effect.map(Wire.awaitClosed(s, "10 seconds"), (c) => c.code)
+                      Effect.map(s.closed, (c) => c.code)
                     ).pipe(Effect.option)
                     if (Option.isNone(after)) {
                       unanswered++

@@ -5,15 +5,14 @@
  * bridge must answer every request that has an id, refuse every wrongly typed call, and keep
  * running (its link stays up and `whoami` answers at the end).
  */
+import * as Kit from "@conclave/testkit"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Deferred, type Duration, Effect, Option } from "effect"
 import * as Path from "node:path"
-import * as Embedded from "../src/Embedded.js"
 import * as Prng from "../src/Prng.js"
 import * as Processes from "../src/Processes.js"
 import * as Profile from "../src/Profile.js"
 import * as Report from "../src/Report.js"
-import * as Wire from "../src/Wire.js"
 
 const rows: Array<Report.Row> = []
 const notes: Array<string> = []
@@ -50,8 +49,8 @@ describe("bridge", () => {
         if (!Processes.conclaveBuilt()) {
           return yield* Effect.dieMessage("conclave is not built: run `npx tsc -b packages/cli` before this suite")
         }
-        const server = yield* Embedded.start()
-        const dir = yield* Embedded.tempDir("conclave-bridge-")
+        const server = yield* Kit.startServer(Kit.noLimits)
+        const dir = yield* Kit.tempDir("conclave-bridge-")
         const cfg = Path.join(dir, "cfg")
         const reg = yield* Processes.spawn(process.execPath, [
           Processes.conclaveBin,
@@ -67,8 +66,8 @@ describe("bridge", () => {
           Effect.orElseSucceed(() => "timeout")
         )
         assert.strictEqual(regExit, 0, `register failed: ${reg.stderr()}`)
-        const owner = yield* Wire.register(server.url, "chanowner")
-        yield* owner.request(Wire.op({ kind: "create_channel", name: "lobby", visibility: "public" }))
+        const owner = yield* Kit.register(server.url, "chanowner")
+        yield* owner.request(Kit.op({ kind: "create_channel", name: "lobby", visibility: "public" }))
         const bridge = yield* Processes.spawn(process.execPath, [
           Processes.conclaveBin,
           "--config-dir",
@@ -102,7 +101,7 @@ describe("bridge", () => {
           write(line)
         }
         const awaitId = (id: unknown, timeout: Duration.DurationInput = "15 seconds") =>
-          Wire.eventually(
+          Kit.eventually(
             `a response to ${JSON.stringify(id)}`,
             Effect.sync(() => {
               drain()
@@ -122,7 +121,7 @@ describe("bridge", () => {
         const tools = (list.result as { readonly tools: ReadonlyArray<Tool> }).tools
         assert.isAbove(tools.length, 0)
         // Wait for the link so tool calls are decided on their arguments, not on a missing link.
-        yield* Wire.eventually(
+        yield* Kit.eventually(
           "the bridge's link to come up",
           Effect.sync(() => (bridge.stderr().includes("link up") ? Option.some(true) : Option.none())),
           "20 seconds"
@@ -220,7 +219,7 @@ describe("bridge", () => {
         }
         // Every request with an id gets exactly one answer.
         const ids = [...expectRefusal.keys(), ...expectAnswer]
-        yield* Wire.eventually(
+        yield* Kit.eventually(
           "answers to every request",
           Effect.sync(() => {
             drain()

@@ -3,16 +3,15 @@
  * DECISIONS D-5): every acknowledged message survives every kill, no duplicates, integrity_check
  * is ok after every kill, and the restart is quick.
  */
+import * as Kit from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import * as Path from "node:path"
-import * as Embedded from "../src/Embedded.js"
 import * as Integrity from "../src/Integrity.js"
 import * as Prng from "../src/Prng.js"
 import * as Processes from "../src/Processes.js"
 import * as Profile from "../src/Profile.js"
 import * as Report from "../src/Report.js"
-import * as Wire from "../src/Wire.js"
 
 const rows: Array<Report.Row> = []
 
@@ -22,12 +21,12 @@ describe("crash", () => {
       if (!Processes.conclaveBuilt()) {
         return yield* Effect.dieMessage("conclave is not built: run `npx tsc -b packages/cli` before this suite")
       }
-      const dir = yield* Embedded.tempDir("conclave-crash-")
+      const dir = yield* Kit.tempDir("conclave-crash-")
       const kills = Profile.count(2, 100)
       const publishers = 6
       const rng = Prng.make(Profile.seed ^ 0x4004)
-      const ids = Array.from({ length: publishers }, () => Wire.newIdentity())
-      const reader = Wire.newIdentity()
+      const ids = Array.from({ length: publishers }, () => Kit.newIdentity())
+      const reader = Kit.newIdentity()
       const acked = new Map<number, string>()
       const integrity: Array<string> = []
       const ready: Array<number> = []
@@ -39,24 +38,24 @@ describe("crash", () => {
         const verdict = yield* Effect.scoped(Effect.gen(function*() {
           const server = yield* Processes.spawnServer(dir)
           ready.push(server.readyMs)
-          const connect = (identity: Wire.Identity, name: string) =>
-            Wire.connect(server.url, {
+          const connect = (identity: Kit.Identity, name: string) =>
+            Kit.connect(server.url, {
               identity,
               handle: `c${k}`,
               ...(registered ? {} : { register: { username: name, machine: "m" } })
             })
           const readerSession = yield* connect(reader, "reader")
           if (!registered) {
-            yield* readerSession.request(Wire.op({ kind: "create_channel", name: "load", visibility: "public" }))
+            yield* readerSession.request(Kit.op({ kind: "create_channel", name: "load", visibility: "public" }))
           }
           const sessions = yield* Effect.forEach(ids, (id, i) => connect(id, `pub${i}`))
           registered = true
-          yield* Wire.expect(yield* readerSession.request({ type: "join", channel: "load", token: null }), "joined")
+          Kit.expectType(yield* readerSession.request({ type: "join", channel: "load", token: null }), "joined")
           // Everything acknowledged so far (across every earlier kill) must be in the store, once.
           const seen = new Map<number, string>()
           let since = 0
           for (;;) {
-            const page = yield* Wire.expect(
+            const page = Kit.expectType(
               yield* readerSession.request({ type: "read_since", channel: "load", since_seq: since }),
               "history"
             )
@@ -74,15 +73,15 @@ describe("crash", () => {
           }
           if (k === kills) return { error: undefined }
           yield* Effect.forEach(sessions, (s) =>
-            Effect.flatMap(s.request({ type: "join", channel: "load", token: null }), (r) =>
-              Wire.expect(r, "joined")))
+            Effect.map(s.request({ type: "join", channel: "load", token: null }), (r) =>
+              Kit.expectType(r, "joined")))
           // Publish flat out from every session, then SIGKILL at a seeded random moment.
           const fibers = yield* Effect.forEach(sessions, (s, w) =>
             Effect.gen(function*() {
               for (let i = 0;; i++) {
                 const text = `k${k}-p${w}-${i}`
                 attempted++
-                const reply = yield* s.request({ type: "channel_msg", channel: "load", payload: Wire.plain(text) })
+                const reply = yield* s.request({ type: "channel_msg", channel: "load", payload: Kit.plain(text) })
                   .pipe(
                     Effect.either
                   )

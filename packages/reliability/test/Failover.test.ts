@@ -13,13 +13,13 @@
  * fails).
  */
 import type { Frames } from "@conclave/protocol"
+import * as Kit from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option } from "effect"
 import * as Backends from "../src/Backends.js"
 import * as Processes from "../src/Processes.js"
 import * as Profile from "../src/Profile.js"
 import * as Report from "../src/Report.js"
-import * as Wire from "../src/Wire.js"
 
 /** How many sessions the killed node holds: 50, 1 000 in full mode, or `CONCLAVE_FAILOVER_SESSIONS`. */
 const SESSIONS = Number(process.env["CONCLAVE_FAILOVER_SESSIONS"] ?? Profile.count(50, 1000))
@@ -32,20 +32,20 @@ const POST_EVERY_MS = 50
 const missing = Backends.missing()
 
 interface Follower {
-  readonly identity: Wire.Identity
+  readonly identity: Kit.Identity
   readonly handle: string
   /** Every seq of `load` this client holds, live or read. */
   readonly seen: Set<number>
   lastSeen: number
-  session: Wire.Session
+  session: Kit.Session
 }
 
 /** Every message of `load` after `since` (paging), added to `follower.seen`; the last seq read. */
-const fill = (s: Wire.Session, follower: Follower, since: number) =>
+const fill = (s: Kit.Session, follower: Follower, since: number) =>
   Effect.gen(function*() {
     let after = since
     for (;;) {
-      const page = yield* Wire.expect(
+      const page = Kit.expectType(
         yield* s.request({ type: "read_since", channel: "load", since_seq: after, since_ms: null }, "30 seconds"),
         "history"
       )
@@ -92,28 +92,28 @@ suite("failover", () => {
           extraArgs: ["--admin", "root", "--max-pending-per-ip", "0", "--register-limit", "0"]
         })
         const [n1, n2, n3] = [nodes[0]!, nodes[1]!, nodes[2]!]
-        const root = yield* Wire.register(n1.url, "root")
-        yield* Wire.expect(
-          yield* root.request(Wire.op({ kind: "create_channel", name: "load", visibility: "public" })),
+        const root = yield* Kit.register(n1.url, "root")
+        Kit.expectType(
+          yield* root.request(Kit.op({ kind: "create_channel", name: "load", visibility: "public" })),
           "ack"
         )
-        const pub = yield* Wire.register(n1.url, "pub")
-        yield* Wire.expect(yield* pub.request({ type: "join", channel: "load", token: null }), "joined")
+        const pub = yield* Kit.register(n1.url, "pub")
+        Kit.expectType(yield* pub.request({ type: "join", channel: "load", token: null }), "joined")
 
         // N sessions on n3: SESSIONS / PER_USER users, each with PER_USER session handles.
-        const users = Array.from({ length: Math.ceil(SESSIONS / PER_USER) }, () => Wire.newIdentity())
+        const users = Array.from({ length: Math.ceil(SESSIONS / PER_USER) }, () => Kit.newIdentity())
         const connectFollower = (i: number) =>
           Effect.gen(function*() {
             const u = Math.floor(i / PER_USER)
             const handle = `s${i % PER_USER}`
-            const session = yield* Wire.connect(n3.url, {
+            const session = yield* Kit.connect(n3.url, {
               identity: users[u]!,
               handle,
               ...(i % PER_USER === 0 ? { register: { username: `u${u}`, machine: "m" } } : {})
             })
             const follower: Follower = { identity: users[u]!, handle, seen: new Set(), lastSeen: 0, session }
             session.onFrame = follow(follower)
-            yield* Wire.expect(yield* session.request({ type: "join", channel: "load", token: null }), "joined")
+            Kit.expectType(yield* session.request({ type: "join", channel: "load", token: null }), "joined")
             return follower
           })
         const indices = Array.from({ length: SESSIONS }, (_, i) => i)
@@ -129,14 +129,14 @@ suite("failover", () => {
         const publisher = yield* Effect.gen(function*() {
           for (let i = 0; !(yield* Deferred.isDone(stop)); i++) {
             const reply = yield* pub.request(
-              { type: "channel_msg", channel: "load", payload: Wire.plain(`m${i}`), reply_to: null },
+              { type: "channel_msg", channel: "load", payload: Kit.plain(`m${i}`), reply_to: null },
               "30 seconds"
             )
             if (reply.type === "ack" && reply.seq !== null) acked.push(reply.seq)
             yield* Effect.sleep(`${POST_EVERY_MS} millis`)
           }
         }).pipe(Effect.fork)
-        yield* Wire.eventually(
+        yield* Kit.eventually(
           `every session on n3 to receive the load live`,
           Effect.sync(() => followers.every((f) => f.lastSeen > 0) ? Option.some(true) : Option.none()),
           "60 seconds",
@@ -154,13 +154,13 @@ suite("failover", () => {
           ).join("\n")
         const doneAfter = yield* Effect.forEach(followers, (f, i) =>
           Effect.gen(function*() {
-            yield* Deferred.await(f.session.closed)
+            yield* f.session.closed
             progress.closed++
             // the last seq this client saw on the dead node (live frames on the new session move
             // `lastSeen` on before the read, so it is taken now)
             const since = f.lastSeen
             // reconnect as behind a load balancer: the surviving nodes in turn, retrying a refusal
-            const back = yield* Wire.connect(survivors[i % survivors.length]!.url, {
+            const back = yield* Kit.connect(survivors[i % survivors.length]!.url, {
               identity: f.identity,
               handle: f.handle
             }).pipe(Effect.retry({ times: 20 }))
@@ -168,7 +168,7 @@ suite("failover", () => {
             const connectedMs = performance.now() - killedAt
             f.session = back
             back.onFrame = follow(f)
-            yield* Wire.expect(
+            Kit.expectType(
               yield* back.request({ type: "join", channel: "load", token: null }, "30 seconds"),
               "joined"
             )

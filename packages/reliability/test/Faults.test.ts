@@ -5,13 +5,13 @@
  * nothing), and the store on a tiny tmpfs until it is full (0 false acks, recovery).
  */
 import { Auth } from "@conclave/protocol"
+import * as Kit from "@conclave/testkit"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Option, Scope } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import * as Embedded from "../src/Embedded.js"
 import * as FaultProxy from "../src/FaultProxy.js"
 import * as HealthProbe from "../src/HealthProbe.js"
 import * as Integrity from "../src/Integrity.js"
@@ -19,7 +19,6 @@ import * as Prng from "../src/Prng.js"
 import * as Processes from "../src/Processes.js"
 import * as Profile from "../src/Profile.js"
 import * as Report from "../src/Report.js"
-import * as Wire from "../src/Wire.js"
 
 const rows: Array<Report.Row> = []
 const notes: Array<string> = []
@@ -65,7 +64,8 @@ describe("faults", () => {
       Effect.scoped(Effect.gen(function*() {
         const idleMs = 1000
         const reaperMs = 200
-        const server = yield* Embedded.start({
+        const server = yield* Kit.startServer({
+          ...Kit.noLimits,
           idleTimeout: Duration.millis(idleMs),
           reaperInterval: Duration.millis(reaperMs),
           maxPendingPerIp: 0
@@ -73,16 +73,16 @@ describe("faults", () => {
         const port = Number(new URL(server.url).port)
         const proxy = yield* FaultProxy.make({ host: "127.0.0.1", port })
         const rng = Prng.make(Profile.seed ^ 0x5005)
-        const observer = yield* Wire.register(server.url, "observer")
-        yield* observer.request(Wire.op({ kind: "create_channel", name: "ghosts", visibility: "public" }))
+        const observer = yield* Kit.register(server.url, "observer")
+        yield* observer.request(Kit.op({ kind: "create_channel", name: "ghosts", visibility: "public" }))
         const keepObserver = yield* Effect.forever(Effect.zipRight(
           Effect.sleep("250 millis"),
-          Effect.sync(() => observer.send({ type: "ping" }))
+          observer.send({ type: "ping" })
         )).pipe(Effect.forkScoped)
         const sessionsN = Profile.count(10, 100)
         const rounds = Profile.count(2, 10)
         const perRound = Profile.count(5, 100)
-        const identities = range(sessionsN).map(() => Wire.newIdentity())
+        const identities = range(sessionsN).map(() => Kit.newIdentity())
         interface Live {
           readonly key: string
           readonly close: Effect.Effect<void>
@@ -97,7 +97,7 @@ describe("faults", () => {
             const handle = `s${i}-g${gen++}`
             const scope = yield* Scope.make()
             // a TCP proxy in front: the client names the server's authority, as it would its public URL
-            const s = yield* Wire.connect(proxy.url, {
+            const s = yield* Kit.connect(proxy.url, {
               host: Auth.authorityOf(server.url)!,
               identity: identities[i]!,
               handle,
@@ -105,10 +105,10 @@ describe("faults", () => {
             }).pipe(Scope.extend(scope))
             registered.add(i)
             const pair = proxy.pairs().at(-1)!
-            yield* Wire.expect(yield* s.request({ type: "join", channel: "ghosts", token: null }), "joined")
+            Kit.expectType(yield* s.request({ type: "join", channel: "ghosts", token: null }), "joined")
             const pinger = yield* Effect.forever(Effect.zipRight(
               Effect.sleep("250 millis"),
-              Effect.sync(() => s.send({ type: "ping" }))
+              s.send({ type: "ping" })
             )).pipe(Effect.forkDaemon)
             live.set(i, {
               key: s.key,
@@ -140,12 +140,13 @@ describe("faults", () => {
           // window ends), then count what still differs.
           const truth = new Set([...live.values()].map((l) => l.key))
           const presence = observer.request({ type: "who", channel: "ghosts" }).pipe(
-            Effect.flatMap((r) => Wire.expect(r, "presence")),
-            Effect.map((who) => new Set(who.sessions.map((p) => `${p.user}/${p.machine}/${p.session}`)))
+            Effect.map((r) =>
+              new Set(Kit.expectType(r, "presence").sessions.map((p) => `${p.user}/${p.machine}/${p.session}`))
+            )
           )
           const settled = (present: ReadonlySet<string>) =>
             present.size === truth.size && [...present].every((k) => truth.has(k))
-          yield* Wire.eventually(
+          yield* Kit.eventually(
             "presence to match the live sessions",
             Effect.map(presence, (p) => settled(p) ? Option.some(p) : Option.none()),
             Duration.millis(idleMs + 2 * reaperMs + 400),
@@ -182,25 +183,25 @@ describe("faults", () => {
     "reconnect + read_since after drops: 0 gaps, 0 duplicates after dedupe by seq",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxPendingPerIp: 0 })
         const port = Number(new URL(server.url).port)
         const proxy = yield* FaultProxy.make({ host: "127.0.0.1", port })
         const rng = Prng.make(Profile.seed ^ 0x6006)
         const cycles = Profile.count(20, 1000)
-        const pub = yield* Wire.register(server.url, "rpub")
-        yield* pub.request(Wire.op({ kind: "create_channel", name: "replay", visibility: "public" }))
-        yield* Wire.expect(yield* pub.request({ type: "join", channel: "replay", token: null }), "joined")
+        const pub = yield* Kit.register(server.url, "rpub")
+        yield* pub.request(Kit.op({ kind: "create_channel", name: "replay", visibility: "public" }))
+        Kit.expectType(yield* pub.request({ type: "join", channel: "replay", token: null }), "joined")
         const acked = new Set<number>()
         let publishing = true
         const publisher = yield* Effect.gen(function*() {
           let i = 0
           while (publishing) {
-            const r = yield* pub.request({ type: "channel_msg", channel: "replay", payload: Wire.plain(`m${i++}`) })
+            const r = yield* pub.request({ type: "channel_msg", channel: "replay", payload: Kit.plain(`m${i++}`) })
             if (r.type === "ack" && r.seq !== null) acked.add(r.seq)
             if (i % 20 === 0) yield* Effect.sleep("1 millis")
           }
         }).pipe(Effect.forkScoped)
-        const identity = Wire.newIdentity()
+        const identity = Kit.newIdentity()
         const seen = new Set<number>()
         let rawDuplicates = 0
         let lastSeq = 0
@@ -213,7 +214,7 @@ describe("faults", () => {
         let registered = false
         for (let c = 0; c <= cycles; c++) {
           yield* Effect.scoped(Effect.gen(function*() {
-            const s = yield* Wire.connect(proxy.url, {
+            const s = yield* Kit.connect(proxy.url, {
               host: Auth.authorityOf(server.url)!,
               identity,
               handle: "rsub",
@@ -225,10 +226,10 @@ describe("faults", () => {
             s.onFrame = (f) => {
               if (f.type === "channel_msg" && f.seq !== null) record(f.seq)
             }
-            yield* Wire.expect(yield* s.request({ type: "join", channel: "replay", token: null }), "joined")
+            Kit.expectType(yield* s.request({ type: "join", channel: "replay", token: null }), "joined")
             let cursor = since
             for (;;) {
-              const page = yield* Wire.expect(
+              const page = Kit.expectType(
                 yield* s.request({ type: "read_since", channel: "replay", since_seq: cursor }),
                 "history"
               )
@@ -242,18 +243,18 @@ describe("faults", () => {
             if (c === cycles) return
             yield* Effect.sleep(Duration.millis(rng.int(5, 60)))
             proxy.setPairMode(pair, rng.chance(0.5) ? FaultProxy.Modes.rst : FaultProxy.Modes.halfClose)
-            yield* Wire.awaitClosed(s, "5 seconds").pipe(Effect.ignore)
+            yield* s.closed.pipe(Effect.timeout("5 seconds"), Effect.ignore)
           }))
         }
         publishing = false
         yield* Fiber.join(publisher)
         // A last catch-up after the publisher stopped.
         yield* Effect.scoped(Effect.gen(function*() {
-          const s = yield* Wire.connect(server.url, { identity, handle: "rsub-final" })
-          yield* Wire.expect(yield* s.request({ type: "join", channel: "replay", token: null }), "joined")
+          const s = yield* Kit.connect(server.url, { identity, handle: "rsub-final" })
+          Kit.expectType(yield* s.request({ type: "join", channel: "replay", token: null }), "joined")
           let cursor = lastSeq
           for (;;) {
-            const page = yield* Wire.expect(
+            const page = Kit.expectType(
               yield* s.request({ type: "read_since", channel: "replay", since_seq: cursor }),
               "history"
             )
@@ -290,23 +291,23 @@ describe("faults", () => {
     "a SIGSTOPped subscriber is dropped as a slow consumer while the others lose nothing",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxPendingPerIp: 0 })
         const others = Profile.count(5, 99)
         const body = "x".repeat(Profile.count(4096, 1024))
-        const pub = yield* Wire.register(server.url, "spub")
-        yield* pub.request(Wire.op({ kind: "create_channel", name: "firehose", visibility: "public" }))
-        yield* Wire.expect(yield* pub.request({ type: "join", channel: "firehose", token: null }), "joined")
+        const pub = yield* Kit.register(server.url, "spub")
+        yield* pub.request(Kit.op({ kind: "create_channel", name: "firehose", visibility: "public" }))
+        Kit.expectType(yield* pub.request({ type: "join", channel: "firehose", token: null }), "joined")
         const received = range(others).map(() => new Set<number>())
         yield* Effect.forEach(range(others), (i) =>
           Effect.gen(function*() {
-            const s = yield* Wire.register(server.url, `good${i}`)
+            const s = yield* Kit.register(server.url, `good${i}`)
             s.onFrame = (f) => {
               if (f.type === "channel_msg" && f.seq !== null) received[i]!.add(f.seq)
             }
-            yield* Wire.expect(yield* s.request({ type: "join", channel: "firehose", token: null }), "joined")
-            yield* Wire.keepAlive(s)
+            Kit.expectType(yield* s.request({ type: "join", channel: "firehose", token: null }), "joined")
+            yield* Kit.keepAlive(s)
           }), { concurrency: 8, discard: true })
-        const seed = Buffer.from(Wire.newIdentity().seed).toString("hex")
+        const seed = Buffer.from(Kit.newIdentity().seed).toString("hex")
         const child = yield* Processes.spawn(process.execPath, [
           Path.join(import.meta.dirname, "fixtures", "subscriber.mjs"),
           server.url,
@@ -316,7 +317,7 @@ describe("faults", () => {
           seed,
           "1"
         ])
-        yield* Wire.eventually(
+        yield* Kit.eventually(
           "the child subscriber to join",
           Effect.sync(() => (child.stdoutLines.includes("ready") ? Option.some(true) : Option.none())),
           "15 seconds"
@@ -336,7 +337,7 @@ describe("faults", () => {
           const r = yield* pub.request({
             type: "channel_msg",
             channel: "firehose",
-            payload: Wire.plain(`${sent++}${body}`)
+            payload: Kit.plain(`${sent++}${body}`)
           })
           if (r.type === "ack" && r.seq !== null) acked.add(r.seq)
           if (sent % 100 === 0) {
@@ -347,13 +348,13 @@ describe("faults", () => {
           }
         }
         for (let i = 0; i < 100; i++) {
-          const r = yield* pub.request({ type: "channel_msg", channel: "firehose", payload: Wire.plain(`tail${i}`) })
+          const r = yield* pub.request({ type: "channel_msg", channel: "firehose", payload: Kit.plain(`tail${i}`) })
           if (r.type === "ack" && r.seq !== null) acked.add(r.seq)
         }
         // Fan-out keeps order: once every other subscriber has the last acknowledged post, whatever it
         // has not got by then is lost (bounded wait, not a silence window).
         const last = Math.max(...acked)
-        yield* Wire.eventually(
+        yield* Kit.eventually(
           "every other subscriber to receive the last acknowledged post",
           Effect.sync(() => received.every((got) => got.has(last)) ? Option.some(true) : Option.none()),
           "10 seconds"
@@ -361,7 +362,7 @@ describe("faults", () => {
         const lost = received.map((got) => [...acked].filter((seq) => !got.has(seq)).length)
         const totalLost = lost.reduce((a, b) => a + b, 0)
         yield* Processes.resume(child)
-        const closedLine = yield* Wire.eventually(
+        const closedLine = yield* Kit.eventually(
           "the child to report its close",
           Effect.sync(() => Option.fromNullable(child.stdoutLines.find((l) => l.startsWith("closed")))),
           "15 seconds"
@@ -392,17 +393,17 @@ describe("faults", () => {
     "the store on a full tmpfs: 0 false acks, 0 crashes, recovery when space returns",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const dir = yield* Embedded.tempDir("conclave-full-")
+        const dir = yield* Kit.tempDir("conclave-full-")
         if (ChildProcess.spawnSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir]).status !== 0) {
           return yield* Effect.dieMessage("mount -t tmpfs failed although the probe could mount one")
         }
         yield* Effect.addFinalizer(() => Effect.sync(() => ChildProcess.spawnSync("umount", ["-l", dir])))
-        const server = yield* Embedded.start({ maxPendingPerIp: 0 }, dir)
-        const pub = yield* Wire.register(server.url, "dpub")
-        const sub = yield* Wire.register(server.url, "dsub")
-        yield* pub.request(Wire.op({ kind: "create_channel", name: "disk", visibility: "public" }))
-        yield* Wire.expect(yield* pub.request({ type: "join", channel: "disk", token: null }), "joined")
-        yield* Wire.expect(yield* sub.request({ type: "join", channel: "disk", token: null }), "joined")
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxPendingPerIp: 0 }, dir)
+        const pub = yield* Kit.register(server.url, "dpub")
+        const sub = yield* Kit.register(server.url, "dsub")
+        yield* pub.request(Kit.op({ kind: "create_channel", name: "disk", visibility: "public" }))
+        Kit.expectType(yield* pub.request({ type: "join", channel: "disk", token: null }), "joined")
+        Kit.expectType(yield* sub.request({ type: "join", channel: "disk", token: null }), "joined")
         const delivered = new Map<number, string>()
         sub.onFrame = (f) => {
           if (f.type === "channel_msg" && f.seq !== null && f.payload.kind === "plain") {
@@ -423,7 +424,7 @@ describe("faults", () => {
         const body = "d".repeat(8000)
         while (errors < 40 && sent < 5000) {
           const text = `${sent++}:${body}`
-          const r = yield* pub.request({ type: "channel_msg", channel: "disk", payload: Wire.plain(text) })
+          const r = yield* pub.request({ type: "channel_msg", channel: "disk", payload: Kit.plain(text) })
           if (r.type === "ack" && r.seq !== null) acked.set(r.seq, text)
           else if (r.type === "error") {
             errors++
@@ -435,7 +436,7 @@ describe("faults", () => {
         let recovered = 0
         for (let i = 0; i < 20; i++) {
           const text = `after${i}:${body}`
-          const r = yield* pub.request({ type: "channel_msg", channel: "disk", payload: Wire.plain(text) })
+          const r = yield* pub.request({ type: "channel_msg", channel: "disk", payload: Kit.plain(text) })
           if (r.type === "ack" && r.seq !== null) {
             acked.set(r.seq, text)
             recovered++
@@ -445,7 +446,7 @@ describe("faults", () => {
         const stored = new Map<number, string>()
         let cursor = 0
         for (;;) {
-          const page = yield* Wire.expect(
+          const page = Kit.expectType(
             yield* pub.request({ type: "read_since", channel: "disk", since_seq: cursor }),
             "history"
           )

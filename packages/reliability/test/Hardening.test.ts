@@ -2,16 +2,15 @@
  * Issue 22, attacked as an outsider would: each defect's attack, replayed against the fixed server,
  * with the figure it now gives. Every test here failed on 626ea68.
  */
+import * as Kit from "@conclave/testkit"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Os from "node:os"
-import * as Embedded from "../src/Embedded.js"
 import * as HealthProbe from "../src/HealthProbe.js"
 import * as Processes from "../src/Processes.js"
 import * as Profile from "../src/Profile.js"
 import * as RawWs from "../src/RawWs.js"
 import * as Report from "../src/Report.js"
-import * as Wire from "../src/Wire.js"
 
 const rows: Array<Report.Row> = []
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
@@ -22,14 +21,14 @@ describe("hardening (issue 22)", () => {
     () =>
       Effect.scoped(Effect.gen(function*() {
         // the shipped defaults: 32 pending per address, 30 costly failures per minute
-        const server = yield* Embedded.start({ maxPendingPerIp: 32, registerLimitPerMinute: 30 })
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxPendingPerIp: 32, registerLimitPerMinute: 30 })
         const probe = yield* HealthProbe.start(server.url)
-        const alice = Wire.newIdentity()
+        const alice = Kit.newIdentity()
         yield* Effect.scoped(
-          Wire.connect(server.url, { identity: alice, handle: "s0", register: { username: "alice", machine: "m" } })
+          Kit.connect(server.url, { identity: alice, handle: "s0", register: { username: "alice", machine: "m" } })
         )
         const login = (i: number) =>
-          Effect.scoped(Wire.connect(server.url, { identity: alice, handle: `s${i}` })).pipe(
+          Effect.scoped(Kit.connect(server.url, { identity: alice, handle: `s${i}` })).pipe(
             Effect.as(true),
             Effect.orElseSucceed(() => false)
           )
@@ -59,10 +58,10 @@ describe("hardening (issue 22)", () => {
         let accepted = 0
         yield* Effect.forEach(range(failures), (i) =>
           Effect.scoped(Effect.gen(function*() {
-            const client = yield* Wire.dial(server.url)
+            const client = yield* Kit.dial(server.url)
             if (i % 2 === 0) {
-              const reply = yield* Wire.handshake(client, {
-                identity: Wire.newIdentity(),
+              const reply = yield* Kit.handshake(client, {
+                identity: Kit.newIdentity(),
                 handle: "x",
                 register: { username: `forger${i}`, machine: "m" },
                 signHost: "elsewhere:1"
@@ -70,9 +69,14 @@ describe("hardening (issue 22)", () => {
               if (reply.type === "error") refused++
               else accepted++
             } else {
-              client.send({ type: "hello", protocol_version: 1, session: "x", host: null, client: "bridge" })
+              yield* client.send({ type: "hello", protocol_version: 1, session: "x", host: null, client: "bridge" })
               yield* client.next()
-              client.send({ type: "register", username: `ghost${i}`, machine: "m", pubkey: Wire.newIdentity().pubkey })
+              yield* client.send({
+                type: "register",
+                username: `ghost${i}`,
+                machine: "m",
+                pubkey: Kit.newIdentity().pubkey
+              })
               refused++
             }
           })).pipe(Effect.orElseSucceed(() => {
@@ -82,9 +86,9 @@ describe("hardening (issue 22)", () => {
         for (let i = 0; i < logins; i++) if (yield* login(100 + i)) afterOk++
         // a new registration from the address is refused while it is over the cap (the trade-off)
         const newcomer = yield* Effect.scoped(Effect.gen(function*() {
-          const client = yield* Wire.dial(server.url)
-          return yield* Wire.handshake(client, {
-            identity: Wire.newIdentity(),
+          const client = yield* Kit.dial(server.url)
+          return yield* Kit.handshake(client, {
+            identity: Kit.newIdentity(),
             handle: "n",
             register: { username: "newcomer", machine: "m" }
           })
@@ -123,9 +127,9 @@ describe("hardening (issue 22)", () => {
     "machine_add without the key: Bob offers Carol's key; Carol registers and authenticates as herself",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
-        const bob = yield* Wire.register(server.url, "bob")
-        const carol = Wire.newIdentity()
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxPendingPerIp: 0 })
+        const bob = yield* Kit.register(server.url, "bob")
+        const carol = Kit.newIdentity()
         // 1. Bob enrolls Carol's public key as his machine.
         const offered = yield* bob.request({
           type: "admin",
@@ -133,13 +137,13 @@ describe("hardening (issue 22)", () => {
         })
         // 2. Carol's plain auth is not Bob's machine; her registration of her own name goes through.
         const plain = yield* Effect.scoped(Effect.gen(function*() {
-          const client = yield* Wire.dial(server.url)
-          return yield* Wire.handshake(client, { identity: carol, handle: "c0" })
+          const client = yield* Kit.dial(server.url)
+          return yield* Kit.handshake(client, { identity: carol, handle: "c0" })
         }))
         const registered = yield* Effect.scoped(
-          Wire.connect(server.url, { identity: carol, handle: "c1", register: { username: "carol", machine: "m" } })
+          Kit.connect(server.url, { identity: carol, handle: "c1", register: { username: "carol", machine: "m" } })
         ).pipe(Effect.map((s) => s.path.user), Effect.orElseSucceed(() => "refused"))
-        const after = yield* Effect.scoped(Wire.connect(server.url, { identity: carol, handle: "c2" })).pipe(
+        const after = yield* Effect.scoped(Kit.connect(server.url, { identity: carol, handle: "c2" })).pipe(
           Effect.map((s) => `${s.path.user}/${s.path.machine}`),
           Effect.orElseSucceed(() => "refused")
         )
@@ -151,10 +155,10 @@ describe("hardening (issue 22)", () => {
         const list = yield* bob.request({ type: "list_machines" })
         const bobMachines = list.type === "machine_list" ? list.machines.map((m) => m.name) : []
         // 4. The legitimate flow: Bob offers his own laptop's key; the laptop accepts by registering.
-        const laptop = Wire.newIdentity()
+        const laptop = Kit.newIdentity()
         yield* bob.request({ type: "admin", op: { kind: "machine_add", name: "laptop", pubkey: laptop.pubkey } })
         const accepted = yield* Effect.scoped(
-          Wire.connect(server.url, { identity: laptop, handle: "l", register: { username: "bob", machine: "laptop" } })
+          Kit.connect(server.url, { identity: laptop, handle: "l", register: { username: "bob", machine: "laptop" } })
         ).pipe(Effect.map((s) => `${s.path.user}/${s.path.machine}`), Effect.orElseSucceed(() => "refused"))
         const crashes = yield* HealthProbe.crashes(server.port)
         const plainText = plain.type === "error" ? `${plain.error.kind}` : plain.type
@@ -191,9 +195,9 @@ describe("hardening (issue 22)", () => {
     "names that look alike: invisible, case, width, Cyrillic look-alikes beside `alice` and `ops`",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
-        const alice = yield* Wire.register(server.url, "alice")
-        yield* Effect.scoped(Wire.register(server.url, "jos\u00e9"))
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxPendingPerIp: 0 })
+        const alice = yield* Kit.register(server.url, "alice")
+        yield* Effect.scoped(Kit.register(server.url, "jos\u00e9"))
         yield* alice.request({ type: "admin", op: { kind: "create_channel", name: "ops", visibility: "public" } })
         const tricks = (base: string, cyrillic: string) => [
           `${base}\uFE0F`,
@@ -215,9 +219,9 @@ describe("hardening (issue 22)", () => {
         const accepted: Array<string> = []
         for (const name of userTricks) {
           const r = yield* Effect.scoped(Effect.gen(function*() {
-            const client = yield* Wire.dial(server.url)
-            return yield* Wire.handshake(client, {
-              identity: Wire.newIdentity(),
+            const client = yield* Kit.dial(server.url)
+            return yield* Kit.handshake(client, {
+              identity: Kit.newIdentity(),
               handle: "s",
               register: { username: name, machine: "m" }
             })
@@ -237,10 +241,10 @@ describe("hardening (issue 22)", () => {
         // machine names of one user
         const box = yield* alice.request({
           type: "admin",
-          op: { kind: "machine_add", name: "BOX", pubkey: Wire.newIdentity().pubkey }
+          op: { kind: "machine_add", name: "BOX", pubkey: Kit.newIdentity().pubkey }
         })
         // distinct names still pass
-        const bob = yield* Effect.scoped(Wire.register(server.url, "alicia")).pipe(
+        const bob = yield* Effect.scoped(Kit.register(server.url, "alicia")).pipe(
           Effect.as(true),
           Effect.orElseSucceed(() => false)
         )
@@ -274,21 +278,25 @@ describe("hardening (issue 22)", () => {
     "after user_remove, a new key registering the same user/machine does not inherit the old rows",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxPendingPerIp: 0, admins: [{ user: "root", pin: null }] })
-        const root = yield* Wire.register(server.url, "root")
+        const server = yield* Kit.startServer({
+          ...Kit.noLimits,
+          maxPendingPerIp: 0,
+          admins: [{ user: "root", pin: null }]
+        })
+        const root = yield* Kit.register(server.url, "root")
         yield* root.request({ type: "admin", op: { kind: "create_channel", name: "lobby", visibility: "public" } })
         yield* root.request({ type: "join", channel: "lobby", token: null })
-        const alice = yield* Wire.register(server.url, "alice", "s1", "box")
+        const alice = yield* Kit.register(server.url, "alice", "box", "s1")
         yield* alice.request({ type: "join", channel: "lobby", token: null })
         yield* alice.request({
           type: "channel_msg",
           channel: "lobby",
-          payload: Wire.plain("the first alice wrote this"),
+          payload: Kit.plain("the first alice wrote this"),
           reply_to: null
         })
         yield* root.request({ type: "admin", op: { kind: "user_remove", username: "alice" } })
         // a new key takes the same user/machine/session
-        const impostor = yield* Wire.register(server.url, "alice", "s1", "box")
+        const impostor = yield* Kit.register(server.url, "alice", "box", "s1")
         yield* impostor.request({ type: "join", channel: "lobby", token: null })
         const page = yield* impostor.request({ type: "read_since", channel: "lobby", since_seq: 0, since_ms: null })
         const authors = page.type === "history"
@@ -313,10 +321,10 @@ describe("hardening (issue 22)", () => {
     () =>
       Effect.scoped(Effect.gen(function*() {
         // the real binary, so the probe measures the server alone (not this process's own work)
-        const server = yield* Processes.spawnServer(yield* Embedded.tempDir(), {
+        const server = yield* Processes.spawnServer(yield* Kit.tempDir(), {
           extraArgs: ["--max-pending-per-ip", "0", "--register-limit", "0"]
         })
-        const writer = yield* Wire.register(server.url, "writer")
+        const writer = yield* Kit.register(server.url, "writer")
         yield* writer.request({ type: "admin", op: { kind: "create_channel", name: "big", visibility: "public" } })
         yield* writer.request({ type: "join", channel: "big", token: null })
         // 64 KiB of control characters: about 393 KB per row once JSON-escaped
@@ -324,19 +332,19 @@ describe("hardening (issue 22)", () => {
         const posts = Profile.count(120, 500)
         const acked = yield* Effect.forEach(range(posts), () =>
           writer.request(
-            { type: "channel_msg", channel: "big", payload: Wire.plain(body), reply_to: null },
+            { type: "channel_msg", channel: "big", payload: Kit.plain(body), reply_to: null },
             "60 seconds"
           ), { concurrency: 4 })
         const refusedPost = acked.find((r) => r.type !== "ack")
         assert.isUndefined(refusedPost, JSON.stringify(refusedPost))
-        const attacker = yield* Wire.register(server.url, "reader")
+        const attacker = yield* Kit.register(server.url, "reader")
         yield* attacker.request({ type: "join", channel: "big", token: null })
         const rss0 = Processes.rssOf(server.pid)
         // the attack: stop reading, then ask for the whole history again and again
         attacker.ws.pause()
         const requests = 64
         for (let i = 0; i < requests; i++) {
-          attacker.send({ type: "read_since", id: `a${i}`, channel: "big", since_seq: 0, since_ms: null })
+          yield* attacker.send({ type: "read_since", id: `a${i}`, channel: "big", since_seq: 0, since_ms: null })
         }
         // /health every 20 ms for the attack's duration, RSS sampled alongside
         const seconds = Profile.count(4, 10)
@@ -363,12 +371,12 @@ describe("hardening (issue 22)", () => {
         const growth = (rssMax - rss0) / 1048576
         // the reader that stopped reading is cut off as a slow consumer once its backlog passes the budget
         attacker.ws.resume()
-        const closed = yield* Wire.awaitClosed(attacker, "10 seconds").pipe(
+        const closed = yield* attacker.closed.pipe(
           Effect.map((c) => `${c.code} "${c.reason}"`),
           Effect.orElseSucceed(() => "still open")
         )
         // history is still readable by others
-        const other = yield* Wire.register(server.url, "other")
+        const other = yield* Kit.register(server.url, "other")
         yield* other.request({ type: "join", channel: "big", token: null })
         const page = yield* other.request(
           { type: "read_since", channel: "big", since_seq: 0, since_ms: null },
@@ -410,26 +418,26 @@ describe("hardening (issue 22)", () => {
     "a relayed handshake is refused: a relay that forwards a victim's handshake with its own Host gets nothing",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
-        const victim = Wire.newIdentity()
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxPendingPerIp: 0 })
+        const victim = Kit.newIdentity()
         yield* Effect.scoped(
-          Wire.connect(server.url, { identity: victim, handle: "v0", register: { username: "victim", machine: "m" } })
+          Kit.connect(server.url, { identity: victim, handle: "v0", register: { username: "victim", machine: "m" } })
         )
         const relay = "relay.example:8443"
         // the victim signed for the relay (the server it dialed); the relay forwards it with its own Host
         const relayed = yield* Effect.scoped(Effect.gen(function*() {
-          const client = yield* Wire.dial(server.url, { headers: { host: relay } })
-          return yield* Wire.handshake(client, { identity: victim, handle: "v1", host: relay })
+          const client = yield* Kit.dial(server.url, { headers: { host: relay } })
+          return yield* Kit.handshake(client, { identity: victim, handle: "v1", host: relay })
         }))
         // the same without a hello.host, signed for the relay
         const hostless = yield* Effect.scoped(Effect.gen(function*() {
-          const client = yield* Wire.dial(server.url, { headers: { host: relay } })
-          return yield* Wire.handshake(client, { identity: victim, handle: "v2", host: null, signHost: relay })
+          const client = yield* Kit.dial(server.url, { headers: { host: relay } })
+          return yield* Kit.handshake(client, { identity: victim, handle: "v2", host: null, signHost: relay })
         }))
         // the victim's own handshake, signed for the server it dialed, still goes through
         const direct = yield* Effect.scoped(Effect.gen(function*() {
-          const client = yield* Wire.dial(server.url)
-          return yield* Wire.handshake(client, { identity: victim, handle: "v3" })
+          const client = yield* Kit.dial(server.url)
+          return yield* Kit.handshake(client, { identity: victim, handle: "v3" })
         }))
         const crashes = yield* HealthProbe.crashes(server.port)
         const kind = (f: { readonly type: string }) => f.type === "error" && "error" in f ? `error` : f.type
@@ -458,7 +466,7 @@ describe("hardening (issue 22)", () => {
     "deeply nested JSON before auth: 8 connections sending 400 000 nested `[` cost /health nothing",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ maxPendingPerIp: 0 })
+        const server = yield* Kit.startServer({ ...Kit.noLimits, maxPendingPerIp: 0 })
         const probe = yield* HealthProbe.start(server.url)
         const seconds = Profile.count(3, 10)
         const payload = Buffer.from("[".repeat(400_000))

@@ -15,6 +15,7 @@
  * `CI=true`, it fails).
  */
 import type { Frames, Names } from "@conclave/protocol"
+import * as Kit from "@conclave/testkit"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, Fiber, Option } from "effect"
 import * as Http from "node:http"
@@ -22,7 +23,6 @@ import * as Backends from "../src/Backends.js"
 import * as FaultProxy from "../src/FaultProxy.js"
 import * as Processes from "../src/Processes.js"
 import * as Report from "../src/Report.js"
-import * as Wire from "../src/Wire.js"
 
 // A short heartbeat (`serve --heartbeat-ms`): the dead node must leave `who` within three of the
 // configured intervals, not of the 5 s default.
@@ -55,10 +55,10 @@ const node = (store: string, nats: string, id: string, prefix = "conclave") =>
 
 const keyOf = (p: Names.SessionPath) => `${p.user}/${p.machine}/${p.session}`
 
-const whoKeys = (s: Wire.Session) =>
+const whoKeys = (s: Kit.Session) =>
   Effect.flatMap(
     s.request({ type: "who", channel: null }),
-    (r) => Effect.map(Wire.expect(r, "presence"), (p) => p.sessions.map(keyOf))
+    (r) => Effect.sync(() => Kit.expectType(r, "presence").sessions.map(keyOf))
   )
 
 const httpStatus = (port: number, path: string) =>
@@ -70,12 +70,12 @@ const httpStatus = (port: number, path: string) =>
   })
 
 /** Post flat out from `s` until `stop`; every acknowledged seq → its text. */
-const publishUntil = (s: Wire.Session, tag: string, acked: Map<number, string>, stop: Deferred.Deferred<void>) =>
+const publishUntil = (s: Kit.Session, tag: string, acked: Map<number, string>, stop: Deferred.Deferred<void>) =>
   Effect.gen(function*() {
     for (let i = 0; !(yield* Deferred.isDone(stop)); i++) {
       const text = `${tag}-${i}`
       const reply = yield* Effect.either(
-        s.request({ type: "channel_msg", channel: "load", payload: Wire.plain(text), reply_to: null }, "10 seconds")
+        s.request({ type: "channel_msg", channel: "load", payload: Kit.plain(text), reply_to: null }, "10 seconds")
       )
       if (reply._tag === "Left") return
       if (reply.right.type === "ack" && reply.right.seq !== null) acked.set(reply.right.seq, text)
@@ -83,12 +83,12 @@ const publishUntil = (s: Wire.Session, tag: string, acked: Map<number, string>, 
   }).pipe(Effect.fork)
 
 /** Every message of `load` after `since`, by seq (paging), as seq → text. */
-const readAll = (s: Wire.Session, since: number) =>
+const readAll = (s: Kit.Session, since: number) =>
   Effect.gen(function*() {
     const seen = new Map<number, string>()
     let after = since
     for (;;) {
-      const page = yield* Wire.expect(
+      const page = Kit.expectType(
         yield* s.request({ type: "read_since", channel: "load", since_seq: after, since_ms: null }),
         "history"
       )
@@ -134,19 +134,19 @@ suite("scale-out faults", () => {
         const n1 = yield* node(store, nats, "n1")
         const n2 = yield* node(store, nats, "n2")
         const n3 = yield* node(store, nats, "n3")
-        const root = yield* Wire.register(n1.url, "root")
-        yield* Wire.expect(
-          yield* root.request(Wire.op({ kind: "create_channel", name: "load", visibility: "public" })),
+        const root = yield* Kit.register(n1.url, "root")
+        Kit.expectType(
+          yield* root.request(Kit.op({ kind: "create_channel", name: "load", visibility: "public" })),
           "ack"
         )
         const pubs = [
-          yield* Wire.register(n1.url, "p1"),
-          yield* Wire.register(n2.url, "p2"),
-          yield* Wire.register(n3.url, "p3")
+          yield* Kit.register(n1.url, "p1"),
+          yield* Kit.register(n2.url, "p2"),
+          yield* Kit.register(n3.url, "p3")
         ]
-        const sub = yield* Wire.register(n3.url, "sub")
+        const sub = yield* Kit.register(n3.url, "sub")
         for (const s of [...pubs, sub]) {
-          yield* Wire.expect(yield* s.request({ type: "join", channel: "load", token: null }), "joined")
+          Kit.expectType(yield* s.request({ type: "join", channel: "load", token: null }), "joined")
         }
         let lastSeen = 0
         sub.onFrame = (frame) => {
@@ -154,7 +154,7 @@ suite("scale-out faults", () => {
             lastSeen = Math.max(lastSeen, frame.seq)
           }
         }
-        yield* Wire.eventually(
+        yield* Kit.eventually(
           "n1 to see the sessions of n3",
           Effect.map(whoKeys(root), (keys) => keys.includes(sub.key) ? Option.some(keys) : Option.none()),
           "10 seconds"
@@ -171,7 +171,7 @@ suite("scale-out faults", () => {
         yield* Deferred.succeed(stop, undefined)
         yield* Effect.forEach(fibers, Fiber.join, { discard: true })
 
-        yield* Wire.eventually(
+        yield* Kit.eventually(
           "n3's sessions to leave who on n1",
           Effect.map(whoKeys(root), (keys) =>
             keys.includes(sub.key) || keys.includes(pubs[2]!.key) ? Option.none() : Option.some(keys)),
@@ -181,8 +181,8 @@ suite("scale-out faults", () => {
         const goneAfter = (yield* Clock.currentTimeMillis) - killedAt
 
         // the subscriber reconnects to n2 and fills its gap by seq
-        const back = yield* Wire.connect(n2.url, { identity: sub.identity, handle: sub.path.session })
-        yield* Wire.expect(yield* back.request({ type: "join", channel: "load", token: null }), "joined")
+        const back = yield* Kit.connect(n2.url, { identity: sub.identity, handle: sub.path.session })
+        Kit.expectType(yield* back.request({ type: "join", channel: "load", token: null }), "joined")
         const missed = yield* readAll(back, lastSeen)
         const stored = yield* readAll(back, 0)
         assertComplete(acked, stored, "after the SIGKILL")
@@ -216,10 +216,10 @@ suite("scale-out faults", () => {
         const a1 = yield* node(store, nats, "a1", "team.a")
         const a2 = yield* node(store, nats, "a2", "team.a")
         const b1 = yield* node(store, nats, "b1", "team.b")
-        const root = yield* Wire.register(a1.url, "root")
-        const other = yield* Wire.register(b1.url, "other")
-        const mate = yield* Wire.register(a2.url, "mate")
-        yield* Wire.eventually(
+        const root = yield* Kit.register(a1.url, "root")
+        const other = yield* Kit.register(b1.url, "other")
+        const mate = yield* Kit.register(a2.url, "mate")
+        yield* Kit.eventually(
           "a1 to see the session on a2",
           Effect.map(whoKeys(root), (keys) => keys.includes(mate.key) ? Option.some(keys) : Option.none()),
           "10 seconds"
@@ -243,18 +243,18 @@ suite("scale-out faults", () => {
         const proxy = yield* FaultProxy.make({ host: store.hostname, port: Number(store.port || 5432) })
         store.host = `127.0.0.1:${proxy.port}`
         const n1 = yield* Processes.spawnServer("", { store: store.toString(), extraArgs: ["--admin", "root"] })
-        const root = yield* Wire.register(n1.url, "root")
-        yield* Wire.expect(
-          yield* root.request(Wire.op({ kind: "create_channel", name: "load", visibility: "public" })),
+        const root = yield* Kit.register(n1.url, "root")
+        Kit.expectType(
+          yield* root.request(Kit.op({ kind: "create_channel", name: "load", visibility: "public" })),
           "ack"
         )
-        yield* Wire.expect(yield* root.request({ type: "join", channel: "load", token: null }), "joined")
+        Kit.expectType(yield* root.request({ type: "join", channel: "load", token: null }), "joined")
         const post = (text: string) =>
           root.request(
-            { type: "channel_msg", channel: "load", payload: Wire.plain(text), reply_to: null },
+            { type: "channel_msg", channel: "load", payload: Kit.plain(text), reply_to: null },
             "30 seconds"
           )
-        const before = yield* Wire.expect(yield* post("before"), "ack")
+        const before = Kit.expectType(yield* post("before"), "ack")
 
         proxy.setMode(FaultProxy.Modes.rst)
         const refusals: Array<Frames.ServerFrame> = []
@@ -266,7 +266,7 @@ suite("scale-out faults", () => {
             assert.isAbove((r.error as { readonly retry_after_ms?: number }).retry_after_ms ?? 0, 0)
           }
         }
-        yield* Wire.eventually(
+        yield* Kit.eventually(
           "/health to answer 503",
           Effect.map(httpStatus(n1.port, "/health"), (code) => code === 503 ? Option.some(code) : Option.none()),
           "15 seconds",
@@ -274,7 +274,7 @@ suite("scale-out faults", () => {
         )
 
         proxy.setMode(FaultProxy.Modes.pass)
-        const after = yield* Wire.eventually(
+        const after = yield* Kit.eventually(
           "posts to be acknowledged again",
           Effect.map(post("after"), (r) => r.type === "ack" ? Option.some(r) : Option.none()),
           "30 seconds",
@@ -304,15 +304,15 @@ suite("scale-out faults", () => {
         const first = yield* natsServer(port)
         const n1 = yield* node(store, nats, "n1")
         const n2 = yield* node(store, nats, "n2")
-        const root = yield* Wire.register(n1.url, "root")
-        yield* Wire.expect(
-          yield* root.request(Wire.op({ kind: "create_channel", name: "load", visibility: "public" })),
+        const root = yield* Kit.register(n1.url, "root")
+        Kit.expectType(
+          yield* root.request(Kit.op({ kind: "create_channel", name: "load", visibility: "public" })),
           "ack"
         )
-        const pub = yield* Wire.register(n1.url, "pub")
-        const sub = yield* Wire.register(n2.url, "sub")
+        const pub = yield* Kit.register(n1.url, "pub")
+        const sub = yield* Kit.register(n2.url, "sub")
         for (const s of [pub, sub]) {
-          yield* Wire.expect(yield* s.request({ type: "join", channel: "load", token: null }), "joined")
+          Kit.expectType(yield* s.request({ type: "join", channel: "load", token: null }), "joined")
         }
         const live = new Map<number, string>()
         sub.onFrame = (frame) => {
@@ -331,7 +331,7 @@ suite("scale-out faults", () => {
         const ackedWhileDown = acked.size - duringStart
         yield* natsServer(port)
         const resumedFrom = Math.max(0, ...acked.keys())
-        yield* Wire.eventually(
+        yield* Kit.eventually(
           "live fan-out to resume on n2",
           Effect.sync(() => [...live.keys()].some((seq) => seq > resumedFrom) ? Option.some(true) : Option.none()),
           "30 seconds",

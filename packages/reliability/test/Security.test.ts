@@ -6,11 +6,10 @@
  * stamped by the server, and no squatted admin-looking name gains admin rights.
  */
 import { Auth, Base64Url, type Frames } from "@conclave/protocol"
+import * as Kit from "@conclave/testkit"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as Embedded from "../src/Embedded.js"
 import * as Report from "../src/Report.js"
-import * as Wire from "../src/Wire.js"
 
 const rows: Array<Report.Row> = []
 const visibilities = ["public", "unlisted", "private"] as const
@@ -49,9 +48,9 @@ describe("security", () => {
     "roles × visibility × operations: hidden = absent, 0 leaked rows, 0 leaked presence, admin ops refused",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start({ admins: [{ user: "sadmin", pin: null }] })
-        const s = {} as Record<Actor, Wire.Session>
-        for (const a of actors) s[a] = yield* Wire.register(server.url, a)
+        const server = yield* Kit.startServer({ ...Kit.noLimits, admins: [{ user: "sadmin", pin: null }] })
+        const s = {} as Record<Actor, Kit.Session>
+        for (const a of actors) s[a] = yield* Kit.register(server.url, a)
         assert.isTrue(s.sadmin.admin)
         const ok = (frame: Frames.ServerFrame, type: Frames.ServerFrameType, what: string) => {
           if (frame.type !== type) assert.fail(`${what}: expected ${type}, got ${JSON.stringify(frame)}`)
@@ -59,18 +58,18 @@ describe("security", () => {
         // Setup: one channel per visibility with history, a member, a ban, a kick and a removal.
         for (const v of visibilities) {
           const c = `c-${v}`
-          ok(yield* s.owner.request(Wire.op({ kind: "create_channel", name: c, visibility: v })), "ack", "create")
+          ok(yield* s.owner.request(Kit.op({ kind: "create_channel", name: c, visibility: v })), "ack", "create")
           for (const u of ["member", "kicked", "removed"]) {
-            ok(yield* s.owner.request(Wire.op({ kind: "acl_add", channel: c, user: u })), "ack", "acl_add")
+            ok(yield* s.owner.request(Kit.op({ kind: "acl_add", channel: c, user: u })), "ack", "acl_add")
           }
-          ok(yield* s.owner.request(Wire.op({ kind: "acl_remove", channel: c, user: "removed" })), "ack", "acl_remove")
-          ok(yield* s.owner.request(Wire.op({ kind: "ban", channel: c, user: "banned" })), "ack", "ban")
+          ok(yield* s.owner.request(Kit.op({ kind: "acl_remove", channel: c, user: "removed" })), "ack", "acl_remove")
+          ok(yield* s.owner.request(Kit.op({ kind: "ban", channel: c, user: "banned" })), "ack", "ban")
           ok(yield* s.owner.request({ type: "join", channel: c, token: null }), "joined", "owner join")
           ok(yield* s.kicked.request({ type: "join", channel: c, token: null }), "joined", "kicked join")
-          ok(yield* s.owner.request(Wire.op({ kind: "kick", channel: c, target: "kicked" })), "ack", "kick")
+          ok(yield* s.owner.request(Kit.op({ kind: "kick", channel: c, target: "kicked" })), "ack", "kick")
           for (let i = 0; i < 3; i++) {
             ok(
-              yield* s.owner.request({ type: "channel_msg", channel: c, payload: Wire.plain(`secret ${v} ${i}`) }),
+              yield* s.owner.request({ type: "channel_msg", channel: c, payload: Kit.plain(`secret ${v} ${i}`) }),
               "ack",
               "post"
             )
@@ -83,7 +82,7 @@ describe("security", () => {
             for (const kind of ["acl_list", "ban_list"]) {
               // Joining an unlisted channel records membership (D-17): checked separately below.
               if (v === "unlisted" && kind === "acl_list") continue
-              parts.push(strip(yield* s.owner.request(Wire.op({ kind, channel: c })), "\u0000"))
+              parts.push(strip(yield* s.owner.request(Kit.op({ kind, channel: c })), "\u0000"))
             }
           }
           const list = yield* s.sadmin.request({ type: "list_channels" })
@@ -135,10 +134,10 @@ describe("security", () => {
             const post = yield* me.request({
               type: "channel_msg",
               channel: c,
-              payload: Wire.plain("x"),
+              payload: Kit.plain("x"),
               from: s.owner.path
             })
-            const postGhost = yield* me.request({ type: "channel_msg", channel: ghost, payload: Wire.plain("x") })
+            const postGhost = yield* me.request({ type: "channel_msg", channel: ghost, payload: Kit.plain("x") })
             if (actor !== "owner") {
               ok(post, "error", `${actor} post before join ${v}`)
               compareHidden("post (unsubscribed)", actor, v, post, postGhost)
@@ -160,8 +159,8 @@ describe("security", () => {
             if (actor !== "owner" && actor !== "sadmin") {
               for (const o of adminOps(c)) {
                 cells++
-                const real = yield* me.request(Wire.op(o))
-                const absent = yield* me.request(Wire.op(JSON.parse(JSON.stringify(o).split(c).join(ghost))))
+                const real = yield* me.request(Kit.op(o))
+                const absent = yield* me.request(Kit.op(JSON.parse(JSON.stringify(o).split(c).join(ghost))))
                 if (real.type !== "error") adminLeaks.push(`${actor} ${String(o.kind)} on ${c} → ${real.type}`)
                 if (!canSee(actor, v)) compareHidden(`admin ${String(o.kind)}`, actor, v, real, absent)
               }
@@ -208,7 +207,7 @@ describe("security", () => {
         assert.deepStrictEqual(nonUniform, [])
         assert.deepStrictEqual(adminLeaks, [])
         assert.strictEqual(after, before)
-        const unlistedAcl = yield* s.owner.request(Wire.op({ kind: "acl_list", channel: "c-unlisted" }))
+        const unlistedAcl = yield* s.owner.request(Kit.op({ kind: "acl_list", channel: "c-unlisted" }))
         assert.deepStrictEqual(
           unlistedAcl.type === "user_list" ? [...unlistedAcl.users].sort() : unlistedAcl,
           ["kicked", "member", "outsider", "owner", "removed", "sadmin"],
@@ -222,13 +221,13 @@ describe("security", () => {
     "the sender is always stamped by the server (posts and whispers with a forged `from`)",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const server = yield* Embedded.start()
-        const mallory = yield* Wire.register(server.url, "mallory")
-        const alice = yield* Wire.register(server.url, "alice")
-        const bob = yield* Wire.register(server.url, "bob")
-        yield* alice.request(Wire.op({ kind: "create_channel", name: "room", visibility: "public" }))
+        const server = yield* Kit.startServer(Kit.noLimits)
+        const mallory = yield* Kit.register(server.url, "mallory")
+        const alice = yield* Kit.register(server.url, "alice")
+        const bob = yield* Kit.register(server.url, "bob")
+        yield* alice.request(Kit.op({ kind: "create_channel", name: "room", visibility: "public" }))
         for (const x of [mallory, alice, bob]) {
-          yield* Wire.expect(yield* x.request({ type: "join", channel: "room", token: null }), "joined")
+          Kit.expectType(yield* x.request({ type: "join", channel: "room", token: null }), "joined")
         }
         const forged = [alice.path, { user: "alice", machine: "box", session: "other" }, {
           user: "",
@@ -239,14 +238,14 @@ describe("security", () => {
         let overwritten = 0
         for (const from of forged) {
           tried += 2
-          yield* mallory.request({ type: "channel_msg", channel: "room", payload: Wire.plain("i am alice"), from })
+          yield* mallory.request({ type: "channel_msg", channel: "room", payload: Kit.plain("i am alice"), from })
           const got = yield* bob.next()
           if (got.type === "channel_msg" && got.from.user === "mallory") overwritten++
-          yield* mallory.request({ type: "whisper", target: bob.path, payload: Wire.plain("psst"), from })
+          yield* mallory.request({ type: "whisper", target: bob.path, payload: Kit.plain("psst"), from })
           const w = yield* bob.next()
           if (w.type === "whisper" && w.from.user === "mallory") overwritten++
         }
-        const history = yield* Wire.expect(
+        const history = Kit.expectType(
           yield* bob.request({ type: "read_since", channel: "room", since_seq: 0 }),
           "history"
         )
@@ -271,12 +270,13 @@ describe("security", () => {
     "admin-name squatting never grants admin: case variants, confusables, zero-width characters, pins",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const rightful = Wire.newIdentity()
-        const server = yield* Embedded.start({
+        const rightful = Kit.newIdentity()
+        const server = yield* Kit.startServer({
+          ...Kit.noLimits,
           admins: [{ user: "admin", pin: rightful.pubkey }, { user: "root", pin: null }]
         })
         // An unpinned name is claimable (SPEC §3.15, startup warning); claim it first as its operator would.
-        const root = yield* Wire.register(server.url, "root")
+        const root = yield* Kit.register(server.url, "root")
         assert.isTrue(root.admin)
         const squats = [
           "admin", // pinned to another key
@@ -305,10 +305,10 @@ describe("security", () => {
         let plainUsers = 0
         const outcomes: Array<string> = []
         for (const name of squats) {
-          const identity = Wire.newIdentity()
+          const identity = Kit.newIdentity()
           const result = yield* Effect.scoped(Effect.gen(function*() {
-            const c = yield* Wire.dial(server.url)
-            const first = yield* Wire.handshake(c, {
+            const c = yield* Kit.dial(server.url)
+            const first = yield* Kit.handshake(c, {
               identity,
               handle: "h",
               register: { username: name, machine: "m" }
@@ -325,7 +325,7 @@ describe("security", () => {
           outcomes.push(`${JSON.stringify(name)}→${result}`)
         }
         // The rightful key still gets admin.
-        const real = yield* Wire.connect(server.url, {
+        const real = yield* Kit.connect(server.url, {
           identity: rightful,
           handle: "h",
           register: { username: "admin", machine: "m" }
@@ -333,14 +333,20 @@ describe("security", () => {
         assert.isTrue(real.admin)
         // A client claim cannot grant admin either: a forged server_info-like field in hello is ignored.
         const claim = yield* Effect.scoped(Effect.gen(function*() {
-          const id = Wire.newIdentity()
-          const c = yield* Wire.dial(server.url)
-          c.send({ type: "hello", protocol_version: 1, session: "h", host: new URL(server.url).host, admin: true })
+          const id = Kit.newIdentity()
+          const c = yield* Kit.dial(server.url)
+          yield* c.send({
+            type: "hello",
+            protocol_version: 1,
+            session: "h",
+            host: new URL(server.url).host,
+            admin: true
+          })
           const ch = yield* c.next()
           if (ch.type !== "challenge") return "refused"
-          c.send({ type: "register", username: "claimer", machine: "m", pubkey: id.pubkey, admin: true })
+          yield* c.send({ type: "register", username: "claimer", machine: "m", pubkey: id.pubkey, admin: true })
           const sig = Auth.sign(id.privateKey, Auth.authMessage(new URL(server.url).host, "h", ch.nonce))
-          c.send({ type: "auth", pubkey: id.pubkey, signature: Base64Url.encode(sig), admin: true })
+          yield* c.send({ type: "auth", pubkey: id.pubkey, signature: Base64Url.encode(sig), admin: true })
           const est = yield* c.next()
           const info = yield* c.next()
           return est.type === "established" && info.type === "server_info" && info.admin ? "ADMIN" : "user"

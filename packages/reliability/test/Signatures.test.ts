@@ -4,14 +4,13 @@
  * flips, non-canonical S, small-order public keys, an expired challenge, and the RFC 8032 vectors.
  */
 import { Auth, Base64Url } from "@conclave/protocol"
+import * as Kit from "@conclave/testkit"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Either } from "effect"
-import * as Embedded from "../src/Embedded.js"
 import * as HealthProbe from "../src/HealthProbe.js"
 import * as Prng from "../src/Prng.js"
 import * as Profile from "../src/Profile.js"
 import * as Report from "../src/Report.js"
-import * as Wire from "../src/Wire.js"
 
 const rows: Array<Report.Row> = []
 const L = (1n << 252n) + 27742317777372353535851937790883648493n
@@ -97,10 +96,14 @@ describe("signatures", () => {
 
   it.live("replayed and forged signatures are never accepted", () =>
     Effect.scoped(Effect.gen(function*() {
-      const server = yield* Embedded.start({ maxPendingPerIp: 0, handshakeTimeout: Duration.millis(1500) })
+      const server = yield* Kit.startServer({
+        ...Kit.noLimits,
+        maxPendingPerIp: 0,
+        handshakeTimeout: Duration.millis(1500)
+      })
       const probe = yield* HealthProbe.start(server.url)
-      const victim = Wire.newIdentity()
-      yield* Effect.scoped(Wire.connect(server.url, {
+      const victim = Kit.newIdentity()
+      yield* Effect.scoped(Kit.connect(server.url, {
         identity: victim,
         handle: "v0",
         register: { username: "victim", machine: "laptop" }
@@ -121,8 +124,8 @@ describe("signatures", () => {
       ) =>
         Effect.scoped(Effect.gen(function*() {
           tally.set(name, (tally.get(name) ?? 0) + 1)
-          const c = yield* Wire.dial(server.url)
-          c.send({
+          const c = yield* Kit.dial(server.url)
+          yield* c.send({
             type: "hello",
             protocol_version: 1,
             session: options.handle ?? "v1",
@@ -135,9 +138,9 @@ describe("signatures", () => {
           nonces.add(challenge.nonce)
           const auth = build(challenge.nonce)
           if (options.register !== undefined) {
-            c.send({ type: "register", username: options.register, machine: "m", pubkey: auth.pubkey })
+            yield* c.send({ type: "register", username: options.register, machine: "m", pubkey: auth.pubkey })
           }
-          c.send({ type: "auth", ...auth })
+          yield* c.send({ type: "auth", ...auth })
           const reply = yield* c.next()
           if (reply.type === "established") accepted.push(name)
           return reply
@@ -160,8 +163,8 @@ describe("signatures", () => {
           if (kind === 0) {
             // Capture a valid auth for one connection, replay it on a new one.
             yield* Effect.scoped(Effect.gen(function*() {
-              const c = yield* Wire.dial(server.url)
-              c.send({ type: "hello", protocol_version: 1, session: "v1", host })
+              const c = yield* Kit.dial(server.url)
+              yield* c.send({ type: "hello", protocol_version: 1, session: "v1", host })
               const ch = yield* c.next()
               if (ch.type === "challenge") captured = { pubkey: victim.pubkey, signature: sign(ch.nonce) }
             }))
@@ -169,8 +172,8 @@ describe("signatures", () => {
           } else if (kind === 1) {
             // Sign another live connection's nonce.
             yield* Effect.scoped(Effect.gen(function*() {
-              const other = yield* Wire.dial(server.url)
-              other.send({ type: "hello", protocol_version: 1, session: "v1", host })
+              const other = yield* Kit.dial(server.url)
+              yield* other.send({ type: "hello", protocol_version: 1, session: "v1", host })
               const ch = yield* other.next()
               const foreign = ch.type === "challenge" ? ch.nonce : "AAAA"
               yield* attempt("another connection's nonce", () => ({ pubkey: victim.pubkey, signature: sign(foreign) }))
@@ -215,8 +218,8 @@ describe("signatures", () => {
             if (i % 27 === 8) {
               yield* Effect.scoped(Effect.gen(function*() {
                 tally.set("expired challenge", (tally.get("expired challenge") ?? 0) + 1)
-                const c = yield* Wire.dial(server.url)
-                c.send({ type: "hello", protocol_version: 1, session: "v1", host })
+                const c = yield* Kit.dial(server.url)
+                yield* c.send({ type: "hello", protocol_version: 1, session: "v1", host })
                 const ch = yield* c.next()
                 // The deadline (1.5 s) passes: the server says so before the answer goes out.
                 const expired = yield* c.next("4 seconds").pipe(Effect.either)
@@ -226,9 +229,13 @@ describe("signatures", () => {
                 if (said?.kind !== "unauthorized" || said.message !== "handshake timed out") {
                   accepted.push("expired challenge: no deadline error")
                 }
-                if (ch.type === "challenge") c.send({ type: "auth", pubkey: victim.pubkey, signature: sign(ch.nonce) })
+                if (ch.type === "challenge") {
+                  yield* c.send({ type: "auth", pubkey: victim.pubkey, signature: sign(ch.nonce) })
+                }
                 const reply = yield* c.next("3 seconds").pipe(Effect.either)
-                if (reply._tag === "Right" && reply.right.type === "established") accepted.push("expired challenge")
+                if (reply._tag === "Right" && reply.right.type === "established") {
+                  accepted.push("expired challenge")
+                }
               }))
             } else {
               yield* attempt("random signature", () => ({

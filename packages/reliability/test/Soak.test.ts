@@ -3,9 +3,9 @@
  * (a real `node` child: SIGUSR2 → two `gc()` → `process.memoryUsage()` written atomically).
  */
 import { Codec } from "@conclave/protocol"
+import * as Kit from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
-import * as Embedded from "../src/Embedded.js"
 import * as Processes from "../src/Processes.js"
 import * as Soak from "../src/soak.js"
 
@@ -108,7 +108,7 @@ describe("soak delivery counting", () => {
 describe("heap probe", () => {
   it.live("answers each SIGUSR2 with a new sample taken after gc()", () =>
     Effect.scoped(Effect.gen(function*() {
-      const dir = yield* Embedded.tempDir("conclave-heapprobe-")
+      const dir = yield* Kit.tempDir("conclave-heapprobe-")
       const probe = yield* Processes.heapProbe(dir)
       assert.include(probe.nodeArgs, "--expose-gc")
       const child = yield* spawnNode(probe.nodeArgs, probe.env)
@@ -127,7 +127,7 @@ describe("heap probe", () => {
 
   it.live("fails clearly without --expose-gc", () =>
     Effect.scoped(Effect.gen(function*() {
-      const dir = yield* Embedded.tempDir("conclave-heapprobe-")
+      const dir = yield* Kit.tempDir("conclave-heapprobe-")
       const probe = yield* Processes.heapProbe(dir)
       const child = yield* spawnNode(probe.nodeArgs.filter((a) => a !== "--expose-gc"), probe.env)
       const error = yield* Effect.flip(Processes.heapSample(child, probe, 0))
@@ -136,7 +136,7 @@ describe("heap probe", () => {
 
   it.live("fails clearly when no sample arrives in time", () =>
     Effect.scoped(Effect.gen(function*() {
-      const dir = yield* Embedded.tempDir("conclave-heapprobe-")
+      const dir = yield* Kit.tempDir("conclave-heapprobe-")
       const probe = yield* Processes.heapProbe(dir)
       // A process that handles SIGUSR2 but has no probe: it survives the signal and writes nothing.
       const child = yield* spawnNode([], {}, `process.on("SIGUSR2", () => {}); ${keepAlive}`)
@@ -146,7 +146,7 @@ describe("heap probe", () => {
 
   it.live("fails clearly when the process has no probe and dies of the signal", () =>
     Effect.scoped(Effect.gen(function*() {
-      const dir = yield* Embedded.tempDir("conclave-heapprobe-")
+      const dir = yield* Kit.tempDir("conclave-heapprobe-")
       const probe = yield* Processes.heapProbe(dir)
       const child = yield* spawnNode([], {})
       const error = yield* Effect.flip(Processes.heapSample(child, probe, 0))
@@ -155,7 +155,7 @@ describe("heap probe", () => {
 
   it.live("ignores a stale sample from before the request", () =>
     Effect.scoped(Effect.gen(function*() {
-      const dir = yield* Embedded.tempDir("conclave-heapprobe-")
+      const dir = yield* Kit.tempDir("conclave-heapprobe-")
       const probe = yield* Processes.heapProbe(dir)
       const child = yield* spawnNode(probe.nodeArgs, probe.env)
       const first = yield* Processes.heapSample(child, probe, 0)

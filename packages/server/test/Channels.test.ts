@@ -1,9 +1,7 @@
 import { Errors } from "@conclave/protocol"
+import { errorOf, expectType, noId, op, register, type Session, startServer } from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { errorOf, expectType, noId, op } from "./support/Assert.js"
-import { register, type Session } from "./support/TestClient.js"
-import { startServer } from "./support/TestServer.js"
 
 const notFound = (c: string) => ({ kind: "not_found", message: Errors.Messages.channelNotFound(c) })
 const create = (s: Session, name: string, visibility: "public" | "unlisted" | "private") =>

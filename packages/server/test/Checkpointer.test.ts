@@ -1,3 +1,4 @@
+import { tempDir } from "@conclave/testkit"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import Sqlite from "better-sqlite3"
@@ -8,7 +9,6 @@ import * as Checkpointer from "../src/internal/checkpointer.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { type NewMessage, Store } from "../src/Store.js"
 import { capturing, eventually } from "./support/Observe.js"
-import { tempDir } from "./support/TestServer.js"
 
 const NOW = "2026-11-24T00:00:00Z"
 
@@ -73,7 +73,7 @@ const capturingAll = () => {
 describe("Checkpointer (worker thread)", () => {
   it.scopedLive("copies the WAL's pages into the database file while the writer stays open", () =>
     Effect.gen(function*() {
-      const file = path.join(yield* tempDir, "wal.db")
+      const file = path.join(yield* tempDir(), "wal.db")
       const writer = yield* walDatabase(file, 200)
       assert.strictEqual(rowsInMainFile(file, "t"), 0, "before the checkpoint the rows are only in the WAL")
       const checkpointer = yield* Checkpointer.make(file)
@@ -91,7 +91,7 @@ describe("Checkpointer (worker thread)", () => {
 
   it.scopedLive("concurrent checkpoints run one at a time and each gets its own answer", () =>
     Effect.gen(function*() {
-      const file = path.join(yield* tempDir, "wal.db")
+      const file = path.join(yield* tempDir(), "wal.db")
       yield* walDatabase(file, 50)
       const checkpointer = yield* Checkpointer.make(file)
       const results = yield* Effect.all(Array.from({ length: 8 }, () => checkpointer.checkpoint), {
@@ -103,7 +103,7 @@ describe("Checkpointer (worker thread)", () => {
 
   it.scopedLive("a file that does not exist is a clear failure, not a hang", () =>
     Effect.gen(function*() {
-      const file = path.join(yield* tempDir, "missing", "none.db")
+      const file = path.join(yield* tempDir(), "missing", "none.db")
       const exit = yield* Effect.exit(Checkpointer.make(file))
       assert.isTrue(Exit.isFailure(exit))
       if (Exit.isFailure(exit)) {
@@ -115,7 +115,7 @@ describe("Checkpointer (worker thread)", () => {
 
   it.scopedLive("after its scope closes, the thread is gone and a checkpoint fails at once", () =>
     Effect.gen(function*() {
-      const file = path.join(yield* tempDir, "wal.db")
+      const file = path.join(yield* tempDir(), "wal.db")
       yield* walDatabase(file, 10)
       const scope = yield* Scope.make()
       const checkpointer = yield* Scope.extend(Checkpointer.make(file), scope)
@@ -134,7 +134,7 @@ describe("Checkpointer (worker thread)", () => {
 describe("SqliteStore background checkpoints", () => {
   it.scopedLive("after a write, committed messages reach the database file without the writer checkpointing", () =>
     Effect.gen(function*() {
-      const file = path.join(yield* tempDir, "conclave.db")
+      const file = path.join(yield* tempDir(), "conclave.db")
       const ctx = yield* Layer.build(
         SqliteStore.layerClient.pipe(Layer.provideMerge(SqliteStore.layerSqlite({ filename: file })))
       )
@@ -155,7 +155,7 @@ describe("SqliteStore background checkpoints", () => {
 
   it.scoped("if the worker cannot start, a warning says why and the writer checkpoints alone", () =>
     Effect.gen(function*() {
-      const sql = yield* withSql(path.join(yield* tempDir, "conclave.db"))
+      const sql = yield* withSql(path.join(yield* tempDir(), "conclave.db"))
       yield* sql`PRAGMA wal_autocheckpoint = 5`
       const { layer, lines } = capturingAll()
       yield* Checkpointer.runInBackground({
@@ -172,7 +172,7 @@ describe("SqliteStore background checkpoints", () => {
 
   it.scoped("checkpoints only after writes; a worker that stops later hands checkpoints back to the writer", () =>
     Effect.gen(function*() {
-      const sql = yield* withSql(path.join(yield* tempDir, "conclave.db"))
+      const sql = yield* withSql(path.join(yield* tempDir(), "conclave.db"))
       const { layer, lines } = capturingAll()
       let wrote = false
       let calls = 0

@@ -8,14 +8,12 @@
  * a bounded poll of `who`.
  */
 import type { Frames, Names } from "@conclave/protocol"
+import { errorOf, expectType, noId, op, plain, reconnect, register, type Session, startServer } from "@conclave/testkit"
+import { describeWith, NATS, relay, scratchDatabase, subjectPrefix, within } from "@conclave/testkit/Backends"
 import { assert, it } from "@effect/vitest"
 import { Clock, Duration, Effect, ExecutionStrategy, Exit, Schedule, Scope } from "effect"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as PgStore from "../src/PgStore.js"
-import { errorOf, expectType, noId, op } from "./support/Assert.js"
-import { describeWith, NATS, relay, scratchDatabase, subjectPrefix, within } from "./support/Backends.js"
-import { plain, reconnect, register, type Session } from "./support/TestClient.js"
-import { startServer } from "./support/TestServer.js"
 
 interface Node {
   readonly url: string
@@ -55,8 +53,9 @@ const deployment = (count: number) =>
   })
 
 /** Run `effect` until `check` holds of its result (bounded poll). */
-const poll = <A>(effect: Effect.Effect<A>, check: (a: A) => boolean, what: string) =>
+const poll = <A, E>(effect: Effect.Effect<A, E>, check: (a: A) => boolean, what: string) =>
   effect.pipe(
+    Effect.orDie,
     Effect.filterOrFail(check, () => "not yet"),
     Effect.retry(Schedule.spaced("20 millis")),
     within("10 seconds", what)
@@ -115,7 +114,7 @@ describeWith("Three nodes on PostgreSQL and NATS (D-42)", ["postgres", "nats"], 
         detail: null,
         seq: null
       })
-      assert.deepStrictEqual(yield* c.nextOther(), {
+      assert.deepStrictEqual(yield* c.next(), {
         type: "whisper",
         from: a.path,
         target: c.path,
@@ -159,7 +158,7 @@ describeWith("Three nodes on PostgreSQL and NATS (D-42)", ["postgres", "nats"], 
       assert.deepStrictEqual(seqs, [1, 2, 3, 4, 5], "per-channel seq, gap-free, from the shared store")
       for (const s of [b, c]) {
         for (let i = 1; i <= 5; i++) {
-          const got = expectType(yield* s.nextOther(), "channel_msg")
+          const got = expectType(yield* s.next(), "channel_msg")
           assert.strictEqual(got.seq, i)
           assert.deepStrictEqual(got.payload, plain(`m${i}`))
           assert.deepStrictEqual(got.from, a.path)
@@ -189,7 +188,7 @@ describeWith("Three nodes on PostgreSQL and NATS (D-42)", ["postgres", "nats"], 
       const watcher = yield* register(nodes[2]!.url, "wendy")
       yield* sees(watcher, [first])
       const second = yield* reconnect(nodes[1]!.url, first.identity, "razel")
-      const killed = errorOf(yield* first.nextOther())
+      const killed = errorOf(yield* first.next())
       assert.strictEqual(killed.kind, "unauthorized")
       assert.include(killed.message!, "superseded")
       yield* first.closed
@@ -203,7 +202,7 @@ describeWith("Three nodes on PostgreSQL and NATS (D-42)", ["postgres", "nats"], 
       assert.sameMembers([...paths], [keyOf(second.path), keyOf(watcher.path)])
       // the newer session is the one that gets whispers
       yield* watcher.request({ type: "whisper", target: second.path, payload: plain("hi") })
-      assert.strictEqual(expectType(yield* second.nextOther(), "whisper").payload.kind, "plain")
+      assert.strictEqual(expectType(yield* second.next(), "whisper").payload.kind, "plain")
     }))
 
   it.scopedLive("kick, ban, rename and delete reach the affected session on another node (D-7)", () =>
@@ -216,12 +215,12 @@ describeWith("Three nodes on PostgreSQL and NATS (D-42)", ["postgres", "nats"], 
 
       yield* join(u, "ops")
       expectType(yield* owner.request(op({ kind: "kick", channel: "ops", target: keyOf(u.path) })), "ack")
-      assert.deepStrictEqual(yield* u.nextOther(), notice("ops", "kicked"))
+      assert.deepStrictEqual(yield* u.next(), notice("ops", "kicked"))
       yield* whoUntil(owner, "ops", (p) => !p.includes(keyOf(u.path)), "the kicked session to leave who ops")
 
       yield* join(u, "ops")
       expectType(yield* owner.request(op({ kind: "ban", channel: "ops", user: "ursula" })), "ack")
-      assert.deepStrictEqual(yield* u.nextOther(), notice("ops", "banned"))
+      assert.deepStrictEqual(yield* u.next(), notice("ops", "banned"))
       // the ban holds on u's node: joining there is refused
       const refused = errorOf(yield* u.request({ type: "join", channel: "ops", token: null }))
       assert.strictEqual(refused.kind, "unauthorized")
@@ -233,14 +232,14 @@ describeWith("Three nodes on PostgreSQL and NATS (D-42)", ["postgres", "nats"], 
       )
 
       expectType(yield* owner.request(op({ kind: "rename_channel", name: "ops", new_name: "ops2" })), "ack")
-      assert.deepStrictEqual(yield* u.nextOther(), notice("ops", "renamed", "ops2"))
+      assert.deepStrictEqual(yield* u.next(), notice("ops", "renamed", "ops2"))
       // the subscription moved with the channel, on u's node
       yield* owner.request({ type: "join", channel: "ops2", token: null })
       yield* owner.request({ type: "channel_msg", channel: "ops2", payload: plain("hello"), reply_to: null })
-      assert.strictEqual(expectType(yield* u.nextOther(), "channel_msg").channel, "ops2")
+      assert.strictEqual(expectType(yield* u.next(), "channel_msg").channel, "ops2")
 
       expectType(yield* owner.request(op({ kind: "delete_channel", name: "ops2" })), "ack")
-      assert.deepStrictEqual(yield* u.nextOther(), notice("ops2", "deleted"))
+      assert.deepStrictEqual(yield* u.next(), notice("ops2", "deleted"))
     }))
 
   it.scopedLive("user_remove and machine_remove end the sessions on other nodes", () =>
@@ -252,7 +251,7 @@ describeWith("Three nodes on PostgreSQL and NATS (D-42)", ["postgres", "nats"], 
       yield* sees(root, [victim, other])
       expectType(yield* root.request(op({ kind: "user_remove", username: "victim" })), "ack")
       for (const s of [victim, other]) {
-        const e = errorOf(yield* s.nextOther())
+        const e = errorOf(yield* s.next())
         assert.strictEqual(e.kind, "unauthorized")
         assert.include(e.message!, "removed")
         yield* s.closed
@@ -264,7 +263,7 @@ describeWith("Three nodes on PostgreSQL and NATS (D-42)", ["postgres", "nats"], 
       const here = yield* reconnect(nodes[0]!.url, m.identity, "c")
       expectType(yield* here.request(op({ kind: "machine_remove", name: "laptop" })), "ack")
       for (const s of [m, elsewhere]) {
-        assert.include(errorOf(yield* s.nextOther()).message!, "revoked")
+        assert.include(errorOf(yield* s.next()).message!, "revoked")
         yield* s.closed
       }
     }))

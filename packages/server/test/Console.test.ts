@@ -1,12 +1,10 @@
+import { dial, expectType, startServer, tempDir } from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Path from "node:path"
 import { CONTENT_SECURITY_POLICY, normalizeOrigin, originAllowed } from "../src/ConsoleAssets.js"
-import { expectType } from "./support/Assert.js"
-import { dial } from "./support/TestClient.js"
-import { startServer, tempDir } from "./support/TestServer.js"
 
 interface Answer {
   readonly status: number
@@ -29,7 +27,7 @@ const request = (url: string, method: string, path: string) =>
 
 /** A built console's shape: index.html and a hashed script under assets/. */
 const fakeBuild = Effect.gen(function*() {
-  const dir = yield* tempDir
+  const dir = yield* tempDir()
   const out = Path.join(dir, "console-dist")
   Fs.mkdirSync(Path.join(out, "assets"), { recursive: true })
   Fs.writeFileSync(
@@ -92,7 +90,7 @@ describe("the web console's routes (D-51)", () => {
     Effect.gen(function*() {
       const off = yield* startServer()
       assert.strictEqual((yield* request(off.url, "GET", "/console/")).status, 404)
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const missing = yield* startServer({ consoleDir: Path.join(dir, "not-built") })
       const answer = yield* request(missing.url, "GET", "/console/")
       assert.strictEqual(answer.status, 503)

@@ -1,11 +1,9 @@
 import { Errors, type Frames, Limits } from "@conclave/protocol"
+import { connect, dial, errorOf, handshake, newIdentity, op, register, startServer } from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Either, Exit, TestClock } from "effect"
 import { Enrollments, nextBrowserName } from "../src/Enrollments.js"
 import * as ServerConfig from "../src/ServerConfig.js"
-import { errorOf, op } from "./support/Assert.js"
-import { connect, dial, handshake, newIdentity, register } from "./support/TestClient.js"
-import { startServer } from "./support/TestServer.js"
 
 const codeOf = (reply: Frames.Reply): string => {
   if (reply.type !== "enrollment") return assert.fail(`expected an enrollment, got ${JSON.stringify(reply)}`)
@@ -81,7 +79,7 @@ describe("Enrollment over the wire (D-51)", () => {
       yield* aaron.request({ type: "join", channel: "ops", token: null })
       yield* again.request({ type: "join", channel: "ops", token: null })
       yield* again.request({ type: "channel_msg", channel: "ops", payload: { kind: "plain", text: "hi" } })
-      const delivered = yield* aaron.nextOther()
+      const delivered = yield* aaron.next()
       assert.strictEqual(delivered.type, "channel_msg")
       assert.strictEqual((delivered as { origin: string }).origin, "human")
 

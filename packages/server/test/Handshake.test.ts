@@ -1,9 +1,16 @@
 import { Auth, Base64Url, Limits } from "@conclave/protocol"
+import {
+  connect,
+  dial,
+  errorOf,
+  expectType,
+  handshake,
+  newIdentity,
+  register,
+  startServer as start
+} from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, TestClock, TestServices } from "effect"
-import { errorOf, expectType } from "./support/Assert.js"
-import { connect, dial, handshake, newIdentity, register } from "./support/TestClient.js"
-import { startServer as start } from "./support/TestServer.js"
 
 // A file store completes a good `auth` in the socket's callbacks (synchronous key lookup); an
 // in-memory store completes it in a fiber. Every answer must be the same.

@@ -3,15 +3,13 @@
  * is parsed, before and after the handshake, and a large frame is refused before the handshake.
  */
 import { Codec, Limits } from "@conclave/protocol"
+import { dial, errorOf, expectType, handshake, newIdentity, op, plain, register, startServer } from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Either, Layer, Logger, LogLevel, Schedule } from "effect"
 import * as ServerConfig from "../src/ServerConfig.js"
 import * as ServerLive from "../src/ServerLive.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { Store, StoreError } from "../src/Store.js"
-import { errorOf, expectType, op } from "./support/Assert.js"
-import { dial, handshake, newIdentity, plain, register } from "./support/TestClient.js"
-import { startServer } from "./support/TestServer.js"
 
 const nested = (depth: number) => `{"type":"ping","x":${"[".repeat(depth)}${"]".repeat(depth)}}`
 

@@ -1,11 +1,9 @@
 import { Errors } from "@conclave/protocol"
+import { errorOf, expectType, noId, op, register, type Session, startServer } from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Option } from "effect"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { Store } from "../src/Store.js"
-import { errorOf, expectType, noId, op } from "./support/Assert.js"
-import { register, type Session } from "./support/TestClient.js"
-import { startServer } from "./support/TestServer.js"
 
 const notFound = (c: string) => ({ kind: "not_found", message: Errors.Messages.channelNotFound(c) })
 const invite = (s: Session, channel: string, uses: number | null, expires_in_secs: number | null = null) =>

@@ -1,4 +1,5 @@
 import { Errors, type Frames } from "@conclave/protocol"
+import { errorOf, expectType, noId, op, plain, register, type Session, startServer, tempDir } from "@conclave/testkit"
 import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Logger, LogLevel } from "effect"
@@ -7,9 +8,6 @@ import { ServerAddress, ServerLive } from "../src/ServerLive.js"
 import { MAX_PIPELINED_POSTS } from "../src/Session.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { Store } from "../src/Store.js"
-import { errorOf, expectType, noId, op } from "./support/Assert.js"
-import { plain, register, type Session } from "./support/TestClient.js"
-import { startServer, tempDir } from "./support/TestServer.js"
 
 const post = (s: Session, channel: string, text: string, extra: Record<string, unknown> = {}) =>
   s.request({ type: "channel_msg", channel, payload: plain(text), ...extra })
@@ -35,7 +33,7 @@ describe("Messaging", () => {
       assert.isNumber(ack.seq)
       assert.isNull(ack.detail)
       for (const s of [b, c]) {
-        const got = yield* s.nextOther()
+        const got = yield* s.next()
         assert.deepStrictEqual(got, {
           type: "channel_msg",
           channel: "lobby",
@@ -49,7 +47,7 @@ describe("Messaging", () => {
       yield* a.expectNothingQueued()
       // a reply from a cli client is human-origin and carries reply_to
       const reply = expectType(yield* post(b, "lobby", "ok", { reply_to: ack.seq }), "ack")
-      const seen = expectType(yield* a.nextOther(), "channel_msg")
+      const seen = expectType(yield* a.next(), "channel_msg")
       assert.strictEqual(seen.origin, "human")
       assert.strictEqual(seen.reply_to, ack.seq)
       assert.isTrue(reply.seq! > ack.seq!)
@@ -65,7 +63,7 @@ describe("Messaging", () => {
         detail: null,
         seq: null
       })
-      assert.deepStrictEqual(yield* b.nextOther(), {
+      assert.deepStrictEqual(yield* b.next(), {
         type: "whisper",
         from: a.path,
         target: b.path,
@@ -80,7 +78,7 @@ describe("Messaging", () => {
       })
       // a session may whisper itself
       expectType(yield* a.request({ type: "whisper", target: a.path, payload: plain("me") }), "ack")
-      assert.strictEqual(expectType(yield* a.nextOther(), "whisper").target.session, "a")
+      assert.strictEqual(expectType(yield* a.next(), "whisper").target.session, "a")
     }))
 
   it.scopedLive("posting and reading need a live subscription; refusals are uniform (S-081, S-082)", () =>
@@ -138,7 +136,7 @@ describe("Messaging", () => {
       assert.deepStrictEqual([...seqs].sort((x, y) => x - y), seqs, "seqs follow request order")
       // subscribers get every post once, in seq order
       const delivered: Array<number> = []
-      while (delivered.length < 16) delivered.push(expectType(yield* b.nextOther(), "channel_msg").seq)
+      while (delivered.length < 16) delivered.push(expectType(yield* b.next(), "channel_msg").seq)
       assert.deepStrictEqual(delivered, seqs)
       // a read right after the acks sees every post (they were committed before their acks)
       const page = expectType(yield* b.request({ type: "read_since", channel: "lobby", since_seq: 0 }), "history")
@@ -147,7 +145,7 @@ describe("Messaging", () => {
 
   it.scopedLive("a session's back-to-back posts are queued for commit together, not one at a time", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       let queued = 0
       let mostQueued = 0
       const countingStore = Layer.effect(
@@ -298,7 +296,7 @@ describe("Messaging", () => {
     Effect.gen(function*() {
       const { a, b, dbFile } = yield* setup({ store: "file" })
       expectType(yield* post(a, "lobby", "kept"), "ack")
-      yield* b.nextOther()
+      yield* b.next()
       const sql = yield* Layer.build(SqliteStore.layerSqlite({ filename: dbFile })).pipe(
         Effect.map(Context.get(SqlClient.SqlClient))
       )

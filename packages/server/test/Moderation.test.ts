@@ -1,18 +1,22 @@
 import { Errors, type Frames } from "@conclave/protocol"
-import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
-import { errorOf, expectType, noId, op } from "./support/Assert.js"
 import {
   connect,
   dial,
+  errorOf,
+  expectType,
   handshake,
   newIdentity,
+  noId,
+  op,
   plain,
   reconnect,
   register,
-  type Session
-} from "./support/TestClient.js"
-import { startServer, tempDir } from "./support/TestServer.js"
+  type Session,
+  startServer,
+  tempDir
+} from "@conclave/testkit"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
 
 const join = (s: Session, channel: string) => s.request({ type: "join", channel, token: null })
 const notice = (
@@ -22,7 +26,7 @@ const notice = (
 ): Frames.ServerFrame => ({ type: "unsubscribed", channel, reason, new_name })
 const killedWith = (s: Session, text: string) =>
   Effect.gen(function*() {
-    const e = errorOf(yield* s.nextOther())
+    const e = errorOf(yield* s.next())
     assert.strictEqual(e.kind, "unauthorized")
     assert.include(e.message!, text)
     yield* s.closed
@@ -129,12 +133,12 @@ describe("Presence, revocation and moderation", () => {
       yield* join(sa, "lobby")
       yield* join(sb, "lobby")
       expectType(yield* aaron.request(op({ kind: "kick", channel: "lobby", target: "david/wd/sb" })), "ack")
-      assert.deepStrictEqual(yield* sb.nextOther(), notice("lobby", "kicked"))
+      assert.deepStrictEqual(yield* sb.next(), notice("lobby", "kicked"))
       yield* sa.expectNothingQueued()
       const who = expectType(yield* aaron.request({ type: "who", channel: "lobby" }), "presence")
       assert.deepStrictEqual(who.sessions, [sa.path])
       expectType(yield* aaron.request(op({ kind: "kick", channel: "lobby", target: "david" })), "ack")
-      assert.deepStrictEqual(yield* sa.nextOther(), notice("lobby", "kicked"))
+      assert.deepStrictEqual(yield* sa.next(), notice("lobby", "kicked"))
       expectType(yield* join(sb, "lobby"), "joined")
     }))
 
@@ -147,7 +151,7 @@ describe("Presence, revocation and moderation", () => {
       yield* aaron.request(op({ kind: "create_channel", name: "lobby", visibility: "public" }))
       yield* join(david, "lobby")
       expectType(yield* aaron.request(op({ kind: "ban", channel: "lobby", user: "david" })), "ack")
-      assert.deepStrictEqual(yield* david.nextOther(), notice("lobby", "banned"))
+      assert.deepStrictEqual(yield* david.next(), notice("lobby", "banned"))
       assert.deepStrictEqual(errorOf(yield* join(david, "lobby")), {
         kind: "unauthorized",
         message: Errors.Messages.banned("lobby")
@@ -185,7 +189,7 @@ describe("Presence, revocation and moderation", () => {
       yield* aaron.request(op({ kind: "acl_add", channel: "ops", user: "david" }))
       expectType(yield* join(david, "ops"), "joined")
       expectType(yield* aaron.request(op({ kind: "acl_remove", channel: "ops", user: "david" })), "ack")
-      assert.deepStrictEqual(yield* david.nextOther(), notice("ops", "removed"))
+      assert.deepStrictEqual(yield* david.next(), notice("ops", "removed"))
       assert.deepStrictEqual(
         expectType(yield* aaron.request(op({ kind: "acl_list", channel: "ops" })), "user_list").users,
         [
@@ -203,7 +207,7 @@ describe("Presence, revocation and moderation", () => {
       yield* join(aaron, "ops")
       yield* join(david, "ops")
       yield* aaron.request({ type: "channel_msg", channel: "ops", payload: plain("before") })
-      expectType(yield* david.nextOther(), "channel_msg")
+      expectType(yield* david.next(), "channel_msg")
       assert.deepStrictEqual(
         noId(yield* aaron.request(op({ kind: "rename_channel", name: "ops", new_name: "ops-2" }))),
         {
@@ -212,17 +216,17 @@ describe("Presence, revocation and moderation", () => {
           seq: null
         }
       )
-      assert.deepStrictEqual(yield* david.nextOther(), notice("ops", "renamed", "ops-2"))
-      assert.deepStrictEqual(yield* aaron.nextOther(), notice("ops", "renamed", "ops-2"))
+      assert.deepStrictEqual(yield* david.next(), notice("ops", "renamed", "ops-2"))
+      assert.deepStrictEqual(yield* aaron.next(), notice("ops", "renamed", "ops-2"))
       expectType(yield* aaron.request({ type: "channel_msg", channel: "ops-2", payload: plain("after") }), "ack")
-      assert.strictEqual(expectType(yield* david.nextOther(), "channel_msg").channel, "ops-2")
+      assert.strictEqual(expectType(yield* david.next(), "channel_msg").channel, "ops-2")
       const history = expectType(
         yield* david.request({ type: "read_since", channel: "ops-2", since_seq: 0 }),
         "history"
       )
       assert.deepStrictEqual(history.messages.map((m) => (m.payload as { text: string }).text), ["before", "after"])
       expectType(yield* aaron.request(op({ kind: "delete_channel", name: "ops-2" })), "ack")
-      assert.deepStrictEqual(yield* david.nextOther(), notice("ops-2", "deleted"))
+      assert.deepStrictEqual(yield* david.next(), notice("ops-2", "deleted"))
       assert.deepStrictEqual(
         errorOf(yield* david.request({ type: "read_since", channel: "ops-2", since_seq: 0 })).kind,
         "unauthorized"
@@ -246,7 +250,7 @@ describe("Presence, revocation and moderation", () => {
         seq: null
       })
       yield* killedWith(victim, "user removed from this server")
-      assert.deepStrictEqual(yield* watcher.nextOther(), notice("victim-ops", "deleted"))
+      assert.deepStrictEqual(yield* watcher.next(), notice("victim-ops", "deleted"))
       const acl = expectType(yield* aaron.request(op({ kind: "acl_list", channel: "lobby" })), "user_list")
       assert.deepStrictEqual(acl.users, ["aaron"])
       const back = yield* register(url, "victim")
@@ -260,7 +264,7 @@ describe("Presence, revocation and moderation", () => {
 
   it.scopedLive("bans survive a restart (S-094)", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const bob = newIdentity()
       const firstRun = Effect.gen(function*() {
         const { url } = yield* startServer({ store: "file" }, dir)

@@ -6,12 +6,12 @@
  * Without a reachable NATS the suite is skipped (one line says so), except under `CI=true`, where
  * that is a failure.
  */
+import { freePort, NATS, natsReachable, natsServer, subjectPrefix, within } from "@conclave/testkit/Backends"
 import { assert, describe, it } from "@effect/vitest"
 import { connect } from "@nats-io/transport-node"
 import { Context, Effect, Exit, Layer, Logger, Queue, Schedule } from "effect"
 import * as Broker from "../src/Broker.js"
 import * as NatsBroker from "../src/NatsBroker.js"
-import { freePort, NATS, natsReachable, natsServer, subjectPrefix, within } from "./support/Backends.js"
 import { silentServer } from "./support/SilentServer.js"
 
 const SERVER = NATS

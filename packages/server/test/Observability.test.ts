@@ -1,3 +1,4 @@
+import { expectType, op, plain, reconnect, register, tempDir } from "@conclave/testkit"
 import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, Layer, Logger, LogLevel, Option, Tracer } from "effect"
@@ -8,10 +9,7 @@ import * as ServerConfig from "../src/ServerConfig.js"
 import { ServerAddress, ServerLive } from "../src/ServerLive.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import * as Telemetry from "../src/Telemetry.js"
-import { expectType, op } from "./support/Assert.js"
 import { capturing } from "./support/Observe.js"
-import { plain, reconnect, register } from "./support/TestClient.js"
-import { tempDir } from "./support/TestServer.js"
 
 describe("Observability", () => {
   it.scopedLive("logs and spans carry paths, kinds and channels, never bodies (S-101, SPEC §3.20)", () =>
@@ -27,7 +25,7 @@ describe("Observability", () => {
         },
         context: base.context
       })
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const ctx = yield* Layer.build(
         ServerLive.pipe(
           Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0, admins: [{ user: "root", pin: null }] })),
@@ -122,7 +120,7 @@ describe("Observability", () => {
     Effect.gen(function*() {
       const levels: Array<string> = []
       const capture = Logger.make(({ logLevel }) => void levels.push(logLevel.label))
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const ctx = yield* Layer.build(
         ServerLive.pipe(
           Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0 })),
@@ -143,7 +141,7 @@ describe("Observability", () => {
   it.scopedLive("a storage failure of a post started in the socket's callback is logged as the processor logs it", () =>
     Effect.gen(function*() {
       const { capture, lines } = capturing()
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const filename = Path.join(dir, "conclave.db")
       const ctx = yield* Layer.build(
         ServerLive.pipe(

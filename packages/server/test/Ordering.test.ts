@@ -5,14 +5,12 @@
  * and an in-memory store.
  */
 import { Errors, type Frames } from "@conclave/protocol"
+import { errorOf, expectType, op, plain, reconnect, register, type Session, startServer } from "@conclave/testkit"
 import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Schedule } from "effect"
 import { MAX_PIPELINED_POSTS } from "../src/Session.js"
 import * as SqliteStore from "../src/SqliteStore.js"
-import { errorOf, expectType, op } from "./support/Assert.js"
-import { plain, reconnect, register, type Session } from "./support/TestClient.js"
-import { startServer } from "./support/TestServer.js"
 
 const setup = (tracing: boolean, options: Parameters<typeof startServer>[0] = {}) =>
   Effect.gen(function*() {
@@ -30,9 +28,7 @@ const burst = (s: Session, frames: ReadonlyArray<Record<string, unknown>>) =>
     for (const f of frames) yield* s.send(f)
     const replies: Array<Frames.ServerFrame> = []
     while (replies.length < frames.length) {
-      const f = yield* s.next("5 seconds")
-      if ("id" in f && f.id !== undefined) replies.push(f)
-      else s.others.push(f)
+      replies.push(yield* s.nextMatching((f): f is Frames.ServerFrame => "id" in f && f.id !== undefined))
     }
     return replies
   })
@@ -54,14 +50,14 @@ for (const tracing of [true, false]) {
           { type: "pong", id: "g1" },
           { type: "ack", id: "w2", detail: null, seq: null }
         ])
-        assert.deepStrictEqual(yield* b.nextOther(), {
+        assert.deepStrictEqual(yield* b.next(), {
           type: "whisper",
           from: a.path,
           target: b.path,
           payload: plain("psst"),
           origin: "agent"
         })
-        assert.strictEqual(expectType(yield* a.nextOther(), "whisper").target.session, "a")
+        assert.strictEqual(expectType(yield* a.next(), "whisper").target.session, "a")
         yield* b.expectNothingQueued()
         expectType(yield* a.request({ type: "ping" }), "pong")
       }))
@@ -100,7 +96,7 @@ for (const tracing of [true, false]) {
         assert.isAbove(limited.retry_after_ms!, 1000)
         // exactly the two accepted whispers were delivered, in order
         for (const text of ["one", "two"]) {
-          assert.deepStrictEqual(expectType(yield* b.nextOther(), "whisper").payload, plain(text))
+          assert.deepStrictEqual(expectType(yield* b.next(), "whisper").payload, plain(text))
         }
         yield* b.expectNothingQueued()
         // the session is still usable
@@ -131,7 +127,7 @@ for (const tracing of [true, false]) {
         const again = yield* reconnect(url, b.identity, "b")
         assert.deepStrictEqual(again.path, b.path)
         expectType(yield* a.request({ type: "whisper", target: b.path, payload: plain("back") }), "ack")
-        assert.deepStrictEqual(expectType(yield* again.nextOther(), "whisper").payload, plain("back"))
+        assert.deepStrictEqual(expectType(yield* again.next(), "whisper").payload, plain("back"))
       }))
 
     it.scopedLive("replies keep request order when whispers are mixed with posts and other requests", () =>
@@ -157,7 +153,7 @@ for (const tracing of [true, false]) {
         // b sees whispers and posts in the order a sent them
         const seen: Array<string> = []
         for (let i = 0; i < 5; i++) {
-          const f = yield* b.nextOther()
+          const f = yield* b.next()
           const payload = f.type === "whisper" || f.type === "channel_msg" ? f.payload : undefined
           seen.push(payload?.kind === "plain" ? payload.text : f.type)
         }
@@ -183,7 +179,7 @@ for (const tracing of [true, false]) {
         // b sees every post once, in seq order, and the whisper sent after them after them
         const seen: Array<string> = []
         while (seen.length < posts + 2) {
-          const f = yield* b.nextOther()
+          const f = yield* b.next()
           if (f.type === "channel_msg") seen.push(`${f.seq}`)
           else if (f.type === "whisper") seen.push("whisper")
         }
@@ -232,9 +228,9 @@ for (const tracing of [true, false]) {
         assert.include(limited.message!, "4 messages burst")
         // exactly the accepted posts were delivered, in order, the reply with its reply_to
         const delivered = [
-          expectType(yield* b.nextOther(), "channel_msg"),
-          expectType(yield* b.nextOther(), "channel_msg"),
-          expectType(yield* b.nextOther(), "channel_msg")
+          expectType(yield* b.next(), "channel_msg"),
+          expectType(yield* b.next(), "channel_msg"),
+          expectType(yield* b.next(), "channel_msg")
         ]
         assert.deepStrictEqual(delivered.map((m) => [m.payload, m.reply_to]), [
           [plain("one"), null],
@@ -276,7 +272,7 @@ for (const tracing of [true, false]) {
         const seqs = replies.flatMap((r) => (r.type === "ack" && r.seq !== null ? [r.seq] : []))
         assert.deepStrictEqual([...seqs].sort((x, y) => x - y), seqs)
         const delivered: Array<number> = []
-        while (delivered.length < seqs.length) delivered.push(expectType(yield* b.nextOther(), "channel_msg").seq)
+        while (delivered.length < seqs.length) delivered.push(expectType(yield* b.next(), "channel_msg").seq)
         assert.deepStrictEqual(delivered, seqs)
         yield* b.expectNothingQueued()
       }))
@@ -303,7 +299,7 @@ for (const tracing of [true, false]) {
           detail: null,
           seq: null
         }])
-        assert.deepStrictEqual(expectType(yield* b.nextOther(), "whisper").payload, plain("still here"))
+        assert.deepStrictEqual(expectType(yield* b.next(), "whisper").payload, plain("still here"))
         yield* b.expectNothingQueued()
       }))
   })
@@ -376,7 +372,7 @@ for (const mode of joinModes) {
         )
         expectType(yield* a.request({ type: "join", channel: "news", token: null }), "joined")
         expectType(yield* a.request({ type: "channel_msg", channel: "news", payload: plain("extra") }), "ack")
-        const delivered = expectType(yield* b.nextOther(), "channel_msg")
+        const delivered = expectType(yield* b.next(), "channel_msg")
         assert.deepStrictEqual([delivered.channel, delivered.payload], ["news", plain("extra")])
       }))
   })

@@ -3,14 +3,12 @@
  * session's permission request to the console sessions of its own user, on any node, and a verdict
  * goes back to the asking session — only from a session of that same user.
  */
+import { connect, errorOf, expectType, noId, register, type Session, startServer } from "@conclave/testkit"
+import { describeWith, NATS, scratchDatabase, subjectPrefix, within } from "@conclave/testkit/Backends"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, ExecutionStrategy, Schedule, Scope } from "effect"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as PgStore from "../src/PgStore.js"
-import { errorOf, expectType, noId } from "./support/Assert.js"
-import { describeWith, NATS, scratchDatabase, subjectPrefix, within } from "./support/Backends.js"
-import { connect, register, type Session } from "./support/TestClient.js"
-import { startServer } from "./support/TestServer.js"
 
 const relay = (s: Session, requestId = "abcde") =>
   s.request({ type: "permission_request", request_id: requestId, tool_name: "Bash", description: "run `ls -la`" })
@@ -29,7 +27,7 @@ describe("Permission relay (SPEC §4.5.3)", () => {
 
       const ack = expectType(yield* relay(bridge), "ack")
       assert.strictEqual(ack.detail, "relayed to 1 console session")
-      assert.deepStrictEqual(yield* console1.nextOther(), {
+      assert.deepStrictEqual(yield* console1.next(), {
         type: "permission_request",
         from: bridge.path,
         request_id: "abcde",
@@ -50,7 +48,7 @@ describe("Permission relay (SPEC §4.5.3)", () => {
         detail: null,
         seq: null
       })
-      assert.deepStrictEqual(yield* bridge.nextOther(), {
+      assert.deepStrictEqual(yield* bridge.next(), {
         type: "permission_verdict",
         from: console1.path,
         request_id: "abcde",
@@ -59,7 +57,7 @@ describe("Permission relay (SPEC §4.5.3)", () => {
 
       // the CLI of the same user may answer too
       expectType(yield* verdict(cli, bridge.path, "deny", "fghij"), "ack")
-      assert.strictEqual(expectType(yield* bridge.nextOther(), "permission_verdict").behavior, "deny")
+      assert.strictEqual(expectType(yield* bridge.next(), "permission_verdict").behavior, "deny")
 
       // an offline target is not_found
       yield* bridge.close
@@ -144,10 +142,10 @@ describeWith("Permission relay across nodes (D-42)", ["postgres", "nats"], () =>
         Effect.retry(Schedule.spaced("50 millis")),
         within("10 seconds", "node one to see the console on node two")
       )
-      const first = expectType(yield* web.nextOther(), "permission_request")
+      const first = expectType(yield* web.next(), "permission_request")
       assert.strictEqual(first.tool_name, "Bash")
       expectType(yield* verdict(web, bridge.path, "deny", first.request_id), "ack")
-      assert.deepStrictEqual(yield* bridge.nextOther(), {
+      assert.deepStrictEqual(yield* bridge.next(), {
         type: "permission_verdict",
         from: web.path,
         request_id: first.request_id,

@@ -7,12 +7,12 @@
  * Without a reachable server the suite is skipped (one line says so), except under `CI=true`,
  * where that is a failure.
  */
+import { POSTGRES, postgresReachable, postgresShown, relay, scratchDatabase } from "@conclave/testkit/Backends"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Option } from "effect"
 import * as PgStore from "../src/PgStore.js"
 import { isUnavailable, Store, StoreError, type StoreShape } from "../src/Store.js"
-import { POSTGRES, postgresReachable, postgresShown, relay, scratchDatabase } from "./support/Backends.js"
 import { silentServer } from "./support/SilentServer.js"
 import { channel, describeStore, failure, msg, readAll, type Subject } from "./support/StoreConformance.js"
 

@@ -3,8 +3,7 @@
  * and its group commit on one connection. Everything every store must do is the conformance suite
  * (support/StoreConformance.ts), run on SQLite by SqliteStoreConformance.test.ts.
  */
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as FileSystem from "@effect/platform/FileSystem"
+import { tempDir } from "@conclave/testkit"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
@@ -15,11 +14,6 @@ import { migrations } from "../src/internal/migrations.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { type NewMessage, Store, StoreConflict, StoreError, type StoreShape } from "../src/Store.js"
 import { allSuspended, channel, failure, msg, NOW, plain, texts } from "./support/StoreConformance.js"
-
-const tempDir = Effect.gen(function*() {
-  const fs = yield* FileSystem.FileSystem
-  return yield* fs.makeTempDirectoryScoped({ prefix: "conclave-store-" })
-}).pipe(Effect.provide(NodeFileSystem.layer))
 
 const openStore = (filename: string) =>
   Layer.build(SqliteStore.layer({ filename })).pipe(Effect.map((ctx) => Context.get(ctx, Store)))
@@ -39,7 +33,7 @@ const openWithoutSyncReads = (filename: string) =>
     Effect.map((ctx) => ({ store: Context.get(ctx, Store), sql: Context.get(ctx, SqlClient.SqlClient) }))
   )
 
-const dbFile = Effect.map(tempDir, (dir) => path.join(dir, "conclave.db"))
+const dbFile = Effect.map(tempDir("conclave-store-"), (dir) => path.join(dir, "conclave.db"))
 
 /** A store in a fresh file plus raw SQL access to the same connection. */
 const fresh = Effect.flatMap(dbFile, openWithSql)
@@ -135,7 +129,7 @@ describe("SqliteStore", () => {
 
     it.scoped("fails with StoreError when the file cannot be opened", () =>
       Effect.gen(function*() {
-        const dir = yield* tempDir
+        const dir = yield* tempDir()
         const error = yield* failure(Effect.scoped(openStore(path.join(dir, "missing", "conclave.db"))))
         assert.instanceOf(error, StoreError)
         assert.strictEqual(error.operation, "open")

@@ -1,5 +1,4 @@
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as FileSystem from "@effect/platform/FileSystem"
+import { tempDir } from "@conclave/testkit"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Context, Effect, Layer } from "effect"
 import * as path from "node:path"
@@ -7,11 +6,7 @@ import * as SqliteStore from "../src/SqliteStore.js"
 import { Store } from "../src/Store.js"
 import { describeStore, type Subject } from "./support/StoreConformance.js"
 
-const dbFile = Effect.gen(function*() {
-  const fs = yield* FileSystem.FileSystem
-  const dir = yield* fs.makeTempDirectoryScoped({ prefix: "conclave-store-" })
-  return path.join(dir, "conclave.db")
-}).pipe(Effect.provide(NodeFileSystem.layer))
+const dbFile = Effect.map(tempDir("conclave-store-"), (dir) => path.join(dir, "conclave.db"))
 
 const subject = (filename: string) =>
   Layer.build(SqliteStore.layerClient.pipe(Layer.provideMerge(SqliteStore.layerSqlite({ filename })))).pipe(

@@ -1,4 +1,5 @@
 import { Limits } from "@conclave/protocol"
+import { connect, dial, errorOf, expectType, register, startServer, tempDir } from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Layer, Logger, LogLevel, Scope } from "effect"
 import * as Http from "node:http"
@@ -7,9 +8,6 @@ import * as Broker from "../src/Broker.js"
 import * as ServerConfig from "../src/ServerConfig.js"
 import * as ServerLive from "../src/ServerLive.js"
 import * as SqliteStore from "../src/SqliteStore.js"
-import { errorOf, expectType } from "./support/Assert.js"
-import { connect, dial, register } from "./support/TestClient.js"
-import { startServer, tempDir } from "./support/TestServer.js"
 
 const get = (url: string, path: string) =>
   Effect.async<{ status: number; body: string }, Error>((resume) => {
@@ -82,7 +80,7 @@ describe("Transport", () => {
 
   it.scopedLive("the instance id is stable across connections and restarts (S-111)", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const first = yield* Effect.scoped(
         Effect.gen(function*() {
           const { url } = yield* startServer({ store: "file" }, dir)
@@ -216,7 +214,7 @@ describe("Transport", () => {
       const [took] = yield* Effect.timed(Scope.close(scope, Exit.void))
       assert.isBelow(Duration.toMillis(took), 5_000)
       for (const s of [a, b]) {
-        assert.deepStrictEqual(yield* s.nextOther(), { type: "shutdown", reason: "server shutting down" })
+        assert.deepStrictEqual(yield* s.next(), { type: "shutdown", reason: "server shutting down" })
         assert.strictEqual((yield* s.closed).code, 1001)
       }
       assert.strictEqual((yield* pending.closed).code, 1001)

@@ -1,26 +1,12 @@
 // Test support: a real server in this process (port 0, loopback), the real `conclave` binary as a
 // child process, temp dirs. Requires `npx tsc -b packages/cli` first (the binary runs from dist/).
 import * as Admins from "@conclave/server/Admins"
-import * as ServerConfig from "@conclave/server/ServerConfig"
-import * as ServerLive from "@conclave/server/ServerLive"
+import type * as ServerConfig from "@conclave/server/ServerConfig"
 import * as SqliteStore from "@conclave/server/SqliteStore"
-import {
-  Context,
-  Duration,
-  Effect,
-  Either,
-  Exit,
-  Layer,
-  Logger,
-  LogLevel,
-  Option,
-  Queue,
-  Schedule,
-  Scope
-} from "effect"
+import * as Kit from "@conclave/testkit"
+import { Context, Duration, Effect, Either, Exit, Layer, Option, Queue, Schedule, Scope } from "effect"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -32,20 +18,6 @@ export const assertBuilt = () => {
   if (!Fs.existsSync(DIST_BIN)) {
     throw new Error(`${DIST_BIN} is missing: run \`npx tsc -b packages/cli\` before the CLI tests`)
   }
-}
-
-/** A temp dir removed with the scope. */
-export const tempDir = (prefix = "conclave-cli-test-") =>
-  Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-
-/** A temp dir for the lifetime of a test file (removed at process exit). */
-export const fileTempDir = (prefix = "conclave-cli-test-"): string => {
-  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))
-  process.on("exit", () => Fs.rmSync(dir, { recursive: true, force: true }))
-  return dir
 }
 
 export interface Result {
@@ -227,33 +199,18 @@ export interface ServerOptions {
   readonly config?: Partial<ServerConfig.ServerConfigShape>
 }
 
-export const serverLayer = (options: ServerOptions = {}) => {
-  const admins = Either.getOrThrow(Admins.parse(options.admins ?? []))
-  return ServerLive.ServerLive.pipe(
-    Layer.provide(
-      ServerConfig.layer({
-        host: "127.0.0.1",
-        port: options.port ?? 0,
-        admins,
-        ratePerSecond: 0,
-        registerLimitPerMinute: 0,
-        ...options.config
-      })
-    ),
-    Layer.provide(
-      options.filename === undefined ? SqliteStore.layerMemory : SqliteStore.layer({ filename: options.filename })
-    ),
-    Layer.provide(Logger.minimumLogLevel(LogLevel.Warning))
-  )
-}
-
-/** Start a server in its own scope; `stop` drains it. */
+/** Start a server (the kit's recipe, rate limits off) in its own scope; `stop` drains it. */
 export const startServer = (options: ServerOptions = {}) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
-    const ctx = yield* Layer.buildWithScope(serverLayer(options), scope).pipe(Effect.orDie)
-    const address = Context.get(ctx, ServerLive.ServerAddress)
-    return { url: address.url, port: address.port, stop: Scope.close(scope, Exit.void) } as const
+    const running = yield* Kit.startServer({
+      ...Kit.noLimits,
+      admins: Either.getOrThrow(Admins.parse(options.admins ?? [])),
+      port: options.port ?? 0,
+      store: options.filename === undefined ? "memory" : SqliteStore.layer({ filename: options.filename }),
+      ...options.config
+    }).pipe(Scope.extend(scope), Effect.orDie)
+    return { url: running.url, port: running.port, stop: Scope.close(scope, Exit.void) } as const
   })
 
 export class TestServer extends Context.Tag("cli-test/TestServer")<TestServer, { readonly url: string }>() {

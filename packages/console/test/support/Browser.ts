@@ -1,9 +1,8 @@
 // Debian's Chromium driven by playwright-core (never a downloaded browser): headless, with the flags
 // the issue names and a fresh profile directory per context.
+import { tempDir } from "@conclave/testkit/TempDir"
 import { Effect, type Scope } from "effect"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import { type BrowserContext, chromium, type Page } from "playwright-core"
 
 export const CHROMIUM = "/usr/bin/chromium"
@@ -30,10 +29,7 @@ export const launch = (
   options: { readonly width?: number; readonly height?: number; readonly dark?: boolean } = {}
 ): Effect.Effect<Browser, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const profile = yield* Effect.acquireRelease(
-      Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "conclave-chromium-"))),
-      (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-    )
+    const profile = yield* tempDir("conclave-chromium-")
     const context = yield* Effect.acquireRelease(
       Effect.promise(() =>
         chromium.launchPersistentContext(profile, {
