@@ -1,6 +1,6 @@
 // Issue 23, item 6: what a parse error says (missing arguments and flag values with the values they
 // take, no `--wizard`), trimmed help, and completion scripts that complete values — the last run in
-// a real bash against the real binary.
+// a real bash against the real binary (Shells.e2e.test.ts runs all three shells).
 import { LocalConfig } from "@conclave/client"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -144,9 +144,10 @@ describe("completions complete values (issue 23, item 6)", () => {
       assert.include(zsh, ":SERVER:{compadd -- ${(f)\"$(conclave server list")
       assert.notInclude(zsh, "--wizard")
       const fish = (yield* ok(["completions", "fish"])).stdout
-      assert.include(fish, "complete -c conclave -l perm -x -a \"mute notify converse act\"")
+      assert.include(fish, "-l perm -r -f -a \"mute notify converse act\"")
+      assert.notMatch(fish, /^complete -c conclave -l /m, "a flag's values only where the verb has it")
       assert.include(fish, "__fish_seen_subcommand_from completions\" -f -a \"bash zsh fish\"")
-      assert.include(fish, "complete -c conclave -l channel -x -a \"(conclave perm show")
+      assert.include(fish, "-l channel -r -f -a \"(conclave perm show")
       assert.notInclude(fish, "-l wizard")
       assert.strictEqual((yield* ok(["key", "--completions", "fish"])).stdout, fish, "the built-in flag gives the same")
     }))
