@@ -18,6 +18,8 @@ const here = Path.dirname(fileURLToPath(import.meta.url))
  * built checkout, e.g. an old commit, to show that a test fails without its fix).
  */
 export const BIN = process.env["CONCLAVE_TEST_BIN"] ?? Path.resolve(here, "../../cli/bin/conclave.js")
+/** The server is always this checkout's (as the CLI tests' in-process one): only the bridge is swapped. */
+const SERVER_BIN = Path.resolve(here, "../../cli/bin/conclave.js")
 const DIST_BIN = Path.resolve(Path.dirname(BIN), "../dist/bin.js")
 
 export const assertBuilt = () => {
@@ -78,7 +80,7 @@ export const startServer = (options: {
   readonly args?: ReadonlyArray<string>
 } = {}): Effect.Effect<ServerProcess, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const args = [BIN, "serve", "--bind", options.bind ?? "127.0.0.1:0"]
+    const args = [SERVER_BIN, "serve", "--bind", options.bind ?? "127.0.0.1:0"]
     if (options.dataDir === undefined) args.push("--ephemeral")
     else args.push("--data-dir", options.dataDir)
     for (const a of options.admins ?? []) args.push("--admin", a)

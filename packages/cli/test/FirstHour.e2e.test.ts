@@ -47,6 +47,23 @@ describe("issue 23, item 1: start-up failures end at once with a message", { tim
       yield* busy.stop
     }))
 
+  it.scopedLive("--store sqlite:/proc/… and a config dir under /proc end at once too (not only --data-dir)", () =>
+    Effect.gen(function*() {
+      // Both used Node's recursive mkdir, which spins forever under /proc and ignores SIGTERM.
+      const store = yield* cli(["serve", "--store", "sqlite:/proc/nope/conclave.db", "--bind", "127.0.0.1:0"], {
+        timeoutMs: 10_000
+      })
+      assert.notStrictEqual(store.code, -1, "killed by the test timeout")
+      assert.notStrictEqual(store.code, 0, store.stderr)
+      assert.include(store.stderr, "cannot create the directory of `/proc/nope/conclave.db`")
+      assert.include(store.stderr, "--ephemeral")
+      const key = yield* cli(["key"], { configDir: "/proc/nope", timeoutMs: 10_000 })
+      assert.notStrictEqual(key.code, -1, "killed by the test timeout")
+      assert.notStrictEqual(key.code, 0, key.stderr)
+      assert.include(key.stderr, "cannot access key file `/proc/nope/key`")
+      assert.include(key.stderr, "--config-dir")
+    }))
+
   it.scopedLive("SIGTERM stops a running server with exit 0", () =>
     Effect.gen(function*() {
       const serve = yield* spawnCli(["serve", "--ephemeral", "--bind", "127.0.0.1:0"], {
