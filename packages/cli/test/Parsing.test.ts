@@ -55,6 +55,22 @@ describe("parse errors say what a value can be (issue 23, item 6)", () => {
     assert.include(Cli.suggest(["tail", "--server"]), "flag `--server` of `conclave tail` needs a value: URL (usage:")
   })
 
+  it("a flag given twice says so, unless it is repeatable (the library said `Received unknown argument`)", () => {
+    assert.include(
+      Cli.suggest(["perm", "show", "--json", "--json"]),
+      "flag `--json` of `conclave perm show` is given more than once: give it once (usage: conclave perm show"
+    )
+    assert.include(
+      Cli.suggest(["serve", "--bind", "127.0.0.1:1", "--bind=127.0.0.1:2"]),
+      "flag `--bind` of `conclave serve` is given more than once"
+    )
+    assert.isUndefined(
+      Cli.suggest(["serve", "--admin", "a", "--admin", "b", "--public-url", "ws://a", "--public-url", "ws://b"])
+    )
+    assert.isUndefined(Cli.suggest(["bridge", "--server", "ws://a", "--server", "ws://b"]))
+    assert.isUndefined(Cli.suggest(["send", "--server", "ws://h", "--channel", "c", "--", "--json", "--json"]))
+  })
+
   it("there is no --wizard, at any depth", () => {
     assert.strictEqual(
       Cli.suggest(["--wizard"]),
@@ -75,6 +91,9 @@ describe("parse errors say what a value can be (issue 23, item 6)", () => {
       assert.strictEqual(wizard.code, 1)
       assert.include(wizard.stderr, "there is no `--wizard`")
       assert.notInclude(wizard.stdout, "Wizard Mode")
+      const twice = yield* cli(["perm", "show", "--json", "--json"], { configDir: dir })
+      assert.strictEqual(twice.code, 1)
+      assert.include(twice.stderr, "error: flag `--json` of `conclave perm show` is given more than once")
     }), 60_000)
 })
 
