@@ -92,10 +92,14 @@ export const startServer = (options: {
     let err = ""
     proc.stderr!.on("data", (b: Buffer) => void (err += b.toString("utf8")))
     let port: number | undefined
-    yield* waitFor(() => {
-      port ??= listeningPort(err)
-      return port !== undefined || proc.exitCode !== null
-    }, "the server's listening log line")
+    yield* waitFor(
+      () => {
+        port ??= listeningPort(err)
+        return port !== undefined || proc.exitCode !== null
+      },
+      "the server's listening log line",
+      30_000
+    ) // a cold start on a loaded host can take >10 s
     if (port === undefined) return yield* Effect.dieMessage(`serve exited early:\n${err}`)
     return {
       url: `ws://127.0.0.1:${port}`,
