@@ -148,6 +148,7 @@ for line in $argv
   echo "${MARK}$line"
   complete -C "$line" | string split -f1 \\t
 end
+true # (\`string split\` with nothing to split says 1)
 `
 
 const parse = (out: string): ReadonlyMap<string, ReadonlyArray<string>> => {
