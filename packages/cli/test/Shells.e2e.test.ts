@@ -258,3 +258,41 @@ describe("completion scripts in the real shells (issue 23, item 6)", { timeout: 
       }))
   }
 })
+
+/** `conclave perm set act` on a terminal (zsh's zpty), answering `answer` to the question. */
+const ASK = `
+zmodload zsh/zpty
+zpty p "$CONCLAVE perm set act; print EXIT=\\$?"
+zpty -r p out '*\\[y/N\\] *' || { print -r -- "no question"; exit 1 }
+print -r -- "$out"
+zpty -w p "$ANSWER"
+while zpty -r p line; do print -rn -- "$line"; done
+true
+`
+
+describe("perm set act asks on a terminal (issue 23, item 7)", { timeout: 120_000 }, () => {
+  const zsh = pathOf("zsh")
+  if (zsh === undefined && !ci) return
+  it.live("`n` cancels and changes nothing; `y` sets the level; without a terminal it goes ahead", () =>
+    Effect.gen(function*() {
+      if (zsh === undefined) return assert.fail("no zsh (CI=true: .ci/run installs it)")
+      const dir = fileTempDir("conclave-ask-")
+      const conclave = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} --config-dir ${JSON.stringify(dir)}`
+      const ask = (answer: string) =>
+        run(zsh, ["-f", "-c", ASK], { PATH: process.env["PATH"] ?? "", CONCLAVE: conclave, ANSWER: answer })
+      const no = yield* ask("n")
+      assert.include(no, "`act` lets the agent answer and act")
+      assert.include(no, "Continue? [y/N]")
+      assert.include(no, "cancelled: nothing changed")
+      assert.include(no, "EXIT=1")
+      assert.isFalse(Fs.existsSync(Path.join(dir, "config.toml")), "nothing written")
+      const yes = yield* ask("y")
+      assert.include(yes, "default permission set to act")
+      assert.include(yes, "EXIT=0")
+      assert.include(Fs.readFileSync(Path.join(dir, "config.toml"), "utf8"), "act")
+      // No terminal (scripts, agents): nobody to ask.
+      const piped = yield* ok(["perm", "set", "act"], { configDir: fileTempDir("conclave-ask-") })
+      assert.include(piped.stdout, "default permission set to act")
+      assert.notInclude(piped.stderr, "[y/N]")
+    }))
+})
