@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as Directory from "@conclave/client/Directory"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
@@ -90,7 +91,7 @@ export const serve = (options: {
     const fail = (cause: unknown) => new HookSocketError({ path, cause })
     yield* Effect.try({
       try: () => {
-        Fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+        Directory.makeSync(dir)
         Fs.chmodSync(dir, 0o700)
         Fs.rmSync(path, { force: true })
       },

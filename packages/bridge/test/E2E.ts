@@ -12,8 +12,14 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
-export const BIN = Path.resolve(here, "../../cli/bin/conclave.js")
-const DIST_BIN = Path.resolve(here, "../../cli/dist/bin.js")
+/**
+ * The binary under test: this checkout's, or `CONCLAVE_TEST_BIN` (the `bin/conclave.js` of another
+ * built checkout, e.g. an old commit, to show that a test fails without its fix).
+ */
+export const BIN = process.env["CONCLAVE_TEST_BIN"] ?? Path.resolve(here, "../../cli/bin/conclave.js")
+/** The server is always this checkout's (as the CLI tests' in-process one): only the bridge is swapped. */
+const SERVER_BIN = Path.resolve(here, "../../cli/bin/conclave.js")
+const DIST_BIN = Path.resolve(Path.dirname(BIN), "../dist/bin.js")
 
 export const assertBuilt = () => {
   if (!Fs.existsSync(DIST_BIN)) throw new Error(`${DIST_BIN} is missing: run \`npx tsc -b packages/cli\` first`)
@@ -67,7 +73,7 @@ export const startServer = (options: {
   readonly args?: ReadonlyArray<string>
 } = {}): Effect.Effect<ServerProcess, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const args = [BIN, "serve", "--bind", options.bind ?? "127.0.0.1:0"]
+    const args = [SERVER_BIN, "serve", "--bind", options.bind ?? "127.0.0.1:0"]
     if (options.dataDir === undefined) args.push("--ephemeral")
     else args.push("--data-dir", options.dataDir)
     for (const a of options.admins ?? []) args.push("--admin", a)
@@ -79,10 +85,14 @@ export const startServer = (options: {
     let err = ""
     proc.stderr!.on("data", (b: Buffer) => void (err += b.toString("utf8")))
     let port: number | undefined
-    yield* waitFor(() => {
-      port ??= listeningPort(err)
-      return port !== undefined || proc.exitCode !== null
-    }, "the server's listening log line")
+    yield* waitFor(
+      () => {
+        port ??= listeningPort(err)
+        return port !== undefined || proc.exitCode !== null
+      },
+      "the server's listening log line",
+      30_000
+    ) // a cold start on a loaded host can take >10 s
     if (port === undefined) return yield* Effect.dieMessage(`serve exited early:\n${err}`)
     return {
       url: `ws://127.0.0.1:${port}`,

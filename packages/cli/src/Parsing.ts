@@ -157,6 +157,11 @@ const missing = (spec: Spec, node: CommandNode, words: ReadonlyArray<string>): s
   for (const flag of BUILT_IN_VALUE_FLAGS) valueFlags.set(flag, "VALUE")
   // Required positionals: `<NAME>` (or `<NAME>...`, one or more) outside brackets.
   const required = [...usage.replace(/\[[^\]]*\]/g, "").matchAll(/<([A-Z][A-Z0-9_]*)>/g)].map((m) => m[1]!)
+  // Repeatable flags: `[--admin USER[=PUBKEY]]...`, `[--server URL]...`.
+  const repeatable = new Set(
+    [...usage.matchAll(/\[(--[a-z][a-z0-9-]*)(?:[^[\]]|\[[^\]]*\])*\]\.\.\./g)].map((m) => m[1]!)
+  )
+  const seen = new Set<string>()
   let positionals = 0
   for (let i = 0; i < words.length; i++) {
     const word = words[i]!
@@ -165,6 +170,12 @@ const missing = (spec: Spec, node: CommandNode, words: ReadonlyArray<string>): s
       break
     }
     if (word.startsWith("--")) {
+      const name = word.split("=")[0]!
+      // The library says only "Received unknown argument: '--json'" for a flag given twice.
+      if (seen.has(name) && !repeatable.has(name) && usage.includes(name)) {
+        return `flag \`${name}\` of \`${verb}\` is given more than once: give it once (usage: ${usage})`
+      }
+      seen.add(name)
       const placeholder = valueFlags.get(word)
       if (placeholder === undefined) continue
       const next = words[i + 1]

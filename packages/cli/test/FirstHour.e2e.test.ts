@@ -1,5 +1,26 @@
 // Issue 23: what a new user meets when something is off, on the real binary. Every failure ends
 // with a message that names the fix, in bounded time.
+//
+// Each item's tests, run against 626ea68 (before the fixes) by pointing the harness at its built
+// binary: `CONCLAVE_TEST_BIN=<old checkout>/packages/cli/bin/conclave.js npx vitest run …` (the
+// server stays this checkout's: in-process here, SERVER_BIN in bridge/test/E2E.ts). Run 2026-12-07.
+//
+// | item | test | 626ea68 | now |
+// |---|---|---|---|
+// | 1 | here: `--data-dir under /proc` | fails: killed by the 10 s test timeout, no message | passes |
+// | 1 | here: `a data dir that is a file` | fails: no "not a directory" | passes |
+// | 1 | here: `--store sqlite:/proc/… and a config dir under /proc` | fails (no --store; on c4c5221 it spun, ignoring SIGTERM) | passes |
+// | 2 | bridge/test/firsthour.e2e: `item 2: a second bridge …` | fails: never online as api-2 | passes |
+// | 3 | here: `a shutdown during the handshake is retried` | fails: no ready line after the restart (tail exited) | passes |
+// | 4 | bridge/test/firsthour.e2e: three `item 4` tests (MCP SDK client; `claude mcp get`) | fail: bridge did not start; no "not registered on"; `✘ Failed to connect` | pass |
+// | 4 | here: `conclave status shows each link's state` | fails: "unreachable", not "not registered" | passes |
+// | 5 | here: `re-registering is idempotent …`, `a missing key points at register` | fail: "✓ registered alice/box/cli-…"; no `conclave register` | pass |
+// | 5 | here: `the server: a second register …` (old server: the test run in a 626ea68 checkout) | fails: "username `carol` is already taken" | passes |
+// | 6 | here: the two `item 6 (part)` tests; Parsing.test `on the real binary` | fail: no ws:// hint; "Invalid subcommand for conclave"; "Missing argument <LEVEL>" | pass |
+// | 6 | Shells.e2e: bash, zsh, fish in the real shells | fail: bash 18, zsh 17, fish 15 of 23 lines wrong | pass (main at 1086703: bash 4, zsh 7, fish 2 wrong) |
+// | 7 | here: both `item 7` tests; bridge/test/firsthour.e2e `item 7` | fail: a channel named "#ops"; no warning; "permission denied" | pass |
+// | 8 | Tail.e2e: `issue 23, item 8: --details …`; here: `conclave doctor` | fail: no ready line with --details; no doctor | pass |
+// | walk | Walk.e2e: the README quick start, one mistake per step | fails: timed out (120 s) | passes |
 import { Connection, Identity } from "@conclave/client"
 import { fileTempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
@@ -46,6 +67,23 @@ describe("issue 23, item 1: start-up failures end at once with a message", { tim
       assert.notStrictEqual(taken.code, -1, "killed by the test timeout")
       assert.match(taken.stderr, /address already in use|EADDRINUSE/i)
       yield* busy.stop
+    }))
+
+  it.scopedLive("--store sqlite:/proc/… and a config dir under /proc end at once too (not only --data-dir)", () =>
+    Effect.gen(function*() {
+      // Both used Node's recursive mkdir, which spins forever under /proc and ignores SIGTERM.
+      const store = yield* cli(["serve", "--store", "sqlite:/proc/nope/conclave.db", "--bind", "127.0.0.1:0"], {
+        timeoutMs: 10_000
+      })
+      assert.notStrictEqual(store.code, -1, "killed by the test timeout")
+      assert.notStrictEqual(store.code, 0, store.stderr)
+      assert.include(store.stderr, "cannot create the directory of `/proc/nope/conclave.db`")
+      assert.include(store.stderr, "--ephemeral")
+      const key = yield* cli(["key"], { configDir: "/proc/nope", timeoutMs: 10_000 })
+      assert.notStrictEqual(key.code, -1, "killed by the test timeout")
+      assert.notStrictEqual(key.code, 0, key.stderr)
+      assert.include(key.stderr, "cannot access key file `/proc/nope/key`")
+      assert.include(key.stderr, "--config-dir")
     }))
 
   it.scopedLive("SIGTERM stops a running server with exit 0", () =>

@@ -1,6 +1,6 @@
 // Issue 23, item 6: what a parse error says (missing arguments and flag values with the values they
 // take, no `--wizard`), trimmed help, and completion scripts that complete values — the last run in
-// a real bash against the real binary.
+// a real bash against the real binary (Shells.e2e.test.ts runs all three shells).
 import { LocalConfig } from "@conclave/client"
 import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
@@ -56,6 +56,22 @@ describe("parse errors say what a value can be (issue 23, item 6)", () => {
     assert.include(Cli.suggest(["tail", "--server"]), "flag `--server` of `conclave tail` needs a value: URL (usage:")
   })
 
+  it("a flag given twice says so, unless it is repeatable (the library said `Received unknown argument`)", () => {
+    assert.include(
+      Cli.suggest(["perm", "show", "--json", "--json"]),
+      "flag `--json` of `conclave perm show` is given more than once: give it once (usage: conclave perm show"
+    )
+    assert.include(
+      Cli.suggest(["serve", "--bind", "127.0.0.1:1", "--bind=127.0.0.1:2"]),
+      "flag `--bind` of `conclave serve` is given more than once"
+    )
+    assert.isUndefined(
+      Cli.suggest(["serve", "--admin", "a", "--admin", "b", "--public-url", "ws://a", "--public-url", "ws://b"])
+    )
+    assert.isUndefined(Cli.suggest(["bridge", "--server", "ws://a", "--server", "ws://b"]))
+    assert.isUndefined(Cli.suggest(["send", "--server", "ws://h", "--channel", "c", "--", "--json", "--json"]))
+  })
+
   it("there is no --wizard, at any depth", () => {
     assert.strictEqual(
       Cli.suggest(["--wizard"]),
@@ -76,6 +92,9 @@ describe("parse errors say what a value can be (issue 23, item 6)", () => {
       assert.strictEqual(wizard.code, 1)
       assert.include(wizard.stderr, "there is no `--wizard`")
       assert.notInclude(wizard.stdout, "Wizard Mode")
+      const twice = yield* cli(["perm", "show", "--json", "--json"], { configDir: dir })
+      assert.strictEqual(twice.code, 1)
+      assert.include(twice.stderr, "error: flag `--json` of `conclave perm show` is given more than once")
     }), 60_000)
 })
 
@@ -145,9 +164,10 @@ describe("completions complete values (issue 23, item 6)", () => {
       assert.include(zsh, ":SERVER:{compadd -- ${(f)\"$(conclave server list")
       assert.notInclude(zsh, "--wizard")
       const fish = (yield* ok(["completions", "fish"])).stdout
-      assert.include(fish, "complete -c conclave -l perm -x -a \"mute notify converse act\"")
+      assert.include(fish, "-l perm -r -f -a \"mute notify converse act\"")
+      assert.notMatch(fish, /^complete -c conclave -l /m, "a flag's values only where the verb has it")
       assert.include(fish, "__fish_seen_subcommand_from completions\" -f -a \"bash zsh fish\"")
-      assert.include(fish, "complete -c conclave -l channel -x -a \"(conclave perm show")
+      assert.include(fish, "-l channel -r -f -a \"(conclave perm show")
       assert.notInclude(fish, "-l wizard")
       assert.strictEqual((yield* ok(["key", "--completions", "fish"])).stdout, fish, "the built-in flag gives the same")
     }))

@@ -11,6 +11,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Crypto from "node:crypto"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
+import * as Directory from "./Directory.js"
 
 /**
  * A loaded identity. The seed never leaves it: `sign` is the only use of the private key, and
@@ -45,7 +46,9 @@ export class KeyCorrupt extends Data.TaggedError("KeyCorrupt")<{ readonly path: 
 /** Reading or writing the key file failed. @since 0.1.0 @category errors */
 export class KeyIoError extends Data.TaggedError("KeyIoError")<{ readonly path: string; readonly cause: unknown }> {
   override get message() {
-    return `cannot access key file \`${this.path}\`: ${describe(this.cause)}`
+    return `cannot access key file \`${this.path}\`: ${
+      describe(this.cause)
+    } (pass a writable directory with --config-dir, or fix the permissions of this one)`
   }
 }
 
@@ -144,7 +147,7 @@ export const load = (configDir: string): Effect.Effect<Identity, KeyMissing | Ke
 const writeKeyFile = (path: string, identity: Identity, exclusive: boolean) =>
   Effect.tryPromise({
     try: async () => {
-      await Fs.mkdir(Path.dirname(path), { recursive: true, mode: 0o700 })
+      Directory.makeSync(Path.dirname(path))
       const text = Buffer.from(seedTextOf(identity), "utf8")
       try {
         const handle = await Fs.open(path, exclusive ? "wx" : "w", 0o600)

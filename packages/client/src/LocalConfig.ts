@@ -12,6 +12,7 @@ import * as Schema from "effect/Schema"
 import * as Fs from "node:fs/promises"
 import * as Path from "node:path"
 import * as Toml from "smol-toml"
+import * as Directory from "./Directory.js"
 import * as Permission from "./Permission.js"
 import * as Url from "./Url.js"
 
@@ -249,7 +250,7 @@ export const save = (dir: string, config: LocalConfig): Effect.Effect<void, Conf
   const text = render(config)
   return Effect.tryPromise({
     try: async () => {
-      await Fs.mkdir(dir, { recursive: true, mode: 0o700 })
+      Directory.makeSync(dir)
       try {
         const handle = await Fs.open(tmp, "w", 0o600)
         try {

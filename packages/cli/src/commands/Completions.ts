@@ -17,7 +17,9 @@ export type Shell = "bash" | "zsh" | "fish"
 export const VALUES: Readonly<Record<string, ReadonlyArray<string>>> = {
   LEVEL: ["mute", "notify", "converse", "act"],
   VISIBILITY: ["public", "unlisted", "private"],
-  SHELL: ["bash", "zsh", "fish"]
+  SHELL: ["bash", "zsh", "fish"],
+  HARNESS: ["claude", "codex", "gemini"],
+  LOG_LEVEL: ["all", "trace", "debug", "info", "warning", "error", "fatal", "none"]
 }
 
 /** Registered servers, from `conclave server list` (`<url>\t<user>/<machine>` lines). */
@@ -30,7 +32,8 @@ const POSITIONAL: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
   [["perm", "set"], "LEVEL"],
   [["completions"], "SHELL"],
   [["join"], "CHANNEL"],
-  [["who"], "CHANNEL"]
+  [["who"], "CHANNEL"],
+  [["setup"], "HARNESS"]
 ]
 
 const shellWords = (placeholder: string) => {
@@ -53,9 +56,21 @@ export const withValues = (shell: Shell, script: string, valueFlags: ReadonlyMap
   // `--server` completes the registered servers and `--channel` the channels with levels; other
   // flags by their placeholder (LEVEL, VISIBILITY).
   const flagPlaceholder = (flag: string) =>
-    flag === "--channel" ? "CHANNEL" : flag === "--server" ? "SERVER" : valueFlags.get(flag)
+    flag === "--channel"
+      ? "CHANNEL"
+      : flag === "--server"
+      ? "SERVER"
+      : flag === "--completions"
+      ? "SHELL"
+      : flag === "--log-level"
+      ? "LOG_LEVEL"
+      : valueFlags.get(flag)
   if (shell === "bash") {
     const withoutWizard = script.replace(/ --wizard\b/g, "").replace(
+      // A choice flag's values come joined with commas (`compgen -W "local,user"`: one word).
+      /compgen -W "([a-z0-9-]+(?:,[a-z0-9-]+)+)"/g,
+      (_, words: string) => `compgen -W "${words.replace(/,/g, " ")}"`
+    ).replace(
       // The generated loop matches `${cmd},${word}` against `conclave,perm,set`, which never equals
       // `conclave__perm,set` (and `set__visibility` is typed `set-visibility`): subcommands of
       // subcommands were never found. Match what the loop builds.
@@ -65,10 +80,14 @@ export const withValues = (shell: Shell, script: string, valueFlags: ReadonlyMap
         return `${indent}${parts.slice(0, -1).join("__")},${parts[parts.length - 1]!.replace(/__/g, "-")})`
       }
     )
-    const flagCases = [...valueFlags.keys()].flatMap((flag) => {
+    const flagCases = [...valueFlags.keys(), "--completions", "--log-level"].flatMap((flag) => {
       const words = shellWords(flagPlaceholder(flag)!)
       return words === undefined ? [] : [`        ${flag}) _cv="${words}" ;;`]
     })
+    // Flags whose values the generated script completes itself (`--scope`, `--log-level`): their
+    // value is no positional either.
+    const choiceFlags = [...withoutWizard.matchAll(/^ +(--[a-z][a-z0-9-]*)\)\n +COMPREPLY=\( \$\(compgen -W /gm)]
+      .map((m) => m[1]!)
     const positionalCases = POSITIONAL.map(([path, placeholder]) =>
       `            conclave__${path.map((w) => w.replace(/-/g, "__")).join("__")}) _cv="${shellWords(placeholder)}" ;;`
     )
@@ -77,7 +96,7 @@ export const withValues = (shell: Shell, script: string, valueFlags: ReadonlyMap
       "    local _cv=\"\"",
       "    case \"${prev}\" in",
       ...flagCases,
-      `        ${[...valueFlags.keys()].join("|")}) ;;`,
+      `        ${[...new Set([...valueFlags.keys(), ...choiceFlags])].join("|")}) ;;`,
       "        *)",
       "        if [[ ${cur} != -* ]]; then",
       "        case \"${cmd}\" in",
@@ -96,7 +115,6 @@ export const withValues = (shell: Shell, script: string, valueFlags: ReadonlyMap
     return at < 0 ? withoutWizard : withoutWizard.slice(0, at) + preamble + withoutWizard.slice(at)
   }
   if (shell === "fish") {
-    const lines = script.split("\n").filter((l) => !/ -l wizard\b/.test(l))
     const fishWords = (placeholder: string) => {
       const fixed = VALUES[placeholder]
       if (fixed !== undefined) return fixed.join(" ")
@@ -108,32 +126,84 @@ export const withValues = (shell: Shell, script: string, valueFlags: ReadonlyMap
       }
       return undefined
     }
-    for (const flag of valueFlags.keys()) {
-      const words = fishWords(flagPlaceholder(flag)!)
-      if (words !== undefined) lines.push(`complete -c conclave -l ${flag.slice(2)} -x -a "${words}"`)
-    }
+    // Values go on each verb's own line for the flag (a line without `-n` would offer the flag to
+    // every verb); a flag naming a directory completes files again (`-F`).
+    const lines = script.split("\n").filter((l) => !/ -l wizard\b/.test(l)).map((l) =>
+      l.replace(/ -l completions -r -f -a "[^"]*"/, ` -l completions -r -f -a "${VALUES["SHELL"]!.join(" ")}"`)
+        .replace(/ -l ([a-z][a-z0-9-]*) -r -f (?!-a )/, (whole, name: string) => {
+          const placeholder = flagPlaceholder(`--${name}`)
+          if (placeholder === "DIR" || placeholder === "PATH") return ` -l ${name} -r -F `
+          const words = placeholder === undefined ? undefined : fishWords(placeholder)
+          return words === undefined ? whole : ` -l ${name} -r -f -a "${words}" `
+        })
+    )
     for (const [path, placeholder] of POSITIONAL) {
       const seen = path.map((w) => `__fish_seen_subcommand_from ${w}`).join("; and ")
       lines.push(`complete -c conclave -n "${seen}" -f -a "${fishWords(placeholder)}"`)
     }
     return lines.join("\n")
   }
-  // zsh: a flag that takes a value gets its value spec (`:LEVEL:(mute notify …)`), else it takes none.
-  return script.split("\n").filter((l) => !l.includes("'--wizard[")).map((l) =>
-    l.replace(/'(--[a-z][a-z0-9-]*)(\[(?:[^'\\]|\\.)*\])'/g, (whole, flag: string, desc: string) => {
-      const placeholder = flagPlaceholder(flag)
-      if (placeholder === undefined || flag === "--completions" || flag === "--log-level") return whole
-      const fixed = VALUES[placeholder]
-      const action = fixed !== undefined
-        ? `(${fixed.join(" ")})`
-        : placeholder === "SERVER"
-        ? `{compadd -- \${(f)"$(${SERVERS_SH})"}}`
-        : placeholder === "CHANNEL"
-        ? `{compadd -- \${(f)"$(${CHANNELS_SH})"}}`
-        : " "
-      return `'${flag}${desc}:${placeholder}:${action.replace(/'/g, "'\\''")}'`
-    })
-  ).join("\n")
+  // zsh: a flag that takes a value gets its value spec (`:LEVEL:(mute notify …)`), else it takes none;
+  // a positional argument that has values gets one too, in its command's `_arguments`.
+  // A colon in an action ends it (`:message:action` pairs may follow): quote it.
+  const zshAction = (placeholder: string) => {
+    const fixed = VALUES[placeholder]
+    return (fixed !== undefined
+      ? `(${fixed.join(" ")})`
+      : placeholder === "SERVER"
+      ? `{compadd -- \${(f)"$(${SERVERS_SH})"}}`
+      : placeholder === "CHANNEL"
+      ? `{compadd -- \${(f)"$(${CHANNELS_SH})"}}`
+      : placeholder === "DIR" || placeholder === "PATH"
+      ? "_files -/"
+      : " ").replace(/:/g, "\\:")
+  }
+  const quoted = (text: string) => `'${text.replace(/'/g, "'\\''")}'`
+  const path: Array<string> = []
+  const out: Array<string> = []
+  for (const line of script.split("\n")) {
+    if (line.includes("'--wizard[")) continue
+    // A command's branch: `(perm)` at 12 spaces, `(set)` inside it at 20, and so on.
+    const branch = /^( +)\(([a-z][a-z0-9-]*)\)$/.exec(line)
+    if (branch !== undefined && branch !== null && (branch[1]!.length - 12) % 8 === 0 && branch[1]!.length >= 12) {
+      path.length = (branch[1]!.length - 12) / 8
+      path.push(branch[2]!)
+    }
+    if (/^ +&& ret=0$/.test(line)) {
+      const last = out[out.length - 1]!
+      const indent = /^( *)/.exec(last)![1]!
+      // A leaf's `_arguments` that lists only options (the library writes no spec for a text
+      // argument): its positional values, or any words; without one, zsh completes nothing after
+      // a positional word (`channel create NAME --vi`).
+      if (/^ +'-/.test(last)) {
+        const positional = POSITIONAL.find(([p]) => p.join(" ") === path.join(" "))
+        out.push(
+          positional === undefined
+            ? `${indent}'*: : ' \\`
+            : `${indent}${
+              quoted(`${positional[0].join(" ") === "who" ? "::" : ":"}${positional[1]}:${zshAction(positional[1])}`)
+            } \\`
+        )
+      }
+    }
+    out.push(
+      line.replace(":CHOICE:(sh bash fish zsh)", `:SHELL:(${VALUES["SHELL"]!.join(" ")})`).replace(
+        // A positional choice comes as `':<HARNESS> -- claude | codex | gemini:CHOICE:(…)'`, which
+        // zsh completes to nothing: name it plainly.
+        /^( +)':<([A-Z][A-Z0-9_]*)> -- [^:']*:CHOICE:/,
+        "$1':$2:"
+      ).replace(
+        // A description may hold `'\''` (an apostrophe closing and reopening the quotes).
+        /'(--[a-z][a-z0-9-]*)(\[(?:[^'\\]|\\.|'\\'')*\])'/g,
+        (whole, flag: string, desc: string) => {
+          const placeholder = flagPlaceholder(flag)
+          if (placeholder === undefined || flag === "--completions" || flag === "--log-level") return whole
+          return `'${flag}${desc}:${placeholder}:${zshAction(placeholder).replace(/'/g, "'\\''")}'`
+        }
+      )
+    )
+  }
+  return out.join("\n")
 }
 
 /** @since 0.1.0 @category commands */

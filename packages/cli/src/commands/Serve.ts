@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as Directory from "@conclave/client/Directory"
 import { consoleDir } from "@conclave/console/assets"
 import { Auth, Limits } from "@conclave/protocol"
 import * as Admins from "@conclave/server/Admins"
@@ -177,46 +178,24 @@ const errnoText = (cause: unknown): string => {
 }
 
 /**
- * Create `dir` and its missing parents, one component at a time (at most one `mkdir` per path
- * component). Node's `mkdirSync(…, { recursive: true })` loops forever on paths such as
- * `/proc/nope`, where `mkdir` says ENOENT under a parent that exists (issue 23, item 1).
+ * Create `dir` and its missing parents (`Directory.makeSync`: never Node's recursive `mkdir`, which
+ * spins forever under `/proc`, issue 23 item 1) and check that it is writable; `failure` words the
+ * error for the flag that named it.
  *
  * @since 0.1.0
  * @category paths
  */
-export const ensureDirectory = (dir: string): Effect.Effect<void, CliError> =>
+export const ensureDirectory = (
+  dir: string,
+  failure: (reason: string) => string = (reason) =>
+    `cannot create data directory \`${dir}\` (${reason}): pass a writable directory with --data-dir (or CONCLAVE_DATA_DIR), or use --ephemeral`
+): Effect.Effect<void, CliError> =>
   Effect.try({
     try: () => {
-      const missing: Array<string> = []
-      let current = Path.resolve(dir)
-      for (;;) {
-        const stat = Fs.statSync(current, { throwIfNoEntry: false })
-        if (stat !== undefined) {
-          if (!stat.isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" })
-          break
-        }
-        missing.push(current)
-        const parent = Path.dirname(current)
-        if (parent === current) break
-        current = parent
-      }
-      for (const path of missing.reverse()) {
-        try {
-          Fs.mkdirSync(path, { mode: 0o700 })
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code
-          if (code !== "EEXIST" || Fs.statSync(path, { throwIfNoEntry: false })?.isDirectory() !== true) throw error
-        }
-      }
+      Directory.makeSync(dir)
       Fs.accessSync(dir, Fs.constants.W_OK | Fs.constants.X_OK)
     },
-    catch: (cause) =>
-      new CliError({
-        message: `cannot create data directory \`${dir}\` (${
-          errnoText(cause)
-        }): pass a writable directory with --data-dir (or CONCLAVE_DATA_DIR), or use --ephemeral`,
-        cause
-      })
+    catch: (cause) => new CliError({ message: failure(errnoText(cause)), cause })
   })
 
 const checkRange = (flag: string, value: number, min: number, max: number) =>
@@ -342,10 +321,12 @@ export const serve = Command.make(
       } else if (url !== undefined) {
         const file = Path.resolve(url.slice("sqlite:".length))
         if (file === Path.resolve("")) return yield* fail(`invalid --store \`${url}\`: sqlite: needs a file path`)
-        yield* Effect.try({
-          try: () => Fs.mkdirSync(Path.dirname(file), { recursive: true, mode: 0o700 }),
-          catch: (cause) => new CliError({ message: `cannot create the directory of \`${file}\``, cause })
-        })
+        // (not `mkdirSync(…, { recursive: true })`: it spins forever under /proc, issue 23 item 1)
+        yield* ensureDirectory(
+          Path.dirname(file),
+          (reason) =>
+            `cannot create the directory of \`${file}\` (${reason}): pass a writable path with --store sqlite:PATH, or use --ephemeral`
+        )
         yield* Effect.logInfo("using the SQLite store").pipe(Effect.annotateLogs({ path: file }))
         store = SqliteStore.layer({ filename: file })
       } else {

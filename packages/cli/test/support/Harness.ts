@@ -11,8 +11,12 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
-export const BIN = Path.resolve(here, "../../bin/conclave.js")
-const DIST_BIN = Path.resolve(here, "../../dist/bin.js")
+/**
+ * The binary under test: this checkout's, or `CONCLAVE_TEST_BIN` (the `bin/conclave.js` of another
+ * built checkout, e.g. an old commit, to show that a test fails without its fix).
+ */
+export const BIN = process.env["CONCLAVE_TEST_BIN"] ?? Path.resolve(here, "../../bin/conclave.js")
+const DIST_BIN = Path.resolve(Path.dirname(BIN), "../dist/bin.js")
 
 export const assertBuilt = () => {
   if (!Fs.existsSync(DIST_BIN)) {
