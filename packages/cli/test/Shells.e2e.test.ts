@@ -4,12 +4,13 @@
 // fish answers `complete -C`. Each checks verbs, flags and values. A shell that is missing prints one
 // `skipped: no zsh` line; under CI=true the test fails instead.
 import { LocalConfig } from "@conclave/client"
+import { fileTempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { assertBuilt, BIN, fileTempDir, ok } from "./support/Harness.js"
+import { assertBuilt, BIN, ok } from "./support/Harness.js"
 
 assertBuilt()
 

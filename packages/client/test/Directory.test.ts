@@ -1,12 +1,12 @@
 // Directory.makeSync (issue 23, item 1): missing parents made one at a time with the mode asked for;
 // under /proc, where Node's recursive mkdir spins forever, it throws at once.
 import * as Directory from "@conclave/client/Directory"
+import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { tempDir } from "./TempDir.js"
 
 const codeOf = (f: () => void): string | undefined => {
   try {
@@ -20,7 +20,7 @@ const codeOf = (f: () => void): string | undefined => {
 describe("Directory.makeSync", () => {
   it.scoped("makes the missing parents with mode 0700; an existing directory is fine", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       const deep = Path.join(dir, "a", "b", "c")
       Directory.makeSync(deep)
       for (const d of [Path.join(dir, "a"), Path.join(dir, "a", "b"), deep]) {
@@ -32,7 +32,7 @@ describe("Directory.makeSync", () => {
 
   it.scoped("a file in the way is ENOTDIR", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir()
       Fs.writeFileSync(Path.join(dir, "file"), "x")
       assert.strictEqual(codeOf(() => Directory.makeSync(Path.join(dir, "file", "sub"))), "ENOTDIR")
       assert.strictEqual(codeOf(() => Directory.makeSync(Path.join(dir, "file"))), "ENOTDIR")
