@@ -7,9 +7,6 @@
  */
 import { Connection, Identity, LocalConfig } from "@conclave/client"
 import { Errors, type Frames, Names } from "@conclave/protocol"
-import * as ServerConfig from "@conclave/server/ServerConfig"
-import * as ServerLive from "@conclave/server/ServerLive"
-import * as SqliteStore from "@conclave/server/SqliteStore"
 import * as Command from "@effect/cli/Command"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -76,6 +73,8 @@ const textOf = (p: Frames.Payload) => (p.kind === "plain" ? p.text : "")
 export const runDemo = (root: string) =>
   Effect.gen(function*() {
     const out = yield* Output.Output
+    // the server is loaded when the demo runs, not when the command tree is (every verb's cold start)
+    const { ServerConfig, ServerLive, SqliteStore } = yield* Effect.promise(() => import("@conclave/server"))
     const serverLayer = ServerLive.ServerLive.pipe(
       Layer.provide(ServerConfig.layer({ host: "127.0.0.1", port: 0 })),
       Layer.provide(SqliteStore.layerMemory)

@@ -8,11 +8,8 @@ import * as Directory from "@conclave/client/Directory"
 import { consoleDir } from "@conclave/console/assets"
 import { Auth, Limits } from "@conclave/protocol"
 import * as Admins from "@conclave/server/Admins"
-import * as Broker from "@conclave/server/Broker"
 import * as ConsoleAssets from "@conclave/server/ConsoleAssets"
 import * as ServerConfig from "@conclave/server/ServerConfig"
-import * as ServerLive from "@conclave/server/ServerLive"
-import * as SqliteStore from "@conclave/server/SqliteStore"
 import type { Store, StoreError } from "@conclave/server/Store"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -306,16 +303,18 @@ export const serve = Command.make(
       const envDataDir = yield* Config.option(Config.string("CONCLAVE_DATA_DIR")).pipe(
         Effect.orElseSucceed(Option.none)
       )
+      // The server's modules are loaded once the flags are known good (a bad start fails fast), and
+      // PostgreSQL's and NATS's only when asked for: the embedded default starts without them.
+      const SqliteStore = () => Effect.promise(() => import("@conclave/server/SqliteStore"))
       let store: Layer.Layer<Store, StoreError>
       const url = Option.getOrUndefined(flags.storeUrl)
       if (url !== undefined && /^postgres(ql)?:\/\//.test(url)) {
-        // loaded only when asked for: the embedded default starts without it
         const PgStore = yield* Effect.promise(() => import("@conclave/server/PgStore"))
         yield* Effect.logInfo("using the PostgreSQL store")
         store = PgStore.layer({ url })
       } else if (url === "memory:" || (url === undefined && flags.ephemeral)) {
         yield* Effect.logInfo("using an ephemeral in-memory store (nothing survives a restart)")
-        store = SqliteStore.layerMemory
+        store = (yield* SqliteStore()).layerMemory
       } else if (url !== undefined && !url.startsWith("sqlite:")) {
         return yield* fail(`invalid --store \`${url}\`: expected sqlite:PATH, memory: or postgres://user@host:port/db`)
       } else if (url !== undefined) {
@@ -328,7 +327,7 @@ export const serve = Command.make(
             `cannot create the directory of \`${file}\` (${reason}): pass a writable path with --store sqlite:PATH, or use --ephemeral`
         )
         yield* Effect.logInfo("using the SQLite store").pipe(Effect.annotateLogs({ path: file }))
-        store = SqliteStore.layer({ filename: file })
+        store = (yield* SqliteStore()).layer({ filename: file })
       } else {
         const dir = Path.resolve(
           Option.getOrElse(
@@ -338,7 +337,7 @@ export const serve = Command.make(
         )
         yield* ensureDirectory(dir)
         yield* Effect.logInfo("using data directory").pipe(Effect.annotateLogs({ path: dir }))
-        store = SqliteStore.layer({ filename: Path.join(dir, "conclave.db") })
+        store = (yield* SqliteStore()).layer({ filename: Path.join(dir, "conclave.db") })
       }
 
       const config = ServerConfig.layer({
@@ -359,10 +358,11 @@ export const serve = Command.make(
         ...(Option.isSome(flags.nodeId) ? { nodeId: flags.nodeId.value } : {})
       })
       const brokerLayer = broker === "memory:"
-        ? Broker.layerMemory
+        ? (yield* Effect.promise(() => import("@conclave/server/Broker"))).layerMemory
         : yield* Effect.promise(() => import("@conclave/server/NatsBroker")).pipe(
           Effect.map((Nats) => Nats.layer(prefix === undefined ? { url: broker } : { url: broker, prefix }))
         )
+      const ServerLive = yield* Effect.promise(() => import("@conclave/server/ServerLive"))
       const server = ServerLive.layerWithoutBroker.pipe(
         Layer.provide(brokerLayer),
         Layer.provide(config),
