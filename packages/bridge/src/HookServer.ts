@@ -25,21 +25,12 @@ export class HookSocketError extends Data.TaggedError("HookSocketError")<{
 /** A request line longer than this closes the connection. */
 const MAX_REQUEST_BYTES = 4_096
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
 /** Remove socket files left by bridges that are no longer running. */
 const sweep = (dir: string) =>
   Effect.sync(() => {
     for (const name of Fs.readdirSync(dir)) {
       const parsed = HookWire.parseSocketName(name)
-      if (parsed !== undefined && !alive(parsed.bridgePid)) Fs.rmSync(Path.join(dir, name), { force: true })
+      if (parsed !== undefined && !HookWire.isAlive(parsed.bridgePid)) Fs.rmSync(Path.join(dir, name), { force: true })
     }
   })
 

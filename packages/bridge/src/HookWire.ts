@@ -41,6 +41,21 @@ export const socketDir = (configDir: string): string => {
   return Path.join(Os.tmpdir(), `conclave-${uid}-${hash}`)
 }
 
+/**
+ * Whether a process is running (a socket whose bridge has gone is stale). A process of another user
+ * counts as running.
+ *
+ * @since 0.1.0
+ */
+export const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
 /** @since 0.1.0 @category paths */
 export const socketName = (clientPid: number, bridgePid: number): string => `${clientPid}-${bridgePid}.sock`
 

@@ -91,15 +91,6 @@ const readAll = (stream: Readable & { readonly isTTY?: boolean }): Promise<strin
     stream.once("error", done)
   })
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
 /** The sockets of the bridges of the nearest candidate that has any. */
 const findSockets = (dir: string, candidates: ReadonlyArray<number>): ReadonlyArray<string> => {
   let names: ReadonlyArray<string>
@@ -144,7 +135,9 @@ const take = (path: string, maxChars: number): Promise<ReadonlyArray<string>> =>
     socket.on("error", (e: NodeJS.ErrnoException) => {
       // A socket file left by a bridge that died: remove it.
       const pids = HookWire.parseSocketName(Path.basename(path))
-      if ((e.code === "ECONNREFUSED" || e.code === "ENOENT") && pids !== undefined && !alive(pids.bridgePid)) {
+      if (
+        (e.code === "ECONNREFUSED" || e.code === "ENOENT") && pids !== undefined && !HookWire.isAlive(pids.bridgePid)
+      ) {
         Fs.rmSync(path, { force: true })
       }
       finish([])
