@@ -66,6 +66,21 @@ export const scratchDatabase: Effect.Effect<string, unknown, Scope.Scope> = Effe
   return url.toString()
 })
 
+/** Pipe `client` and `upstream` both ways, tracked in `sockets`; either closing closes both. */
+const splice = (client: net.Socket, upstream: net.Socket, sockets: Set<net.Socket>): void => {
+  for (const socket of [client, upstream]) {
+    sockets.add(socket)
+    socket.on("error", () => socket.destroy())
+    socket.on("close", () => {
+      sockets.delete(socket)
+      client.destroy()
+      upstream.destroy()
+    })
+  }
+  client.pipe(upstream)
+  upstream.pipe(client)
+}
+
 /**
  * A TCP relay to the server of `url` (its host and port) that the test can cut and restore: the
  * server "going down" or a node cut off from it, and coming back, without touching the real server.
@@ -77,18 +92,7 @@ export const relay = (url: string) =>
     const targetPort = Number(target.port || (target.protocol === "nats:" ? 4222 : 5432))
     const sockets = new Set<net.Socket>()
     const server = net.createServer((client) => {
-      const upstream = net.connect(targetPort, target.hostname)
-      for (const socket of [client, upstream]) {
-        sockets.add(socket)
-        socket.on("error", () => socket.destroy())
-        socket.on("close", () => {
-          sockets.delete(socket)
-          client.destroy()
-          upstream.destroy()
-        })
-      }
-      client.pipe(upstream)
-      upstream.pipe(client)
+      splice(client, net.connect(targetPort, target.hostname), sockets)
     })
     const listen = (port: number) =>
       Effect.async<number>((resume) => {
@@ -112,18 +116,7 @@ export const balancer = Effect.gen(function*() {
   const sockets = new Set<net.Socket>()
   const server = net.createServer((client) => {
     if (targets.length === 0) return client.destroy()
-    const upstream = net.connect(targets[next++ % targets.length]!, "127.0.0.1")
-    for (const socket of [client, upstream]) {
-      sockets.add(socket)
-      socket.on("error", () => socket.destroy())
-      socket.on("close", () => {
-        sockets.delete(socket)
-        client.destroy()
-        upstream.destroy()
-      })
-    }
-    client.pipe(upstream)
-    upstream.pipe(client)
+    splice(client, net.connect(targets[next++ % targets.length]!, "127.0.0.1"), sockets)
   })
   const port = yield* Effect.acquireRelease(
     Effect.async<number>((resume) => {
