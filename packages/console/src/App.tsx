@@ -339,60 +339,68 @@ const LoopBanner = (props: { readonly channel: ChannelState }) => {
 const errorText = (error: unknown) =>
   error instanceof Refused ? describe(error.error) : error instanceof Error ? error.message : String(error)
 
-const CreateChannel = (props: { readonly state: ConsoleState }) => {
-  const [name, setName] = useState("")
+/**
+ * A one-field form: `submit` takes the trimmed value and answers the problem to show, or a promise of
+ * it; the field is cleared when there is none.
+ */
+const InlineForm = (props: {
+  readonly label: string
+  readonly placeholder: string
+  readonly button: string
+  readonly submit: (value: string) => string | undefined | Promise<string | undefined>
+}) => {
+  const [value, setValue] = useState("")
   const [problem, setProblem] = useState<string | undefined>(undefined)
+  const settle = (problem: string | undefined) => {
+    setProblem(problem)
+    if (problem === undefined) setValue("")
+  }
   return (
     <form
       class="inline-form"
       onSubmit={(event) => {
         event.preventDefault()
-        if (name.trim().length === 0) return
-        props.state.createChannel(name.trim(), "public").then(() => {
-          setName("")
-          setProblem(undefined)
-        }, (error: unknown) => setProblem(errorText(error)))
+        if (value.trim().length === 0) return
+        const outcome = props.submit(value.trim())
+        if (outcome instanceof Promise) void outcome.then(settle)
+        else settle(outcome)
       }}
     >
       <input
-        aria-label="new channel name"
-        placeholder="new channel"
-        value={name}
-        onInput={(e) => setName(e.currentTarget.value)}
+        aria-label={props.label}
+        placeholder={props.placeholder}
+        value={value}
+        onInput={(e) => setValue(e.currentTarget.value)}
       />
-      <button type="submit">Create</button>
+      <button type="submit">{props.button}</button>
       {problem !== undefined ? <p class="form-error">{problem}</p> : null}
     </form>
   )
 }
 
-const NewWhisper = (props: { readonly state: ConsoleState }) => {
-  const [target, setTarget] = useState("")
-  const [problem, setProblem] = useState<string | undefined>(undefined)
-  return (
-    <form
-      class="inline-form"
-      onSubmit={(event) => {
-        event.preventDefault()
-        const path = parsePath(target)
-        if (path === undefined) return setProblem("a whisper goes to a user/machine/session path")
-        setProblem(undefined)
-        setTarget("")
-        const thread = props.state.thread(path)
-        props.state.select({ kind: "whisper", key: thread.key })
-      }}
-    >
-      <input
-        aria-label="whisper to"
-        placeholder="user/machine/session"
-        value={target}
-        onInput={(e) => setTarget(e.currentTarget.value)}
-      />
-      <button type="submit">Whisper</button>
-      {problem !== undefined ? <p class="form-error">{problem}</p> : null}
-    </form>
-  )
-}
+const CreateChannel = (props: { readonly state: ConsoleState }) => (
+  <InlineForm
+    label="new channel name"
+    placeholder="new channel"
+    button="Create"
+    submit={(name) =>
+      props.state.createChannel(name, "public").then(() => undefined, (error: unknown) => errorText(error))}
+  />
+)
+
+const NewWhisper = (props: { readonly state: ConsoleState }) => (
+  <InlineForm
+    label="whisper to"
+    placeholder="user/machine/session"
+    button="Whisper"
+    submit={(target) => {
+      const path = parsePath(target)
+      if (path === undefined) return "a whisper goes to a user/machine/session path"
+      props.state.select({ kind: "whisper", key: props.state.thread(path).key })
+      return undefined
+    }}
+  />
+)
 
 const time = (ts: number) => {
   const d = new Date(ts)
