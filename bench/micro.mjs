@@ -5,6 +5,7 @@
 // is compared. The client's share is the same on both sides, so the difference is the server's.
 //
 //   node bench/micro.mjs <sha> [--rounds 5] [--n 2000]
+import * as os from "node:os"
 import { abRoot, closeSession, loadServer, newKey, openSession, ROOT } from "./lib/inproc.mjs"
 
 const args = process.argv.slice(2)
