@@ -111,33 +111,37 @@ export const make = (
           HashMap.set(m, "user", user)
           HashMap.set(m, "machine", machine)
         })
-        const annotate = FiberRef.update(FiberRef.currentLogAnnotations, HashMap.union(annotations))
-        const start = Effect.suspend(() =>
-          new Session.Session({
-            link,
-            entry,
-            caller,
-            hub,
-            requests,
-            maxFrameBytes: config.maxFrameBytes,
-            clock,
-            debugOn,
-            // a later run starts from the server's runtime with the session's annotations: an idle
-            // session keeps four annotations, not a copy of every fiber ref of this fiber
-            fork: (effect, later) =>
-              info.fork(Effect.zipRight(annotate, effect), later === true ? runLater : undefined),
-            lingering: info.lingering
-          }).start(isAdmin)
-        )
-        return Effect.zipRight(
-          annotate,
-          Effect.zipRight(
-            superseded
-              ? Effect.zipRight(Effect.logInfo("session superseded by a newer connection"), established)
-              : established,
-            start
+        // Merged once with the server runtime's own annotations (this fiber's, since it was forked
+        // from that runtime): each later run sets the result instead of merging again per fork.
+        return Effect.flatMap(FiberRef.get(FiberRef.currentLogAnnotations), (inherited) => {
+          const annotate = FiberRef.set(FiberRef.currentLogAnnotations, HashMap.union(inherited, annotations))
+          const start = Effect.suspend(() =>
+            new Session.Session({
+              link,
+              entry,
+              caller,
+              hub,
+              requests,
+              maxFrameBytes: config.maxFrameBytes,
+              clock,
+              debugOn,
+              // a later run starts from the server's runtime with the session's annotations: an idle
+              // session keeps its annotations, not a copy of every fiber ref of this fiber
+              fork: (effect, later) =>
+                info.fork(Effect.zipRight(annotate, effect), later === true ? runLater : undefined),
+              lingering: info.lingering
+            }).start(isAdmin)
           )
-        )
+          return Effect.zipRight(
+            annotate,
+            Effect.zipRight(
+              superseded
+                ? Effect.zipRight(Effect.logInfo("session superseded by a newer connection"), established)
+                : established,
+              start
+            )
+          )
+        })
       })
     }
 
