@@ -22,6 +22,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
+import { makeEnrollCodes } from "./internal/enrollCodes.js"
 import * as Access from "./internal/pgAccess.js"
 import { makeAppender } from "./internal/pgAppender.js"
 import { makeChannels } from "./internal/pgChannels.js"
@@ -57,6 +58,17 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     ),
     ...makeIdentity(access),
     ...makeChannels(access),
+    ...makeEnrollCodes({
+      sql,
+      tx: access.tx,
+      // the user's row locked until the commit: two creates for one user (on any node) take turns
+      lockUser: (user) =>
+        Effect.map(
+          sql`SELECT 1 AS found FROM users WHERE username = ${user} FOR NO KEY UPDATE`,
+          (rows) => rows.length > 0
+        ),
+      guard: access.guard
+    }),
     appendMessage: yield* makeAppender(access, MAX_BATCH),
     ...makeHistory(access)
   }

@@ -16,6 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Checkpointer from "./internal/checkpointer.js"
+import { makeEnrollCodes } from "./internal/enrollCodes.js"
 import { makeAppender } from "./internal/sqliteAppender.js"
 import { makeChannels, type SqliteAccess } from "./internal/sqliteChannels.js"
 import { makeHistory } from "./internal/sqliteHistory.js"
@@ -23,7 +24,7 @@ import { makeIdentity } from "./internal/sqliteIdentity.js"
 import { initialize } from "./internal/sqliteOpen.js"
 import { isSharedFile, openPointReads } from "./internal/sqlitePointReads.js"
 import { isSqlError, openFailure } from "./internal/storeRows.js"
-import { Store, type StoreError, type StoreShape, type StoreStatus } from "./Store.js"
+import { Store, StoreError, type StoreShape, type StoreStatus } from "./Store.js"
 
 /** Milliseconds a statement waits for another connection's lock before failing. @since 0.1.0 @category constants */
 export const BUSY_TIMEOUT_MS = 5_000
@@ -108,6 +109,14 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     ),
     ...makeIdentity(access),
     ...makeChannels(access),
+    // SQLite has one writer: a transaction alone already keeps two creates for one user apart
+    ...makeEnrollCodes({
+      sql,
+      tx,
+      lockUser: (user) => Effect.map(sql`SELECT 1 AS found FROM users WHERE username = ${user}`, (r) => r.length > 0),
+      guard: (operation) => (effect) =>
+        Effect.mapError(effect, (e) => e instanceof StoreError ? e : new StoreError({ operation, cause: e }))
+    }),
     appendMessage: yield* makeAppender({ sql, maxBatch: MAX_BATCH, markCommitted }),
     ...makeHistory(access)
   } satisfies StoreShape
