@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process"
 
 const files = [
   "packages/server/test/Channels.test.ts",
+  "packages/server/test/Enrollment.test.ts",
   "packages/server/test/Handshake.test.ts",
   "packages/server/test/Hardening.test.ts",
   "packages/server/test/Invites.test.ts",

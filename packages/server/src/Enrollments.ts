@@ -4,11 +4,12 @@
  * possession of its new key with the `auth` signature, and is enrolled as the next `browser-N`
  * machine of the code's user. A key is bound to at most one user (the store's uniqueness on keys).
  *
- * Codes live in this node's memory: a code is redeemed on the server (node) that issued it.
+ * Codes live in the `Store` (only their SHA-256), so a code issued by one node of a deployment is
+ * redeemed on any other node sharing the store (D-42), and a redeem is single-use across nodes.
  *
  * @since 0.1.0
  */
-import { Auth, Errors, type Frames, Limits } from "@conclave/protocol"
+import { Auth, Errors, type Frames } from "@conclave/protocol"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
@@ -18,19 +19,13 @@ import * as Option from "effect/Option"
 import * as Handshake from "./Handshake.js"
 import type { Link } from "./Link.js"
 import { ServerConfig } from "./ServerConfig.js"
-import type { StoreShape } from "./Store.js"
+import { Store, type StoreError, type StoreShape } from "./Store.js"
 
 /** Unredeemed codes one user may hold at once. @since 0.1.0 @category constants */
 export const MAX_OUTSTANDING_PER_USER = 16
 
 /** Why a code cannot be redeemed. @since 0.1.0 @category models */
 export type RedeemFailure = "unknown" | "expired" | "used"
-
-interface CodeEntry {
-  readonly user: string
-  readonly expiresAtMs: number
-  used: boolean
-}
 
 /** The machine names a console enrolls as: `browser-1`, `browser-2`, … @since 0.1.0 @category naming */
 export const BROWSER_MACHINE = /^browser-(\d{1,9})$/
@@ -46,68 +41,61 @@ export const nextBrowserName = (names: ReadonlyArray<string>): string => {
 }
 
 /**
- * The codes issued by this node. Used and expired codes are kept for 10 minutes after their expiry,
- * so a second try is told "already used" or "expired" rather than "not found".
+ * Console enrollment codes, kept in the store. Used and expired codes are remembered for 10 minutes
+ * after their expiry (`ENROLL_CODE_KEPT_MS`), so a second try is told "already used" or "expired"
+ * rather than "not found"; later they are purged (on each create and by the retention sweep).
  *
  * @since 0.1.0
  * @category services
  */
 export class Enrollments extends Effect.Service<Enrollments>()("@conclave/server/Enrollments", {
-  effect: Effect.map(ServerConfig, (config) => {
+  effect: Effect.gen(function*() {
+    const config = yield* ServerConfig
+    const store = yield* Store
     const ttlMs = Duration.toMillis(config.enrollCodeTtl)
-    const codes = new Map<string, CodeEntry>()
-    const sweep = (nowMs: number) => {
-      for (const [code, entry] of codes) {
-        if (entry.expiresAtMs + Limits.ENROLL_CODE_TTL_MS <= nowMs) codes.delete(code)
-      }
-    }
 
     /** A fresh code for `user`, or a refusal past `MAX_OUTSTANDING_PER_USER` unredeemed codes. */
-    const create = (user: string): Effect.Effect<Frames.ServerFrameOf<"enrollment">, Errors.ProtocolFailure> =>
-      Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
-        sweep(nowMs)
-        let outstanding = 0
-        for (const entry of codes.values()) {
-          if (entry.user === user && !entry.used && entry.expiresAtMs > nowMs) outstanding++
-        }
-        if (outstanding >= MAX_OUTSTANDING_PER_USER) {
-          return Effect.fail(
-            new Errors.ProtocolFailure({
-              error: Errors.rateLimited(
-                Errors.Messages.enrollCodesOutstanding(outstanding),
-                ttlMs
-              )
-            })
-          )
-        }
-        const code = Auth.randomToken()
+    const create = (
+      user: string
+    ): Effect.Effect<Frames.ServerFrameOf<"enrollment">, Errors.ProtocolFailure | StoreError> =>
+      Effect.gen(function*() {
+        const nowMs = yield* Clock.currentTimeMillis
+        const code = yield* Effect.sync(() => Auth.randomToken())
         const expiresAtMs = nowMs + ttlMs
-        codes.set(code, { user, expiresAtMs, used: false })
-        return Effect.succeed({
+        const created = yield* store.createEnrollCode({
+          code,
+          user,
+          nowMs,
+          expiresAtMs,
+          maxOutstanding: MAX_OUTSTANDING_PER_USER
+        })
+        if (created._tag === "Capped") {
+          return yield* new Errors.ProtocolFailure({
+            error: Errors.rateLimited(Errors.Messages.enrollCodesOutstanding(created.outstanding), ttlMs)
+          })
+        }
+        return {
           type: "enrollment" as const,
           code,
           expires_at: DateTime.formatIso(DateTime.unsafeMake(expiresAtMs))
-        })
+        }
       })
 
-    /** Take the code (single use): its user, or why not. */
-    const take = (code: string): Effect.Effect<Either.Either<string, RedeemFailure>> =>
-      Effect.map(Clock.currentTimeMillis, (nowMs) => {
-        sweep(nowMs)
-        const entry = codes.get(code)
-        if (entry === undefined) return Either.left("unknown" as const)
-        if (entry.used) return Either.left("used" as const)
-        if (entry.expiresAtMs <= nowMs) return Either.left("expired" as const)
-        entry.used = true
-        return Either.right(entry.user)
-      })
+    /** Take the code (single use, across every node on the store): its user, or why not. */
+    const take = (code: string): Effect.Effect<Either.Either<string, RedeemFailure>, StoreError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (nowMs) => store.redeemEnrollCode({ code, nowMs })).pipe(
+        Effect.map((redeemed) =>
+          redeemed._tag === "Redeemed" ? Either.right(redeemed.user) : Either.left(redeemed.reason)
+        )
+      )
 
     /** Give a taken code back (the enrollment failed after taking it, e.g. a store failure). */
     const release = (code: string): Effect.Effect<void> =>
-      Effect.sync(() => {
-        const entry = codes.get(code)
-        if (entry !== undefined) entry.used = false
-      })
+      store.releaseEnrollCode(code).pipe(
+        Effect.catchAll((e) =>
+          Effect.logWarning("enrollment code not given back").pipe(Effect.annotateLogs({ cause: String(e.cause) }))
+        )
+      )
 
     return { create, take, release } as const
   })
@@ -154,7 +142,7 @@ export const complete = (enrollments: Enrollments, store: StoreShape): Handshake
   return charged(Effect.gen(function*() {
     const enrolled = yield* Effect.catchTag(store.findMachineByKey(enroll.pubkey), "StoreError", storeFailure)
     if (Option.isSome(enrolled)) return yield* refuse(Errors.malformed(Errors.Messages.keyAlreadyEnrolled))
-    const taken = yield* enrollments.take(enroll.code)
+    const taken = yield* Effect.catchTag(enrollments.take(enroll.code), "StoreError", storeFailure)
     if (Either.isLeft(taken)) return yield* refuse(Errors.unauthorized(failureMessage(taken.left)))
     const user = taken.right
     const now = DateTime.formatIso(DateTime.unsafeMake(yield* Clock.currentTimeMillis))

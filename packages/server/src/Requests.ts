@@ -414,7 +414,11 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
         case "admin":
           return adminOp(caller, frame.op)
         case "enroll_create":
-          return enrollments.create(caller.entry.path.user)
+          return Effect.catchTag(
+            enrollments.create(caller.entry.path.user),
+            "StoreError",
+            (e) => db("create enrollment code", Effect.fail(e))
+          )
         case "permission_request":
           return permissionRequest(caller, frame)
         case "permission_verdict":

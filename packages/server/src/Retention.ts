@@ -1,6 +1,7 @@
 /**
  * The history retention sweep (SPEC §3.17.3): at startup and then hourly, delete channel messages
- * older than the retention window (7 days). Failures are logged at warn and retried next time.
+ * older than the retention window (7 days), and console enrollment codes long expired (D-51).
+ * Failures are logged at warn and retried next time.
  *
  * @since 0.1.0
  */
@@ -17,6 +18,11 @@ export const sweepOnce: Effect.Effect<number, never, Store | ServerConfig> = Eff
   const store = yield* Store
   const { retention } = yield* ServerConfig
   const now = yield* Clock.currentTimeMillis
+  yield* store.purgeEnrollCodes(now).pipe(
+    Effect.catchAll((e) =>
+      Effect.logWarning("enrollment code sweep failed").pipe(Effect.annotateLogs({ error: e.message }))
+    )
+  )
   const removed = yield* store.purgeOlderThan(now - Duration.toMillis(retention))
   if (removed > 0) yield* Effect.logDebug("history retention sweep").pipe(Effect.annotateLogs({ removed }))
   return removed

@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Errors, type Frames } from "@conclave/protocol"
+import { Errors, type Frames, Limits } from "@conclave/protocol"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
@@ -135,6 +135,30 @@ export interface HistoryPage {
 /** Outcome of redeeming an invite token for a user (SPEC §3.13). @since 0.1.0 @category models */
 export type Redemption = "redeemed" | "invalid"
 
+/**
+ * How long a console enrollment code is remembered after it expired, so that a late try is told
+ * "used" or "expired" rather than "not found" (D-51). Past that it is purged.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ENROLL_CODE_KEPT_MS: number = Limits.ENROLL_CODE_TTL_MS
+
+/** Outcome of `createEnrollCode`. @since 0.1.0 @category models */
+export type EnrollCodeCreation =
+  | { readonly _tag: "Created" }
+  /** The user already holds `maxOutstanding` (or more) unredeemed, unexpired codes: nothing stored. */
+  | { readonly _tag: "Capped"; readonly outstanding: number }
+
+/** Outcome of `redeemEnrollCode` (D-51). @since 0.1.0 @category models */
+export type EnrollRedemption =
+  | { readonly _tag: "Redeemed"; readonly user: string }
+  | {
+    readonly _tag: "Refused"
+    /** Never issued or long gone, past its expiry, or redeemed already. */
+    readonly reason: "unknown" | "expired" | "used"
+  }
+
 /** What `removeUser` deleted, so the hub can drop live state. @since 0.1.0 @category models */
 export interface RemovedUser {
   /** Channels the user had created, now deleted with their cascades. */
@@ -257,6 +281,37 @@ export interface StoreShape {
     readonly user: string
     readonly nowMs: number
   }) => Effect.Effect<Redemption, StoreError>
+
+  // console enrollment codes (D-51): one table for every node of a deployment; only a SHA-256 of
+  // each code is stored, never the code
+  /**
+   * Record `code` for `user`, valid until `expiresAtMs`, unless the user already holds
+   * `maxOutstanding` unredeemed, unexpired codes (`Capped`, with how many; nothing stored). Checked
+   * and recorded in one transaction, one user's creates taking turns. Codes forgotten by
+   * `purgeEnrollCodes` go first. A `StoreError` when the user does not exist.
+   */
+  readonly createEnrollCode: (input: {
+    readonly code: string
+    readonly user: string
+    readonly nowMs: number
+    readonly expiresAtMs: number
+    readonly maxOutstanding: number
+  }) => Effect.Effect<EnrollCodeCreation, StoreError>
+  /** The user's unredeemed codes not yet expired at `nowMs`. */
+  readonly countEnrollCodes: (user: string, nowMs: number) => Effect.Effect<number, StoreError>
+  /**
+   * Take `code` at `nowMs`, single use under concurrency: of any number of concurrent redeems (on
+   * any node) exactly one is `Redeemed`. Else why not: `used` (redeemed already), `expired`, or
+   * `unknown` (never issued, or expired more than `ENROLL_CODE_KEPT_MS` ago).
+   */
+  readonly redeemEnrollCode: (input: {
+    readonly code: string
+    readonly nowMs: number
+  }) => Effect.Effect<EnrollRedemption, StoreError>
+  /** Give a redeemed code back (the enrollment failed after taking it). Idempotent. */
+  readonly releaseEnrollCode: (code: string) => Effect.Effect<void, StoreError>
+  /** Delete codes that expired more than `ENROLL_CODE_KEPT_MS` before `nowMs`; returns how many. */
+  readonly purgeEnrollCodes: (nowMs: number) => Effect.Effect<number, StoreError>
 
   // messages
   /**

@@ -7,8 +7,22 @@
  * (milliseconds): where a test needs one node to know of a session on another, it waits for it with
  * a bounded poll of `who`.
  */
-import type { Frames, Names } from "@conclave/protocol"
-import { errorOf, expectType, noId, op, plain, reconnect, register, type Session, startServer } from "@conclave/testkit"
+import { Errors, type Frames, type Names } from "@conclave/protocol"
+import {
+  connect,
+  dial,
+  errorOf,
+  expectType,
+  handshake,
+  newIdentity,
+  noId,
+  op,
+  plain,
+  reconnect,
+  register,
+  type Session,
+  startServer
+} from "@conclave/testkit"
 import { describeWith, NATS, relay, scratchDatabase, subjectPrefix, within } from "@conclave/testkit/Backends"
 import { assert, it } from "@effect/vitest"
 import { Clock, Duration, Effect, ExecutionStrategy, Exit, Schedule, Scope } from "effect"
@@ -137,6 +151,31 @@ describeWith("Three nodes on PostgreSQL and NATS (D-42)", ["postgres", "nats"], 
         errorOf(yield* a.request({ type: "whisper", target: c.path, payload: plain("x") })).kind,
         "not_found"
       )
+    }))
+
+  it.scopedLive("a console enrollment code issued through one node is redeemed on another, once (D-51)", () =>
+    Effect.gen(function*() {
+      const { nodes } = yield* deployment(3)
+      const aaron = yield* register(nodes[0]!.url, "aaron")
+      const code = expectType(yield* aaron.request({ type: "enroll_create" }), "enrollment").code
+      const browser = yield* connect(nodes[1]!.url, {
+        identity: newIdentity(),
+        handle: "console",
+        client: "console",
+        enroll: code
+      })
+      assert.deepStrictEqual(browser.path, { user: "aaron", machine: "browser-1", session: "console" })
+      // taken on node 2: node 3 (and node 1) know it is used
+      for (const node of [nodes[2]!, nodes[0]!]) {
+        const client = yield* dial(node.url)
+        const refused = yield* handshake(client, {
+          identity: newIdentity(),
+          handle: "c",
+          client: "console",
+          enroll: code
+        })
+        assert.deepStrictEqual(errorOf(refused), { kind: "unauthorized", message: Errors.Messages.enrollCodeUsed })
+      }
     }))
 
   it.scopedLive("a post on one node reaches subscribers on the others in seq order, gap-free; a client of a stopped node reconnects elsewhere and fills the gap by seq", () =>

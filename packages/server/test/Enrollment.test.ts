@@ -1,9 +1,12 @@
 import { Errors, type Frames, Limits } from "@conclave/protocol"
 import { connect, dial, errorOf, handshake, newIdentity, op, register, startServer } from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Either, Exit, TestClock } from "effect"
+import { Clock, Duration, Effect, Either, Exit, Layer, TestClock } from "effect"
 import { Enrollments, nextBrowserName } from "../src/Enrollments.js"
+import * as Retention from "../src/Retention.js"
 import * as ServerConfig from "../src/ServerConfig.js"
+import * as SqliteStore from "../src/SqliteStore.js"
+import { Store } from "../src/Store.js"
 
 const codeOf = (reply: Frames.Reply): string => {
   if (reply.type !== "enrollment") return assert.fail(`expected an enrollment, got ${JSON.stringify(reply)}`)
@@ -13,6 +16,11 @@ const codeOf = (reply: Frames.Reply): string => {
 describe("Enrollments (D-51)", () => {
   it.effect("a code is single-use, expires after 10 minutes and is capped per user", () =>
     Effect.gen(function*() {
+      const store = yield* Store
+      for (const [i, username] of ["aaron", "bob", "carol"].entries()) {
+        const pubkey = newIdentity().pubkey
+        yield* store.registerUser({ username, machine: "laptop", pubkey, now: new Date(i).toISOString() })
+      }
       const enrollments = yield* Enrollments
       const first = yield* enrollments.create("aaron")
       assert.match(first.code, /^[A-Za-z0-9_-]{32}$/)
@@ -38,11 +46,24 @@ describe("Enrollments (D-51)", () => {
       const refused = yield* Effect.exit(enrollments.create("bob"))
       assert.isTrue(Exit.isFailure(refused))
       if (Exit.isFailure(refused) && refused.cause._tag === "Fail") {
-        assert.strictEqual(refused.cause.error.error.kind, "rate_limited")
+        const error = refused.cause.error
+        assert.strictEqual(error._tag === "ProtocolFailure" ? error.error.kind : error._tag, "rate_limited")
       }
       // other users are not affected
       yield* enrollments.create("carol")
-    }).pipe(Effect.provide(Enrollments.Default), Effect.provide(ServerConfig.layer())))
+
+      // the retention sweep forgets codes long expired: even a redeem dated back finds nothing
+      const late = yield* enrollments.create("carol")
+      const issuedAt = yield* Clock.currentTimeMillis
+      yield* TestClock.adjust(Duration.millis(2 * Limits.ENROLL_CODE_TTL_MS))
+      yield* Retention.sweepOnce
+      assert.deepStrictEqual(yield* store.redeemEnrollCode({ code: late.code, nowMs: issuedAt }), {
+        _tag: "Refused",
+        reason: "unknown"
+      })
+    }).pipe(Effect.provide(
+      Enrollments.Default.pipe(Layer.provideMerge(SqliteStore.layerMemory), Layer.provideMerge(ServerConfig.layer()))
+    )))
 
   it("browser-N names continue after the highest one", () => {
     assert.strictEqual(nextBrowserName([]), "browser-1")

@@ -36,6 +36,8 @@ const subject = Effect.gen(function*() {
           INSERT INTO messages (channel, seq, sender, payload, ts_ms, origin, reply_to)
           SELECT ${row.channel}, last_seq, ${row.sender}, ${row.payload}, ${row.ts_ms}, ${row.origin}, ${row.reply_to}
           FROM next`,
+    enrollCodes: sql<{ code_hash: unknown; username: unknown; expires_at_ms: unknown }>`
+      SELECT * FROM enroll_codes ORDER BY code_hash`,
     countRows: (table, channel) =>
       Effect.map(
         channel === undefined
@@ -141,13 +143,13 @@ if (!postgresReachable) {
         const versions = yield* sql<
           { version: number }
         >`SELECT version FROM conclave_schema_migrations ORDER BY version`
-        assert.deepStrictEqual(versions.map((v) => v.version), [1, 2])
+        assert.deepStrictEqual(versions.map((v) => v.version), [1, 2, 3])
         const [tables] = yield* sql<{ n: unknown }>`
           SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = current_schema()`
         assert.strictEqual(
           Number(tables?.n),
-          11,
-          "meta, users, machines, channels, memberships, bans, invites, channel_seq, messages, machine_offers, migrations"
+          12,
+          "meta, users, machines, channels, memberships, bans, invites, channel_seq, messages, machine_offers, enroll_codes, migrations"
         )
       }))
 
@@ -213,6 +215,44 @@ if (!postgresReachable) {
         yield* channel(store, "ops2")
         assert.strictEqual(yield* store.appendMessage(msg("ops2", 12, "new ops2")), 5)
         assert.isTrue(Option.isSome(yield* store.getChannel("ops2")))
+      }))
+
+    it.scoped("enrollment codes across four stores (nodes) on one database: issued on one, redeemed once on any; the cap holds", () =>
+      Effect.gen(function*() {
+        const url = yield* scratchDatabase
+        const nodes = yield* Effect.all(Array.from({ length: 4 }, () => open(url)))
+        const a = nodes[0]!
+        yield* a.registerUser({ username: "aaron", machine: "laptop", pubkey: "key-a", now: "2026-11-24T00:00:00Z" })
+        const nowMs = Date.parse("2026-11-24T00:00:00Z")
+        const code = "Q".repeat(32)
+        const created = yield* a.createEnrollCode({
+          code,
+          user: "aaron",
+          nowMs,
+          expiresAtMs: nowMs + 600_000,
+          maxOutstanding: 16
+        })
+        assert.deepStrictEqual(created, { _tag: "Created" })
+        const outcomes = yield* Effect.all(
+          Array.from({ length: 24 }, (_, i) => nodes[i % 4]!.redeemEnrollCode({ code, nowMs: nowMs + 1 })),
+          { concurrency: "unbounded" }
+        )
+        assert.deepStrictEqual(outcomes.filter((o) => o._tag === "Redeemed"), [{ _tag: "Redeemed", user: "aaron" }])
+        assert.strictEqual(outcomes.filter((o) => o._tag === "Refused" && o.reason === "used").length, 23)
+
+        const creates = yield* Effect.all(
+          Array.from({ length: 16 }, (_, i) =>
+            nodes[i % 4]!.createEnrollCode({
+              code: `code-${i}`,
+              user: "aaron",
+              nowMs,
+              expiresAtMs: nowMs + 600_000,
+              maxOutstanding: 6
+            })),
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(creates.filter((c) => c._tag === "Created").length, 6)
+        assert.strictEqual(yield* nodes[3]!.countEnrollCodes("aaron", nowMs), 6)
       }))
   })
 }

@@ -52,7 +52,7 @@ describe("SqliteStore", () => {
         assert.strictEqual(sync?.synchronous, 1) // NORMAL
         assert.strictEqual(fk?.foreign_keys, 1)
         assert.strictEqual(busy?.timeout, SqliteStore.BUSY_TIMEOUT_MS)
-        assert.strictEqual(version?.user_version, 3)
+        assert.strictEqual(version?.user_version, 4)
       }))
 
     it.scoped("migrates a version-1 database to per-channel seqs: old rows keep theirs, each channel goes on from its highest (D-42)", () =>

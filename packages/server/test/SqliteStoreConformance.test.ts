@@ -23,6 +23,8 @@ const subject = (filename: string) =>
                           ${row.sender}, ${row.payload}, ${row.ts_ms}, ${row.origin}, ${row.reply_to})`
             )
           ),
+        enrollCodes: sql<{ code_hash: unknown; username: unknown; expires_at_ms: unknown }>`
+          SELECT * FROM enroll_codes ORDER BY code_hash`,
         countRows: (table, channel) =>
           Effect.map(
             channel === undefined

@@ -130,6 +130,20 @@ export const migrations: ReadonlyArray<Migration> = [
       `CREATE UNIQUE INDEX machine_offers_skeleton ON machine_offers(user, skeleton)`,
       `CREATE INDEX machine_offers_pubkey ON machine_offers(pubkey)`
     ]
+  },
+  {
+    // Console enrollment codes (D-51) in the store rather than in one node's memory: the SHA-256 of
+    // each code (never the code), its user, its expiry and when it was redeemed (NULL: not yet).
+    version: 4,
+    statements: [
+      `CREATE TABLE enroll_codes (
+        code_hash TEXT PRIMARY KEY,
+        username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+        expires_at_ms INTEGER NOT NULL,
+        used_at_ms INTEGER)`,
+      `CREATE INDEX enroll_codes_username ON enroll_codes(username)`,
+      `CREATE INDEX enroll_codes_expires ON enroll_codes(expires_at_ms)`
+    ]
   }
 ]
 

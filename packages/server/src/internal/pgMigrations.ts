@@ -97,6 +97,21 @@ export const migrations: ReadonlyArray<Migration> = [
       `CREATE UNIQUE INDEX machine_offers_skeleton_key ON machine_offers (username, skeleton)`,
       `CREATE INDEX machine_offers_pubkey ON machine_offers (pubkey)`
     ]
+  },
+  {
+    // Console enrollment codes (D-51), shared by every node: the SHA-256 of each code (never the
+    // code), its user, its expiry and when it was redeemed (NULL: not yet).
+    version: 3,
+    statements: [
+      `CREATE TABLE enroll_codes (
+        code_hash TEXT COLLATE "C" NOT NULL,
+        username TEXT COLLATE "C" NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+        expires_at_ms BIGINT NOT NULL,
+        used_at_ms BIGINT,
+        CONSTRAINT enroll_codes_pkey PRIMARY KEY (code_hash))`,
+      `CREATE INDEX enroll_codes_username ON enroll_codes (username)`,
+      `CREATE INDEX enroll_codes_expires ON enroll_codes (expires_at_ms)`
+    ]
   }
 ]
 

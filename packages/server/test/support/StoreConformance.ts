@@ -10,6 +10,7 @@ import { Effect, Exit, Fiber, Option } from "effect"
 import type * as Scope from "effect/Scope"
 import type { StoreShape } from "../../src/Store.js"
 import { type NewMessage, StoreConflict, StoreError } from "../../src/Store.js"
+import { describeEnrollCodes } from "./EnrollCodeConformance.js"
 
 export const NOW = "2026-11-24T00:00:00Z"
 export const NOW_MS = Date.parse(NOW)
@@ -33,6 +34,11 @@ export interface Subject {
     table: "memberships" | "bans" | "invites" | "messages",
     channel?: string
   ) => Effect.Effect<number, unknown>
+  /** Every row of `enroll_codes`, by `code_hash`. */
+  readonly enrollCodes: Effect.Effect<
+    ReadonlyArray<{ readonly code_hash: unknown; readonly username: unknown; readonly expires_at_ms: unknown }>,
+    unknown
+  >
 }
 
 export interface StoreFactory {
@@ -99,6 +105,8 @@ export const describeStore = (name: string, factory: StoreFactory) =>
   describe(`Store conformance: ${name}`, () => {
     const fresh = factory.fresh
     const database = factory.database
+
+    describeEnrollCodes(factory)
 
     describe("opening", () => {
       it.scoped.skipIf(database === undefined)("S-102 the instance id is stable across reads and reopen", () =>

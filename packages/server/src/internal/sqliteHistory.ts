@@ -1,0 +1,51 @@
+/**
+ * The SQLite store's history reads and the retention purge (SPEC §3.17.3, D-18).
+ *
+ * @internal
+ */
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
+import type { Since } from "../Store.js"
+import type { SqliteAccess } from "./sqliteChannels.js"
+import { MESSAGE_EXISTS, messageColumns, type RawMessageRow, READ_SINCE, READ_SINCE_SIZES } from "./sqliteRows.js"
+import { decodeMessage, readSincePages, toStoreError } from "./storeRows.js"
+
+/** `messageExists`, `readSince` and `purgeOlderThan` over `access`. */
+export const makeHistory = ({ query, sql, tx }: SqliteAccess) => {
+  const messageExists = (channel: string, seq: number) =>
+    query(MESSAGE_EXISTS, [seq, channel]).pipe(
+      Effect.map((rows) => rows.length > 0),
+      Effect.mapError(toStoreError("messageExists"))
+    )
+
+  const readSince = (input: {
+    readonly channel: string
+    readonly since: Since
+    readonly cutoffMs: number
+    readonly limit: number
+    readonly maxBytes?: number
+  }) =>
+    readSincePages(
+      input,
+      (after, minTs, want) =>
+        query(READ_SINCE, [input.channel, after, minTs, want]) as unknown as Effect.Effect<
+          ReadonlyArray<RawMessageRow>,
+          SqlError
+        >,
+      (row) => decodeMessage(messageColumns(row)),
+      (row) => row.id,
+      (after, minTs, want) =>
+        Effect.map(
+          query(READ_SINCE_SIZES, [input.channel, after, minTs, want]),
+          (rows) => rows.map((r) => Number((r as { readonly n: unknown }).n))
+        )
+    ).pipe(Effect.mapError(toStoreError("readSince")))
+
+  const purgeOlderThan = Effect.fnUntraced(function*(cutoffMs: number) {
+    const result = yield* tx(sql`DELETE FROM messages WHERE ts_ms < ${cutoffMs}`.raw)
+    const changes = (result as { readonly changes?: unknown }).changes
+    return typeof changes === "number" ? changes : 0
+  }, Effect.mapError(toStoreError("purgeOlderThan")))
+
+  return { messageExists, readSince, purgeOlderThan }
+}
