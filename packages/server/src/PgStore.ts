@@ -50,6 +50,7 @@ import {
   type MessageColumns,
   openFailure,
   payloadJson,
+  readBeforePages,
   readSincePages,
   redeemInvite as redeemIn,
   runWriter,
@@ -150,6 +151,11 @@ const READ_SINCE_SIZES = "SELECT octet_length(payload) AS n FROM messages " +
   "WHERE channel = $1 AND seq > $2 AND ts_ms >= $3 ORDER BY seq LIMIT $4"
 const READ_SINCE = "SELECT seq, sender, payload, ts_ms, origin, reply_to FROM messages " +
   "WHERE channel = $1 AND seq > $2 AND ts_ms >= $3 ORDER BY seq LIMIT $4"
+// Scroll-back: the same rows below a seq, newest first (the (channel, seq) key read backwards).
+const READ_BEFORE_SIZES = "SELECT octet_length(payload) AS n FROM messages " +
+  "WHERE channel = $1 AND seq < $2 AND ts_ms >= $3 ORDER BY seq DESC LIMIT $4"
+const READ_BEFORE = "SELECT seq, sender, payload, ts_ms, origin, reply_to FROM messages " +
+  "WHERE channel = $1 AND seq < $2 AND ts_ms >= $3 ORDER BY seq DESC LIMIT $4"
 const MESSAGE_EXISTS = "SELECT 1 AS found FROM messages WHERE channel = $1 AND seq = $2"
 const FIND_MACHINE_BY_KEY = "SELECT username AS user, name, pubkey, added_at FROM machines WHERE pubkey = $1"
 const GET_CHANNEL = "SELECT name, visibility, created_by, created_at FROM channels WHERE name = $1"
@@ -786,6 +792,29 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
         Effect.map(query(READ_SINCE_SIZES, [input.channel, after, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
     ).pipe(guard("readSince"))
 
+  const readBefore = (input: {
+    readonly channel: string
+    readonly beforeSeq: number
+    readonly cutoffMs: number
+    readonly limit: number
+    readonly maxBytes?: number
+  }) =>
+    readBeforePages(
+      input,
+      (before, minTs, want) =>
+        query(READ_BEFORE, [input.channel, before, minTs, want]) as unknown as Effect.Effect<
+          ReadonlyArray<RawMessageRow>,
+          SqlError
+        >,
+      (row) => decodeMessage(messageColumns(row)),
+      (row) => {
+        const seq = integer(row.seq)
+        return typeof seq === "number" ? seq : undefined
+      },
+      (before, minTs, want) =>
+        Effect.map(query(READ_BEFORE_SIZES, [input.channel, before, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
+    ).pipe(guard("readBefore"))
+
   const purgeOlderThan = (cutoffMs: number) =>
     sql`DELETE FROM messages WHERE ts_ms < ${cutoffMs}`.raw.pipe(
       Effect.map((result) => {
@@ -837,6 +866,7 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
     appendMessage,
     messageExists,
     readSince,
+    readBefore,
     purgeOlderThan
   }
   return port

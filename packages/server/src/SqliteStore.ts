@@ -28,6 +28,8 @@ import {
   MESSAGE_EXISTS,
   messageColumns,
   type RawMessageRow,
+  READ_BEFORE,
+  READ_BEFORE_SIZES,
   READ_SINCE,
   READ_SINCE_SIZES,
   toConflict,
@@ -43,6 +45,7 @@ import {
   isSqlError,
   MachineRowSchema,
   openFailure,
+  readBeforePages,
   readSincePages,
   toStoreError,
   UserRowSchema
@@ -379,6 +382,26 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
         Effect.map(query(READ_SINCE_SIZES, [input.channel, after, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
     ).pipe(Effect.mapError(toStoreError("readSince")))
 
+  const readBefore = (input: {
+    readonly channel: string
+    readonly beforeSeq: number
+    readonly cutoffMs: number
+    readonly limit: number
+    readonly maxBytes?: number
+  }) =>
+    readBeforePages(
+      input,
+      (before, minTs, want) =>
+        query(READ_BEFORE, [input.channel, before, minTs, want]) as unknown as Effect.Effect<
+          ReadonlyArray<RawMessageRow>,
+          SqlError
+        >,
+      (row) => decodeMessage(messageColumns(row)),
+      (row) => row.id,
+      (before, minTs, want) =>
+        Effect.map(query(READ_BEFORE_SIZES, [input.channel, before, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
+    ).pipe(Effect.mapError(toStoreError("readBefore")))
+
   const purgeOlderThan = Effect.fnUntraced(function*(cutoffMs: number) {
     const result = yield* tx(sql`DELETE FROM messages WHERE ts_ms < ${cutoffMs}`.raw)
     const changes = (result as { readonly changes?: unknown }).changes
@@ -416,6 +439,7 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
     appendMessage,
     messageExists,
     readSince,
+    readBefore,
     purgeOlderThan
   } satisfies StoreShape
 })
