@@ -3,9 +3,10 @@
  * bodies show literally.
  */
 import type * as Frames from "@conclave/protocol/Frames"
-import { Component, Fragment } from "preact"
-import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks"
+import { Component } from "preact"
+import { useEffect, useMemo, useRef, useState } from "preact/hooks"
 import * as Keys from "./keys.js"
+import { MessageList } from "./MessageList.js"
 import {
   agentStreak,
   type ChannelState,
@@ -15,7 +16,8 @@ import {
   type Message,
   parsePath,
   pathKey,
-  type ThreadState
+  type ThreadState,
+  type WhisperMessage
 } from "./state.js"
 import { describe, Refused, type SessionPath } from "./wire.js"
 
@@ -411,8 +413,8 @@ const OriginBadge = (props: { readonly origin: Frames.Origin }) => (
   <span class={`badge badge-${props.origin}`}>{props.origin}</span>
 )
 
-/** Rows rendered at once; scrolling to the top shows this many more (scroll-back). */
-const WINDOW = 150
+const seqOf = (m: Message) => m.seq
+const whisperKey = (m: WhisperMessage) => m.key
 
 const ChannelView = (props: { readonly state: ConsoleState; readonly channel: ChannelState }) => {
   const { channel, state } = props
@@ -445,6 +447,13 @@ const ChannelView = (props: { readonly state: ConsoleState; readonly channel: Ch
         <MessageList
           key={`${channel.name}:${thread ?? ""}`}
           messages={shown}
+          keyOf={seqOf}
+          older={thread === undefined
+            ? { more: channel.older, loading: channel.loadingOlder, load: () => void state.loadOlder(channel.name) }
+            : undefined}
+          newer={thread === undefined
+            ? { more: channel.newer, loading: channel.loadingNewest, load: () => void state.loadNewest(channel.name) }
+            : undefined}
           render={(m) => (
             <MessageRow
               message={m}
@@ -465,42 +474,6 @@ const ChannelView = (props: { readonly state: ConsoleState; readonly channel: Ch
       />
       {state.admin ? <AdminPanel state={state} channel={channel.name} /> : null}
     </section>
-  )
-}
-
-const MessageList = <M extends { readonly seq?: number; readonly key?: number }>(
-  props: { readonly messages: ReadonlyArray<M>; readonly render: (m: M) => preact.JSX.Element }
-) => {
-  const list = useRef<HTMLOListElement>(null)
-  const [window_, setWindow] = useState(WINDOW)
-  const atBottom = useRef(true)
-  const start = Math.max(0, props.messages.length - window_)
-  const visible = props.messages.slice(start)
-  useLayoutEffect(() => {
-    const el = list.current
-    if (el !== null && atBottom.current) el.scrollTop = el.scrollHeight
-  })
-  return (
-    <ol
-      class="messages"
-      ref={list}
-      aria-live="polite"
-      tabIndex={0}
-      onScroll={(event) => {
-        const el = event.currentTarget
-        atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40
-        if (el.scrollTop === 0 && start > 0) {
-          const before = el.scrollHeight
-          setWindow((w) => w + WINDOW)
-          requestAnimationFrame(() => {
-            el.scrollTop = el.scrollHeight - before
-          })
-        }
-      }}
-    >
-      {start > 0 ? <li class="older">{start} earlier messages: scroll up to show them</li> : null}
-      {visible.map((m) => <Fragment key={m.seq ?? m.key}>{props.render(m)}</Fragment>)}
-    </ol>
   )
 }
 
@@ -592,6 +565,7 @@ const WhisperView = (props: { readonly state: ConsoleState; readonly thread: Thr
         <MessageList
           key={thread.key}
           messages={thread.messages}
+          keyOf={whisperKey}
           render={(m) => {
             const t = time(m.ts)
             return (

@@ -7,38 +7,36 @@ import type * as Frames from "@conclave/protocol/Frames"
 import { type Identity } from "./keys.js"
 import { Refused, type Reply, type SessionPath, type Status, Wire } from "./wire.js"
 
-/** Messages kept per channel or thread: older ones are dropped (the heap stays bounded). */
-export const MAX_MESSAGES = 5000
+
+import {
+  type ChannelState,
+  dropNewest,
+  dropOldest,
+  emptyChannel,
+  fromDelivery,
+  fromHistory,
+  insert,
+  MAX_MESSAGES,
+  type Message,
+  NEWEST,
+  pathKey,
+  replaceAll,
+  textOf,
+  unreadOf
+} from "./messages.js"
+
+export {
+  agentStreak,
+  type ChannelState,
+  DEFAULT_LOOP_LIMIT,
+  findMessage,
+  MAX_MESSAGES,
+  type Message,
+  pathKey
+} from "./messages.js"
+
 /** How often the open channel's presence is asked for. */
 const PRESENCE_POLL_MS = 2000
-
-export interface Message {
-  readonly seq: number
-  readonly from: SessionPath
-  readonly fromKey: string
-  /** Milliseconds since the epoch: the server's for history, arrival time for live deliveries. */
-  readonly ts: number
-  /** The body as text; an encrypted payload is shown as a placeholder. */
-  readonly text: string
-  readonly encrypted: boolean
-  readonly origin: Frames.Origin
-  readonly replyTo: number | null
-}
-
-export interface ChannelState {
-  readonly name: string
-  visibility: Frames.Visibility
-  joined: boolean
-  messages: Array<Message>
-  /** Replies per message seq (threads), kept as messages arrive. */
-  replyCounts: Map<number, number>
-  /** The highest seq seen: reconnection reads from here (gap fill). */
-  lastSeq: number
-  unread: number
-  presence: ReadonlyArray<SessionPath>
-  loaded: boolean
-  problem: string | undefined
-}
 
 export interface WhisperMessage {
   readonly key: number
@@ -69,51 +67,16 @@ export interface PermissionRequest {
 /** Pending permission requests kept (the oldest leave first). */
 export const MAX_PERMISSION_REQUESTS = 100
 
-/** D-12's default loop limit: bridges stop acting on a channel after this many agent messages in a row. */
-export const DEFAULT_LOOP_LIMIT = 20
-
-/**
- * Consecutive agent-origin messages at the end of the channel since the last human-origin one
- * (D-12's rule, computed from the messages the console holds).
- */
-export const agentStreak = (channel: ChannelState): number => {
-  const messages = channel.messages
-  let n = 0
-  for (let i = messages.length - 1; i >= 0 && messages[i]!.origin === "agent"; i--) n++
-  return n
-}
-
 export type View =
   | { readonly kind: "channel"; readonly name: string }
   | { readonly kind: "whisper"; readonly key: string }
   | { readonly kind: "none" }
-
-/** The message with this seq, if still kept (binary search: messages are in seq order). */
-export const findMessage = (channel: ChannelState, seq: number): Message | undefined => {
-  const messages = channel.messages
-  let lo = 0
-  let hi = messages.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (messages[mid]!.seq < seq) lo = mid + 1
-    else hi = mid
-  }
-  const found = messages[lo]
-  return found !== undefined && found.seq === seq ? found : undefined
-}
-
-export const pathKey = (p: SessionPath): string => `${p.user}/${p.machine}/${p.session}`
 
 export const parsePath = (text: string): SessionPath | undefined => {
   const parts = text.trim().split("/")
   if (parts.length !== 3 || parts.some((p) => p.length === 0)) return undefined
   return { user: parts[0]!, machine: parts[1]!, session: parts[2]! }
 }
-
-const bodyOf = (payload: Frames.Payload): { text: string; encrypted: boolean } =>
-  payload.kind === "plain"
-    ? { text: payload.text, encrypted: false }
-    : { text: "[encrypted message]", encrypted: true }
 
 export class ConsoleState {
   status: Status = { tag: "connecting", attempt: 0 }
@@ -208,18 +171,7 @@ export class ConsoleState {
       for (const info of reply.channels) {
         const existing = this.channels.get(info.name)
         if (existing === undefined) {
-          this.channels.set(info.name, {
-            name: info.name,
-            visibility: info.visibility,
-            joined: false,
-            messages: [],
-            replyCounts: new Map(),
-            lastSeq: 0,
-            unread: 0,
-            presence: [],
-            loaded: false,
-            problem: undefined
-          })
+          this.channels.set(info.name, emptyChannel(info.name, info.visibility))
         } else {
           existing.visibility = info.visibility
           existing.joined = false
@@ -236,29 +188,42 @@ export class ConsoleState {
     }
   }
 
+  private page(channel: string, from: { readonly since_seq: number } | { readonly before_seq: number }) {
+    return this.wire.request({ type: "read_since", channel, ...from }).then((reply) =>
+      reply.type === "history" ? reply : undefined
+    )
+  }
+
+  private isMine(message: Message): boolean {
+    return this.me !== undefined && message.fromKey === pathKey(this.me)
+  }
+
+  /**
+   * Join, then: the first time only the newest page (older pages are read as the reader scrolls
+   * back); after a reconnection, the gap filled by seq from the last one held; scrolled back with
+   * the live end dropped, nothing (returning to it reads the newest page).
+   */
   private async joinAndFill(channel: ChannelState): Promise<void> {
     try {
       await this.wire.request({ type: "join", channel: channel.name, token: null })
       channel.joined = true
       channel.problem = undefined
-      const lastRead = channel.loaded ? undefined : this.lastRead(channel.name)
-      for (;;) {
-        const page = await this.wire.request({ type: "read_since", channel: channel.name, since_seq: channel.lastSeq })
-        if (page.type !== "history") return
-        for (const m of page.messages) {
-          this.append(channel, {
-            seq: m.seq,
-            from: m.from,
-            fromKey: pathKey(m.from),
-            ts: m.ts_ms,
-            ...bodyOf(m.payload),
-            origin: m.origin,
-            replyTo: m.reply_to
-          }, lastRead)
+      if (!channel.loaded) {
+        const lastRead = this.lastRead(channel.name)
+        const page = await this.page(channel.name, { before_seq: NEWEST })
+        if (page === undefined) return
+        const messages = page.messages.map(fromHistory)
+        replaceAll(channel, messages)
+        channel.older = page.more
+        channel.newer = false
+        channel.lastSeq = Math.max(channel.lastSeq, messages[messages.length - 1]?.seq ?? 0)
+        if (!this.isViewing(channel.name)) {
+          channel.unread = unreadOf(messages, page.more, lastRead, (m) => this.isMine(m))
         }
-        if (!page.more || page.messages.length === 0) break
+        channel.loaded = true
+      } else if (!channel.newer) {
+        await this.fillForward(channel)
       }
-      channel.loaded = true
       if (this.isViewing(channel.name)) this.markRead(channel)
     } catch (error) {
       channel.problem = error instanceof Error ? error.message : String(error)
@@ -266,36 +231,85 @@ export class ConsoleState {
     this.changed()
   }
 
+  /** Read forward by seq from the last message held to the live end (gap fill). */
+  private async fillForward(channel: ChannelState): Promise<void> {
+    for (;;) {
+      const from = channel.messages[channel.messages.length - 1]?.seq ?? channel.lastSeq
+      const page = await this.page(channel.name, { since_seq: from })
+      if (page === undefined) return
+      for (const m of page.messages) this.append(channel, fromHistory(m))
+      if (!page.more || page.messages.length === 0) return
+    }
+  }
+
+  /**
+   * Scroll-back: read the page before the first message held and put it in front. Past the bound,
+   * the newest rows are dropped (the live end is then read again on the way back).
+   */
+  async loadOlder(name: string): Promise<void> {
+    const channel = this.channels.get(name)
+    if (channel === undefined || !channel.older || channel.loadingOlder || !channel.joined) return
+    const first = channel.messages[0]
+    channel.loadingOlder = true
+    this.changed()
+    try {
+      const page = await this.page(name, { before_seq: first?.seq ?? NEWEST })
+      // a page that no longer joins what is held (the run was replaced meanwhile) is dropped
+      if (page === undefined || channel.messages[0] !== first) return
+      for (const m of page.messages) insert(channel, fromHistory(m))
+      channel.older = page.more
+      dropNewest(channel)
+    } catch (error) {
+      this.fail("could not load older messages", error)
+    } finally {
+      channel.loadingOlder = false
+      this.changed()
+    }
+  }
+
+  /** Back to the live end after scrolling back past the bound: the newest page again, then the gap. */
+  async loadNewest(name: string): Promise<void> {
+    const channel = this.channels.get(name)
+    if (channel === undefined || !channel.newer || channel.loadingNewest || !channel.joined) return
+    channel.loadingNewest = true
+    this.changed()
+    try {
+      const page = await this.page(name, { before_seq: NEWEST })
+      if (page === undefined) return
+      const messages = page.messages.map(fromHistory)
+      replaceAll(channel, messages)
+      channel.older = page.more
+      channel.newer = false
+      channel.lastSeq = Math.max(channel.lastSeq, messages[messages.length - 1]?.seq ?? 0)
+      // deliveries while the page was on its way were only counted: read them
+      await this.fillForward(channel)
+      if (this.isViewing(name)) this.markRead(channel)
+    } catch (error) {
+      this.fail("could not load the newest messages", error)
+    } finally {
+      channel.loadingNewest = false
+      this.changed()
+    }
+  }
+
   private isViewing(channel: string): boolean {
     return this.view.kind === "channel" && this.view.name === channel && document.visibilityState === "visible"
   }
 
-  /** Insert in seq order (a message already shown is skipped): deliveries, history pages and own posts meet here. */
-  private append(channel: ChannelState, message: Message, lastRead?: number): void {
-    const messages = channel.messages
-    const last = messages[messages.length - 1]
-    if (last === undefined || last.seq < message.seq) {
-      messages.push(message)
+  /**
+   * A message at the live end (a delivery, a gap-fill row, an own post), inserted in seq order (one
+   * already held is skipped); past the bound the oldest rows go. While the live end is not held
+   * (scrolled back past the bound), it is only counted.
+   */
+  private append(channel: ChannelState, message: Message): void {
+    if (channel.newer) {
+      if (message.seq <= channel.lastSeq) return
     } else {
-      let lo = 0
-      let hi = messages.length
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1
-        if (messages[mid]!.seq < message.seq) lo = mid + 1
-        else hi = mid
-      }
-      if (messages[lo]?.seq === message.seq) return
-      messages.splice(lo, 0, message)
-    }
-    if (message.replyTo !== null) {
-      channel.replyCounts.set(message.replyTo, (channel.replyCounts.get(message.replyTo) ?? 0) + 1)
-    }
-    if (messages.length > MAX_MESSAGES) {
-      for (const dropped of messages.splice(0, messages.length - MAX_MESSAGES)) channel.replyCounts.delete(dropped.seq)
+      if (!insert(channel, message)) return
+      dropOldest(channel)
     }
     channel.lastSeq = Math.max(channel.lastSeq, message.seq)
-    const mine = this.me !== undefined && message.fromKey === pathKey(this.me)
-    if (!mine && message.seq > (lastRead ?? 0) && !this.isViewing(channel.name)) channel.unread++
+    if (!this.isMine(message) && !this.isViewing(channel.name)) channel.unread++
   }
 
   private onFrame(frame: Frames.ServerFrame): void {
@@ -303,15 +317,7 @@ export class ConsoleState {
       case "channel_msg": {
         const channel = this.channels.get(frame.channel)
         if (channel === undefined) return
-        this.append(channel, {
-          seq: frame.seq,
-          from: frame.from,
-          fromKey: pathKey(frame.from),
-          ts: Date.now(),
-          ...bodyOf(frame.payload),
-          origin: frame.origin,
-          replyTo: frame.reply_to
-        })
+        this.append(channel, fromDelivery(frame, Date.now()))
         if (this.isViewing(channel.name)) this.markRead(channel)
         break
       }
@@ -323,7 +329,7 @@ export class ConsoleState {
           from: frame.from,
           mine,
           ts: Date.now(),
-          text: bodyOf(frame.payload).text,
+          text: textOf(frame.payload),
           origin: frame.origin
         })
         if (thread.messages.length > MAX_MESSAGES) thread.messages.splice(0, thread.messages.length - MAX_MESSAGES)
@@ -371,7 +377,12 @@ export class ConsoleState {
   }
 
   select(view: View): void {
+    const left = this.view
     this.view = view
+    // a channel left while scrolled back past the bound is back at its live end when next opened
+    if (left.kind === "channel" && (view.kind !== "channel" || view.name !== left.name)) {
+      if (this.channels.get(left.name)?.newer === true) void this.loadNewest(left.name)
+    }
     if (view.kind === "channel") {
       const channel = this.channels.get(view.name)
       if (channel !== undefined) this.markRead(channel)
@@ -438,6 +449,8 @@ export class ConsoleState {
       replyTo
     })
     if (this.isViewing(channel)) this.markRead(state)
+    // posted while scrolled back past the bound: show it where it is, at the live end
+    if (state.newer) void this.loadNewest(channel)
     this.changed()
   }
 
