@@ -4,26 +4,18 @@
  * per animation frame.
  */
 import type * as Frames from "@conclave/protocol/Frames"
+import { ChannelHistory } from "./history.js"
 import { type Identity } from "./keys.js"
-import { Refused, type Reply, type SessionPath, type Status, Wire } from "./wire.js"
-
-
 import {
   type ChannelState,
-  dropNewest,
-  dropOldest,
   emptyChannel,
   fromDelivery,
-  fromHistory,
-  insert,
   MAX_MESSAGES,
   type Message,
-  NEWEST,
   pathKey,
-  replaceAll,
-  textOf,
-  unreadOf
+  textOf
 } from "./messages.js"
+import { Refused, type Reply, type SessionPath, type Status, Wire } from "./wire.js"
 
 export {
   agentStreak,
@@ -92,6 +84,7 @@ export class ConsoleState {
   private wire: Wire
   private presenceTimer: number | undefined
   private whisperKeys = 0
+  private history: ChannelHistory
 
   constructor(identity: Identity, handle: string, enroll: string | undefined) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:"
@@ -111,6 +104,15 @@ export class ConsoleState {
         this.admin = admin
         void this.sync()
       }
+    })
+    this.history = new ChannelHistory({
+      request: (frame) => this.wire.request(frame),
+      isViewing: (channel) => this.isViewing(channel),
+      isMine: (message) => this.isMine(message),
+      lastRead: (channel) => this.lastRead(channel),
+      markRead: (channel) => this.markRead(channel),
+      fail: (what, error) => this.fail(what, error),
+      changed: () => this.changed()
     })
   }
 
@@ -188,128 +190,36 @@ export class ConsoleState {
     }
   }
 
-  private page(channel: string, from: { readonly since_seq: number } | { readonly before_seq: number }) {
-    return this.wire.request({ type: "read_since", channel, ...from }).then((reply) =>
-      reply.type === "history" ? reply : undefined
-    )
-  }
-
   private isMine(message: Message): boolean {
     return this.me !== undefined && message.fromKey === pathKey(this.me)
   }
 
-  /**
-   * Join, then: the first time only the newest page (older pages are read as the reader scrolls
-   * back); after a reconnection, the gap filled by seq from the last one held; scrolled back with
-   * the live end dropped, nothing (returning to it reads the newest page).
-   */
+  /** Scroll-back: the page before the first message held of channel `name`. */
+  loadOlder(name: string): Promise<void> {
+    const channel = this.channels.get(name)
+    return channel === undefined ? Promise.resolve() : this.history.loadOlder(channel)
+  }
+
+  /** Back to the live end of channel `name` after scrolling back past the bound. */
+  loadNewest(name: string): Promise<void> {
+    const channel = this.channels.get(name)
+    return channel === undefined ? Promise.resolve() : this.history.loadNewest(channel)
+  }
+
   private async joinAndFill(channel: ChannelState): Promise<void> {
     try {
       await this.wire.request({ type: "join", channel: channel.name, token: null })
       channel.joined = true
       channel.problem = undefined
-      if (!channel.loaded) {
-        const lastRead = this.lastRead(channel.name)
-        const page = await this.page(channel.name, { before_seq: NEWEST })
-        if (page === undefined) return
-        const messages = page.messages.map(fromHistory)
-        replaceAll(channel, messages)
-        channel.older = page.more
-        channel.newer = false
-        channel.lastSeq = Math.max(channel.lastSeq, messages[messages.length - 1]?.seq ?? 0)
-        if (!this.isViewing(channel.name)) {
-          channel.unread = unreadOf(messages, page.more, lastRead, (m) => this.isMine(m))
-        }
-        channel.loaded = true
-      } else if (!channel.newer) {
-        await this.fillForward(channel)
-      }
-      if (this.isViewing(channel.name)) this.markRead(channel)
+      await this.history.fill(channel)
     } catch (error) {
       channel.problem = error instanceof Error ? error.message : String(error)
     }
     this.changed()
   }
 
-  /** Read forward by seq from the last message held to the live end (gap fill). */
-  private async fillForward(channel: ChannelState): Promise<void> {
-    for (;;) {
-      const from = channel.messages[channel.messages.length - 1]?.seq ?? channel.lastSeq
-      const page = await this.page(channel.name, { since_seq: from })
-      if (page === undefined) return
-      for (const m of page.messages) this.append(channel, fromHistory(m))
-      if (!page.more || page.messages.length === 0) return
-    }
-  }
-
-  /**
-   * Scroll-back: read the page before the first message held and put it in front. Past the bound,
-   * the newest rows are dropped (the live end is then read again on the way back).
-   */
-  async loadOlder(name: string): Promise<void> {
-    const channel = this.channels.get(name)
-    if (channel === undefined || !channel.older || channel.loadingOlder || !channel.joined) return
-    const first = channel.messages[0]
-    channel.loadingOlder = true
-    this.changed()
-    try {
-      const page = await this.page(name, { before_seq: first?.seq ?? NEWEST })
-      // a page that no longer joins what is held (the run was replaced meanwhile) is dropped
-      if (page === undefined || channel.messages[0] !== first) return
-      for (const m of page.messages) insert(channel, fromHistory(m))
-      channel.older = page.more
-      dropNewest(channel)
-    } catch (error) {
-      this.fail("could not load older messages", error)
-    } finally {
-      channel.loadingOlder = false
-      this.changed()
-    }
-  }
-
-  /** Back to the live end after scrolling back past the bound: the newest page again, then the gap. */
-  async loadNewest(name: string): Promise<void> {
-    const channel = this.channels.get(name)
-    if (channel === undefined || !channel.newer || channel.loadingNewest || !channel.joined) return
-    channel.loadingNewest = true
-    this.changed()
-    try {
-      const page = await this.page(name, { before_seq: NEWEST })
-      if (page === undefined) return
-      const messages = page.messages.map(fromHistory)
-      replaceAll(channel, messages)
-      channel.older = page.more
-      channel.newer = false
-      channel.lastSeq = Math.max(channel.lastSeq, messages[messages.length - 1]?.seq ?? 0)
-      // deliveries while the page was on its way were only counted: read them
-      await this.fillForward(channel)
-      if (this.isViewing(name)) this.markRead(channel)
-    } catch (error) {
-      this.fail("could not load the newest messages", error)
-    } finally {
-      channel.loadingNewest = false
-      this.changed()
-    }
-  }
-
   private isViewing(channel: string): boolean {
     return this.view.kind === "channel" && this.view.name === channel && document.visibilityState === "visible"
-  }
-
-  /**
-   * A message at the live end (a delivery, a gap-fill row, an own post), inserted in seq order (one
-   * already held is skipped); past the bound the oldest rows go. While the live end is not held
-   * (scrolled back past the bound), it is only counted.
-   */
-  private append(channel: ChannelState, message: Message): void {
-    if (channel.newer) {
-      if (message.seq <= channel.lastSeq) return
-    } else {
-      if (!insert(channel, message)) return
-      dropOldest(channel)
-    }
-    channel.lastSeq = Math.max(channel.lastSeq, message.seq)
-    if (!this.isMine(message) && !this.isViewing(channel.name)) channel.unread++
   }
 
   private onFrame(frame: Frames.ServerFrame): void {
@@ -317,7 +227,7 @@ export class ConsoleState {
       case "channel_msg": {
         const channel = this.channels.get(frame.channel)
         if (channel === undefined) return
-        this.append(channel, fromDelivery(frame, Date.now()))
+        this.history.append(channel, fromDelivery(frame, Date.now()))
         if (this.isViewing(channel.name)) this.markRead(channel)
         break
       }
@@ -381,7 +291,8 @@ export class ConsoleState {
     this.view = view
     // a channel left while scrolled back past the bound is back at its live end when next opened
     if (left.kind === "channel" && (view.kind !== "channel" || view.name !== left.name)) {
-      if (this.channels.get(left.name)?.newer === true) void this.loadNewest(left.name)
+      const channel = this.channels.get(left.name)
+      if (channel?.newer === true) void this.history.loadNewest(channel)
     }
     if (view.kind === "channel") {
       const channel = this.channels.get(view.name)
@@ -438,7 +349,7 @@ export class ConsoleState {
     })
     const state = this.channels.get(channel)
     if (ack.type !== "ack" || ack.seq === null || state === undefined || this.me === undefined) return
-    this.append(state, {
+    this.history.append(state, {
       seq: ack.seq,
       from: this.me,
       fromKey: pathKey(this.me),
@@ -450,7 +361,7 @@ export class ConsoleState {
     })
     if (this.isViewing(channel)) this.markRead(state)
     // posted while scrolled back past the bound: show it where it is, at the live end
-    if (state.newer) void this.loadNewest(channel)
+    if (state.newer) void this.history.loadNewest(state)
     this.changed()
   }
 
