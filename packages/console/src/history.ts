@@ -47,10 +47,13 @@ export class ChannelHistory {
     const page = await this.page(channel.name, { before_seq: NEWEST })
     if (page === undefined) return false
     const messages = page.messages.map(fromHistory)
-    replaceAll(channel, messages)
+    // deliveries that came in while the page was on its way may be newer than its last row: kept
+    const last = messages[messages.length - 1]?.seq ?? 0
+    const later = channel.newer ? [] : channel.messages.filter((m) => m.seq > last)
+    replaceAll(channel, [...messages, ...later])
     channel.older = page.more
     channel.newer = false
-    channel.lastSeq = Math.max(channel.lastSeq, messages[messages.length - 1]?.seq ?? 0)
+    channel.lastSeq = Math.max(channel.lastSeq, last)
     return true
   }
 

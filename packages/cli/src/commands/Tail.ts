@@ -18,12 +18,11 @@ import { CliError } from "../CliError.js"
 import * as Ctx from "../Context.js"
 import * as Flags from "../Flags.js"
 import * as Output from "../Output.js"
+import * as TailBefore from "./TailBefore.js"
+import { type LineStyle, styledChannelLine, styledWhisperLine } from "./TailLines.js"
 
 /** The link went away; reconnect. */
 class LinkLost extends Data.TaggedError("LinkLost")<{ readonly reason: string }> {}
-
-import { type LineStyle, styledChannelLine, styledWhisperLine } from "./TailLines.js"
-import * as TailBefore from "./TailBefore.js"
 
 export {
   channelLine,
