@@ -64,10 +64,11 @@ export const MessageList = <M,>(props: {
 
   /** Keep the first row in view where it is through the next change of the window. */
   const hold = (el: HTMLOListElement) => {
+    const top = el.getBoundingClientRect().top
     for (let i = start; i < end; i++) {
-      const row = rowAt(el, i)
-      if (row instanceof HTMLElement && row.offsetTop + row.offsetHeight > el.scrollTop) {
-        anchor.current = { key: keyOf(messages[i]!), offset: row.offsetTop - el.scrollTop }
+      const box = rowAt(el, i)?.getBoundingClientRect()
+      if (box !== undefined && box.bottom > top) {
+        anchor.current = { key: keyOf(messages[i]!), offset: box.top - top }
         return
       }
     }
@@ -79,6 +80,8 @@ export const MessageList = <M,>(props: {
       hold(el)
       setWin({ from: keyOf(messages[from]!), count: Math.min(MAX_RENDERED, end - from) })
     } else if (older?.more === true) {
+      // the rows put in front must not move the window: it stops following the live end
+      if (win.from === undefined && messages[0] !== undefined) setWin({ from: keyOf(messages[0]), count: end })
       wantOlder.current = true
       if (!older.loading) older.load()
     }
@@ -106,8 +109,10 @@ export const MessageList = <M,>(props: {
       el.scrollTop = el.scrollHeight
     } else if (held !== undefined) {
       const index = lowerBound(messages, held.key, keyOf)
-      const row = rowAt(el, index)
-      if (row instanceof HTMLElement) el.scrollTop = row.offsetTop - held.offset
+      const row = index >= start && index < end ? rowAt(el, index) : undefined
+      if (row !== undefined) {
+        el.scrollTop += row.getBoundingClientRect().top - el.getBoundingClientRect().top - held.offset
+      }
     }
     if (wantOlder.current && start > 0) {
       wantOlder.current = false
