@@ -351,15 +351,15 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           return yield* refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
         }
         const now = yield* nowMs
-        // A page costs up to a page's bytes to read and decode: pages are read one at a time, each
-        // in its own turn of the event loop, so that a burst of requests (from one session or many)
-        // cannot hold it: `/health` and the other sessions are served between pages (issue 22).
         const bounds = {
           channel,
           cutoffMs: now - Duration.toMillis(config.retention),
           limit: config.historyPageCap,
           maxBytes: config.historyPageMaxBytes
         }
+        // A page costs up to a page's bytes to read and decode: pages are read one at a time, each
+        // in its own turn of the event loop, so that a burst of requests (from one session or many)
+        // cannot hold it: `/health` and the other sessions are served between pages (issue 22).
         // `before_seq` pages backward (scroll-back): the newest page below it, still oldest first.
         const page = yield* historyTurns.withPermits(1)(Effect.zipRight(
           nextTurn,
