@@ -105,30 +105,40 @@ describe("scroll-back: read_since with before_seq", () => {
       )
     }))
 
-  it.scopedLive("bad before_seq is malformed_frame, and the session carries on", () =>
+  it.scopedLive("bad before_seq is malformed_frame: a wrong value ends the session (D-8), a wrong mix does not", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
       const a = yield* register(server.url, "aaron")
       yield* a.request(op({ kind: "create_channel", name: "lobby", visibility: "public" }))
+      // not a seq of a message: the frame does not decode, so it is answered and the session closed
+      const wrong: ReadonlyArray<unknown> = [0, -1, 1.5, "10", true, [5], { seq: 5 }, 2 ** 53]
+      for (const [i, value] of wrong.entries()) {
+        const s = yield* register(server.url, `bad${i}`)
+        expectType(yield* s.request({ type: "join", channel: "lobby", token: null }), "joined")
+        const error = errorOf(yield* s.request({ type: "read_since", channel: "lobby", before_seq: value }))
+        assert.strictEqual(error.kind, "malformed_frame", JSON.stringify(value))
+        assert.include(error.message ?? "", "read_since", JSON.stringify(value))
+        assert.strictEqual((yield* s.closed).code, 1008, JSON.stringify(value))
+      }
+      // well-formed but not exactly one way to read: refused, and the session carries on
       expectType(yield* a.request({ type: "join", channel: "lobby", token: null }), "joined")
-      const bad: ReadonlyArray<Record<string, unknown>> = [
-        { before_seq: 0 },
-        { before_seq: -1 },
-        { before_seq: 1.5 },
-        { before_seq: "10" },
-        { before_seq: true },
-        { before_seq: 2 ** 53 },
+      const mixes: ReadonlyArray<Record<string, unknown>> = [
         { before_seq: null },
         { before_seq: 10, since_seq: 0 },
         { before_seq: 10, since_ms: 0 },
         { before_seq: 10, since_seq: 3, since_ms: 0 }
       ]
-      for (const fields of bad) {
+      for (const fields of mixes) {
         const error = errorOf(yield* a.request({ type: "read_since", channel: "lobby", ...fields }))
-        assert.strictEqual(error.kind, "malformed_frame", JSON.stringify(fields))
+        assert.deepStrictEqual(
+          error,
+          {
+            kind: "malformed_frame",
+            message: "read_since takes exactly one of `since_seq`, `since_ms` or `before_seq`"
+          },
+          JSON.stringify(fields)
+        )
       }
-      const both = errorOf(yield* a.request({ type: "read_since", channel: "lobby", before_seq: 10, since_seq: 0 }))
-      assert.include(both.message ?? "", "exactly one of `since_seq`, `since_ms` or `before_seq`")
       expectType(yield* a.request({ type: "ping" }), "pong")
       expectType(yield* a.request({ type: "read_since", channel: "lobby", before_seq: 1 }), "history")
     }))
