@@ -172,7 +172,13 @@ describe("conclave tail", { timeout: 60_000 }, () => {
           Effect.orDie
         )
         yield* agent.request({ type: "join", channel: "stamps", token: null }).pipe(Effect.orDie)
-        const history = yield* agent.request({ type: "read_since", channel: "stamps", since_seq: 0, since_ms: null })
+        const history = yield* agent.request({
+          type: "read_since",
+          channel: "stamps",
+          since_seq: 0,
+          since_ms: null,
+          before_seq: null
+        })
           .pipe(Effect.orDie)
         const question = history.type === "history" ? history.messages[0]! : assert.fail(JSON.stringify(history))
         yield* agent.request({

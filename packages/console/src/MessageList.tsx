@@ -29,7 +29,7 @@ interface Window {
 
 const NEAR_PX = 40
 
-export const MessageList = <M,>(props: {
+export const MessageList = <M extends object>(props: {
   readonly messages: ReadonlyArray<M>
   readonly keyOf: (m: M) => number
   readonly render: (m: M) => preact.JSX.Element

@@ -61,8 +61,11 @@ describe.skipIf(!haveChromium && !ci)("scroll-back in the web console", () => {
       yield* signIn(browser, yield* consoleLink(dir, server.url))
       yield* openChannel(browser, "alpha")
       // never read in this browser: every message is unread, though only the newest page was read
-      yield* step("unread badge", () =>
-        browser.page.waitForSelector(`.nav-item:has-text("#big") .unread:text-is("${TOTAL}")`, { timeout: 10_000 }))
+      yield* step(
+        "unread badge",
+        () =>
+          browser.page.waitForSelector(`.nav-item:has-text("#big") .unread:text-is("${TOTAL}")`, { timeout: 10_000 })
+      )
 
       // navigation: the newest messages show within 1 s
       reads.length = 0
@@ -117,12 +120,18 @@ describe.skipIf(!haveChromium && !ci)("scroll-back in the web console", () => {
       // the older pages were read backward, each below the first row held, and nothing twice
       const backward = bigReads().map((r) => r["before_seq"])
       assert.deepStrictEqual(backward, [Number.MAX_SAFE_INTEGER, TOTAL - PAGE + 1, TOTAL - 2 * PAGE + 1])
-      const rows = yield* step("rows in order", () =>
-        browser.page.$$eval(".message", (els) => els.map((el) => Number(el.getAttribute("data-seq")))))
+      const rows = yield* step(
+        "rows in order",
+        () => browser.page.$$eval(".message", (els) => els.map((el) => Number(el.getAttribute("data-seq"))))
+      )
       assert.deepStrictEqual(rows, Array.from({ length: rows.length }, (_, i) => i + 1), "consecutive from seq 1")
 
       // and back down to the live end with End: every row on the way, the newest last
-      for (let i = 0; !(yield* step("newest shown", () => browser.page.isVisible(`.message[data-seq="${TOTAL}"]`))); i++) {
+      for (
+        let i = 0;
+        !(yield* step("newest shown", () => browser.page.isVisible(`.message[data-seq="${TOTAL}"]`)));
+        i++
+      ) {
         assert.isBelow(i, 40, "scrolling down reached the newest message")
         yield* focus
         yield* step("End", async () => {
@@ -138,14 +147,18 @@ describe.skipIf(!haveChromium && !ci)("scroll-back in the web console", () => {
       // unread counts: one new message while another channel is open, kept across a reload
       yield* openChannel(browser, "alpha")
       const seq = yield* big.post("while you were away")
-      yield* step("one unread", () =>
-        browser.page.waitForSelector(`.nav-item:has-text("#big") .unread:text-is("1")`, { timeout: 10_000 }))
+      yield* step(
+        "one unread",
+        () => browser.page.waitForSelector(`.nav-item:has-text("#big") .unread:text-is("1")`, { timeout: 10_000 })
+      )
       yield* step("reload", async () => {
         await browser.page.reload()
         await browser.page.waitForSelector(".shell .topbar .me:not(:empty)", { timeout: 15_000 })
       })
-      yield* step("still one unread after a reload", () =>
-        browser.page.waitForSelector(`.nav-item:has-text("#big") .unread:text-is("1")`, { timeout: 10_000 }))
+      yield* step(
+        "still one unread after a reload",
+        () => browser.page.waitForSelector(`.nav-item:has-text("#big") .unread:text-is("1")`, { timeout: 10_000 })
+      )
       yield* openChannel(browser, "big")
       yield* step("the new message", () => browser.page.waitForSelector(`.message[data-seq="${seq}"]`))
       assert.strictEqual(yield* unreadOf(browser, "big"), "0")

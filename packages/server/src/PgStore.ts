@@ -812,7 +812,10 @@ const build: Effect.Effect<StoreShape, StoreError, PgClient.PgClient | Scope.Sco
         return typeof seq === "number" ? seq : undefined
       },
       (before, minTs, want) =>
-        Effect.map(query(READ_BEFORE_SIZES, [input.channel, before, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
+        Effect.map(
+          query(READ_BEFORE_SIZES, [input.channel, before, minTs, want]),
+          (rows) => rows.map((r) => Number(r.n))
+        )
     ).pipe(guard("readBefore"))
 
   const purgeOlderThan = (cutoffMs: number) =>

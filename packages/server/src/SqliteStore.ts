@@ -399,7 +399,10 @@ export const make: Effect.Effect<StoreShape, StoreError, SqlClient.SqlClient | S
       (row) => decodeMessage(messageColumns(row)),
       (row) => row.id,
       (before, minTs, want) =>
-        Effect.map(query(READ_BEFORE_SIZES, [input.channel, before, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
+        Effect.map(
+          query(READ_BEFORE_SIZES, [input.channel, before, minTs, want]),
+          (rows) => rows.map((r) => Number(r.n))
+        )
     ).pipe(Effect.mapError(toStoreError("readBefore")))
 
   const purgeOlderThan = Effect.fnUntraced(function*(cutoffMs: number) {
