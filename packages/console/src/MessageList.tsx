@@ -94,6 +94,8 @@ export const MessageList = <M extends object>(props: {
       hold(el)
       setWin({ from: keyOf(messages[from]!), count: to - from })
     } else if (newer?.more === true) {
+      // back to the live end: the newest page replaces what is held, and the window follows it
+      if (win.from !== undefined) setWin({ from: undefined, count: WINDOW })
       if (!newer.loading) newer.load()
     } else if (win.from !== undefined) {
       setWin({ from: undefined, count: WINDOW })

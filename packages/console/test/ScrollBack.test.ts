@@ -164,4 +164,76 @@ describe.skipIf(!haveChromium && !ci)("scroll-back in the web console", () => {
       assert.strictEqual(yield* unreadOf(browser, "big"), "0")
       assert.deepStrictEqual(browser.problems, [])
     }))
+
+  it.scopedLive("past 5 000 messages held, scrolling back drops the newest; the way down reads the newest page again", () =>
+    Effect.gen(function*() {
+      const total = 5_600
+      const server = yield* startServer({ admins: ["aaron"], args: ["--rate", "0"] })
+      const dir = yield* tempDir()
+      const aaron = yield* register(dir, server.url, "aaron")
+      yield* createChannel(server.url, aaron, "long")
+      const long = yield* poster(server.url, aaron, "long")
+      for (let i = 1; i <= total; i++) yield* long.post(`line ${i}`)
+      const browser = yield* launch()
+      const reads = watchReads(browser)
+      yield* signIn(browser, yield* consoleLink(dir, server.url))
+      yield* openChannel(browser, "long")
+      yield* step("the newest", () => browser.page.waitForSelector(`.message[data-seq="${total}"]`))
+
+      // up to seq 1: twelve pages, more than the 5 000 held, so the newest rows are dropped
+      for (let i = 0; (yield* firstSeq(browser)) > 1; i++) {
+        assert.isBelow(i, 120, "scroll-back reached seq 1")
+        const before = yield* firstSeq(browser)
+        yield* step("scroll to the top", () =>
+          browser.page.$eval(".messages", (el) => {
+            el.scrollTop = 0
+          }))
+        yield* step("older rows", () =>
+          browser.page.waitForFunction(
+            (seq) => Number(document.querySelector(".message")?.getAttribute("data-seq")) < seq,
+            before,
+            { timeout: 10_000 }
+          ))
+      }
+      const backward = reads.filter((r) => r["before_seq"] !== undefined).map((r) => r["before_seq"])
+      assert.deepStrictEqual(
+        backward,
+        [Number.MAX_SAFE_INTEGER, ...Array.from({ length: 11 }, (_, i) => total - 500 * (i + 1) + 1)]
+      )
+      // the live end is no longer held: the list says newer ones follow
+      yield* step("newer note", () => browser.page.waitForSelector(".newer"))
+      const sent = yield* long.post("posted while scrolled back")
+
+      // down again: rows held first, then the newest page and the gap after it, at the live end
+      reads.length = 0
+      const lastSeq = () =>
+        step("last row", () => browser.page.$$eval(".message", (els) => Number(els.at(-1)?.getAttribute("data-seq"))))
+      for (let i = 0; (yield* lastSeq()) < sent; i++) {
+        assert.isBelow(i, 120, "scrolling down reached the live end")
+        const before = yield* lastSeq()
+        yield* step("to the bottom", () =>
+          browser.page.$eval(".messages", (el) => {
+            el.scrollTop = el.scrollHeight
+          }))
+        yield* step("later rows", () =>
+          browser.page.waitForFunction(
+            (seq) => Number([...document.querySelectorAll(".message")].at(-1)?.getAttribute("data-seq")) > seq,
+            before,
+            { timeout: 10_000 }
+          ))
+        assert.isAtMost(yield* rowCount(browser), MAX_RENDERED, "the list stays virtualized")
+      }
+      assert.deepStrictEqual(
+        reads.map((r) => [r["since_seq"] ?? null, r["before_seq"] ?? null]),
+        [[null, Number.MAX_SAFE_INTEGER], [sent, null]],
+        "the newest page, then the gap after it"
+      )
+      const rows = yield* step(
+        "rows in order",
+        () => browser.page.$$eval(".message", (els) => els.map((el) => Number(el.getAttribute("data-seq"))))
+      )
+      assert.deepStrictEqual(rows, Array.from({ length: rows.length }, (_, i) => sent - rows.length + 1 + i))
+      assert.isFalse(yield* step("no newer note", () => browser.page.isVisible(".newer")))
+      assert.deepStrictEqual(browser.problems, [])
+    }))
 })
