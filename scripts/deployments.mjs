@@ -15,6 +15,7 @@ const files = [
   "packages/server/test/Messaging.test.ts",
   "packages/server/test/Moderation.test.ts",
   "packages/server/test/Ordering.test.ts",
+  "packages/server/test/ScrollBack.test.ts",
   "packages/server/test/Transport.test.ts"
 ]
 const deployments = process.argv.length > 2 ? process.argv.slice(2) : ["sqlite", "postgres", "cluster"]

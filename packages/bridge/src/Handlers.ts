@@ -121,9 +121,16 @@ export const make = (kit: Kit): Readonly<Record<string, Handler>> => {
               type: "read_since",
               channel,
               since_seq: null,
-              since_ms: Math.max(-Limits.MAX_DATE_MS, (yield* Clock.currentTimeMillis) - since * 1000)
+              since_ms: Math.max(-Limits.MAX_DATE_MS, (yield* Clock.currentTimeMillis) - since * 1000),
+              before_seq: null
             }
-            : { type: "read_since", channel, since_seq: gap ?? (yield* watermarks.lastSeen(key)) ?? 0, since_ms: null },
+            : {
+              type: "read_since",
+              channel,
+              since_seq: gap ?? (yield* watermarks.lastSeen(key)) ?? 0,
+              since_ms: null,
+              before_seq: null
+            },
           "history"
         )
         const newest = reply.messages.reduce((n, m) => Math.max(n, m.seq), -1)

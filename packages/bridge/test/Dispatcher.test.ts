@@ -317,7 +317,7 @@ describe("Dispatcher: correlation, joins, admin gating, list_changed (M)", () =>
       yield* settle(() => h.injected.length >= injectedBefore + 3, "catch-up injections")
       assert.deepStrictEqual(fake2.sent.map((s) => s.frame), [
         { type: "join", channel: "ops", token: null },
-        { type: "read_since", channel: "ops", since_seq: 5, since_ms: null }
+        { type: "read_since", channel: "ops", since_seq: 5, since_ms: null, before_seq: null }
       ])
       const fresh = h.injected.slice(injectedBefore)
       assert.include(fresh[0]!.content, "Reconnected to")
@@ -372,7 +372,8 @@ describe("Dispatcher: correlation, joins, admin gating, list_changed (M)", () =>
         type: "read_since",
         channel: "ops",
         since_seq: 10,
-        since_ms: null
+        since_ms: null,
+        before_seq: null
       })
     }))
 
@@ -657,7 +658,8 @@ describe("Dispatcher: catch_up (O, seq watermarks)", () => {
         type: "read_since",
         channel: "ops",
         since_seq: null,
-        since_ms: 1751510000000 - 7_200_000
+        since_ms: 1751510000000 - 7_200_000,
+        before_seq: null
       })
       yield* fake.answer({
         type: "history",
@@ -696,7 +698,8 @@ describe("Dispatcher: catch_up (O, seq watermarks)", () => {
         type: "read_since",
         channel: "ops",
         since_seq: 17,
-        since_ms: null
+        since_ms: null,
+        before_seq: null
       })
       yield* fake.answer({ type: "history", channel: "ops", more: false, messages: [] })
       assert.strictEqual((yield* Fiber.join(f1)).text, "#ops: no retained messages in that window")
@@ -705,7 +708,8 @@ describe("Dispatcher: catch_up (O, seq watermarks)", () => {
         type: "read_since",
         channel: "fresh",
         since_seq: 0,
-        since_ms: null
+        since_ms: null,
+        before_seq: null
       })
       yield* fake.answer({
         type: "history",
@@ -726,7 +730,8 @@ describe("Dispatcher: catch_up (O, seq watermarks)", () => {
         type: "read_since",
         channel: "fresh",
         since_seq: 30,
-        since_ms: null
+        since_ms: null,
+        before_seq: null
       })
       yield* fake.reject({ kind: "unauthorized", message: "not a member of channel `fresh`" })
       assert.deepStrictEqual(yield* Fiber.join(f3), {
@@ -904,7 +909,8 @@ describe("Dispatcher: permission relay, notices, unsubscribed, whoami, inbox", (
         type: "read_since",
         channel: "ops",
         since_seq: 8,
-        since_ms: null
+        since_ms: null,
+        before_seq: null
       })
       yield* fake.answer({ type: "history", channel: "ops", more: false, messages: [] })
       yield* Fiber.join(f)

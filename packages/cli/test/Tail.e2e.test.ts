@@ -40,6 +40,64 @@ const send = (url: string, configDir: string, text: string, channel = "watch") =
   ok(["send", "--server", url, "--channel", channel, text], { configDir })
 
 describe("conclave tail", { timeout: 60_000 }, () => {
+  it.scopedLive("issue 18: --before SEQ prints the page before #SEQ, oldest first, says how to go on, and exits", () =>
+    Effect.gen(function*() {
+      // pages of 3 rows, so that a short channel has more than one page
+      const server = yield* startServer({ config: { historyPageCap: 3 } })
+      yield* Effect.addFinalizer(() => server.stop)
+      const me = dir("scroll-back")
+      yield* ok(["register", "--server", server.url, "--username", "aaron", "--machine", "workstation"], {
+        configDir: me
+      })
+      yield* ok(["channel", "create", "--server", server.url, "back"], { configDir: me })
+      const seqs: Array<number> = []
+      for (let i = 1; i <= 5; i++) {
+        const r = yield* ok(["send", "--server", server.url, "--channel", "back", "--json", `b${i}`], { configDir: me })
+        seqs.push((JSON.parse(r.stdout) as { seq: number }).seq)
+      }
+      const back = (before: number, ...flags: ReadonlyArray<string>) =>
+        ok(["tail", "--server", server.url, "--channel", "back", "--before", String(before), ...flags], {
+          configDir: me
+        })
+
+      const newest = yield* back(Number.MAX_SAFE_INTEGER, "--json")
+      const rows = newest.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>)
+      assert.deepStrictEqual(rows.map((r) => r["text"] ?? r["type"]), ["b3", "b4", "b5", "more"])
+      assert.deepStrictEqual(rows[0], {
+        type: "message",
+        channel: "back",
+        from: `aaron/workstation/cli-${process.pid}`,
+        text: "b3",
+        seq: seqs[2],
+        origin: "human",
+        reply_to: null,
+        ts_ms: rows[0]!["ts_ms"],
+        history: true
+      })
+      assert.deepStrictEqual(rows[3], { type: "more", channel: "back", before_seq: seqs[2] })
+      assert.include(newest.stderr, `older messages remain: conclave tail --channel back --before ${seqs[2]}`)
+
+      const older = yield* back(seqs[2]!, "--details")
+      assert.deepStrictEqual(older.stdout.trim().split("\n"), [
+        `[back] #${seqs[0]} aaron/workstation/cli-${process.pid} (human) [history]: b1`,
+        `[back] #${seqs[1]} aaron/workstation/cli-${process.pid} (human) [history]: b2`
+      ])
+      assert.notInclude(older.stderr, "older messages remain")
+
+      const none = yield* back(seqs[0]!)
+      assert.strictEqual(none.stdout, "")
+      assert.include(none.stderr, `#back: no retained messages before #${seqs[0]}`)
+      // a channel this user may not read is refused like any history read
+      yield* ok(["channel", "create", "--server", server.url, "hidden", "--visibility", "private"], { configDir: me })
+      const other = dir("scroll-back-other")
+      yield* ok(["register", "--server", server.url, "--username", "bob", "--machine", "box"], { configDir: other })
+      const refused = yield* ko(["tail", "--server", server.url, "--channel", "hidden", "--before", "5"], {
+        configDir: other
+      })
+      assert.strictEqual(refused.code, 1)
+      assert.include(refused.stderr, "join rejected")
+    }))
+
   it.scopedLive("S-168: ready line, then live channel lines with the sender's path", () =>
     Effect.gen(function*() {
       const { aaron, server } = yield* env
@@ -114,7 +172,13 @@ describe("conclave tail", { timeout: 60_000 }, () => {
           Effect.orDie
         )
         yield* agent.request({ type: "join", channel: "stamps", token: null }).pipe(Effect.orDie)
-        const history = yield* agent.request({ type: "read_since", channel: "stamps", since_seq: 0, since_ms: null })
+        const history = yield* agent.request({
+          type: "read_since",
+          channel: "stamps",
+          since_seq: 0,
+          since_ms: null,
+          before_seq: null
+        })
           .pipe(Effect.orDie)
         const question = history.type === "history" ? history.messages[0]! : assert.fail(JSON.stringify(history))
         yield* agent.request({

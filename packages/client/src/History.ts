@@ -1,6 +1,7 @@
 /**
  * The paged `read_since` loop (SPEC §2.5): follow `more` from a seq or time watermark, one page
- * after the other, each page starting after the last seq of the one before.
+ * after the other, each page starting after the last seq of the one before; and scroll-back with
+ * `before_seq` (issue 18), each page ending below the first seq of the one after.
  *
  * A page over the client's own frame limit never arrives: the link closes with 1009, and asking for
  * the same page again would fail the same way, forever (issue 22). `pages` then fails with
@@ -117,7 +118,7 @@ export const pages = <E>(
       readonly [Page, Option.Option<{ readonly from: From; readonly page: number }>],
       E | Replies.UnexpectedReply | PageTooLarge
     > =>
-      Replies.request(send, { type: "read_since", channel, ...state.from }, "history").pipe(
+      Replies.request(send, { type: "read_since", channel, before_seq: null, ...state.from }, "history").pipe(
         Effect.catchAll((error) =>
           closeCode === undefined
             ? Effect.fail(error)
@@ -135,6 +136,60 @@ export const pages = <E>(
           return [page, next] as const
         })
       )
+  )
+}
+
+/**
+ * A `before_seq` above any channel's newest seq: `pageBefore(send, channel, NEWEST)` reads the
+ * newest page.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const NEWEST = Number.MAX_SAFE_INTEGER
+
+/**
+ * One page of scroll-back (issue 18): the newest messages of `channel` with a seq below
+ * `beforeSeq`, oldest first; `more` while older ones remain (the next page is below its first row).
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const pageBefore = <E>(
+  send: Replies.Requester<E>,
+  channel: string,
+  beforeSeq: number
+): Effect.Effect<Page, E | Replies.UnexpectedReply> =>
+  Replies.request(
+    send,
+    { type: "read_since", channel, since_seq: null, since_ms: null, before_seq: beforeSeq },
+    "history"
+  )
+
+/**
+ * The pages of `channel` going back from `beforeSeq` (each oldest first, the newest page first),
+ * until a page says no `more`, comes back empty, or `maxPages` have been read.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const pagesBefore = <E>(
+  send: Replies.Requester<E>,
+  channel: string,
+  beforeSeq: number,
+  options: { readonly maxPages?: number } = {}
+): Stream.Stream<Page, E | Replies.UnexpectedReply> => {
+  const maxPages = options.maxPages ?? Number.POSITIVE_INFINITY
+  return Stream.paginateEffect(
+    { before: beforeSeq, page: 1 },
+    (state) =>
+      Effect.map(pageBefore(send, channel, state.before), (page) => {
+        const first = page.messages[0]
+        const next = page.more && first !== undefined && state.page < maxPages
+          ? Option.some({ before: first.seq, page: state.page + 1 })
+          : Option.none()
+        return [page, next] as const
+      })
   )
 }
 

@@ -63,4 +63,34 @@ describe("History", () => {
     const text = History.skippedText("ops", History.pastTooLarge(History.afterSeq(41)))
     assert.include(text, "message #42 of #ops is larger than this client accepts (16777216 bytes) and was skipped")
   })
+
+  it.effect("pagesBefore walks back below each page's first seq until no more; maxPages stops it", () =>
+    Effect.gen(function*() {
+      // a channel of seqs 1..7 served in pages of 3 from the newest
+      const asked: Array<RequestWithoutId> = []
+      const send = (frame: RequestWithoutId): Effect.Effect<Reply, ConnectionLost> => {
+        asked.push(frame)
+        if (frame.type !== "read_since" || frame.before_seq === null) return Effect.die("unexpected")
+        const below = Math.min(frame.before_seq, 8)
+        const seqs = [below - 3, below - 2, below - 1].filter((s) => s >= 1)
+        return Effect.succeed({ type: "history", id: "1", channel: "c", messages: seqs.map(row), more: seqs[0]! > 1 })
+      }
+      const pages = yield* Stream.runCollect(History.pagesBefore(send, "c", History.NEWEST))
+      assert.deepStrictEqual([...pages].map((p) => p.messages.map((m) => m.seq)), [[5, 6, 7], [2, 3, 4], [1]])
+      assert.deepStrictEqual(
+        asked.map((f) => f.type === "read_since" ? [f.since_seq, f.since_ms, f.before_seq] : []),
+        [[null, null, History.NEWEST], [null, null, 5], [null, null, 2]]
+      )
+      const one = yield* Stream.runCollect(History.pagesBefore(send, "c", 5, { maxPages: 1 }))
+      assert.deepStrictEqual([...one].map((p) => p.messages.map((m) => m.seq)), [[2, 3, 4]])
+      const single = yield* History.pageBefore(send, "c", 3)
+      assert.deepStrictEqual([single.messages.map((m) => m.seq), single.more], [[1, 2], false])
+    }))
+
+  it.effect("forward pages never carry before_seq", () =>
+    Effect.gen(function*() {
+      const s = server(undefined)
+      yield* History.collect(s.send, "c", History.afterSeq(0))
+      for (const frame of s.asked) assert.strictEqual(frame.type === "read_since" ? frame.before_seq : 0, null)
+    }))
 })

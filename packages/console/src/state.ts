@@ -4,41 +4,31 @@
  * per animation frame.
  */
 import type * as Frames from "@conclave/protocol/Frames"
+import { ChannelHistory } from "./history.js"
 import { type Identity } from "./keys.js"
+import {
+  type ChannelState,
+  emptyChannel,
+  fromDelivery,
+  MAX_MESSAGES,
+  type Message,
+  pathKey,
+  textOf
+} from "./messages.js"
 import { Refused, type Reply, type SessionPath, type Status, Wire } from "./wire.js"
 
-/** Messages kept per channel or thread: older ones are dropped (the heap stays bounded). */
-export const MAX_MESSAGES = 5000
+export {
+  agentStreak,
+  type ChannelState,
+  DEFAULT_LOOP_LIMIT,
+  findMessage,
+  MAX_MESSAGES,
+  type Message,
+  pathKey
+} from "./messages.js"
+
 /** How often the open channel's presence is asked for. */
 const PRESENCE_POLL_MS = 2000
-
-export interface Message {
-  readonly seq: number
-  readonly from: SessionPath
-  readonly fromKey: string
-  /** Milliseconds since the epoch: the server's for history, arrival time for live deliveries. */
-  readonly ts: number
-  /** The body as text; an encrypted payload is shown as a placeholder. */
-  readonly text: string
-  readonly encrypted: boolean
-  readonly origin: Frames.Origin
-  readonly replyTo: number | null
-}
-
-export interface ChannelState {
-  readonly name: string
-  visibility: Frames.Visibility
-  joined: boolean
-  messages: Array<Message>
-  /** Replies per message seq (threads), kept as messages arrive. */
-  replyCounts: Map<number, number>
-  /** The highest seq seen: reconnection reads from here (gap fill). */
-  lastSeq: number
-  unread: number
-  presence: ReadonlyArray<SessionPath>
-  loaded: boolean
-  problem: string | undefined
-}
 
 export interface WhisperMessage {
   readonly key: number
@@ -69,51 +59,16 @@ export interface PermissionRequest {
 /** Pending permission requests kept (the oldest leave first). */
 export const MAX_PERMISSION_REQUESTS = 100
 
-/** D-12's default loop limit: bridges stop acting on a channel after this many agent messages in a row. */
-export const DEFAULT_LOOP_LIMIT = 20
-
-/**
- * Consecutive agent-origin messages at the end of the channel since the last human-origin one
- * (D-12's rule, computed from the messages the console holds).
- */
-export const agentStreak = (channel: ChannelState): number => {
-  const messages = channel.messages
-  let n = 0
-  for (let i = messages.length - 1; i >= 0 && messages[i]!.origin === "agent"; i--) n++
-  return n
-}
-
 export type View =
   | { readonly kind: "channel"; readonly name: string }
   | { readonly kind: "whisper"; readonly key: string }
   | { readonly kind: "none" }
-
-/** The message with this seq, if still kept (binary search: messages are in seq order). */
-export const findMessage = (channel: ChannelState, seq: number): Message | undefined => {
-  const messages = channel.messages
-  let lo = 0
-  let hi = messages.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (messages[mid]!.seq < seq) lo = mid + 1
-    else hi = mid
-  }
-  const found = messages[lo]
-  return found !== undefined && found.seq === seq ? found : undefined
-}
-
-export const pathKey = (p: SessionPath): string => `${p.user}/${p.machine}/${p.session}`
 
 export const parsePath = (text: string): SessionPath | undefined => {
   const parts = text.trim().split("/")
   if (parts.length !== 3 || parts.some((p) => p.length === 0)) return undefined
   return { user: parts[0]!, machine: parts[1]!, session: parts[2]! }
 }
-
-const bodyOf = (payload: Frames.Payload): { text: string; encrypted: boolean } =>
-  payload.kind === "plain"
-    ? { text: payload.text, encrypted: false }
-    : { text: "[encrypted message]", encrypted: true }
 
 export class ConsoleState {
   status: Status = { tag: "connecting", attempt: 0 }
@@ -129,6 +84,7 @@ export class ConsoleState {
   private wire: Wire
   private presenceTimer: number | undefined
   private whisperKeys = 0
+  private history: ChannelHistory
 
   constructor(identity: Identity, handle: string, enroll: string | undefined) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:"
@@ -148,6 +104,15 @@ export class ConsoleState {
         this.admin = admin
         void this.sync()
       }
+    })
+    this.history = new ChannelHistory({
+      request: (frame) => this.wire.request(frame),
+      isViewing: (channel) => this.isViewing(channel),
+      isMine: (message) => this.isMine(message),
+      lastRead: (channel) => this.lastRead(channel),
+      markRead: (channel) => this.markRead(channel),
+      fail: (what, error) => this.fail(what, error),
+      changed: () => this.changed()
     })
   }
 
@@ -208,18 +173,7 @@ export class ConsoleState {
       for (const info of reply.channels) {
         const existing = this.channels.get(info.name)
         if (existing === undefined) {
-          this.channels.set(info.name, {
-            name: info.name,
-            visibility: info.visibility,
-            joined: false,
-            messages: [],
-            replyCounts: new Map(),
-            lastSeq: 0,
-            unread: 0,
-            presence: [],
-            loaded: false,
-            problem: undefined
-          })
+          this.channels.set(info.name, emptyChannel(info.name, info.visibility))
         } else {
           existing.visibility = info.visibility
           existing.joined = false
@@ -236,30 +190,28 @@ export class ConsoleState {
     }
   }
 
+  private isMine(message: Message): boolean {
+    return this.me !== undefined && message.fromKey === pathKey(this.me)
+  }
+
+  /** Scroll-back: the page before the first message held of channel `name`. */
+  loadOlder(name: string): Promise<void> {
+    const channel = this.channels.get(name)
+    return channel === undefined ? Promise.resolve() : this.history.loadOlder(channel)
+  }
+
+  /** Back to the live end of channel `name` after scrolling back past the bound. */
+  loadNewest(name: string): Promise<void> {
+    const channel = this.channels.get(name)
+    return channel === undefined ? Promise.resolve() : this.history.loadNewest(channel)
+  }
+
   private async joinAndFill(channel: ChannelState): Promise<void> {
     try {
       await this.wire.request({ type: "join", channel: channel.name, token: null })
       channel.joined = true
       channel.problem = undefined
-      const lastRead = channel.loaded ? undefined : this.lastRead(channel.name)
-      for (;;) {
-        const page = await this.wire.request({ type: "read_since", channel: channel.name, since_seq: channel.lastSeq })
-        if (page.type !== "history") return
-        for (const m of page.messages) {
-          this.append(channel, {
-            seq: m.seq,
-            from: m.from,
-            fromKey: pathKey(m.from),
-            ts: m.ts_ms,
-            ...bodyOf(m.payload),
-            origin: m.origin,
-            replyTo: m.reply_to
-          }, lastRead)
-        }
-        if (!page.more || page.messages.length === 0) break
-      }
-      channel.loaded = true
-      if (this.isViewing(channel.name)) this.markRead(channel)
+      await this.history.fill(channel)
     } catch (error) {
       channel.problem = error instanceof Error ? error.message : String(error)
     }
@@ -270,48 +222,12 @@ export class ConsoleState {
     return this.view.kind === "channel" && this.view.name === channel && document.visibilityState === "visible"
   }
 
-  /** Insert in seq order (a message already shown is skipped): deliveries, history pages and own posts meet here. */
-  private append(channel: ChannelState, message: Message, lastRead?: number): void {
-    const messages = channel.messages
-    const last = messages[messages.length - 1]
-    if (last === undefined || last.seq < message.seq) {
-      messages.push(message)
-    } else {
-      let lo = 0
-      let hi = messages.length
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1
-        if (messages[mid]!.seq < message.seq) lo = mid + 1
-        else hi = mid
-      }
-      if (messages[lo]?.seq === message.seq) return
-      messages.splice(lo, 0, message)
-    }
-    if (message.replyTo !== null) {
-      channel.replyCounts.set(message.replyTo, (channel.replyCounts.get(message.replyTo) ?? 0) + 1)
-    }
-    if (messages.length > MAX_MESSAGES) {
-      for (const dropped of messages.splice(0, messages.length - MAX_MESSAGES)) channel.replyCounts.delete(dropped.seq)
-    }
-    channel.lastSeq = Math.max(channel.lastSeq, message.seq)
-    const mine = this.me !== undefined && message.fromKey === pathKey(this.me)
-    if (!mine && message.seq > (lastRead ?? 0) && !this.isViewing(channel.name)) channel.unread++
-  }
-
   private onFrame(frame: Frames.ServerFrame): void {
     switch (frame.type) {
       case "channel_msg": {
         const channel = this.channels.get(frame.channel)
         if (channel === undefined) return
-        this.append(channel, {
-          seq: frame.seq,
-          from: frame.from,
-          fromKey: pathKey(frame.from),
-          ts: Date.now(),
-          ...bodyOf(frame.payload),
-          origin: frame.origin,
-          replyTo: frame.reply_to
-        })
+        this.history.append(channel, fromDelivery(frame, Date.now()))
         if (this.isViewing(channel.name)) this.markRead(channel)
         break
       }
@@ -323,7 +239,7 @@ export class ConsoleState {
           from: frame.from,
           mine,
           ts: Date.now(),
-          text: bodyOf(frame.payload).text,
+          text: textOf(frame.payload),
           origin: frame.origin
         })
         if (thread.messages.length > MAX_MESSAGES) thread.messages.splice(0, thread.messages.length - MAX_MESSAGES)
@@ -371,7 +287,13 @@ export class ConsoleState {
   }
 
   select(view: View): void {
+    const left = this.view
     this.view = view
+    // a channel left while scrolled back past the bound is back at its live end when next opened
+    if (left.kind === "channel" && (view.kind !== "channel" || view.name !== left.name)) {
+      const channel = this.channels.get(left.name)
+      if (channel?.newer === true) void this.history.loadNewest(channel)
+    }
     if (view.kind === "channel") {
       const channel = this.channels.get(view.name)
       if (channel !== undefined) this.markRead(channel)
@@ -427,7 +349,7 @@ export class ConsoleState {
     })
     const state = this.channels.get(channel)
     if (ack.type !== "ack" || ack.seq === null || state === undefined || this.me === undefined) return
-    this.append(state, {
+    this.history.append(state, {
       seq: ack.seq,
       from: this.me,
       fromKey: pathKey(this.me),
@@ -438,6 +360,8 @@ export class ConsoleState {
       replyTo
     })
     if (this.isViewing(channel)) this.markRead(state)
+    // posted while scrolled back past the bound: show it where it is, at the live end
+    if (state.newer) void this.history.loadNewest(state)
     this.changed()
   }
 

@@ -1,7 +1,7 @@
 // The web console in a real browser (issue 18): Debian's Chromium driven by playwright-core against
 // the real `conclave` binary (serve, console, bridge). Without Chromium the suite prints one
 // `skipped: no chromium` line; under CI=true it fails instead.
-import { Connection, type Identity } from "@conclave/client"
+import { Connection } from "@conclave/client"
 import { consoleDir } from "@conclave/console/assets"
 import type { Frames } from "@conclave/protocol"
 import * as Kit from "@conclave/testkit"
@@ -10,9 +10,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
 import * as Zlib from "node:zlib"
 import {
   assertBuilt,
@@ -25,75 +23,22 @@ import {
   waitFor
 } from "../../bridge/test/E2E.js"
 import { ok } from "../../cli/test/support/Harness.js"
-import { type Browser, haveChromium, launch, step } from "./support/Browser.js"
+import { haveChromium, launch, step } from "./support/Browser.js"
+import {
+  consoleLink,
+  createChannel,
+  DIST,
+  openChannel,
+  poster,
+  quietHost,
+  record,
+  ROOT,
+  signIn
+} from "./support/Console.js"
 
-const here = Path.dirname(fileURLToPath(import.meta.url))
-const DIST = Path.resolve(here, "../dist")
-const ROOT = Path.resolve(here, "../../..")
 const ci = process.env["CI"] === "true"
 
 if (!haveChromium && !ci) console.log("skipped: no chromium")
-
-/** Where the measurements go (BENCHMARKS.md quotes them). */
-const measurements: Record<string, number | string> = {}
-const record = (name: string, value: number | string) => {
-  measurements[name] = value
-  console.log(`measure: ${name} = ${value}`)
-  Fs.writeFileSync(Path.join(DIST, "..", "measurements.json"), JSON.stringify(measurements, null, 2) + "\n")
-}
-
-/**
- * Timing targets measure the host as much as the page: on a host busier than its CPU count (shared
- * build machines) the browser is descheduled mid-task. They are asserted on a quiet host (CI) and
- * only reported, with the load, otherwise.
- */
-const quietHost = () => {
-  const load = Os.loadavg()[0]!
-  record("load average (1 min)", load.toFixed(1))
-  const quiet = load < Os.cpus().length
-  if (!quiet) {
-    console.log(
-      `note: load average ${load.toFixed(1)} on ${Os.cpus().length} CPUs: timing targets reported, not asserted`
-    )
-  }
-  return quiet
-}
-
-const createChannel = (url: string, identity: Identity.Identity, name: string) =>
-  Effect.scoped(Effect.gen(function*() {
-    const c = yield* connectAs(url, identity, "cli-setup")
-    yield* c.request({ type: "admin", op: { kind: "create_channel", name, visibility: "public" } }).pipe(Effect.orDie)
-  }))
-
-/** `conclave console --server URL` run where `configDir`'s enrolled key lives: the link it prints. */
-const consoleLink = (configDir: string, url: string) =>
-  Effect.map(ok(["console", "--server", url], { configDir }), (r) => r.stdout.trim())
-
-/** Open the link and wait until the console shows its channels. */
-const signIn = (browser: Browser, link: string) =>
-  step("sign in", async () => {
-    await browser.page.goto(link)
-    await browser.page.waitForSelector(".shell .topbar .me:not(:empty)", { timeout: 15_000 })
-  })
-
-const openChannel = (browser: Browser, name: string) =>
-  step(`open #${name}`, async () => {
-    await browser.page.click(`.nav-item:has-text("#${name}")`)
-    await browser.page.waitForSelector(`.channel-header h1:text-is("#${name}")`)
-  })
-
-/** A client that posts as an agent (client kind bridge), or as a human CLI. */
-const poster = (url: string, identity: Identity.Identity, channel: string, client: "bridge" | "cli" = "bridge") =>
-  Effect.gen(function*() {
-    const c = yield* Connection.connect({ url, handle: `poster-${client}`, client, identity }).pipe(Effect.orDie)
-    yield* c.request({ type: "join", channel, token: null }).pipe(Effect.orDie)
-    const post = (text: string, replyTo: number | null = null) =>
-      c.request({ type: "channel_msg", channel, payload: { kind: "plain", text }, reply_to: replyTo }).pipe(
-        Effect.orDie,
-        Effect.map((ack) => (ack.type === "ack" ? ack.seq ?? -1 : -1))
-      )
-    return { connection: c, post } as const
-  })
 
 const reasonOf = (frame: Option.Option<Frames.ServerFrame>): string =>
   Option.match(frame, {

@@ -19,6 +19,8 @@ const nullable = <S extends Schema.Schema.Any>(schema: S) =>
 export const Int = Schema.Number.pipe(Schema.int(), Schema.between(-MAX_DATE_MS, MAX_DATE_MS))
 /** @since 0.1.0 @category values */
 export const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.between(0, Number.MAX_SAFE_INTEGER))
+/** A seq that names a message: 1 or more (seqs start at 1 per channel). @since 0.1.0 @category values */
+export const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.between(1, Number.MAX_SAFE_INTEGER))
 /** @since 0.1.0 @category values */
 export const U32 = Schema.Number.pipe(Schema.int(), Schema.between(0, U32_MAX))
 
@@ -268,7 +270,12 @@ export const ListMachines = frame("list_machines", { id })
 /** @since 0.1.0 @category client frames */
 export const ListUsers = frame("list_users", { id })
 /**
- * History page: exactly one of `since_seq` (exclusive; 0 = everything retained) or `since_ms` (D-4).
+ * History page: exactly one of `since_seq` (exclusive; 0 = everything retained), `since_ms` (D-4)
+ * or `before_seq`. The first two read forward: the oldest page after the point. `before_seq`
+ * (1 or more, exclusive) reads backward for scroll-back: the newest page of the messages with a
+ * lower seq — still oldest first, with `more: true` while older ones remain (the next page is
+ * `before_seq` = its first row's seq). Any seq above the channel's newest, e.g. 2^53 − 1, reads
+ * the newest page. Pages are capped in rows and bytes either way (issue 22).
  *
  * @since 0.1.0
  * @category client frames
@@ -277,7 +284,8 @@ export const ReadSince = frame("read_since", {
   id,
   channel: Schema.String,
   since_seq: nullable(NonNegativeInt),
-  since_ms: nullable(Int)
+  since_ms: nullable(Int),
+  before_seq: nullable(PositiveInt)
 })
 
 /** A permission verdict. @since 0.1.0 @category values */

@@ -74,8 +74,13 @@ export const validateClientFrame = (frame: ClientFrame): Either.Either<ClientFra
       problem = adminOpProblem(frame.op)
       break
     case "read_since":
-      if ((frame.since_seq === null) === (frame.since_ms === null)) {
-        problem = new InvalidFrame({ detail: "read_since takes exactly one of `since_seq` or `since_ms`" })
+      if (
+        (frame.since_seq === null ? 0 : 1) + (frame.since_ms === null ? 0 : 1) + (frame.before_seq === null ? 0 : 1) !==
+          1
+      ) {
+        problem = new InvalidFrame({
+          detail: "read_since takes exactly one of `since_seq`, `since_ms` or `before_seq`"
+        })
       }
       break
     case "permission_request":

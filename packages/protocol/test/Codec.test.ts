@@ -216,11 +216,15 @@ describe("DECISIONS and SPEC §2.13 example frames decode exactly", () => {
     ],
     [
       `{"type":"read_since","id":"9","channel":"ops","since_seq":0}`,
-      { type: "read_since", id: "9", channel: "ops", since_seq: 0, since_ms: null }
+      { type: "read_since", id: "9", channel: "ops", since_seq: 0, since_ms: null, before_seq: null }
     ],
     [
       `{"type":"read_since","channel":"ops","since_ms":0}`,
-      { type: "read_since", channel: "ops", since_seq: null, since_ms: 0 }
+      { type: "read_since", channel: "ops", since_seq: null, since_ms: 0, before_seq: null }
+    ],
+    [
+      `{"type":"read_since","id":"11","channel":"ops","before_seq":1001}`,
+      { type: "read_since", id: "11", channel: "ops", since_seq: null, since_ms: null, before_seq: 1001 }
     ],
     [
       `{"type":"admin","id":"10","op":{"kind":"create_channel","name":"ops","visibility":"private"}}`,
@@ -355,8 +359,9 @@ describe("missing nullable keys decode as null (SPEC §2.13)", () => {
       { type: "channel_msg", channel: "c", payload: { kind: "encrypted", ciphertext: "AAAA" } },
       { payload: { kind: "encrypted", ciphertext: "AAAA", key_id: null }, reply_to: null }
     ],
-    ["client", { type: "read_since", channel: "c", since_seq: 3 }, { since_ms: null }],
-    ["client", { type: "read_since", channel: "c" }, { since_seq: null, since_ms: null }],
+    ["client", { type: "read_since", channel: "c", since_seq: 3 }, { since_ms: null, before_seq: null }],
+    ["client", { type: "read_since", channel: "c" }, { since_seq: null, since_ms: null, before_seq: null }],
+    ["client", { type: "read_since", channel: "c", before_seq: 9 }, { since_seq: null, since_ms: null }],
     [
       "client",
       { type: "admin", op: { kind: "invite_create", channel: "c" } },
@@ -582,6 +587,14 @@ describe("malformed input is refused with a typed FrameDecodeError, never a thro
     { type: "read_since", channel: "c", since_seq: "0" },
     { type: "read_since", channel: "c", since_ms: "0" },
     { type: "read_since", channel: "c", since_ms: 9e15 },
+    // scroll-back: `before_seq` names a message, so it is an integer from 1 to 2^53 - 1
+    { type: "read_since", channel: "c", before_seq: 0 },
+    { type: "read_since", channel: "c", before_seq: -1 },
+    { type: "read_since", channel: "c", before_seq: 1.5 },
+    { type: "read_since", channel: "c", before_seq: "10" },
+    { type: "read_since", channel: "c", before_seq: true },
+    { type: "read_since", channel: "c", before_seq: [5] },
+    { type: "read_since", channel: "c", before_seq: 2 ** 53 },
     { type: "list_channels", id: 7 },
     { type: "ping", id: "" },
     { type: "ping", id: ["1"] }

@@ -157,6 +157,7 @@ describe("protocol.schema.json", () => {
         payload: { kind: "plain", text: "hi" }
       },
       { type: "read_since", id: "9", channel: "ops", since_seq: 0 },
+      { type: "read_since", id: "9", channel: "ops", before_seq: 1001 },
       { type: "admin", id: "10", op: { kind: "create_channel", name: "ops", visibility: "private" } },
       { type: "admin", op: { kind: "invite_create", channel: "ops", uses: null, expires_in_secs: 1e17 } },
       { type: "ping", id: null }
@@ -183,6 +184,9 @@ describe("protocol.schema.json", () => {
       [ClientFrameSchema, { type: "ping", id: "x".repeat(65) }],
       [ClientFrameSchema, { type: "admin", op: { kind: "create_channel", name: "ops", visibility: "secret" } }],
       [ClientFrameSchema, { type: "pong" }],
+      [ClientFrameSchema, { type: "read_since", channel: "ops", before_seq: 0 }],
+      [ClientFrameSchema, { type: "read_since", channel: "ops", before_seq: -3 }],
+      [ClientFrameSchema, { type: "read_since", channel: "ops", before_seq: 2.5 }],
       [ServerFrameSchema, { type: "ping" }],
       [ServerFrameSchema, { type: "ack", seq: -1 }],
       [ServerFrameSchema, { type: "error", error: { kind: "nope", message: "m" } }]

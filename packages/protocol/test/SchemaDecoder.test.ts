@@ -257,7 +257,15 @@ describe("decoders compiled from the ClientFrame Schema", () => {
         type: "read_since",
         channel: "c",
         since_seq: 0,
-        since_ms: null
+        since_ms: null,
+        before_seq: null
+      }],
+      [`{"type":"read_since","channel":"c","before_seq":7}`, {
+        type: "read_since",
+        channel: "c",
+        since_seq: null,
+        since_ms: null,
+        before_seq: 7
       }],
       [`{"type":"join","channel":"c"}`, { type: "join", channel: "c", token: null }],
       [`{"type":"who","id":"w"}`, { type: "who", id: "w", channel: null }],

@@ -202,13 +202,28 @@ describe("Validate key lengths (D-15: public keys are exactly 32 bytes, machine_
   })
 })
 
-describe("Validate read_since (D-4: exactly one of since_seq / since_ms)", () => {
+describe("Validate read_since (D-4: exactly one of since_seq / since_ms / before_seq)", () => {
   it("refuses neither and both", () => {
     const neither = expectInvalid({ type: "read_since", channel: "c" }, "read_since takes exactly one of")
     assert.include(neither.detail, "`since_seq`")
+    assert.include(neither.detail, "`before_seq`")
     expectInvalid({ type: "read_since", channel: "c", since_seq: null, since_ms: null }, "read_since takes exactly one")
+    expectInvalid(
+      { type: "read_since", channel: "c", since_seq: null, since_ms: null, before_seq: null },
+      "read_since takes exactly one"
+    )
     expectInvalid({ type: "read_since", channel: "c", since_seq: 0, since_ms: 0 }, "read_since takes exactly one")
     expectInvalid({ type: "read_since", channel: "c", since_seq: 5, since_ms: 1795000000000 }, "read_since takes")
+  })
+  it("refuses before_seq with since_seq or since_ms (a page reads one way)", () => {
+    expectInvalid({ type: "read_since", channel: "c", since_seq: 0, before_seq: 10 }, "read_since takes exactly one")
+    expectInvalid({ type: "read_since", channel: "c", since_ms: 0, before_seq: 10 }, "read_since takes exactly one")
+    expectInvalid({ type: "read_since", channel: "c", since_seq: 1, since_ms: 0, before_seq: 10 }, "read_since takes")
+  })
+  it("accepts before_seq alone", () => {
+    expectValid({ type: "read_since", channel: "c", before_seq: 1 })
+    expectValid({ type: "read_since", channel: "c", since_seq: null, since_ms: null, before_seq: 500 })
+    expectValid({ type: "read_since", channel: "c", before_seq: Number.MAX_SAFE_INTEGER })
   })
   it("accepts exactly one", () => {
     expectValid({ type: "read_since", channel: "c", since_seq: 0 })

@@ -64,20 +64,24 @@ const bodyBytes = (payload: Frames.Payload): number =>
     : Buffer.byteLength(payload.ciphertext, "base64url")
 
 /**
- * The longest prefix of `messages` whose encoding stays within `maxBytes` (at least one message, so
- * paging always moves on). A body's size is bounded from above (JSON escapes a UTF-16 unit into at
- * most 6 bytes) and only measured exactly when it is large.
+ * The longest run of `messages` whose encoding stays within `maxBytes` (at least one message, so
+ * paging always moves on): a prefix when paging forward, a suffix — the newest rows, next to
+ * `before_seq` — when paging back. A body's size is bounded from above (JSON escapes a UTF-16 unit
+ * into at most 6 bytes) and only measured exactly when it is large.
  */
 const keepWithin = (
   messages: ReadonlyArray<Frames.HistoryMessage>,
-  maxBytes: number
+  maxBytes: number,
+  from: "oldest" | "newest"
 ): ReadonlyArray<Frames.HistoryMessage> => {
   let total = 0
-  for (let i = 0; i < messages.length; i++) {
+  const n = messages.length
+  for (let k = 0; k < n; k++) {
+    const i = from === "oldest" ? k : n - 1 - k
     const payload = messages[i]!.payload
     const text = payload.kind === "plain" ? payload.text : payload.ciphertext
     total += 256 + (text.length <= 1024 ? text.length * 6 : Buffer.byteLength(JSON.stringify(text), "utf8"))
-    if (total > maxBytes && i > 0) return messages.slice(0, i)
+    if (total > maxBytes && k > 0) return from === "oldest" ? messages.slice(0, i) : messages.slice(i + 1)
   }
   return messages
 }
@@ -347,25 +351,35 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
           return yield* refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
         }
         const now = yield* nowMs
+        const bounds = {
+          channel,
+          cutoffMs: now - Duration.toMillis(config.retention),
+          limit: config.historyPageCap,
+          maxBytes: config.historyPageMaxBytes
+        }
         // A page costs up to a page's bytes to read and decode: pages are read one at a time, each
         // in its own turn of the event loop, so that a burst of requests (from one session or many)
         // cannot hold it: `/health` and the other sessions are served between pages (issue 22).
+        // `before_seq` pages backward (scroll-back): the newest page below it, still oldest first.
         const page = yield* historyTurns.withPermits(1)(Effect.zipRight(
           nextTurn,
           db(
             "read history",
-            store.readSince({
-              channel,
-              since: frame.since_seq !== null
-                ? { _tag: "Seq", seq: frame.since_seq }
-                : { _tag: "Ms", ms: frame.since_ms ?? 0 },
-              cutoffMs: now - Duration.toMillis(config.retention),
-              limit: config.historyPageCap,
-              maxBytes: config.historyPageMaxBytes
-            })
+            frame.before_seq !== null
+              ? store.readBefore({ ...bounds, beforeSeq: frame.before_seq })
+              : store.readSince({
+                ...bounds,
+                since: frame.since_seq !== null
+                  ? { _tag: "Seq", seq: frame.since_seq }
+                  : { _tag: "Ms", ms: frame.since_ms ?? 0 }
+              })
           )
         ))
-        const kept = keepWithin(page.messages, config.historyPageMaxBytes)
+        const kept = keepWithin(
+          page.messages,
+          config.historyPageMaxBytes,
+          frame.before_seq !== null ? "newest" : "oldest"
+        )
         return {
           type: "history",
           channel,

@@ -338,6 +338,19 @@ export interface StoreShape {
      */
     readonly maxBytes?: number
   }) => Effect.Effect<HistoryPage, StoreError>
+  /**
+   * Scroll-back (`read_since` with `before_seq`): the newest `limit` messages of `channel` with
+   * `seq < beforeSeq`, returned oldest first, skipping rows with `ts_ms < cutoffMs` (D-18) and rows
+   * that cannot be decoded. `more` is true when older ones remain (or `maxBytes` cut the page,
+   * which then keeps the newest rows: at least one).
+   */
+  readonly readBefore: (input: {
+    readonly channel: string
+    readonly beforeSeq: number
+    readonly cutoffMs: number
+    readonly limit: number
+    readonly maxBytes?: number
+  }) => Effect.Effect<HistoryPage, StoreError>
   /** Delete messages with `ts_ms < cutoffMs`; returns how many. */
   readonly purgeOlderThan: (cutoffMs: number) => Effect.Effect<number, StoreError>
 }

@@ -15,6 +15,7 @@ import * as PgStore from "../src/PgStore.js"
 import { isUnavailable, Store, StoreError, type StoreShape } from "../src/Store.js"
 import { silentServer } from "./support/SilentServer.js"
 import { channel, describeStore, failure, msg, readAll, type Subject } from "./support/StoreConformance.js"
+import { describeScrollBack } from "./support/StoreScrollBack.js"
 
 const open = (url: string) =>
   Layer.build(PgStore.layer({ url })).pipe(Effect.map((ctx): StoreShape => Context.get(ctx, Store)))
@@ -68,6 +69,7 @@ if (!postgresReachable) {
     database: Effect.map(scratchDatabase, open),
     seqPerChannel: true
   })
+  describeScrollBack("PostgreSQL", { fresh: subject, database: undefined, seqPerChannel: true })
 
   describe("PgStore", () => {
     it.scoped("an unreachable server is a StoreError of open, soon, naming no URL", () =>

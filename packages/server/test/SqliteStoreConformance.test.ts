@@ -4,7 +4,8 @@ import { Context, Effect, Layer } from "effect"
 import * as path from "node:path"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { Store } from "../src/Store.js"
-import { describeStore, type Subject } from "./support/StoreConformance.js"
+import { describeStore, type StoreFactory, type Subject } from "./support/StoreConformance.js"
+import { describeScrollBack } from "./support/StoreScrollBack.js"
 
 const dbFile = Effect.map(tempDir("conclave-store-"), (dir) => path.join(dir, "conclave.db"))
 
@@ -36,17 +37,17 @@ const subject = (filename: string) =>
     })
   )
 
-describeStore("SQLite (file)", {
+const file: StoreFactory = {
   fresh: Effect.flatMap(dbFile, subject),
   database: Effect.map(
     dbFile,
     (filename) => Layer.build(SqliteStore.layer({ filename })).pipe(Effect.map((ctx) => Context.get(ctx, Store)))
   ),
   seqPerChannel: true
-})
+}
+const memory: StoreFactory = { fresh: subject(":memory:"), database: undefined, seqPerChannel: true }
 
-describeStore("SQLite (memory)", {
-  fresh: subject(":memory:"),
-  database: undefined,
-  seqPerChannel: true
-})
+describeStore("SQLite (file)", file)
+describeStore("SQLite (memory)", memory)
+describeScrollBack("SQLite (file)", file)
+describeScrollBack("SQLite (memory)", memory)

@@ -154,7 +154,13 @@ export const runDemo = (root: string) =>
     )
     yield* out.line(`${whisperLine(whisper.from, whisper.payload)}    (seen by bob only)`)
 
-    const history = yield* request(bob, { type: "read_since", channel: CHANNEL, since_seq: 0, since_ms: null })
+    const history = yield* request(bob, {
+      type: "read_since",
+      channel: CHANNEL,
+      since_seq: 0,
+      since_ms: null,
+      before_seq: null
+    })
     const stored = history.type === "history" ? history.messages.length : 0
     yield* out.line("--- end of transcript ---")
     yield* out.line("")

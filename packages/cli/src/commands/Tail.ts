@@ -18,111 +18,22 @@ import { CliError } from "../CliError.js"
 import * as Ctx from "../Context.js"
 import * as Flags from "../Flags.js"
 import * as Output from "../Output.js"
+import * as TailBefore from "./TailBefore.js"
+import { type LineStyle, styledChannelLine, styledWhisperLine } from "./TailLines.js"
 
 /** The link went away; reconnect. */
 class LinkLost extends Data.TaggedError("LinkLost")<{ readonly reason: string }> {}
 
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
-
-/**
- * Make a body safe for a terminal (D-31): control characters (ESC, CR, BEL, C1, bidi overrides)
- * are removed; each newline becomes an indented continuation line, so a body cannot forge a
- * line that looks like another message.
- *
- * @since 0.1.0
- * @category rendering
- */
-export const sanitize = (text: string): string =>
-  text.replace(/\r\n?/g, "\n").replace(CONTROL, "").split("\n").join("\n    ")
-
-const bodyOf = (payload: Frames.Payload): string =>
-  payload.kind === "plain" ? payload.text : "[encrypted message: this client cannot decrypt it]"
-
-/** One channel line: `[<channel>] <from>: <text>`. @since 0.1.0 @category rendering */
-export const channelLine = (channel: string, from: Names.SessionPath, payload: Frames.Payload): string =>
-  `[${sanitize(channel)}] ${sanitize(Names.renderPath(from))}: ${sanitize(bodyOf(payload))}`
-
-/** One whisper line: `[whisper] <from>: <text>`. @since 0.1.0 @category rendering */
-export const whisperLine = (from: Names.SessionPath, payload: Frames.Payload): string =>
-  `[whisper] ${sanitize(Names.renderPath(from))}: ${sanitize(bodyOf(payload))}`
-
-/**
- * How text lines look beyond SPEC §6.2's `[<channel>] <from>: <text>` (the default, unchanged):
- * a time prefix (`local` or `utc`), and `details` — the seq, the sender's origin, the message a
- * reply answers, and a mark on replayed history (issue 23, item 8).
- *
- * @since 0.1.0
- * @category rendering
- */
-export interface LineStyle {
-  readonly time: "none" | "local" | "utc"
-  readonly details: boolean
-}
-
-/** SPEC §6.2's lines. @since 0.1.0 @category rendering */
-export const plainStyle: LineStyle = { time: "none", details: false }
-
-const pad = (n: number, width = 2) => String(n).padStart(width, "0")
-
-/**
- * `YYYY-MM-DD HH:MM:SS` in the local time zone, or `YYYY-MM-DDTHH:MM:SSZ` in UTC.
- *
- * @since 0.1.0
- * @category rendering
- */
-export const formatTime = (ms: number, zone: "local" | "utc"): string => {
-  const d = new Date(ms)
-  return zone === "utc"
-    ? `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${
-      pad(d.getUTCMinutes())
-    }:${pad(d.getUTCSeconds())}Z`
-    : `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${
-      pad(d.getSeconds())
-    }`
-}
-
-const timePrefix = (style: LineStyle, atMs: number) => style.time === "none" ? "" : `${formatTime(atMs, style.time)} `
-
-/**
- * One channel line in `style`: with the default style exactly `channelLine`; otherwise e.g.
- * `2026-12-07 17:08:09 [ops] #12 bob/box/api (agent) ↪ #7 [history]: text`. The body stays last.
- *
- * @since 0.1.0
- * @category rendering
- */
-export const styledChannelLine = (
-  m: {
-    readonly channel: string
-    readonly from: Names.SessionPath
-    readonly payload: Frames.Payload
-    readonly seq: number
-    readonly origin: Frames.Origin
-    readonly reply_to: number | null
-  },
-  context: { readonly atMs: number; readonly history: boolean },
-  style: LineStyle
-): string => {
-  if (!style.details) return timePrefix(style, context.atMs) + channelLine(m.channel, m.from, m.payload)
-  const reply = m.reply_to === null ? "" : ` ↪ #${m.reply_to}`
-  const mark = context.history ? " [history]" : ""
-  return `${timePrefix(style, context.atMs)}[${sanitize(m.channel)}] #${m.seq} ${
-    sanitize(Names.renderPath(m.from))
-  } (${m.origin})${reply}${mark}: ${sanitize(bodyOf(m.payload))}`
-}
-
-/** One whisper line in `style` (`[whisper] <from> (<origin>): <text>` with details). @since 0.1.0 @category rendering */
-export const styledWhisperLine = (
-  from: Names.SessionPath,
-  payload: Frames.Payload,
-  origin: Frames.Origin,
-  atMs: number,
-  style: LineStyle
-): string =>
-  style.details
-    ? `${timePrefix(style, atMs)}[whisper] ${sanitize(Names.renderPath(from))} (${origin}): ${
-      sanitize(bodyOf(payload))
-    }`
-    : timePrefix(style, atMs) + whisperLine(from, payload)
+export {
+  channelLine,
+  formatTime,
+  type LineStyle,
+  plainStyle,
+  sanitize,
+  styledChannelLine,
+  styledWhisperLine,
+  whisperLine
+} from "./TailLines.js"
 
 interface Message {
   readonly channel: string
@@ -359,6 +270,7 @@ export const tail = Command.make(
       Options.optional,
       Options.withDescription("First replay the history of this window, e.g. 10m, 1h, 7d.")
     ),
+    before: TailBefore.flag,
     json: Options.boolean("json").pipe(Options.withDescription("One JSON object per line.")),
     timestamps: Options.boolean("timestamps").pipe(
       Options.withDescription(
@@ -383,6 +295,12 @@ export const tail = Command.make(
             `\`${flag}\` shapes text lines; with \`--json\` each object already has ts_ms, origin, reply_to and history: drop one of them`
         })
       }
+      if (Option.isSome(args.before) && Option.isSome(args.since)) {
+        return yield* new CliError({
+          message:
+            "`--before` reads one page of history back and exits; `--since` replays a window and keeps watching: drop one of them"
+        })
+      }
       const style: LineStyle = {
         time: args.utc ? "utc" : args.timestamps ? "local" : "none",
         details: args.details
@@ -395,6 +313,17 @@ export const tail = Command.make(
         return yield* new CliError({ message: `invalid session handle: \`${handle}\` (${problem})` })
       }
       const identity = yield* Ctx.loadIdentity
+      if (Option.isSome(args.before)) {
+        return yield* TailBefore.run({
+          url,
+          channel: args.channel,
+          handle,
+          beforeSeq: args.before.value,
+          json: args.json,
+          style,
+          identity
+        })
+      }
       const now = yield* Clock.currentTimeMillis
       yield* run({
         url,
@@ -408,6 +337,7 @@ export const tail = Command.make(
     })
 ).pipe(
   Command.withDescription(
-    "Watch a channel live (and whispers to this session) until Ctrl-C; reconnects with backoff and resumes without gaps."
+    "Watch a channel live (and whispers to this session) until Ctrl-C; reconnects with backoff and resumes without gaps. " +
+      "With --before SEQ, print the page of history before #SEQ instead and exit."
   )
 )

@@ -7,10 +7,24 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import type { Since } from "../Store.js"
 import type { PgAccess } from "./pgAccess.js"
-import { integer, MESSAGE_EXISTS, messageColumns, type RawMessageRow, READ_SINCE, READ_SINCE_SIZES } from "./pgRows.js"
-import { decodeMessage, readSincePages } from "./storeRows.js"
+import {
+  integer,
+  MESSAGE_EXISTS,
+  messageColumns,
+  type RawMessageRow,
+  READ_BEFORE,
+  READ_BEFORE_SIZES,
+  READ_SINCE,
+  READ_SINCE_SIZES
+} from "./pgRows.js"
+import { decodeMessage, readBeforePages, readSincePages } from "./storeRows.js"
 
-/** `messageExists`, `readSince` and `purgeOlderThan` over `access`. */
+const seqOf = (row: RawMessageRow): number | undefined => {
+  const seq = integer(row.seq)
+  return typeof seq === "number" ? seq : undefined
+}
+
+/** `messageExists`, `readSince`, `readBefore` and `purgeOlderThan` over `access`. */
 export const makeHistory = ({ guard, query, sql }: PgAccess) => {
   const messageExists = (channel: string, seq: number) =>
     query(MESSAGE_EXISTS, [channel, seq]).pipe(Effect.map((rows) => rows.length > 0), guard("messageExists"))
@@ -30,13 +44,33 @@ export const makeHistory = ({ guard, query, sql }: PgAccess) => {
           SqlError
         >,
       (row) => decodeMessage(messageColumns(row)),
-      (row) => {
-        const seq = integer(row.seq)
-        return typeof seq === "number" ? seq : undefined
-      },
+      seqOf,
       (after, minTs, want) =>
         Effect.map(query(READ_SINCE_SIZES, [input.channel, after, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
     ).pipe(guard("readSince"))
+
+  const readBefore = (input: {
+    readonly channel: string
+    readonly beforeSeq: number
+    readonly cutoffMs: number
+    readonly limit: number
+    readonly maxBytes?: number
+  }) =>
+    readBeforePages(
+      input,
+      (before, minTs, want) =>
+        query(READ_BEFORE, [input.channel, before, minTs, want]) as unknown as Effect.Effect<
+          ReadonlyArray<RawMessageRow>,
+          SqlError
+        >,
+      (row) => decodeMessage(messageColumns(row)),
+      seqOf,
+      (before, minTs, want) =>
+        Effect.map(
+          query(READ_BEFORE_SIZES, [input.channel, before, minTs, want]),
+          (rows) => rows.map((r) => Number(r.n))
+        )
+    ).pipe(guard("readBefore"))
 
   const purgeOlderThan = (cutoffMs: number) =>
     sql`DELETE FROM messages WHERE ts_ms < ${cutoffMs}`.raw.pipe(
@@ -47,5 +81,5 @@ export const makeHistory = ({ guard, query, sql }: PgAccess) => {
       guard("purgeOlderThan")
     )
 
-  return { messageExists, readSince, purgeOlderThan }
+  return { messageExists, readSince, readBefore, purgeOlderThan }
 }

@@ -58,6 +58,11 @@ export const READ_SINCE_SIZES = "SELECT octet_length(payload) AS n FROM messages
   "WHERE channel = $1 AND seq > $2 AND ts_ms >= $3 ORDER BY seq LIMIT $4"
 export const READ_SINCE = "SELECT seq, sender, payload, ts_ms, origin, reply_to FROM messages " +
   "WHERE channel = $1 AND seq > $2 AND ts_ms >= $3 ORDER BY seq LIMIT $4"
+// Scroll-back: the same rows below a seq, newest first (the (channel, seq) key read backwards).
+export const READ_BEFORE_SIZES = "SELECT octet_length(payload) AS n FROM messages " +
+  "WHERE channel = $1 AND seq < $2 AND ts_ms >= $3 ORDER BY seq DESC LIMIT $4"
+export const READ_BEFORE = "SELECT seq, sender, payload, ts_ms, origin, reply_to FROM messages " +
+  "WHERE channel = $1 AND seq < $2 AND ts_ms >= $3 ORDER BY seq DESC LIMIT $4"
 export const MESSAGE_EXISTS = "SELECT 1 AS found FROM messages WHERE channel = $1 AND seq = $2"
 export const FIND_MACHINE_BY_KEY = "SELECT username AS user, name, pubkey, added_at FROM machines WHERE pubkey = $1"
 export const GET_CHANNEL = "SELECT name, visibility, created_by, created_at FROM channels WHERE name = $1"

@@ -7,10 +7,18 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import type { Since } from "../Store.js"
 import type { SqliteAccess } from "./sqliteChannels.js"
-import { MESSAGE_EXISTS, messageColumns, type RawMessageRow, READ_SINCE, READ_SINCE_SIZES } from "./sqliteRows.js"
-import { decodeMessage, readSincePages, toStoreError } from "./storeRows.js"
+import {
+  MESSAGE_EXISTS,
+  messageColumns,
+  type RawMessageRow,
+  READ_BEFORE,
+  READ_BEFORE_SIZES,
+  READ_SINCE,
+  READ_SINCE_SIZES
+} from "./sqliteRows.js"
+import { decodeMessage, readBeforePages, readSincePages, toStoreError } from "./storeRows.js"
 
-/** `messageExists`, `readSince` and `purgeOlderThan` over `access`. */
+/** `messageExists`, `readSince`, `readBefore` and `purgeOlderThan` over `access`. */
 export const makeHistory = ({ query, sql, tx }: SqliteAccess) => {
   const messageExists = (channel: string, seq: number) =>
     query(MESSAGE_EXISTS, [seq, channel]).pipe(
@@ -41,11 +49,34 @@ export const makeHistory = ({ query, sql, tx }: SqliteAccess) => {
         )
     ).pipe(Effect.mapError(toStoreError("readSince")))
 
+  const readBefore = (input: {
+    readonly channel: string
+    readonly beforeSeq: number
+    readonly cutoffMs: number
+    readonly limit: number
+    readonly maxBytes?: number
+  }) =>
+    readBeforePages(
+      input,
+      (before, minTs, want) =>
+        query(READ_BEFORE, [input.channel, before, minTs, want]) as unknown as Effect.Effect<
+          ReadonlyArray<RawMessageRow>,
+          SqlError
+        >,
+      (row) => decodeMessage(messageColumns(row)),
+      (row) => row.id,
+      (before, minTs, want) =>
+        Effect.map(
+          query(READ_BEFORE_SIZES, [input.channel, before, minTs, want]),
+          (rows) => rows.map((r) => Number((r as { readonly n: unknown }).n))
+        )
+    ).pipe(Effect.mapError(toStoreError("readBefore")))
+
   const purgeOlderThan = Effect.fnUntraced(function*(cutoffMs: number) {
     const result = yield* tx(sql`DELETE FROM messages WHERE ts_ms < ${cutoffMs}`.raw)
     const changes = (result as { readonly changes?: unknown }).changes
     return typeof changes === "number" ? changes : 0
   }, Effect.mapError(toStoreError("purgeOlderThan")))
 
-  return { messageExists, readSince, purgeOlderThan }
+  return { messageExists, readSince, readBefore, purgeOlderThan }
 }

@@ -57,6 +57,11 @@ export const READ_SINCE_SIZES = "SELECT octet_length(payload) AS n FROM messages
   "WHERE channel = ? AND seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?"
 export const READ_SINCE = "SELECT seq AS id, sender, payload, ts_ms, origin, reply_to FROM messages " +
   "WHERE channel = ? AND seq > ? AND ts_ms >= ? ORDER BY seq LIMIT ?"
+// Scroll-back: the same rows below a seq, newest first (the (channel, seq) key read backwards).
+export const READ_BEFORE_SIZES = "SELECT octet_length(payload) AS n FROM messages " +
+  "WHERE channel = ? AND seq < ? AND ts_ms >= ? ORDER BY seq DESC LIMIT ?"
+export const READ_BEFORE = "SELECT seq AS id, sender, payload, ts_ms, origin, reply_to FROM messages " +
+  "WHERE channel = ? AND seq < ? AND ts_ms >= ? ORDER BY seq DESC LIMIT ?"
 export const MESSAGE_EXISTS = "SELECT 1 AS found FROM messages WHERE seq = ? AND channel = ?"
 /** A channel's seq counter (D-42). */
 export const LAST_SEQ = "SELECT last_seq FROM channel_seq WHERE channel = ?"

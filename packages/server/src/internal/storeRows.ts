@@ -1,6 +1,6 @@
 /**
  * What the SQLite and PostgreSQL stores share: the row schemas and their fast checks, the decoder
- * of a stored message row, the stored payload JSON, `readSince`'s paging loop, the group-commit
+ * of a stored message row, the stored payload JSON, `readSince`'s paging loop (and `readBefore`'s), the group-commit
  * writer loop, invite expiry and the error helpers.
  *
  * @internal
@@ -225,6 +225,34 @@ export const readSincePages = <Row, E>(
     const page: HistoryPage = { messages: more ? messages.slice(0, limit) : messages, more }
     return page
   })
+
+/**
+ * One page of `readBefore`: `readSincePages` walking the other way. `fetch` and `sizes` read rows
+ * with a key below the cursor in descending key order, so the loop collects the newest rows first
+ * (a byte cut keeps the newest) and moves its cursor down; the page is then put oldest first.
+ */
+export const readBeforePages = <Row, E>(
+  input: { readonly beforeSeq: number; readonly cutoffMs: number; readonly limit: number; readonly maxBytes?: number },
+  fetch: (before: number, minTs: number, want: number) => Effect.Effect<ReadonlyArray<Row>, E>,
+  decode: (row: Row) => Frames.HistoryMessage | undefined,
+  key: (row: Row) => number | undefined,
+  sizes?: (before: number, minTs: number, want: number) => Effect.Effect<ReadonlyArray<number>, E>
+): Effect.Effect<HistoryPage, E> =>
+  Effect.map(
+    readSincePages(
+      {
+        since: { _tag: "Seq", seq: input.beforeSeq },
+        cutoffMs: input.cutoffMs,
+        limit: input.limit,
+        ...(input.maxBytes === undefined ? {} : { maxBytes: input.maxBytes })
+      },
+      fetch,
+      decode,
+      key,
+      sizes
+    ),
+    (page): HistoryPage => ({ messages: page.messages.slice().reverse(), more: page.more })
+  )
 
 // ---------------------------------------------------------------------------------------------
 // Group commit
