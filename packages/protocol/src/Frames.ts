@@ -9,81 +9,64 @@
  */
 import * as Schema from "effect/Schema"
 import { Base64UrlString } from "./Base64Url.js"
-import { MAX_DATE_MS, REQUEST_ID_MAX_LENGTH, U32_MAX } from "./Limits.js"
+import { AdminOp, type AdminOpKind } from "./internal/adminOps.js"
+import {
+  ChannelInfo,
+  ClientKind,
+  HistoryMessage,
+  id,
+  Int,
+  InviteInfo,
+  MachineInfo,
+  NonNegativeInt,
+  nullable,
+  Origin,
+  Payload,
+  PositiveInt,
+  U32
+} from "./internal/shapes.js"
 import { SessionPath } from "./Names.js"
 
-const nullable = <S extends Schema.Schema.Any>(schema: S) =>
-  Schema.optionalWith(Schema.NullOr(schema), { default: () => null })
-
-/** @since 0.1.0 @category values */
-export const Int = Schema.Number.pipe(Schema.int(), Schema.between(-MAX_DATE_MS, MAX_DATE_MS))
-/** @since 0.1.0 @category values */
-export const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.between(0, Number.MAX_SAFE_INTEGER))
-/** A seq that names a message: 1 or more (seqs start at 1 per channel). @since 0.1.0 @category values */
-export const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.between(1, Number.MAX_SAFE_INTEGER))
-/** @since 0.1.0 @category values */
-export const U32 = Schema.Number.pipe(Schema.int(), Schema.between(0, U32_MAX))
-
-/** A client-chosen request id, copied onto the one reply (D-2). @since 0.1.0 @category values */
-export const RequestId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(REQUEST_ID_MAX_LENGTH))
-const id = Schema.optionalWith(RequestId, { nullable: true })
-
-/** @since 0.1.0 @category values */
-export const Visibility = Schema.Literal("public", "unlisted", "private")
-/** @since 0.1.0 @category values */
-export type Visibility = typeof Visibility.Type
-
-/** Who sent a message, from the sender's `hello.client` (D-6). @since 0.1.0 @category values */
-export const Origin = Schema.Literal("agent", "human")
-/** @since 0.1.0 @category values */
-export type Origin = typeof Origin.Type
-
-/** @since 0.1.0 @category values */
-export const ClientKind = Schema.Literal("bridge", "cli", "web", "console")
-/** @since 0.1.0 @category values */
-export type ClientKind = typeof ClientKind.Type
-
-/** @since 0.1.0 @category values */
-export const PlainPayload = Schema.Struct({ kind: Schema.Literal("plain"), text: Schema.String })
-/** Reserved for end-to-end encryption: relayed and stored verbatim. @since 0.1.0 @category values */
-export const EncryptedPayload = Schema.Struct({
-  kind: Schema.Literal("encrypted"),
-  ciphertext: Base64UrlString,
-  key_id: nullable(Schema.String)
-})
-/** @since 0.1.0 @category values */
-export const Payload = Schema.Union(PlainPayload, EncryptedPayload).annotations({ identifier: "Payload" })
-/** @since 0.1.0 @category values */
-export type Payload = typeof Payload.Type
-
-/** @since 0.1.0 @category values */
-export const ChannelInfo = Schema.Struct({ name: Schema.String, visibility: Visibility, member: Schema.Boolean })
-/** @since 0.1.0 @category values */
-export type ChannelInfo = typeof ChannelInfo.Type
-/** @since 0.1.0 @category values */
-export const MachineInfo = Schema.Struct({ name: Schema.String, pubkey: Schema.String, added_at: Schema.String })
-/** @since 0.1.0 @category values */
-export type MachineInfo = typeof MachineInfo.Type
-/** @since 0.1.0 @category values */
-export const InviteInfo = Schema.Struct({
-  token: Schema.String,
-  uses_remaining: nullable(NonNegativeInt),
-  expires_at: nullable(Schema.String)
-})
-/** @since 0.1.0 @category values */
-export type InviteInfo = typeof InviteInfo.Type
-
-/** One retained channel message (D-4, D-6). @since 0.1.0 @category values */
-export const HistoryMessage = Schema.Struct({
-  seq: NonNegativeInt,
-  from: SessionPath,
-  ts_ms: Int,
-  payload: Payload,
-  origin: Origin,
-  reply_to: nullable(NonNegativeInt)
-})
-/** @since 0.1.0 @category values */
-export type HistoryMessage = typeof HistoryMessage.Type
+// The shared shapes (internal/shapes.ts) and the admin operations (internal/adminOps.ts).
+export {
+  AclAdd,
+  AclList,
+  AclRemove,
+  ADMIN_OP_KINDS,
+  AdminOp,
+  Ban,
+  BanList,
+  CreateChannel,
+  DeleteChannel,
+  InviteCreate,
+  InviteList,
+  InviteRevoke,
+  Kick,
+  MachineAdd,
+  MachineRemove,
+  RenameChannel,
+  SetVisibility,
+  Unban,
+  UserRemove
+} from "./internal/adminOps.js"
+export type { AdminOpKind } from "./internal/adminOps.js"
+export {
+  ChannelInfo,
+  ClientKind,
+  EncryptedPayload,
+  HistoryMessage,
+  Int,
+  InviteInfo,
+  MachineInfo,
+  NonNegativeInt,
+  Origin,
+  Payload,
+  PlainPayload,
+  PositiveInt,
+  RequestId,
+  U32,
+  Visibility
+} from "./internal/shapes.js"
 
 // ---------------------------------------------------------------------------------------------
 // Errors (SPEC §2.5 + D-8)
@@ -109,96 +92,6 @@ export const ProtocolError = Schema.Union(
 export type ProtocolError = typeof ProtocolError.Type
 /** @since 0.1.0 @category errors */
 export type ProtocolErrorKind = ProtocolError["kind"]
-
-// ---------------------------------------------------------------------------------------------
-// Admin operations (SPEC §2.4)
-// ---------------------------------------------------------------------------------------------
-
-const op = <K extends string, F extends Schema.Struct.Fields>(kind: K, fields: F) =>
-  Schema.Struct({ kind: Schema.Literal(kind), ...fields })
-
-/** @since 0.1.0 @category admin */
-export const CreateChannel = op("create_channel", { name: Schema.String, visibility: Visibility })
-/** @since 0.1.0 @category admin */
-export const DeleteChannel = op("delete_channel", { name: Schema.String })
-/** @since 0.1.0 @category admin */
-export const RenameChannel = op("rename_channel", { name: Schema.String, new_name: Schema.String })
-/** @since 0.1.0 @category admin */
-export const SetVisibility = op("set_visibility", { name: Schema.String, visibility: Visibility })
-/** @since 0.1.0 @category admin */
-export const AclAdd = op("acl_add", { channel: Schema.String, user: Schema.String })
-/** @since 0.1.0 @category admin */
-export const AclRemove = op("acl_remove", { channel: Schema.String, user: Schema.String })
-// Any finite integer-valued number, not only safe integers: `Schema.int()` would refuse 1e17 and so
-// close the connection where SPEC §2.13 wants the handler to answer `malformed_frame`.
-const ExpirySeconds = Schema.Number.pipe(
-  Schema.filter((n) => Number.isInteger(n) || "expected an integer-valued number", {
-    title: "integer",
-    jsonSchema: { type: "integer" },
-    arbitrary: () => (fc) => fc.oneof(fc.nat(), fc.constantFrom(2 ** 53, 1e17, 1e300))
-  }),
-  Schema.nonNegative()
-)
-
-/**
- * `expires_in_secs` accepts any non-negative integer: an unrepresentable expiry is answered by the
- * handler with `malformed_frame`, never by closing the connection (SPEC §2.13).
- *
- * @since 0.1.0
- * @category admin
- */
-export const InviteCreate = op("invite_create", {
-  channel: Schema.String,
-  uses: nullable(U32),
-  expires_in_secs: nullable(ExpirySeconds)
-})
-/** @since 0.1.0 @category admin */
-export const InviteRevoke = op("invite_revoke", { token: Schema.String })
-/** `target` is a session path string or a username. @since 0.1.0 @category admin */
-export const Kick = op("kick", { channel: Schema.String, target: Schema.String })
-/** @since 0.1.0 @category admin */
-export const Ban = op("ban", { channel: Schema.String, user: Schema.String })
-/** @since 0.1.0 @category admin */
-export const UserRemove = op("user_remove", { username: Schema.String })
-/** @since 0.1.0 @category admin */
-export const MachineRemove = op("machine_remove", { name: Schema.String })
-/** @since 0.1.0 @category admin */
-export const MachineAdd = op("machine_add", { name: Schema.String, pubkey: Base64UrlString })
-/** @since 0.1.0 @category admin */
-export const AclList = op("acl_list", { channel: Schema.String })
-/** @since 0.1.0 @category admin */
-export const Unban = op("unban", { channel: Schema.String, user: Schema.String })
-/** @since 0.1.0 @category admin */
-export const BanList = op("ban_list", { channel: Schema.String })
-/** @since 0.1.0 @category admin */
-export const InviteList = op("invite_list", { channel: Schema.String })
-
-/** @since 0.1.0 @category admin */
-export const AdminOp = Schema.Union(
-  CreateChannel,
-  DeleteChannel,
-  RenameChannel,
-  SetVisibility,
-  AclAdd,
-  AclRemove,
-  InviteCreate,
-  InviteRevoke,
-  Kick,
-  Ban,
-  UserRemove,
-  MachineRemove,
-  MachineAdd,
-  AclList,
-  Unban,
-  BanList,
-  InviteList
-).annotations({ identifier: "AdminOp" })
-/** @since 0.1.0 @category admin */
-export type AdminOp = typeof AdminOp.Type
-/** @since 0.1.0 @category admin */
-export type AdminOpKind = AdminOp["kind"]
-/** @since 0.1.0 @category admin */
-export const ADMIN_OP_KINDS: ReadonlyArray<AdminOpKind> = AdminOp.members.map((m) => m.fields.kind.literals[0])
 
 // ---------------------------------------------------------------------------------------------
 // Client → server frames
