@@ -1,13 +1,13 @@
 import { Bridge } from "@conclave/bridge"
 import type { Connection } from "@conclave/client"
 import { Identity, LocalConfig } from "@conclave/client"
+import * as Kit from "@conclave/testkit"
 import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Fiber, Option, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { PassThrough } from "node:stream"
-import { waitFor } from "./E2E.js"
 import { ME } from "./Harness.js"
 
 const options = (dir: string, over: Partial<Bridge.BridgeOptions> = {}): Bridge.BridgeOptions => ({
@@ -38,7 +38,7 @@ describe("Bridge startup (SPEC §4.1)", () => {
           params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } }
         }) + "\n"
       )
-      yield* waitFor(() => text.includes("\n"), "the initialize reply", 5_000)
+      yield* Kit.eventually("the initialize reply", () => text.includes("\n"), "5 seconds")
       stdin.end()
       yield* Fiber.join(fiber).pipe(Effect.timeoutFail({ duration: 2000, onTimeout: () => "did not stop" }))
       const reply = JSON.parse(text.slice(0, text.indexOf("\n"))) as { result: { instructions: string } }
@@ -152,14 +152,14 @@ describe("Bridge startup (SPEC §4.1)", () => {
         params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } }
       })
       send({ jsonrpc: "2.0", method: "notifications/initialized" })
-      yield* waitFor(
-        () => lines.some((l) => l["method"] === "notifications/tools/list_changed"),
+      yield* Kit.eventually(
         "list_changed after the admin link",
-        5_000
+        () => lines.some((l) => l["method"] === "notifications/tools/list_changed"),
+        "5 seconds"
       )
       send({ jsonrpc: "2.0", id: 2, method: "tools/list" })
       send({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { arguments: {} } })
-      yield* waitFor(() => lines.some((l) => l["id"] === 3), "the reply to request 3", 5_000)
+      yield* Kit.eventually("the reply to request 3", () => lines.some((l) => l["id"] === 3), "5 seconds")
       const init = lines.find((l) => l["id"] === 1)!["result"] as Record<string, unknown>
       assert.strictEqual(init["protocolVersion"], "2025-06-18")
       assert.deepStrictEqual(dialed, ["ws://fake.test as myproj (bridge)"])

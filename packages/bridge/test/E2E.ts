@@ -2,10 +2,11 @@
 // MCP SDK client over stdio. Requires `npx tsc -b packages/cli` first (the binary runs from dist/).
 import type { Identity as IdentityT } from "@conclave/client"
 import { Connection, Identity, LocalConfig } from "@conclave/client"
+import * as Kit from "@conclave/testkit"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import type { Notification } from "@modelcontextprotocol/sdk/types.js"
-import { Duration, Effect, Option, Schedule, type Scope } from "effect"
+import { Duration, Effect, Option, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -30,31 +31,6 @@ const childEnv = (): NodeJS.ProcessEnv => {
   delete env["CONCLAVE_LOG_LEVEL"]
   return env
 }
-
-/**
- * Run `check` every `every` ms until it gives a value, for at most `ms` ms on the clock, then die
- * naming `what` (and what `detail` says of the last state). The one bounded wait of these tests.
- */
-export const eventually = <A>(
-  what: string,
-  check: Effect.Effect<Option.Option<A>>,
-  options: { readonly ms?: number; readonly every?: number; readonly detail?: () => string } = {}
-): Effect.Effect<A> => {
-  const ms = options.ms ?? 10_000
-  return check.pipe(
-    Effect.flatMap(Option.match({ onNone: () => Effect.fail("not yet" as const), onSome: Effect.succeed })),
-    Effect.retry(Schedule.spaced(Duration.millis(options.every ?? 20))),
-    Effect.timeoutFail({ duration: Duration.millis(ms), onTimeout: () => "timed out" as const }),
-    Effect.orDieWith(() => {
-      const detail = options.detail?.()
-      return new Error(`timed out after ${ms} ms waiting for: ${what}${detail === undefined ? "" : `\n${detail}`}`)
-    })
-  )
-}
-
-/** `eventually` for a plain condition. */
-export const waitFor = (cond: () => boolean, what: string, ms = 10_000) =>
-  eventually(what, Effect.sync(() => (cond() ? Option.some(true) : Option.none())), { ms }).pipe(Effect.asVoid)
 
 export interface ServerProcess {
   readonly url: string
@@ -85,14 +61,14 @@ export const startServer = (options: {
     let err = ""
     proc.stderr!.on("data", (b: Buffer) => void (err += b.toString("utf8")))
     let port: number | undefined
-    yield* waitFor(
+    yield* Kit.eventually(
+      "the server's listening log line",
       () => {
         port ??= listeningPort(err)
         return port !== undefined || proc.exitCode !== null
       },
-      "the server's listening log line",
-      30_000
-    ) // a cold start on a loaded host can take >10 s
+      "30 seconds" // a cold start on a loaded host can take >10 s
+    ).pipe(Effect.orDie)
     if (port === undefined) return yield* Effect.dieMessage(`serve exited early:\n${err}`)
     return {
       url: `ws://127.0.0.1:${port}`,
@@ -249,12 +225,13 @@ export const callOk = (b: BridgeProcess, name: string, args: Record<string, unkn
 /** Wait (bounded) until every link of the bridge is up, as `whoami` reports it. */
 export const eventuallyUp = (b: BridgeProcess, ms = 10_000) => {
   let text = ""
-  return eventually(
-    "links up",
+  return Kit.eventually(
+    () => `links up; \`whoami\` said:\n${text}`,
     b.call("whoami").pipe(Effect.map((r) => {
       text = r.text
       return text.includes("; link up;") && !text.includes("; link down;") ? Option.some(true) : Option.none()
     })),
-    { ms, detail: () => text }
+    Duration.millis(ms),
+    "20 millis"
   ).pipe(Effect.asVoid)
 }

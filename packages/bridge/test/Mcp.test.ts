@@ -1,5 +1,6 @@
 import { Mcp } from "@conclave/bridge"
 import { Dispatcher } from "@conclave/bridge"
+import * as Kit from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js"
@@ -7,7 +8,6 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { type Notification, ResultSchema } from "@modelcontextprotocol/sdk/types.js"
 import { Effect, Fiber, Layer } from "effect"
 import { PassThrough } from "node:stream"
-import { waitFor } from "./E2E.js"
 import { S1 } from "./Harness.js"
 
 /** An SDK client connected in memory to a bridge MCP server over a dispatcher with one server. */
@@ -107,7 +107,11 @@ describe("Mcp", () => {
       yield* Effect.promise(() =>
         client.callTool({ name: "set_perm", arguments: { whisper: true, level: "converse" } })
       )
-      yield* waitFor(() => notifications.length >= 3, "the request, verdict and list_changed notifications", 5_000)
+      yield* Kit.eventually(
+        "the request, verdict and list_changed notifications",
+        () => notifications.length >= 3,
+        "5 seconds"
+      )
       const [req, verdict, changed] = notifications
       assert.strictEqual(req!.method, "notifications/claude/channel")
       assert.deepStrictEqual((req!.params as { meta: unknown }).meta, {
@@ -167,7 +171,7 @@ describe("Mcp", () => {
       stdin.write(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "initialize", params: {} }) + "\n")
       stdin.write("this is not json\n")
       stdin.write(JSON.stringify({ jsonrpc: "2.0", id: 3, method: "ping" }) + "\n")
-      yield* waitFor(() => replies.length >= 3, "three replies", 5_000)
+      yield* Kit.eventually("three replies", () => replies.length >= 3, "5 seconds")
       const byId = (id: number) => replies.find((r) => r["id"] === id)!["result"] as Record<string, unknown>
       assert.strictEqual(byId(1)["protocolVersion"], "2031-01-01")
       assert.strictEqual(byId(2)["protocolVersion"], "2025-06-18")
@@ -230,7 +234,7 @@ describe("Mcp", () => {
       const huge = "x".repeat(1024 * 1024)
       for (let i = 0; i < 12; i++) stdin.write(huge)
       stdin.write("\n" + JSON.stringify({ jsonrpc: "2.0", id: 10, method: "ping" }) + "\n")
-      yield* waitFor(() => replies.length >= 4, "four replies", 10_000)
+      yield* Kit.eventually("four replies", () => replies.length >= 4, "10 seconds")
       const byId = (id: number) => replies.find((r) => r["id"] === id)
       assert.deepStrictEqual(byId(7), { jsonrpc: "2.0", id: 7, error: { code: -32601, message: "method not found" } })
       assert.deepStrictEqual(byId(8), { jsonrpc: "2.0", id: 8, error: { code: -32601, message: "method not found" } })
@@ -258,7 +262,7 @@ describe("Mcp", () => {
       server.onerror = (e) => void errors.push(e.message)
       server.onclose = () => void (closed = true)
       yield* Effect.promise(() => server.connect(new StdioServerTransport(stdin, stdout)))
-      const until = (what: string, cond: () => boolean) => waitFor(cond, what, 5_000)
+      const until = (what: string, cond: () => boolean) => Kit.eventually(what, cond, "5 seconds")
       const replies: Array<string> = []
       stdout.on("data", (b: Buffer) => void replies.push(b.toString("utf8")))
       stdin.write("{\"id\":7,\"method\":\"tools/call\",\"params\":{\"arguments\":{}}}\n")

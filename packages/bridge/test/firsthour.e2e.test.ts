@@ -1,5 +1,6 @@
 // Issue 23: what a new user meets with the bridge when something is off, through the MCP SDK client
 // against the real binary.
+import * as Kit from "@conclave/testkit"
 import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option } from "effect"
@@ -7,11 +8,11 @@ import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { assertBuilt, BIN, eventually, register, startBridge, startServer } from "./E2E.js"
+import { assertBuilt, BIN, register, startBridge, startServer } from "./E2E.js"
 
 /** Wait (bounded) until `check` holds. */
 const until = (what: string, check: Effect.Effect<boolean>, ms = 20_000) =>
-  eventually(what, Effect.map(check, (ok) => (ok ? Option.some(true) : Option.none())), { ms, every: 50 })
+  Kit.eventually(what, Effect.map(check, (ok) => (ok ? Option.some(true) : Option.none())), Duration.millis(ms))
 
 describe("bridge e2e: issue 23", () => {
   assertBuilt()

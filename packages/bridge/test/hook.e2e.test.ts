@@ -2,6 +2,7 @@
 // bridge` driven by an MCP SDK client that shows no channel notifications (as a Claude Code session
 // started without the channels flag): the hook prints what the session has not surfaced, framed like
 // the channel tags, once.
+import * as Kit from "@conclave/testkit"
 import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -9,18 +10,7 @@ import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { socketDir } from "../src/HookWire.js"
-import {
-  assertBuilt,
-  BIN,
-  callOk,
-  connectAs,
-  eventuallyUp,
-  post,
-  register,
-  startBridge,
-  startServer,
-  waitFor
-} from "./E2E.js"
+import { assertBuilt, BIN, callOk, connectAs, eventuallyUp, post, register, startBridge, startServer } from "./E2E.js"
 
 interface HookRun {
   readonly stdout: string
@@ -92,7 +82,7 @@ describe("conclave hook claude (e2e)", { timeout: 90_000 }, () => {
 
       yield* post(hana, "lobby", "deploy <b>now</b> & then")
       // the bridge has it once it has sent its notification (which this client does not display)
-      yield* waitFor(() => a.channel().length === 1, "the bridge to receive the post")
+      yield* Kit.eventually("the bridge to receive the post", () => a.channel().length === 1, "10 seconds")
       const framed = a.channel()[0]!.content
       assert.include(framed, `<channel server=`)
       assert.include(framed, "deploy &lt;b&gt;now&lt;/b&gt; &amp; then")
@@ -114,7 +104,7 @@ describe("conclave hook claude (e2e)", { timeout: 90_000 }, () => {
       yield* callOk(a, "join_channel", { channel: "lobby" })
       yield* post(hana, "lobby", "one")
       yield* post(hana, "lobby", "two")
-      yield* waitFor(() => a.channel().length === 2, "both posts at the bridge")
+      yield* Kit.eventually("both posts at the bridge", () => a.channel().length === 2, "10 seconds")
 
       assert.deepStrictEqual(yield* runHook(dirA, stop(true)), { stdout: "", stderr: "", code: 0 })
       const out = contextOf(yield* runHook(dirA, stop(false)))
@@ -123,7 +113,7 @@ describe("conclave hook claude (e2e)", { timeout: 90_000 }, () => {
 
       // taken by the hook: gone from the inbox tool too, and what arrives next is the inbox tool's
       yield* post(hana, "lobby", "three")
-      yield* waitFor(() => a.channel().length === 3, "the third post at the bridge")
+      yield* Kit.eventually("the third post at the bridge", () => a.channel().length === 3, "10 seconds")
       const inbox = yield* callOk(a, "inbox")
       assert.include(inbox, "three")
       assert.notInclude(inbox, "one")
@@ -142,7 +132,7 @@ describe("conclave hook claude (e2e)", { timeout: 90_000 }, () => {
       yield* eventuallyUp(a)
       yield* callOk(a, "join_channel", { channel: "lobby" })
       yield* post(hana, "lobby", "for alice's session")
-      yield* waitFor(() => a.channel().length === 1, "the post at the bridge")
+      yield* Kit.eventually("the post at the bridge", () => a.channel().length === 1, "10 seconds")
 
       const sockets = Fs.readdirSync(socketDir(dirA))
       assert.strictEqual(sockets.length, 1, sockets.join(", "))

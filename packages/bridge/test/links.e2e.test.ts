@@ -1,5 +1,6 @@
 // Real processes: restart recovery, same-server dedupe, defaulted-handle rename, loop guard, exit.
 import { LocalConfig } from "@conclave/client"
+import * as Kit from "@conclave/testkit"
 import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option } from "effect"
@@ -11,14 +12,12 @@ import {
   BIN,
   callOk,
   connectAs,
-  eventually,
   killProcess,
   post,
   register,
   setConfig,
   startBridge,
-  startServer,
-  waitFor
+  startServer
 } from "./E2E.js"
 
 const converse = (dir: string) => setConfig(dir, (c) => LocalConfig.setDefault(c, "converse"))
@@ -51,7 +50,8 @@ describe("bridge e2e: links", () => {
           yield* h.request({ type: "join", channel: "ops", token: null }).pipe(Effect.orDie)
           yield* post(h, "ops", "before the crash")
         }))
-        yield* waitFor(() => a.channel().some((n) => n.content.includes("before the crash")), "live message")
+        yield* Kit.eventually("live message", () =>
+          a.channel().some((n) => n.content.includes("before the crash")), "10 seconds")
 
         // Freeze the bridge so it cannot reconnect before the gap is posted.
         process.kill(a.pid, "SIGSTOP")
@@ -61,13 +61,18 @@ describe("bridge e2e: links", () => {
         yield* Effect.scoped(Effect.gen(function*() {
           const h = yield* connectAs(url, human, "h2")
           yield* h.request({ type: "join", channel: "ops", token: null }).pipe(Effect.orDie)
-          for (const t of ["gap one", "gap two", "gap three"]) yield* post(h, "ops", t)
+          for (const t of ["gap one", "gap two", "gap three"]) {
+            yield* post(h, "ops", t)
+          }
         }))
         process.kill(a.pid, "SIGCONT")
-        yield* waitFor(
-          () => ["gap one", "gap two", "gap three"].every((t) => a.channel().some((n) => n.content.includes(t))),
+        yield* Kit.eventually(
           "catch-up injections",
-          20_000
+          () =>
+            ["gap one", "gap two", "gap three"].every((t) =>
+              a.channel().some((n) => n.content.includes(t))
+            ),
+          "20 seconds"
         )
         // live again after the rejoin; "after" is posted once the catch-up is done, so its injection is
         // the marker that any duplicate catch-up injection would have come before.
@@ -76,9 +81,10 @@ describe("bridge e2e: links", () => {
           yield* h.request({ type: "join", channel: "ops", token: null }).pipe(Effect.orDie)
           yield* post(h, "ops", "after")
         }))
-        yield* waitFor(
+        yield* Kit.eventually(
+          "live",
           () => a.channel().some((n) => n.content.includes("after") && n.meta["catchup"] === undefined),
-          "live"
+          "10 seconds"
         )
         for (const t of ["gap one", "gap two", "gap three"]) {
           const hits = a.channel().filter((n) => n.content.includes(t))
@@ -105,8 +111,11 @@ describe("bridge e2e: links", () => {
           "converse"
         ))
       const b = yield* startBridge({ configDir: dir, args: ["--as", "sess"] })
-      yield* waitFor(() => b.channel().some((n) => n.content.includes("is the same server as")), "duplicate notice")
-      const notice = b.channel().find((n) => n.content.includes("is the same server as"))!
+      yield* Kit.eventually("duplicate notice", () =>
+        b.channel().some((n) => n.content.includes("is the same server as")), "10 seconds")
+      const notice = b.channel().find((n) =>
+        n.content.includes("is the same server as")
+      )!
       assert.include(notice.content, "disabled")
       const who = yield* callOk(b, "who")
       assert.strictEqual(who.split("aaron/workstation/sess").length - 1, 1)
@@ -127,11 +136,12 @@ describe("bridge e2e: links", () => {
       const two = yield* startBridge({ configDir: dir, cwd })
       const handleOf = (b: typeof one) =>
         b.call("whoami").pipe(Effect.map((r) => /^Handle: (\S+)/.exec(r.text)?.[1] ?? ""))
-      const [h1, h2] = yield* eventually(
+      const [h1, h2] = yield* Kit.eventually(
         "the two bridges to hold distinct handles",
         Effect.zipWith(handleOf(one), handleOf(two), (a, b) =>
           a !== b && a !== "" && b !== "" ? Option.some([a, b] as const) : Option.none()),
-        { ms: 30_000, every: 200 }
+        "30 seconds",
+        "200 millis"
       )
       assert.sameMembers(
         [h1, h2].map((h) =>
@@ -144,15 +154,16 @@ describe("bridge e2e: links", () => {
       assert.include(renamed!.content, "--as")
       // both end up online under their own names
       let who = ""
-      yield* eventually(
-        `both ${h1} and ${h2} online`,
+      yield* Kit.eventually(
+        () => `both ${h1} and ${h2} online; \`who\` said:\n${who}`,
         one.call("who").pipe(Effect.map((r) => {
           who = r.text
           return who.includes(`aaron/workstation/${h1}`) && who.includes(`aaron/workstation/${h2}`)
             ? Option.some(true)
             : Option.none()
         })),
-        { ms: 20_000, every: 200, detail: () => who }
+        "20 seconds",
+        "200 millis"
       )
     }).pipe(Effect.scoped), 60_000)
 
@@ -175,8 +186,11 @@ describe("bridge e2e: links", () => {
       const agent = yield* connectAs(server.url, bot, "agent", "bridge")
       yield* agent.request({ type: "join", channel: "ops", token: null }).pipe(Effect.orDie)
       for (const t of ["a1", "a2", "a3"]) yield* post(agent, "ops", t)
-      yield* waitFor(() => a.channel().some((n) => n.meta["kind"] === "loop_guard"), "loop guard notice")
-      const a3 = a.channel().find((n) => n.content.includes("\na3\n"))!
+      yield* Kit.eventually("loop guard notice", () =>
+        a.channel().some((n) => n.meta["kind"] === "loop_guard"), "10 seconds")
+      const a3 = a.channel().find((n) =>
+        n.content.includes("\na3\n")
+      )!
       assert.include(a3.content, "Permission level notify")
       assert.strictEqual(a3.meta["origin"], "agent")
       const refused = yield* a.call("send_channel", { channel: "ops", text: "reply" })
@@ -186,7 +200,10 @@ describe("bridge e2e: links", () => {
       const human = yield* connectAs(server.url, bot, "cli-1", "cli")
       yield* human.request({ type: "join", channel: "ops", token: null }).pipe(Effect.orDie)
       yield* post(human, "ops", "a human speaks")
-      yield* waitFor(() => a.channel().some((n) => n.content.includes("Loop guard reset")), "reset notice")
+      yield* Kit.eventually("reset notice", () =>
+        a.channel().some((n) =>
+          n.content.includes("Loop guard reset")
+        ), "10 seconds")
       assert.strictEqual(yield* callOk(a, "send_channel", { channel: "ops", text: "reply" }), "sent to ops")
     }).pipe(Effect.scoped), 60_000)
 
@@ -221,7 +238,11 @@ describe("bridge e2e: links", () => {
                 params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } }
               }) + "\n"
             )
-            yield* waitFor(() => out.includes("\n") && err.includes("link up"), "initialized and linked")
+            yield* Kit.eventually(
+              "initialized and linked",
+              () => out.includes("\n") && err.includes("link up"),
+              "10 seconds"
+            )
             const exited = Effect.async<number | null>((resume) => {
               if (proc.exitCode !== null) return resume(Effect.succeed(proc.exitCode))
               proc.once("exit", (code) => resume(Effect.succeed(code)))

@@ -1,5 +1,6 @@
 // Real `conclave serve` + real `conclave bridge` processes driven over MCP stdio.
 import { type Identity, LocalConfig } from "@conclave/client"
+import * as Kit from "@conclave/testkit"
 import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { ResultSchema } from "@modelcontextprotocol/sdk/types.js"
@@ -13,8 +14,7 @@ import {
   register,
   setConfig,
   startBridge,
-  startServer,
-  waitFor
+  startServer
 } from "./E2E.js"
 
 const ALWAYS = [
@@ -84,8 +84,11 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
       yield* d.request({ type: "join", channel: "lobby", token: null }).pipe(Effect.orDie)
       const ack = yield* post(d, "lobby", "hello <there> & \"you\"")
       const seq = ack.type === "ack" ? ack.seq : null
-      yield* waitFor(() => a.channel().some((n) => n.meta["kind"] === "channel"), "channel injection")
-      const n = a.channel().find((x) => x.meta["kind"] === "channel")!
+      yield* Kit.eventually("channel injection", () =>
+        a.channel().some((n) => n.meta["kind"] === "channel"), "10 seconds")
+      const n = a.channel().find((x) =>
+        x.meta["kind"] === "channel"
+      )!
       assert.deepStrictEqual(n.meta, {
         server: server.url,
         channel: "lobby",
@@ -108,7 +111,7 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
 
       // converse allows; the offered set changes exactly once
       assert.strictEqual(yield* callOk(a, "set_perm", { channel: "lobby", level: "converse" }), "permission updated")
-      yield* waitFor(() => a.listChanged() === 1, "list_changed after set_perm")
+      yield* Kit.eventually("list_changed after set_perm", () => a.listChanged() === 1, "10 seconds")
       assert.include(yield* a.tools, "send_channel")
       assert.notInclude(yield* a.tools, "whisper")
       yield* callOk(a, "set_perm", { channel: "lobby", level: "converse" })
@@ -128,7 +131,7 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
 
       // mute drops
       yield* callOk(a, "set_perm", { channel: "lobby", level: "mute" })
-      yield* waitFor(() => a.listChanged() === 2, "list_changed after mute")
+      yield* Kit.eventually("list_changed after mute", () => a.listChanged() === 2, "10 seconds")
       const before = a.channel().length
       yield* post(d, "lobby", "muted message")
       yield* post(d, "lobby", "still muted")
@@ -138,12 +141,16 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
         target: { user: "aaron", machine: "workstation", session: "alice" },
         payload: { kind: "plain", text: "marker" }
       }).pipe(Effect.orDie)
-      yield* waitFor(() => a.channel().some((x) => x.content.includes("marker")), "the marker whisper")
+      yield* Kit.eventually("the marker whisper", () =>
+        a.channel().some((x) =>
+          x.content.includes("marker")
+        ), "10 seconds")
       assert.strictEqual(a.channel().length, before + 1)
 
       // whispers: the whisper scope gates and offers `whisper`
       yield* callOk(a, "set_perm", { whisper: true, level: "converse" })
-      yield* waitFor(() => a.listChanged() === 3, "list_changed for whisper")
+      yield* Kit.eventually("list_changed for whisper", () =>
+        a.listChanged() === 3, "10 seconds")
       assert.include(yield* a.tools, "whisper")
       assert.strictEqual(yield* callOk(a, "whisper", { target: "david/desktop/dsess", text: "psst" }), "whisper sent")
       const w = Option.getOrThrow(
@@ -155,9 +162,10 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
         target: { user: "aaron", machine: "workstation", session: "alice" },
         payload: { kind: "plain", text: "psst back" }
       }).pipe(Effect.orDie)
-      yield* waitFor(
+      yield* Kit.eventually(
+        "whisper injection",
         () => a.channel().some((x) => x.meta["kind"] === "whisper" && x.content.includes("psst back")),
-        "whisper injection"
+        "10 seconds"
       )
       const wi = a.channel().find((x) => x.meta["kind"] === "whisper" && x.content.includes("psst back"))!
       assert.include(wi.content, `<whisper server="${server.url}" from="david/desktop/dsess" kind="whisper"`)
@@ -198,7 +206,7 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
       yield* register(dirA, s1.url, "aaron")
       const boss = yield* startBridge({ configDir: dirB, args: ["--as", "b"] })
       const plain = yield* startBridge({ configDir: dirA, args: ["--as", "p"] })
-      yield* waitFor(() => boss.listChanged() === 1, "admin list_changed")
+      yield* Kit.eventually("admin list_changed", () => boss.listChanged() === 1, "10 seconds")
       const tools = yield* boss.tools
       for (const t of ADMIN_14) assert.include(tools, t)
       // Once its link is up (its server_info read), a tool result is the marker: every notification
@@ -226,7 +234,7 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
       yield* setConfig(dir, (c) => LocalConfig.setDefault(c, "notify"))
       const a = yield* startBridge({ configDir: dir, args: ["--as", "alice"] })
       assert.strictEqual(yield* callOk(a, "join_channel", { channel: "lobby", perm: "converse" }), "joined lobby")
-      yield* waitFor(() => a.listChanged() === 1, "send_channel offered")
+      yield* Kit.eventually("send_channel offered", () => a.listChanged() === 1, "10 seconds")
       assert.strictEqual(
         yield* callOk(a, "send_channel", { channel: "lobby", text: "joined via the skill" }),
         "sent to lobby"
@@ -245,13 +253,17 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
       )
       const b = yield* startBridge({ configDir: dir, args: ["--as", "bee"] })
       assert.strictEqual(yield* callOk(b, "join_channel", { channel: "ops" }), "joined ops")
-      yield* waitFor(() => b.listChanged() >= 2, "admin and send_channel offered")
+      yield* Kit.eventually("admin and send_channel offered", () => b.listChanged() >= 2, "10 seconds")
       assert.include(yield* b.tools, "send_channel")
       const admin = yield* connectAs(server.url, boss, "cli-admin")
       yield* admin.request({ type: "admin", op: { kind: "rename_channel", name: "ops", new_name: "ops2" } }).pipe(
         Effect.orDie
       )
-      yield* waitFor(() => b.channel().some((n) => n.meta["reason"] === "renamed"), "rename notice")
+      yield* Kit.eventually(
+        "rename notice",
+        () => b.channel().some((n) => n.meta["reason"] === "renamed"),
+        "10 seconds"
+      )
       const renamed = b.channel().find((n) => n.meta["reason"] === "renamed")!
       assert.include(renamed.content, "#ops2")
       assert.strictEqual(renamed.meta["channel"], "ops2")
@@ -265,13 +277,13 @@ describe("bridge e2e: tools, injection, levels, whispers, catch_up", () => {
         type: "admin",
         op: { kind: "kick", channel: "ops2", target: "boss/workstation/bee" }
       }).pipe(Effect.orDie)
-      yield* waitFor(() => b.channel().some((n) => n.meta["reason"] === "kicked"), "kick notice")
+      yield* Kit.eventually("kick notice", () => b.channel().some((n) => n.meta["reason"] === "kicked"), "10 seconds")
       const kicked = b.channel().find((n) => n.meta["reason"] === "kicked")!
       assert.include(kicked.content, "#ops2")
       assert.strictEqual(kicked.meta["kind"], "unsubscribed")
       assert.include(yield* callOk(b, "whoami"), "no joined channels")
       // no joined channel may emit any more: send_channel is withdrawn with one list_changed
-      yield* waitFor(() => b.listChanged() === changes + 1, "list_changed after the kick")
+      yield* Kit.eventually("list_changed after the kick", () => b.listChanged() === changes + 1, "10 seconds")
       assert.notInclude(yield* b.tools, "send_channel")
     }).pipe(Effect.scoped), 60_000)
 })

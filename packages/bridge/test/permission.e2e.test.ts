@@ -1,10 +1,11 @@
 // The permission relay to remote approvers (SPEC §4.5.3) over real processes: a real `conclave serve`,
 // a real `conclave bridge` driven by the MCP SDK client, and a console session of the same user.
 import { Connection, type LocalConfig } from "@conclave/client"
+import * as Kit from "@conclave/testkit"
 import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Stream } from "effect"
-import { assertBuilt, callOk, eventuallyUp, register, setConfig, startBridge, startServer, waitFor } from "./E2E.js"
+import { assertBuilt, callOk, eventuallyUp, register, setConfig, startBridge, startServer } from "./E2E.js"
 
 const REQUEST = {
   method: "notifications/claude/channel/permission_request",
@@ -57,14 +58,15 @@ describe("bridge e2e: permission requests answered from a console", () => {
         yield* answer("allow")
         const verdicts = () =>
           bridge.notifications.filter((n) => n.method === "notifications/claude/channel/permission")
-        yield* waitFor(() => verdicts().length === 1, "the verdict notification")
+        yield* Kit.eventually("the verdict notification", () => verdicts().length === 1, "10 seconds")
         assert.deepStrictEqual(verdicts()[0]!.params, { request_id: "qwert", behavior: "allow" })
-        yield* waitFor(
+        yield* Kit.eventually(
+          "the notice naming who answered",
           () =>
             bridge.channel().some((n) =>
               n.meta["kind"] === "permission_verdict" && n.content.includes("aaron/workstation/web")
             ),
-          "the notice naming who answered"
+          "10 seconds"
         )
         // a second verdict for the same request is dropped
         yield* answer("deny")
@@ -83,7 +85,7 @@ describe("bridge e2e: permission requests answered from a console", () => {
           request_id: "yuiop",
           behavior: "deny"
         }).pipe(Effect.orDie)
-        yield* waitFor(() => verdicts().length === 2, "the second request's verdict")
+        yield* Kit.eventually("the second request's verdict", () => verdicts().length === 2, "10 seconds")
         assert.deepStrictEqual(verdicts().map((n) => n.params), [
           { request_id: "qwert", behavior: "allow" },
           { request_id: "yuiop", behavior: "deny" }
@@ -114,7 +116,7 @@ describe("bridge e2e: permission requests answered from a console", () => {
         yield* first(Effect.asVoid(callOk(bridge, "submit_permission", { request_id: "asdfg", decision: "deny" })))
         const second = yield* relayAndAnswer("zxcvb", "allow")
         yield* second(Effect.void)
-        yield* waitFor(() => verdicts().length === 4, "the fourth request's verdict")
+        yield* Kit.eventually("the fourth request's verdict", () => verdicts().length === 4, "10 seconds")
         assert.deepStrictEqual(verdicts().slice(2).map((n) => n.params), [
           { request_id: "asdfg", behavior: "deny" },
           { request_id: "zxcvb", behavior: "allow" }
@@ -135,7 +137,8 @@ describe("bridge e2e: permission requests answered from a console", () => {
       const bridge = yield* startBridge({ configDir: dir, args: ["--as", "agent"] })
       yield* eventuallyUp(bridge)
       yield* Effect.promise(() => bridge.client.notification(REQUEST))
-      yield* waitFor(() => bridge.channel().some((n) => n.meta["kind"] === "permission_request"), "the local notice")
+      yield* Kit.eventually("the local notice", () =>
+        bridge.channel().some((n) => n.meta["kind"] === "permission_request"), "10 seconds")
       // a request of the bridge to the server after the notice, then a whisper: a relayed request
       // would have reached the console before the whisper
       yield* callOk(bridge, "list_channels")
@@ -146,7 +149,9 @@ describe("bridge e2e: permission requests answered from a console", () => {
       }).pipe(Effect.orDie)
       const first = Option.getOrThrow(
         yield* web.unsolicited.pipe(
-          Stream.filter((f) => f.type === "permission_request" || f.type === "whisper"),
+          Stream.filter((f) =>
+            f.type === "permission_request" || f.type === "whisper"
+          ),
           Stream.take(1),
           Stream.runHead
         )

@@ -2,10 +2,11 @@
 // a notice naming the message, and never asked for again (issue 22).
 import { LocalConfig } from "@conclave/client"
 import { Limits } from "@conclave/protocol"
+import * as Kit from "@conclave/testkit"
 import { tempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { assertBuilt, callOk, connectAs, post, register, setConfig, startBridge, startServer, waitFor } from "./E2E.js"
+import { assertBuilt, callOk, connectAs, post, register, setConfig, startBridge, startServer } from "./E2E.js"
 
 const converse = (dir: string) => setConfig(dir, (c) => LocalConfig.setDefault(c, "converse"))
 
@@ -52,7 +53,8 @@ describe("bridge e2e: a history page over the frame limit", () => {
         yield* h.request({ type: "join", channel: "big", token: null }).pipe(Effect.orDie)
         if (earlier) {
           yield* post(h, "big", "before the big one")
-          yield* waitFor(() => a.channel().some((n) => n.content.includes("before the big one")), "the first message")
+          yield* Kit.eventually("the first message", () =>
+            a.channel().some((n) => n.content.includes("before the big one")), "10 seconds")
         }
         const ack = yield* post(h, "big", big)
         assert.strictEqual(ack.type === "ack" ? ack.seq : null, seq)
@@ -60,13 +62,16 @@ describe("bridge e2e: a history page over the frame limit", () => {
 
       const isSkip = (n: { readonly meta: Record<string, string> }) =>
         n.meta["reason"] === "too_large" && n.meta["seq"] !== undefined
-      yield* waitFor(() => a.channel().some(isSkip), "the notice of the skipped message", 45_000)
+      yield* Kit.eventually("the notice of the skipped message", () =>
+        a.channel().some(isSkip), "45 seconds")
       const skip = a.channel().find(isSkip)!
       assert.strictEqual(skip.meta["seq"], String(seq))
       assert.strictEqual(skip.meta["channel"], "big")
       assert.include(skip.content, `message #${seq} of #big is larger than this client accepts (16777216 bytes)`)
       // without an earlier message the catch-up started at a time: it first says it looks for it
-      const looking = a.channel().filter((n) => n.meta["reason"] === "too_large" && n.meta["seq"] === undefined)
+      const looking = a.channel().filter((n) =>
+        n.meta["reason"] === "too_large" && n.meta["seq"] === undefined
+      )
       assert.strictEqual(looking.length, earlier ? 0 : 1)
       assert.include(skip.content, "no client can read it over the protocol")
 
@@ -76,8 +81,14 @@ describe("bridge e2e: a history page over the frame limit", () => {
         yield* h.request({ type: "join", channel: "big", token: null }).pipe(Effect.orDie)
         yield* post(h, "big", "after the big one")
       }))
-      yield* waitFor(() => a.channel().some((n) => n.content.includes("after the big one")), "the message after it")
-      assert.strictEqual(a.channel().filter((n) => n.content.includes("after the big one")).length, 1)
+      yield* Kit.eventually("the message after it", () =>
+        a.channel().some((n) => n.content.includes("after the big one")), "10 seconds")
+      assert.strictEqual(
+        a.channel().filter((n) =>
+          n.content.includes("after the big one")
+        ).length,
+        1
+      )
       assert.strictEqual(a.channel().filter(isSkip).length, 1)
       // one drop for the delivery, one for each catch-up page that failed; none after the skip
       const ups = a.stderr().split("\n").filter((l) => l.includes("link up")).length

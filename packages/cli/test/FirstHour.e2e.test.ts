@@ -22,13 +22,14 @@
 // | 8 | Tail.e2e: `issue 23, item 8: --details …`; here: `conclave doctor` | fail: no ready line with --details; no doctor | pass |
 // | walk | Walk.e2e: the README quick start, one mistake per step | fails: timed out (120 s) | passes |
 import { Connection, Identity } from "@conclave/client"
+import * as Kit from "@conclave/testkit"
 import { fileTempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Option } from "effect"
+import { Deferred, Duration, Effect, Exit } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { type WebSocket, WebSocketServer } from "ws"
-import { assertBuilt, cli, eventually, ko, ok, spawnCli, startServer } from "./support/Harness.js"
+import { assertBuilt, cli, ko, ok, spawnCli, startServer } from "./support/Harness.js"
 
 assertBuilt()
 
@@ -92,10 +93,8 @@ describe("issue 23, item 1: start-up failures end at once with a message", { tim
         env: { CONCLAVE_LOG_FORMAT: "json" }
       })
       // Wait until it listens: its stderr says so.
-      yield* eventually(
-        "`listening` on the server's stderr",
-        Effect.sync(() => serve.stderr().includes("listening") ? Option.some(true) : Option.none())
-      )
+      yield* Kit.eventually("`listening` on the server's stderr", () =>
+        serve.stderr().includes("listening"), "15 seconds")
       serve.child.kill("SIGTERM")
       const code = yield* serve.exit.pipe(Effect.timeout("10 seconds"))
       assert.strictEqual(code, 0)

@@ -2,9 +2,10 @@
 // ready line, live and replayed lines, control characters, whispers, JSON lines, resume without
 // gaps or duplicates after a server restart, fatal refusals, Ctrl-C.
 import { Connection, Identity } from "@conclave/client"
+import * as Kit from "@conclave/testkit"
 import { fileTempDir } from "@conclave/testkit/TempDir"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option, Schedule } from "effect"
+import { Effect, Option } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { assertBuilt, spawnCli, startServer } from "./support/Harness.js"
@@ -284,14 +285,10 @@ describe("conclave tail", { timeout: 60_000 }, () => {
       yield* tail.nextLine("the ready line", 30_000)
       // --since is a time: the message is first looked for by seq (one more reconnect), then skipped
       const skipped = "message #1 of #big is larger than this client accepts (16777216 bytes) and was skipped"
-      yield* Effect.repeat(Effect.sync(() => tail.stderr().includes(skipped)), {
-        until: (seen) => seen || tail.child.exitCode !== null,
-        schedule: Schedule.spaced("50 millis")
-      }).pipe(
-        Effect.timeoutFail({
-          duration: "30 seconds",
-          onTimeout: () => new Error(`no skip note after 30 s; stderr: ${tail.stderr().slice(0, 2000)}`)
-        })
+      yield* Kit.eventually(
+        () => `the skip note; stderr: ${tail.stderr().slice(0, 2000)}`,
+        () => tail.stderr().includes(skipped) || tail.child.exitCode !== null,
+        "30 seconds"
       )
       yield* send(server.url, user, "after the big one", "big")
       assert.include(yield* tail.nextLine("the message after it", 20_000), "after the big one")

@@ -1,5 +1,6 @@
 import { Connection, Identity } from "@conclave/client"
 import { Auth, Base64Url, Codec, Errors, type Frames, Limits } from "@conclave/protocol"
+import * as Kit from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
@@ -9,10 +10,8 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as TestServices from "effect/TestServices"
 import * as Net from "node:net"
 import { type WebSocket, WebSocketServer } from "ws"
 
@@ -173,15 +172,6 @@ const options = (url: string, extra: Partial<Connection.ConnectOptions> = {}): C
   ...extra
 })
 
-/** Wait until `check()` holds: retried every 10 ms for at most 2 s of real time, then fail naming `what`. */
-const eventually = (what: string, check: () => boolean) =>
-  Effect.suspend(() => (check() ? Effect.void : Effect.fail(what))).pipe(
-    Effect.retry(Schedule.spaced("10 millis")),
-    Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => what }),
-    Effect.catchAll((w) => Effect.sync(() => assert.fail(`timed out waiting for: ${w}`))),
-    TestServices.provideLive
-  )
-
 const flipExit = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.flip(Effect.scoped(effect))
 
 // ---------------------------------------------------------------------------------------------
@@ -236,7 +226,7 @@ describe("Connection", () => {
         error.message,
         `\`${server.url}\` is the same server as \`ws://other\`; target \`ws://other\` instead`
       )
-      yield* eventually("server saw the socket close", () => server.closes.length === 1)
+      yield* Kit.eventually("server saw the socket close", () => server.closes.length === 1)
       assert.deepStrictEqual(server.received, [])
     }))
 
@@ -451,11 +441,11 @@ describe("Connection", () => {
       const scope = yield* Scope.make()
       const conn = yield* Connection.connect(options(server.url)).pipe(Scope.extend(scope))
       const pending = yield* Effect.fork(conn.request({ type: "ping" }))
-      yield* eventually("request reached the server", () => server.received.length === 3)
+      yield* Kit.eventually("request reached the server", () => server.received.length === 3)
       yield* Scope.close(scope, Exit.void)
       const exit = yield* Fiber.await(pending)
       assert.isTrue(Exit.isFailure(exit))
-      yield* eventually("server saw a normal close", () => server.closes[0] === 1000)
+      yield* Kit.eventually("server saw a normal close", () => server.closes[0] === 1000)
     }))
 
   it.scopedLive("an oversized inbound frame drops the connection", () =>
@@ -484,7 +474,7 @@ describe("Connection", () => {
         const error = yield* flipExit(Connection.connect(options(server.url, { connectTimeoutMs: 150 })))
         assert.strictEqual(error._tag, "ConnectTimeout")
         assert.strictEqual(server.received[0]?.type, "hello")
-        yield* eventually("the abandoned socket was closed", () => server.closes.length === 1)
+        yield* Kit.eventually("the abandoned socket was closed", () => server.closes.length === 1)
       }))
 
     it("production bounds render as 10s / 15s", () => {

@@ -19,8 +19,7 @@ import {
   eventuallyUp,
   register,
   startBridge,
-  startServer,
-  waitFor
+  startServer
 } from "../../bridge/test/E2E.js"
 import { ok } from "../../cli/test/support/Harness.js"
 import { haveChromium, launch, step } from "./support/Browser.js"
@@ -119,10 +118,10 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
         await browser.page.fill(".composer textarea", "thanks, shipping it")
         await browser.page.keyboard.press("Enter")
       })
-      yield* waitFor(
-        () => agent.channel().some((n) => n.content.includes("thanks, shipping it")),
+      yield* Kit.eventually(
         "the human's reply in the agent's session",
-        5_000
+        () => agent.channel().some((n) => n.content.includes("thanks, shipping it")),
+        "5 seconds"
       )
       const reply = agent.channel().find((n) => n.content.includes("thanks, shipping it"))!
       assert.strictEqual(reply.meta["origin"], "human")
@@ -176,10 +175,10 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
         await browser.page.keyboard.press("Enter")
         await browser.page.waitForSelector(`.message.mine .body:text-is("approved, go ahead")`)
       })
-      yield* waitFor(
-        () => agent.channel().some((n) => n.meta["kind"] === "whisper" && n.content.includes("approved, go ahead")),
+      yield* Kit.eventually(
         "the human's whisper in the agent's session",
-        5_000
+        () => agent.channel().some((n) => n.meta["kind"] === "whisper" && n.content.includes("approved, go ahead")),
+        "5 seconds"
       )
       const whisper = agent.channel().find((n) => n.content.includes("approved, go ahead"))!
       assert.strictEqual(whisper.meta["origin"], "human")
@@ -221,7 +220,7 @@ describe.skipIf(!haveChromium && !ci)("the web console in Chromium", () => {
       })
       const verdicts = () =>
         agent.notifications.filter((n) => n.method === "notifications/claude/channel/permission").map((n) => n.params)
-      yield* waitFor(() => verdicts().length === 2, "both verdicts in the bridge's session", 10_000)
+      yield* Kit.eventually("both verdicts in the bridge's session", () => verdicts().length === 2, "10 seconds")
       assert.sameDeepMembers(verdicts(), [
         { request_id: "perma", behavior: "allow" },
         { request_id: "permb", behavior: "deny" }

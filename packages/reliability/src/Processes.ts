@@ -204,6 +204,24 @@ export const rssOf = (pid: number): number => {
   return m === null ? 0 : Number(m[1]) * 1024
 }
 
+/**
+ * CPU time a process has used so far (user + system, all threads), in microseconds (Linux /proc;
+ * USER_HZ is 100 on Linux). 0 once the process is gone.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const cpuUsOf = (pid: number): number => {
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    // after the command's closing parenthesis: field 3 (state) first; utime and stime are fields 14, 15
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) * 10_000
+  } catch {
+    return 0
+  }
+}
+
 /** Open file descriptors of a process (Linux /proc). @since 0.1.0 @category metrics */
 export const fdsOf = (pid: number): number => Fs.readdirSync(`/proc/${pid}/fd`).length
 

@@ -25,13 +25,19 @@ export const FloodCounts = Schema.Struct({
   skipped: Schema.Number,
   upgraded: Schema.Number,
   refused429: Schema.Number,
+  /** Answered 503: shed because too many strangers waited for the server's turn. */
+  refused503: Schema.Number,
   failed: Schema.Number,
   displaced: Schema.Number,
   wrongFirst: Schema.Number,
   closedWrongFirst: Schema.Number,
+  /** Non-`hello` first frames whose socket was closed without a close frame (displaced past the cap first). */
+  cutWrongFirst: Schema.Number,
   elapsedMs: Schema.Number,
   upgradeP50Ms: Schema.Number,
-  upgradeP99Ms: Schema.Number
+  upgradeP99Ms: Schema.Number,
+  /** CPU time this driver process used (user + system), microseconds. */
+  cpuUs: Schema.Number
 })
 
 /** @since 0.1.0 @category models */
@@ -95,10 +101,12 @@ export const run = (options: FloodOptions): Effect.Effect<FloodCounts> =>
       skipped: 0,
       upgraded: 0,
       refused429: 0,
+      refused503: 0,
       failed: 0,
       displaced: 0,
       wrongFirst: 0,
-      closedWrongFirst: 0
+      closedWrongFirst: 0,
+      cutWrongFirst: 0
     }
     const upgradeMs: Array<number> = []
     let inFlight = 0
@@ -118,6 +126,12 @@ export const run = (options: FloodOptions): Effect.Effect<FloodCounts> =>
       let after: Buffer = Buffer.alloc(0)
       let timer: ReturnType<typeof setTimeout> | undefined
       let settled = false
+      // an answer other than 101: refused (429, 503), or a failure
+      const refusedOrFailed = () => {
+        if (head.startsWith("HTTP/1.1 429")) counts.refused429++
+        else if (head.startsWith("HTTP/1.1 503")) counts.refused503++
+        else counts.failed++
+      }
       const settle = () => {
         if (settled) return
         settled = true
@@ -131,28 +145,30 @@ export const run = (options: FloodOptions): Effect.Effect<FloodCounts> =>
       }, UPGRADE_TIMEOUT_MS)
       socket.on("error", () => {})
       socket.on("close", () => {
-        if (!upgraded && !settled) {
-          if (head.includes(" 429 ")) counts.refused429++
-          else counts.failed++
-        }
+        if (!upgraded && !settled) refusedOrFailed()
         if (upgraded && !settled) {
           if (n % 4 !== 0) counts.displaced++ // past the cap a newcomer displaces the oldest silent socket (issue 22)
           else if (RawWs.closeCodeIn(after) === 1008) counts.closedWrongFirst++
+          else if (RawWs.closeCodeIn(after) === undefined) counts.cutWrongFirst++
         }
         settle()
       })
       socket.on("data", (chunk: Buffer) => {
         if (upgraded) {
           after = after.length === 0 ? chunk : Buffer.concat([after, chunk])
+          // the server's close frame is its answer: counted when it arrives (the server then waits
+          // for a close frame this driver never sends, so the socket itself closes much later)
+          if (n % 4 === 0 && RawWs.closeCodeIn(after) !== undefined) {
+            if (RawWs.closeCodeIn(after) === 1008) counts.closedWrongFirst++
+            settle()
+          }
           return
         }
         head += chunk.toString("latin1")
         const end = head.indexOf("\r\n\r\n")
         if (end < 0) return
         if (!head.startsWith("HTTP/1.1 101")) {
-          if (head.startsWith("HTTP/1.1 429")) counts.refused429++
-          else counts.failed++
-          upgraded = false
+          refusedOrFailed()
           return settle()
         }
         upgraded = true
@@ -175,11 +191,8 @@ export const run = (options: FloodOptions): Effect.Effect<FloodCounts> =>
     const t0 = performance.now()
     const endAt = t0 + options.seconds * 1000
     let offered = 0
-    for (;;) {
-      const now = performance.now()
-      if (now >= endAt) break
-      const due = Math.floor(((now - t0) / 1000) * options.rate) - offered
-      for (let i = 0; i < due; i++) {
+    const offer = (n: number, now: number) => {
+      for (let i = 0; i < n; i++) {
         offered++
         if (inFlight >= options.maxInFlight) {
           counts.skipped++
@@ -188,19 +201,28 @@ export const run = (options: FloodOptions): Effect.Effect<FloodCounts> =>
         counts.attempts++
         attempt(offered, now)
       }
+    }
+    for (;;) {
+      const now = performance.now()
+      if (now >= endAt) break
+      offer(Math.floor(((now - t0) / 1000) * options.rate) - offered, now)
       yield* Effect.sleep(TICK_MS)
     }
+    // the last tick's share (a tick that came late must not shrink the offer): rate × seconds in all
+    offer(options.rate * options.seconds - offered, performance.now())
     const elapsedMs = performance.now() - t0
     // the open ones finish within the upgrade timeout and the hold
     yield* Effect.sleep(Math.max(options.holdMs, WRONG_FIRST_WAIT_MS) + 100).pipe(
       Effect.repeat({ until: () => inFlight === 0, times: Math.ceil(UPGRADE_TIMEOUT_MS / 100) + 10 })
     )
     upgradeMs.sort((a, b) => a - b)
+    const cpu = process.cpuUsage()
     return {
       ...counts,
       elapsedMs: Math.round(elapsedMs),
       upgradeP50Ms: percentile(upgradeMs, 50),
-      upgradeP99Ms: percentile(upgradeMs, 99)
+      upgradeP99Ms: percentile(upgradeMs, 99),
+      cpuUs: cpu.user + cpu.system
     }
   })
 

@@ -2,8 +2,9 @@
  * The harness itself: the fault proxy's modes against a TCP echo server, the seeded generator, the
  * report writer's splicing, and the soak's option parsing (fed wrong values).
  */
+import * as Kit from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Schedule } from "effect"
+import { Duration, Effect } from "effect"
 import * as Net from "node:net"
 import * as FaultProxy from "../src/FaultProxy.js"
 import * as Prng from "../src/Prng.js"
@@ -51,11 +52,10 @@ const dial = (port: number) =>
     socket.on("close", () => events.push("close"))
   })
 
-/** Whether `pred` comes to hold within `ms` (checked every 10 ms on the clock). */
+/** Whether `pred` comes to hold within `ms` (checked every 10 ms). */
 const until = (pred: () => boolean, ms: number) =>
-  Effect.suspend(() => (pred() ? Effect.succeed(true) : Effect.fail("not yet" as const))).pipe(
-    Effect.retry(Schedule.spaced("10 millis")),
-    Effect.timeoutFail({ duration: Duration.millis(ms), onTimeout: () => "timed out" as const }),
+  Kit.eventually("a condition", pred, Duration.millis(ms), "10 millis").pipe(
+    Effect.as(true),
     Effect.orElseSucceed(() => pred())
   )
 

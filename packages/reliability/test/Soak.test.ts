@@ -5,7 +5,7 @@
 import { Codec } from "@conclave/protocol"
 import * as Kit from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
+import { Effect } from "effect"
 import * as Processes from "../src/Processes.js"
 import * as Soak from "../src/soak.js"
 
@@ -15,9 +15,11 @@ const keepAlive = "console.log('ready'); setInterval(() => {}, 1000)"
 const spawnNode = (nodeArgs: ReadonlyArray<string>, env: Record<string, string>, script = keepAlive) =>
   Effect.gen(function*() {
     const child = yield* Processes.spawn(process.execPath, [...nodeArgs, "-e", script], { env })
-    yield* Effect.sync(() => child.stdoutLines.includes("ready")).pipe(
-      Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (ready) => ready }),
-      Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error(`child not ready: ${child.stderr()}`) })
+    yield* Kit.eventually(
+      () => `the child to be ready; stderr: ${child.stderr()}`,
+      () => child.stdoutLines.includes("ready"),
+      "10 seconds",
+      "20 millis"
     )
     return child
   })

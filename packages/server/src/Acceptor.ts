@@ -172,7 +172,13 @@ export const makeAcceptor: Effect.Effect<Acceptor, StoreError, SessionEnv | Scop
     )
   }
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false })
+  // `links` tracks the sockets: `ws`'s own set of clients (and its close listener per socket) is not kept
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.maxFrameBytes,
+    perMessageDeflate: false,
+    clientTracking: false
+  })
   wss.on("headers", (headers) => {
     headers.push(`${Limits.INSTANCE_ID_HEADER}: ${instanceId}`)
   })

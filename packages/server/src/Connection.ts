@@ -180,6 +180,12 @@ export const make = (
         if (outcome === undefined) return undefined
         step = undefined
         link.onWake = undefined
+        // a peer that left mid-handshake gets no answer: nothing to run
+        if (outcome === Handshake.peerLeft) {
+          cancelDeadline()
+          info.handshakeDone()
+          return undefined
+        }
         return completed(outcome)
       }
     }

@@ -33,6 +33,16 @@ export class PeerClosed extends Data.TaggedError("PeerClosed") {}
 // the handshake profile.
 const peerClosed = new PeerClosed()
 
+/**
+ * What `machine` answers when the peer left mid-handshake: always this one value, so the caller can
+ * finish such a connection without running an effect (a flood of sockets that connect and go is
+ * answered without a fiber each).
+ *
+ * @since 0.1.0
+ * @category handshake
+ */
+export const peerLeft: Effect.Effect<never, PeerClosed> = Effect.fail(peerClosed)
+
 /** Who completed the handshake. @since 0.1.0 @category models */
 export interface Authenticated {
   readonly hello: Frames.ClientFrameOf<"hello">
@@ -137,6 +147,14 @@ export const checkProof = (
 
 const timedOut = new HandshakeRefused({ error: Errors.unauthorized(Errors.Messages.handshakeTimedOut) })
 
+// The refusals of an out-of-order frame quote nothing of it: one value each, not an Error (and its
+// stack) per refused socket of a flood.
+const outOfOrder = (message: string) => Effect.fail(new HandshakeRefused({ error: Errors.malformed(message) }))
+const notHello = outOfOrder(Errors.Messages.expectedHello)
+const notAuthAfterRegister = outOfOrder(Errors.Messages.expectedAuthAfterRegister)
+const notAuthAfterEnroll = outOfOrder(Errors.Messages.expectedAuthAfterEnroll)
+const notRegisterOrAuth = outOfOrder(Errors.Messages.expectedRegisterOrAuth)
+
 /** A store failure during the handshake, logged and refused. @since 0.1.0 @category handshake */
 export const storeFailure = (operation: string, peer: Peer) => (e: StoreError) =>
   Effect.logWarning("store failure").pipe(
@@ -173,14 +191,14 @@ export const machine = (
     while (true) {
       const inbound = link.poll()
       if (inbound === undefined) return undefined
-      if (inbound === "closed" || inbound === "killed") return Effect.fail(peerClosed)
+      if (inbound === "closed" || inbound === "killed") return peerLeft
       if (inbound === "expired") return Effect.fail(timedOut)
       // Before establishment every frame is tiny: a large one is refused before it is parsed.
       const decoded = Codec.decodeClientFrame(inbound as Codec.RawMessage, preauthMaxBytes)
       if (Either.isLeft(decoded)) return refuse(Errors.malformed(decoded.left.detail))
       const frame = decoded.right
       if (hello === undefined) {
-        if (frame.type !== "hello") return refuse(Errors.malformed(Errors.Messages.expectedHello))
+        if (frame.type !== "hello") return notHello
         if (frame.protocol_version !== Limits.PROTOCOL_VERSION) {
           return refuse(Errors.versionMismatch(frame.protocol_version))
         }
@@ -190,11 +208,11 @@ export const machine = (
         continue
       }
       if (registering !== undefined) {
-        if (frame.type !== "auth") return refuse(Errors.malformed(Errors.Messages.expectedAuthAfterRegister))
+        if (frame.type !== "auth") return notAuthAfterRegister
         return verify(env, peer, link, hello, nonce, registering, frame)
       }
       if (enrolling !== undefined && env.enroll !== undefined) {
-        if (frame.type !== "auth") return refuse(Errors.malformed(Errors.Messages.expectedAuthAfterEnroll))
+        if (frame.type !== "auth") return notAuthAfterEnroll
         return env.enroll(env, peer, link, hello, nonce, enrolling, frame)
       }
       if (frame.type === "enroll" && env.enroll !== undefined) {
@@ -213,7 +231,7 @@ export const machine = (
         continue
       }
       if (frame.type === "auth") return verify(env, peer, link, hello, nonce, undefined, frame)
-      return refuse(Errors.malformed(Errors.Messages.expectedRegisterOrAuth))
+      return notRegisterOrAuth
     }
   }
 }

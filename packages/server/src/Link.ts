@@ -91,8 +91,9 @@ export class Link implements Conn {
   isClosed = false
   /** The handshake deadline passed. */
   expired = false
-  /** Resolved once the socket has closed. */
-  readonly closed: Deferred.Deferred<void> = Deferred.unsafeMake<void>(FiberId.none)
+  // Made when first asked for: most sockets of a pre-auth flood close without anyone waiting, and a
+  // Deferred costs microseconds to make (issue 22).
+  private closedSignal: Deferred.Deferred<void> | undefined = undefined
 
   private readonly buffer: Array<RawData> = []
   private waiter: ((inbound: Effect.Effect<Inbound>) => void) | undefined = undefined
@@ -130,9 +131,18 @@ export class Link implements Conn {
     })
     ws.on("close", () => {
       this.isClosed = true
-      Deferred.unsafeDone(this.closed, Exit.void)
+      if (this.closedSignal !== undefined) Deferred.unsafeDone(this.closedSignal, Exit.void)
       this.wake()
     })
+  }
+
+  /** Resolved once the socket has closed. */
+  get closed(): Deferred.Deferred<void> {
+    if (this.closedSignal === undefined) {
+      this.closedSignal = Deferred.unsafeMake<void>(FiberId.none)
+      if (this.isClosed) Deferred.unsafeDone(this.closedSignal, Exit.void)
+    }
+    return this.closedSignal
   }
 
   /** Whether `poll` has something (a frame, or that the session ended). */
@@ -248,8 +258,12 @@ export class Link implements Conn {
     return Effect.suspend(() => {
       // Closed already (the peer went first): nothing to wait for, and no timer to start.
       if (this.isClosed) return Effect.void
+      // the last frame and the close frame leave in one write
+      const socket = this.socket !== undefined && !this.socket.destroyed ? this.socket : undefined
+      socket?.cork()
       if (frame !== undefined) this.ws.send(Codec.encodeFrame(frame))
       this.ws.close(code)
+      socket?.uncork()
       return Deferred.await(this.closed).pipe(
         Effect.timeoutOption("2 seconds"),
         Effect.flatMap(

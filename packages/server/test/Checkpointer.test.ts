@@ -1,4 +1,4 @@
-import { tempDir } from "@conclave/testkit"
+import * as Kit from "@conclave/testkit"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import Sqlite from "better-sqlite3"
@@ -8,7 +8,7 @@ import * as path from "node:path"
 import * as Checkpointer from "../src/internal/checkpointer.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 import { type NewMessage, Store } from "../src/Store.js"
-import { capturing, eventually } from "./support/Observe.js"
+import { capturing } from "./support/Observe.js"
 
 const NOW = "2026-11-24T00:00:00Z"
 
@@ -73,7 +73,7 @@ const capturingAll = () => {
 describe("Checkpointer (worker thread)", () => {
   it.scopedLive("copies the WAL's pages into the database file while the writer stays open", () =>
     Effect.gen(function*() {
-      const file = path.join(yield* tempDir(), "wal.db")
+      const file = path.join(yield* Kit.tempDir(), "wal.db")
       const writer = yield* walDatabase(file, 200)
       assert.strictEqual(rowsInMainFile(file, "t"), 0, "before the checkpoint the rows are only in the WAL")
       const checkpointer = yield* Checkpointer.make(file)
@@ -91,7 +91,7 @@ describe("Checkpointer (worker thread)", () => {
 
   it.scopedLive("concurrent checkpoints run one at a time and each gets its own answer", () =>
     Effect.gen(function*() {
-      const file = path.join(yield* tempDir(), "wal.db")
+      const file = path.join(yield* Kit.tempDir(), "wal.db")
       yield* walDatabase(file, 50)
       const checkpointer = yield* Checkpointer.make(file)
       const results = yield* Effect.all(Array.from({ length: 8 }, () => checkpointer.checkpoint), {
@@ -103,7 +103,7 @@ describe("Checkpointer (worker thread)", () => {
 
   it.scopedLive("a file that does not exist is a clear failure, not a hang", () =>
     Effect.gen(function*() {
-      const file = path.join(yield* tempDir(), "missing", "none.db")
+      const file = path.join(yield* Kit.tempDir(), "missing", "none.db")
       const exit = yield* Effect.exit(Checkpointer.make(file))
       assert.isTrue(Exit.isFailure(exit))
       if (Exit.isFailure(exit)) {
@@ -115,7 +115,7 @@ describe("Checkpointer (worker thread)", () => {
 
   it.scopedLive("after its scope closes, the thread is gone and a checkpoint fails at once", () =>
     Effect.gen(function*() {
-      const file = path.join(yield* tempDir(), "wal.db")
+      const file = path.join(yield* Kit.tempDir(), "wal.db")
       yield* walDatabase(file, 10)
       const scope = yield* Scope.make()
       const checkpointer = yield* Scope.extend(Checkpointer.make(file), scope)
@@ -134,7 +134,7 @@ describe("Checkpointer (worker thread)", () => {
 describe("SqliteStore background checkpoints", () => {
   it.scopedLive("after a write, committed messages reach the database file without the writer checkpointing", () =>
     Effect.gen(function*() {
-      const file = path.join(yield* tempDir(), "conclave.db")
+      const file = path.join(yield* Kit.tempDir(), "conclave.db")
       const ctx = yield* Layer.build(
         SqliteStore.layerClient.pipe(Layer.provideMerge(SqliteStore.layerSqlite({ filename: file })))
       )
@@ -143,7 +143,7 @@ describe("SqliteStore background checkpoints", () => {
       yield* store.createChannel({ name: "ops", visibility: "private", createdBy: "aaron", now: NOW })
       for (let i = 0; i < 20; i++) yield* store.appendMessage(msg(`m${i}`))
       // far fewer pages than any auto-checkpoint threshold: only the worker copies them
-      yield* eventually(() => rowsInMainFile(file, "messages") === 20, "the rows to be checkpointed")
+      yield* Kit.eventually("the rows to be checkpointed", () => rowsInMainFile(file, "messages") === 20)
       const [row] = yield* sql<{ wal_autocheckpoint: number }>`PRAGMA wal_autocheckpoint`
       assert.strictEqual(row?.wal_autocheckpoint, SqliteStore.WAL_CHECKPOINT_PAGES.background)
     }))
@@ -155,7 +155,7 @@ describe("SqliteStore background checkpoints", () => {
 
   it.scoped("if the worker cannot start, a warning says why and the writer checkpoints alone", () =>
     Effect.gen(function*() {
-      const sql = yield* withSql(path.join(yield* tempDir(), "conclave.db"))
+      const sql = yield* withSql(path.join(yield* Kit.tempDir(), "conclave.db"))
       yield* sql`PRAGMA wal_autocheckpoint = 5`
       const { layer, lines } = capturingAll()
       yield* Checkpointer.runInBackground({
@@ -164,7 +164,7 @@ describe("SqliteStore background checkpoints", () => {
         written: () => true,
         start: () => Effect.fail(new Checkpointer.CheckpointerError({ reason: "no threads here" }))
       }).pipe(Effect.provide(layer))
-      yield* eventually(() => lines.some((l) => l.message === "background checkpoints stopped"), "the warning")
+      yield* Kit.eventually("the warning", () => lines.some((l) => l.message === "background checkpoints stopped"))
       const line = lines.find((l) => l.message === "background checkpoints stopped")
       assert.strictEqual(line?.annotations.reason, "no threads here")
       assert.strictEqual(yield* autoCheckpoint(sql), SqliteStore.WAL_CHECKPOINT_PAGES.alone)
@@ -172,7 +172,7 @@ describe("SqliteStore background checkpoints", () => {
 
   it.scoped("checkpoints only after writes; a worker that stops later hands checkpoints back to the writer", () =>
     Effect.gen(function*() {
-      const sql = yield* withSql(path.join(yield* tempDir(), "conclave.db"))
+      const sql = yield* withSql(path.join(yield* Kit.tempDir(), "conclave.db"))
       const { layer, lines } = capturingAll()
       let wrote = false
       let calls = 0
@@ -194,7 +194,7 @@ describe("SqliteStore background checkpoints", () => {
             })
           })
       }).pipe(Effect.provide(layer))
-      yield* eventually(() => lines.some((l) => l.message === "background checkpoints started"), "the start")
+      yield* Kit.eventually("the start", () => lines.some((l) => l.message === "background checkpoints started"))
       assert.strictEqual(yield* autoCheckpoint(sql), SqliteStore.WAL_CHECKPOINT_PAGES.background)
       // nothing written: ticks pass without a checkpoint
       for (let i = 0; i < 4; i++) {
@@ -205,11 +205,11 @@ describe("SqliteStore background checkpoints", () => {
       wrote = true
       yield* sleeping
       yield* TestClock.adjust(SqliteStore.CHECKPOINT_INTERVAL)
-      yield* eventually(() => calls === 1, "the first checkpoint")
+      yield* Kit.eventually("the first checkpoint", () => calls === 1)
       wrote = true
       yield* sleeping
       yield* TestClock.adjust(SqliteStore.CHECKPOINT_INTERVAL)
-      yield* eventually(() => lines.some((l) => l.message === "background checkpoints stopped"), "the warning")
+      yield* Kit.eventually("the warning", () => lines.some((l) => l.message === "background checkpoints stopped"))
       assert.strictEqual(calls, 2)
       assert.strictEqual(yield* autoCheckpoint(sql), SqliteStore.WAL_CHECKPOINT_PAGES.alone)
     }))

@@ -12,6 +12,7 @@ import {
   connect,
   dial,
   errorOf,
+  eventually,
   expectType,
   handshake,
   newIdentity,
@@ -25,7 +26,7 @@ import {
 } from "@conclave/testkit"
 import { describeWith, NATS, relay, scratchDatabase, subjectPrefix, within } from "@conclave/testkit/Backends"
 import { assert, it } from "@effect/vitest"
-import { Clock, Duration, Effect, ExecutionStrategy, Exit, Schedule, Scope } from "effect"
+import { Clock, Duration, Effect, ExecutionStrategy, Exit, Option, Scope } from "effect"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as PgStore from "../src/PgStore.js"
 
@@ -68,12 +69,8 @@ const deployment = (count: number) =>
 
 /** Run `effect` until `check` holds of its result (bounded poll). */
 const poll = <A, E>(effect: Effect.Effect<A, E>, check: (a: A) => boolean, what: string) =>
-  effect.pipe(
-    Effect.orDie,
-    Effect.filterOrFail(check, () => "not yet"),
-    Effect.retry(Schedule.spaced("20 millis")),
-    within("10 seconds", what)
-  )
+  eventually(what, Effect.map(effect, (a) => check(a) ? Option.some(a) : Option.none()), "10 seconds", "20 millis")
+    .pipe(Effect.orDie)
 
 const keyOf = (p: Names.SessionPath) => `${p.user}/${p.machine}/${p.session}`
 

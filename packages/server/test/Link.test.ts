@@ -1,3 +1,4 @@
+import * as Kit from "@conclave/testkit"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber } from "effect"
 import type { AddressInfo } from "node:net"
@@ -5,7 +6,6 @@ import WebSocket, { WebSocketServer } from "ws"
 import { Corking } from "../src/internal/corking.js"
 import * as Wire from "../src/internal/wire.js"
 import { Link } from "../src/Link.js"
-import { eventually } from "./support/Observe.js"
 
 /** A real server-side socket wrapped by a `Link`, and the client end. */
 const pair = (
@@ -65,7 +65,7 @@ describe("Link", () => {
     Effect.gen(function*() {
       const { client, link } = yield* pair({ inboxCapacity: 4, outboxCapacity: 16 })
       for (let i = 0; i < 10; i++) client.send(`m${i}`)
-      yield* eventually(() => link.ws.isPaused, "the socket to pause")
+      yield* Kit.eventually("the socket to pause", () => link.ws.isPaused)
       const got: Array<string> = []
       for (let i = 0; i < 10; i++) {
         got.push(String(yield* link.next))
@@ -86,13 +86,13 @@ describe("Link", () => {
       for (let i = 0; i < 10; i++) assert.isTrue(link.send(`fast${i}`), `fast frame ${i}`)
       // A reader that stopped reading: one frame larger than the socket buffers stays queued.
       client.pause()
-      yield* eventually(() => link.ws.bufferedAmount === 0, "the fast frames to be flushed")
+      yield* Kit.eventually("the fast frames to be flushed", () => link.ws.bufferedAmount === 0)
       assert.isTrue(link.send(new Wire.Shared("a".repeat(32 * 1024 * 1024))))
       assert.isAbove(link.ws.bufferedAmount, 0, "the large frame should not fit in the kernel buffers")
       assert.isTrue(link.send("b"))
       assert.isFalse(link.send("c"))
       client.resume()
-      yield* eventually(() => link.send("d"), "the queued writes to be flushed")
+      yield* Kit.eventually("the queued writes to be flushed", () => link.send("d"))
       const reader = yield* Effect.fork(link.next)
       link.kill("first")
       link.kill("second")
@@ -128,7 +128,7 @@ describe("Link", () => {
       yield* nextTurn
       assert.isFalse(link.send("e"), "the outbox stays full while the reader is paused")
       client.resume()
-      yield* eventually(() => link.send("f"), "the queued writes to be flushed")
+      yield* Kit.eventually("the queued writes to be flushed", () => link.send("f"))
     }))
 
   it.scopedLive("whole frames of every length form reach the peer intact, as text or as bytes", () =>

@@ -6,10 +6,11 @@
  * Without a reachable NATS the suite is skipped (one line says so), except under `CI=true`, where
  * that is a failure.
  */
+import * as Kit from "@conclave/testkit"
 import { freePort, NATS, natsReachable, natsServer, subjectPrefix, within } from "@conclave/testkit/Backends"
 import { assert, describe, it } from "@effect/vitest"
 import { connect } from "@nats-io/transport-node"
-import { Context, Effect, Exit, Layer, Logger, Queue, Schedule } from "effect"
+import { Context, Effect, Exit, Layer, Logger, Option, Queue } from "effect"
 import * as Broker from "../src/Broker.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import { silentServer } from "./support/SilentServer.js"
@@ -77,9 +78,11 @@ const sessionEnvelope = (path: string, frame: string): Broker.Envelope => ({ _ta
 
 /** Poll a node's status until it is `ok` (bounded). */
 const awaitStatus = (broker: Broker.BrokerShape, ok: boolean, what: string) =>
-  broker.status.pipe(
-    Effect.repeat({ schedule: Schedule.spaced("25 millis"), until: (s) => s.ok === ok }),
-    within("20 seconds", `${what}: status ok=${ok}`)
+  Kit.eventually(
+    `${what}: status ok=${ok}`,
+    Effect.map(broker.status, (s) => s.ok === ok ? Option.some(s) : Option.none()),
+    "20 seconds",
+    "25 millis"
   )
 
 /** Nothing further arrived on a node (checked after a barrier that followed everything expected). */

@@ -5,10 +5,20 @@
  * and an in-memory store.
  */
 import { Errors, type Frames } from "@conclave/protocol"
-import { errorOf, expectType, op, plain, reconnect, register, type Session, startServer } from "@conclave/testkit"
+import {
+  errorOf,
+  eventually,
+  expectType,
+  op,
+  plain,
+  reconnect,
+  register,
+  type Session,
+  startServer
+} from "@conclave/testkit"
 import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Schedule } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import { MAX_PIPELINED_POSTS } from "../src/Session.js"
 import * as SqliteStore from "../src/SqliteStore.js"
 
@@ -111,13 +121,11 @@ for (const tracing of [true, false]) {
           a.request({ type: "who", id: "w", channel: null }),
           (r) => expectType(r, "presence").sessions.map((p) => p.user)
         )
-        const users = yield* present.pipe(
-          Effect.filterOrFail((users) => !users.includes("bob"), () => new Error("bob is still present")),
-          Effect.retry(Schedule.spaced("20 millis")),
-          Effect.timeoutFail({
-            duration: "5 seconds",
-            onTimeout: () => new Error("bob is still present 5 s after closing")
-          })
+        const users = yield* eventually(
+          "bob to leave presence after closing",
+          Effect.map(present, (users) => users.includes("bob") ? Option.none() : Option.some(users)),
+          "5 seconds",
+          "20 millis"
         )
         assert.deepStrictEqual(users, ["aaron"])
         assert.strictEqual(

@@ -3,10 +3,10 @@
  * session's permission request to the console sessions of its own user, on any node, and a verdict
  * goes back to the asking session — only from a session of that same user.
  */
-import { connect, errorOf, expectType, noId, register, type Session, startServer } from "@conclave/testkit"
-import { describeWith, NATS, scratchDatabase, subjectPrefix, within } from "@conclave/testkit/Backends"
+import { connect, errorOf, eventually, expectType, noId, register, type Session, startServer } from "@conclave/testkit"
+import { describeWith, NATS, scratchDatabase, subjectPrefix } from "@conclave/testkit/Backends"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, ExecutionStrategy, Schedule, Scope } from "effect"
+import { Duration, Effect, ExecutionStrategy, Option, Scope } from "effect"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as PgStore from "../src/PgStore.js"
 
@@ -62,10 +62,14 @@ describe("Permission relay (SPEC §4.5.3)", () => {
       // an offline target is not_found
       yield* bridge.close
       const gone = errorOf(
-        yield* verdict(console1, bridge.path, "allow").pipe(
-          Effect.filterOrFail((reply) => reply.type === "error", () => "still online"),
-          Effect.retry(Schedule.spaced("20 millis")),
-          within("10 seconds", "the closed bridge session to leave presence")
+        yield* eventually(
+          "the closed bridge session to leave presence",
+          Effect.map(
+            verdict(console1, bridge.path, "allow"),
+            (reply) => reply.type === "error" ? Option.some(reply) : Option.none()
+          ),
+          "10 seconds",
+          "20 millis"
         )
       )
       assert.strictEqual(gone.kind, "not_found")
@@ -136,11 +140,11 @@ describeWith("Permission relay across nodes (D-42)", ["postgres", "nats"], () =>
       const bridge = yield* register(one, "alice", "laptop", "agent", "bridge")
       const web = yield* connect(two, { identity: bridge.identity, handle: "web", client: "console" })
       // node one learns of the console on node two through its attach (bounded poll)
-      yield* relay(bridge, "probe").pipe(
-        Effect.map((reply) => expectType(reply, "ack").detail),
-        Effect.filterOrFail((detail) => detail === "relayed to 1 console session", () => "not yet"),
-        Effect.retry(Schedule.spaced("50 millis")),
-        within("10 seconds", "node one to see the console on node two")
+      yield* eventually(
+        "node one to see the console on node two",
+        Effect.map(relay(bridge, "probe"), (reply) =>
+          expectType(reply, "ack").detail === "relayed to 1 console session" ? Option.some(true) : Option.none()),
+        "10 seconds"
       )
       const first = expectType(yield* web.next(), "permission_request")
       assert.strictEqual(first.tool_name, "Bash")

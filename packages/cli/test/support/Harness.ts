@@ -4,7 +4,7 @@ import * as Admins from "@conclave/server/Admins"
 import type * as ServerConfig from "@conclave/server/ServerConfig"
 import * as SqliteStore from "@conclave/server/SqliteStore"
 import * as Kit from "@conclave/testkit"
-import { Context, Duration, Effect, Either, Exit, Layer, Option, Queue, Schedule, Scope } from "effect"
+import { Context, Effect, Either, Exit, Layer, Option, Queue, Scope } from "effect"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -152,15 +152,6 @@ export const spawnCli = (args: ReadonlyArray<string>, options: RunOptions = {}) 
     return running
   })
 
-/** Wait until `check` holds: retried every 50 ms, for at most `timeoutMs` on the clock, then die naming `what`. */
-export const eventually = <A>(what: string, check: Effect.Effect<Option.Option<A>>, timeoutMs = 15_000) =>
-  check.pipe(
-    Effect.flatMap(Option.match({ onNone: () => Effect.fail("not yet" as const), onSome: Effect.succeed })),
-    Effect.retry(Schedule.spaced("50 millis")),
-    Effect.timeoutFail({ duration: Duration.millis(timeoutMs), onTimeout: () => "timed out" as const }),
-    Effect.orDieWith(() => new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
-  )
-
 /** A directory `name` under `root`, made if missing. */
 export const subdir = (root: string, name: string): string => {
   const d = Path.join(root, name)
@@ -177,7 +168,7 @@ export const spawnServe = (args: ReadonlyArray<string>) =>
     const server = yield* spawnCli(["serve", "--ephemeral", "--bind", "127.0.0.1:0", ...args], {
       env: { CONCLAVE_LOG_FORMAT: "json" }
     })
-    const address = yield* eventually(
+    const address = yield* Kit.eventually(
       "the `conclave server listening` log line",
       Effect.sync(() => {
         for (const line of server.stderr().split("\n")) {
@@ -187,7 +178,8 @@ export const spawnServe = (args: ReadonlyArray<string>) =>
           if (address !== undefined) return Option.some(address)
         }
         return Option.none<string>()
-      })
+      }),
+      "15 seconds"
     )
     return { server, url: `ws://${address}`, http: `http://${address}` } as const
   })

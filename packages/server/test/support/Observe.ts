@@ -1,7 +1,7 @@
 /**
- * Watching what the code under test does: its log lines, and conditions it reaches in its own time.
+ * Watching what the code under test does: its log lines (bounded waits: `@conclave/testkit`'s `eventually`).
  */
-import { Effect, HashMap, Logger, Schedule, TestServices } from "effect"
+import { HashMap, Logger } from "effect"
 
 export interface Line {
   readonly level: string
@@ -22,14 +22,3 @@ export const capturing = () => {
   })
   return { capture, lines }
 }
-
-/**
- * Wait until `check()` holds, polling every 10 ms for at most 5 s, then die naming `what`. Polls on
- * the real clock, also in tests that run on the TestClock.
- */
-export const eventually = (check: () => boolean, what: string): Effect.Effect<void> =>
-  Effect.suspend(() => (check() ? Effect.void : Effect.fail(what))).pipe(
-    Effect.retry(Schedule.intersect(Schedule.spaced("10 millis"), Schedule.recurs(500))),
-    Effect.orDieWith((w) => new Error(`timed out waiting for ${w}`)),
-    TestServices.provideLive
-  )
