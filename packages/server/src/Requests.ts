@@ -16,13 +16,14 @@ import * as AdminOps from "./AdminOps.js"
 import * as Admins from "./Admins.js"
 import { Enrollments } from "./Enrollments.js"
 import { Hub, type SessionEntry } from "./Hub.js"
-import { nextTurn } from "./internal/storeRows.js"
+import { keepWithin, makeHistoryGate, makeSharedReads } from "./internal/historyPages.js"
 import { makeTracedPlain, traced } from "./internal/traced.js"
 import type { TokenBucket } from "./RateLimit.js"
 import { ServerConfig } from "./ServerConfig.js"
 import {
   type ChannelRow,
   isUnavailable,
+  type Since,
   Store,
   type StoreConflict,
   type StoreError,
@@ -63,25 +64,6 @@ const bodyBytes = (payload: Frames.Payload): number =>
     ? Buffer.byteLength(payload.text, "utf8")
     : Buffer.byteLength(payload.ciphertext, "base64url")
 
-/**
- * The longest prefix of `messages` whose encoding stays within `maxBytes` (at least one message, so
- * paging always moves on). A body's size is bounded from above (JSON escapes a UTF-16 unit into at
- * most 6 bytes) and only measured exactly when it is large.
- */
-const keepWithin = (
-  messages: ReadonlyArray<Frames.HistoryMessage>,
-  maxBytes: number
-): ReadonlyArray<Frames.HistoryMessage> => {
-  let total = 0
-  for (let i = 0; i < messages.length; i++) {
-    const payload = messages[i]!.payload
-    const text = payload.kind === "plain" ? payload.text : payload.ciphertext
-    total += 256 + (text.length <= 1024 ? text.length * 6 : Buffer.byteLength(JSON.stringify(text), "utf8"))
-    if (total > maxBytes && i > 0) return messages.slice(0, i)
-  }
-  return messages
-}
-
 /** A storage failure on the wire: `unavailable` (retry later, D-42) when the store is out of reach, else `internal`. */
 const storageRefusal = (operation: string, e: StoreError): Frames.ProtocolError =>
   isUnavailable(e)
@@ -92,7 +74,7 @@ const iso = (ms: number): string => DateTime.formatIso(DateTime.unsafeMake(ms))
 
 /** @since 0.1.0 @category services */
 export class Requests extends Effect.Service<Requests>()("@conclave/server/Requests", {
-  effect: Effect.gen(function*() {
+  scoped: Effect.gen(function*() {
     const hub = yield* Hub
     const store = yield* Store
     const config = yield* ServerConfig
@@ -339,32 +321,32 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       })
     }
 
-    const historyTurns = yield* Effect.makeSemaphore(1)
+    // History pages (issue 22, issue 17): every page read passes the gate (one begins per turn of
+    // the event loop, a bounded number under way); reads by seq of one channel are shared by the
+    // requests that come while one is under way.
+    const historyGate = yield* makeHistoryGate()
+    const readPage = (channel: string, since: Since) =>
+      Effect.flatMap(nowMs, (now) =>
+        historyGate(db(
+          "read history",
+          store.readSince({
+            channel,
+            since,
+            cutoffMs: now - Duration.toMillis(config.retention),
+            limit: config.historyPageCap,
+            maxBytes: config.historyPageMaxBytes
+          })
+        )))
+    const shared = yield* makeSharedReads((channel, seq) => readPage(channel, { _tag: "Seq", seq }))
     const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
       Effect.gen(function*() {
         const channel = frame.channel
         if (!hub.isSubscribed(caller.entry, channel)) {
           return yield* refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
         }
-        const now = yield* nowMs
-        // A page costs up to a page's bytes to read and decode: pages are read one at a time, each
-        // in its own turn of the event loop, so that a burst of requests (from one session or many)
-        // cannot hold it: `/health` and the other sessions are served between pages (issue 22).
-        const page = yield* historyTurns.withPermits(1)(Effect.zipRight(
-          nextTurn,
-          db(
-            "read history",
-            store.readSince({
-              channel,
-              since: frame.since_seq !== null
-                ? { _tag: "Seq", seq: frame.since_seq }
-                : { _tag: "Ms", ms: frame.since_ms ?? 0 },
-              cutoffMs: now - Duration.toMillis(config.retention),
-              limit: config.historyPageCap,
-              maxBytes: config.historyPageMaxBytes
-            })
-          )
-        ))
+        const page = yield* (frame.since_seq !== null
+          ? shared.read(channel, frame.since_seq)
+          : readPage(channel, { _tag: "Ms", ms: frame.since_ms ?? 0 }))
         const kept = keepWithin(page.messages, config.historyPageMaxBytes)
         return {
           type: "history",
