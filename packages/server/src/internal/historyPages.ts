@@ -1,6 +1,6 @@
 /**
  * History pages on the way out (issue 22, issue 17): the server-wide gate every `read_since` page
- * read passes, and the byte cap on a page's encoding.
+ * read passes, reads by seq shared per channel, and the byte cap on a page's encoding.
  *
  * @since 0.1.0
  */
