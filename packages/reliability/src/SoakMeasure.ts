@@ -99,6 +99,9 @@ export interface Sample {
  * the final heap sample). The heap probe forces two full GCs, after which V8 gives back committed
  * heap and the RSS stays low for a while: both windows are read before a forced GC, never one just
  * after it (with no sample before the warm-up's heap sample, the first `n` of the run are the baseline).
+ * The soak's windows are a minute long (`n` = 12 samples 5 s apart): V8 also gives back old-space
+ * pages by itself now and then and takes them again within seconds, and a dip of a sample or two
+ * then moves neither median, in either direction.
  *
  * @since 0.1.0
  * @category soak

@@ -49,8 +49,11 @@ const heapEveryMs = 300_000
  */
 const SEMI_SPACE_MB = 16
 
+/** RSS samples (5 s apart) whose median is each end of the RSS comparison: a minute (see `rssWindows`). */
+const RSS_WINDOW_SAMPLES = 12
+
 const rssNote =
-  `RSS: the median of the last three 5-second samples before the warm-up's heap sample against the median of the last three of the run, both read before a forced GC. The servers run with a fixed young generation (\`--min-semi-space-size=${SEMI_SPACE_MB} --max-semi-space-size=${SEMI_SPACE_MB}\`): left to V8, it shrank to ~1 MiB semi-spaces and grew back within seconds on the less loaded nodes (issue 17's runs: heapTotal 75 → 45 MiB and RSS 132 → 102 MiB in 5 s with the heap after GC flat at 35.6 MiB and the RSS outside the V8 heap flat at 56–57 MiB), which the check read as ±20 % RSS "growth".`
+  `RSS: the median of the last minute of 5-second samples before the warm-up's heap sample against the median of the run's last minute, both read before a forced GC. The servers run with a fixed young generation (\`--min-semi-space-size=${SEMI_SPACE_MB} --max-semi-space-size=${SEMI_SPACE_MB}\`): left to V8, it shrank to ~1 MiB semi-spaces and grew back within seconds on the less loaded nodes (issue 17's runs: heapTotal 75 → 45 MiB and RSS 132 → 102 MiB in 5 s with the heap after GC flat at 35.6 MiB and the RSS outside the V8 heap flat at 56–57 MiB), which the check read as ±20 % RSS "growth".`
 
 /** A join that must be answered `joined`; anything else is a failure the churn loop counts. */
 const joined = (join: Effect.Effect<Frames.Reply, Kit.WireError>) =>
@@ -252,7 +255,7 @@ export const run = (options: SoakOptions) =>
     yield* Effect.sleep("2 seconds")
     const fds1 = nodes.map((n) => Processes.fdsOf(n.server.pid))
     const lost = received.reduce((n, got) => n + acked.filter((seq) => !got.has(seq)).length, 0)
-    const windows = rssWindows(samples, nodes[0]!.heap[0]!.atMs, nodes.length)
+    const windows = rssWindows(samples, nodes[0]!.heap[0]!.atMs, nodes.length, RSS_WINDOW_SAMPLES)
     const perNode = nodes.map((node, i) => {
       const rssWarm = windows[i]!.warm
       const rssEnd = windows[i]!.end
