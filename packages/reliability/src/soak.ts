@@ -2,7 +2,7 @@
  * `npm run soak` — a bounded soak of a spawned `conclave serve` (BENCH-AND-RELIABILITY T11):
  * one publisher fans a channel out to stable subscribers at a fixed rate while churn sessions come
  * and go; the server's RSS and open descriptors are sampled every 5 s, and its V8 heap after a full GC
- * (through a preload, `Processes.heapProbe`) at the end of the warm-up, every 5 min and at the end.
+ * (through a preload, `HeapProbe.heapProbe`) at the end of the warm-up, every 5 min and at the end.
  * Stops by itself after `--duration`.
  *
  * Options: `--duration 10m` (s/m/h; default 10m), `--rate 200` (messages/s), `--subscribers 50`,
@@ -29,166 +29,31 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Backends from "./Backends.js"
+import * as HeapProbe from "./HeapProbe.js"
 import * as Processes from "./Processes.js"
 import * as Report from "./Report.js"
+import { channelMsgSeq, growthPct, mib, rssWindows, type Sample, SeqSet } from "./SoakMeasure.js"
+import { parseOptions, type SoakOptions } from "./SoakOptions.js"
 
-/** @since 0.1.0 @category options */
-export interface SoakOptions {
-  readonly durationMs: number
-  readonly rate: number
-  readonly subscribers: number
-  readonly churnPerMin: number
-  readonly warmupMs: number
-  readonly serverHeapMb: number
-  readonly nodes: number
-  readonly report: boolean
-}
-
-/** "90s", "10m", "1h", "600" (seconds) → ms; undefined when unparseable. @since 0.1.0 @category options */
-export const parseDuration = (s: string): number | undefined => {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s.trim())
-  if (m === null) return undefined
-  const n = Number(m[1])
-  const unit = m[2] ?? "s"
-  return Math.round(n * (unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3_600_000))
-}
-
-/** @since 0.1.0 @category options */
-export const parseOptions = (argv: ReadonlyArray<string>): SoakOptions | string => {
-  const get = (name: string) => {
-    const i = argv.indexOf(name)
-    return i >= 0 ? argv[i + 1] : undefined
-  }
-  const known = [
-    "--duration",
-    "--rate",
-    "--subscribers",
-    "--churn-per-min",
-    "--warmup",
-    "--server-heap-mb",
-    "--nodes",
-    "--report"
-  ]
-  const unknown = argv.filter((a) => a.startsWith("--") && !known.includes(a))
-  if (unknown.length > 0) return `unknown option ${unknown[0]}`
-  const durationMs = parseDuration(get("--duration") ?? "10m")
-  if (durationMs === undefined || durationMs < 10_000) return "--duration must be a duration of at least 10s (e.g. 2m)"
-  const num = (name: string, def: number, min: number) => {
-    const raw = get(name)
-    if (raw === undefined) return def
-    const n = Number(raw)
-    return Number.isFinite(n) && n >= min ? n : undefined
-  }
-  const rate = num("--rate", 200, 1)
-  const subscribers = num("--subscribers", 50, 1)
-  const churnPerMin = num("--churn-per-min", 60, 0)
-  const serverHeapMb = num("--server-heap-mb", 192, 32)
-  if (rate === undefined || subscribers === undefined || churnPerMin === undefined || serverHeapMb === undefined) {
-    return "--rate, --subscribers, --churn-per-min and --server-heap-mb take non-negative numbers"
-  }
-  const nodes = num("--nodes", 1, 1)
-  if (nodes === undefined || !Number.isInteger(nodes) || nodes > 9) return "--nodes takes a whole number from 1 to 9"
-  const warmRaw = get("--warmup")
-  const warmupMs = warmRaw === undefined ? Math.min(300_000, Math.floor(durationMs / 4)) : parseDuration(warmRaw)
-  if (warmupMs === undefined || warmupMs >= durationMs) return "--warmup must be a duration shorter than --duration"
-  return {
-    durationMs,
-    rate,
-    subscribers,
-    churnPerMin,
-    warmupMs,
-    serverHeapMb,
-    nodes,
-    report: argv.includes("--report")
-  }
-}
-
-interface Sample {
-  readonly atMs: number
-  /** Per node. */
-  readonly rss: ReadonlyArray<number>
-  readonly fds: ReadonlyArray<number>
-}
-
-/** Growth from `from` to `to` in percent, one decimal (0 when `from` is 0). @since 0.1.0 @category soak */
-export const growthPct = (from: number, to: number): number =>
-  from === 0 ? 0 : Math.round(((to - from) / from) * 1000) / 10
-
-const mib = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10
+export { channelMsgSeq, growthPct, rssWindows, SeqSet } from "./SoakMeasure.js"
+export { parseDuration, parseOptions, type SoakOptions } from "./SoakOptions.js"
 
 const heapEveryMs = 300_000
 
 /**
- * A growable bitmap of sequence numbers: one bit per seq, so a 30-minute soak at 1 000 msg/s keeps
- * about 225 KB per subscriber instead of a `Set` entry per message.
- *
- * @since 0.1.0
- * @category soak
+ * The servers' young generation, fixed (each of its two semi-spaces, MiB; V8's own ceiling on 64-bit):
+ * left to V8, it grows to that under load and shrinks back to ~1 MiB when the allocation rate drops
+ * for a while, moving the RSS by ~30 MiB (a quarter of a node's) either way within seconds, with no
+ * change in live memory. Nothing leaks into the young generation (what survives moves to old space,
+ * whose size stays V8's to choose under `--server-heap-mb`), so fixing it takes only noise out of RSS.
  */
-export class SeqSet {
-  private bits = new Uint8Array(1024)
-  private n = 0
-  /** Distinct seqs added. */
-  get size(): number {
-    return this.n
-  }
-  /** Add `seq`; whether it was new (false for a repeat or a seq that is not a whole number ≥ 0). */
-  add(seq: number): boolean {
-    if (!Number.isInteger(seq) || seq < 0) return false
-    const byte = seq >>> 3
-    if (byte >= this.bits.length) {
-      let len = this.bits.length * 2
-      while (len <= byte) len *= 2
-      const grown = new Uint8Array(len)
-      grown.set(this.bits)
-      this.bits = grown
-    }
-    const mask = 1 << (seq & 7)
-    if ((this.bits[byte]! & mask) === 0) {
-      this.bits[byte] = this.bits[byte]! | mask
-      this.n++
-      return true
-    }
-    return false
-  }
-  has(seq: number): boolean {
-    if (!Number.isInteger(seq) || seq < 0) return false
-    const byte = seq >>> 3
-    return byte < this.bits.length && (this.bits[byte]! & (1 << (seq & 7))) !== 0
-  }
-}
+const SEMI_SPACE_MB = 16
 
-const channelMsgPrefix = `{"type":"channel_msg",`
-const seqKey = `"seq":`
+/** RSS samples (5 s apart) whose median is each end of the RSS comparison: a minute (see `rssWindows`). */
+const RSS_WINDOW_SAMPLES = 12
 
-/**
- * The `seq` of a `channel_msg` frame read straight from its JSON text, or `undefined` for any other
- * frame (which then takes the decoding path). JSON escapes every quote inside a string, so `"seq":`
- * can only occur as a key; the payload (`kind`, `text`) has none.
- *
- * @since 0.1.0
- * @category soak
- */
-export const channelMsgSeq = (text: string): number | undefined => {
-  if (!text.startsWith(channelMsgPrefix)) return undefined
-  const at = text.indexOf(seqKey)
-  if (at < 0) return undefined
-  let i = at + seqKey.length
-  let seq = 0
-  let digits = 0
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c < 48 || c > 57) break
-    seq = seq * 10 + (c - 48)
-    digits++
-  }
-  return digits === 0 || digits > 15 ? undefined : seq
-}
-
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]!
-}
+const rssNote =
+  `RSS: the median of the last minute of 5-second samples before the warm-up's heap sample against the median of the run's last minute, both read before a forced GC. The servers run with a fixed young generation (\`--min-semi-space-size=${SEMI_SPACE_MB} --max-semi-space-size=${SEMI_SPACE_MB}\`): left to V8, it shrank to ~1 MiB semi-spaces and grew back within seconds on the less loaded nodes (issue 17's runs: heapTotal 75 → 45 MiB and RSS 132 → 102 MiB in 5 s with the heap after GC flat at 35.6 MiB and the RSS outside the V8 heap flat at 56–57 MiB), which the check read as ±20 % RSS "growth".`
 
 /** A join that must be answered `joined`; anything else is a failure the churn loop counts. */
 const joined = (join: Effect.Effect<Frames.Reply, Kit.WireError>) =>
@@ -200,8 +65,8 @@ const joined = (join: Effect.Effect<Frames.Reply, Kit.WireError>) =>
 
 interface Node {
   readonly server: Processes.ServerProcess
-  readonly probe: Processes.HeapProbe
-  readonly heap: Array<Processes.HeapSample & { readonly atMs: number }>
+  readonly probe: HeapProbe.HeapProbe
+  readonly heap: Array<HeapProbe.HeapSample & { readonly atMs: number }>
 }
 
 const sum = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0)
@@ -219,10 +84,15 @@ const startNodes = (dir: string, options: SoakOptions) =>
           Fs.mkdirSync(sub, { recursive: true })
           return sub
         }),
-        Processes.heapProbe
+        HeapProbe.heapProbe
       ))
     const extraArgs = ["--max-pending-per-ip", "0", "--register-limit", "0"]
-    const nodeArgs = (i: number) => [`--max-old-space-size=${options.serverHeapMb}`, ...probes[i]!.nodeArgs]
+    const nodeArgs = (i: number) => [
+      `--max-old-space-size=${options.serverHeapMb}`,
+      `--min-semi-space-size=${SEMI_SPACE_MB}`,
+      `--max-semi-space-size=${SEMI_SPACE_MB}`,
+      ...probes[i]!.nodeArgs
+    ]
     const servers = options.nodes === 1
       ? [yield* Processes.spawnServer(dir, { extraArgs, nodeArgs: nodeArgs(0), env: probes[0]!.env })]
       : (yield* Backends.cluster({ nodes: options.nodes, extraArgs, nodeArgs, env: (i) => probes[i]!.env })).nodes
@@ -239,7 +109,7 @@ export const run = (options: SoakOptions) =>
     const sampleHeap = (atMs: number) =>
       Effect.forEach(nodes, (node, i) =>
         Effect.gen(function*() {
-          const h = yield* Processes.heapSample(node.server, node.probe, node.heap.at(-1)?.n ?? 0)
+          const h = yield* HeapProbe.heapSample(node.server, node.probe, node.heap.at(-1)?.n ?? 0)
           node.heap.push({ ...h, atMs })
           yield* Effect.logInfo("soak heap sample").pipe(
             Effect.annotateLogs({
@@ -248,7 +118,9 @@ export const run = (options: SoakOptions) =>
               heapUsedMiB: mib(h.heapUsed),
               heapTotalMiB: mib(h.heapTotal),
               externalMiB: mib(h.external),
-              rssMiB: mib(h.rss)
+              rssMiB: mib(h.rss),
+              rssBeforeGcMiB: mib(h.rssBeforeGc),
+              heapTotalBeforeGcMiB: mib(h.heapTotalBeforeGc)
             })
           )
         }), { discard: true })
@@ -365,6 +237,8 @@ export const run = (options: SoakOptions) =>
         Effect.annotateLogs({
           s: Math.round(sample.atMs / 1000),
           rssMiB: sample.rss.map((r) => Math.round(r / 1048576)).join("/"),
+          heapTotalMiB: nodes.map((n) => Math.round((HeapProbe.memoryTrace(n.probe).at(-1)?.heapTotal ?? 0) / 1048576))
+            .join("/"),
           fds: sample.fds.join("/"),
           acked: acked.length,
           duplicates,
@@ -381,16 +255,19 @@ export const run = (options: SoakOptions) =>
     yield* Effect.sleep("2 seconds")
     const fds1 = nodes.map((n) => Processes.fdsOf(n.server.pid))
     const lost = received.reduce((n, got) => n + acked.filter((seq) => !got.has(seq)).length, 0)
-    const afterWarm = samples.filter((s) => s.atMs >= options.warmupMs)
+    const windows = rssWindows(samples, nodes[0]!.heap[0]!.atMs, nodes.length, RSS_WINDOW_SAMPLES)
     const perNode = nodes.map((node, i) => {
-      const rssWarm = median(afterWarm.slice(0, 3).map((s) => s.rss[i]!))
-      const rssEnd = median(samples.slice(-3).map((s) => s.rss[i]!))
+      const rssWarm = windows[i]!.warm
+      const rssEnd = windows[i]!.end
       const heapWarm = node.heap[0]!.heapUsed
       const heapEnd = node.heap.at(-1)!.heapUsed
       return {
         rssWarm,
         rssEnd,
         rssGrowthPct: growthPct(rssWarm, rssEnd),
+        gcRss: node.heap.map((h) =>
+          `${mib(h.rssBeforeGc)}>${mib(h.rss)} (heapTotal ${mib(h.heapTotalBeforeGc)}>${mib(h.heapTotal)})`
+        ),
         heapWarm,
         heapEnd,
         heapGrowthPct: growthPct(heapWarm, heapEnd),
@@ -420,6 +297,14 @@ export const run = (options: SoakOptions) =>
       rssEndMiB: mib(sum(perNode.map((n) => n.rssEnd))),
       rssGrowthPct,
       rssGrowthPctByNode: perNode.map((n) => n.rssGrowthPct),
+      gcRssByNode: perNode.map((n) => n.gcRss),
+      traceByNode: nodes.map((n) =>
+        HeapProbe.memoryTrace(n.probe).filter((_, k) => k % 3 === 0).map((l) =>
+          `${Math.round(l.t / 1000)}${"*".repeat(l.samples)}:${Math.round(l.rss / 1048576)}/${
+            Math.round(l.heapTotal / 1048576)
+          }/${Math.round(l.heapUsed / 1048576)}/${Math.round(l.external / 1048576)}`
+        ).join(" ")
+      ),
       heapWarmMiB: mib(sum(perNode.map((n) => n.heapWarm))),
       heapEndMiB: mib(sum(perNode.map((n) => n.heapEnd))),
       heapGrowthPct,
@@ -460,7 +345,8 @@ export const run = (options: SoakOptions) =>
         checks: [Report.atLeast("duration", summary.durationS, 600, " s"), ...health]
       }], [
         "Each node runs with the heap probe (see the soak section) and a V8 old-space cap of `--server-heap-mb`; RSS and heap growth are judged per node, the worst node counting.",
-        "The deployment is a scratch PostgreSQL database on the machine's server and a `nats-server` of the soak's own on a free port, all on the same 2-core box as the load generator."
+        "The deployment is a scratch PostgreSQL database on the machine's server and a `nats-server` of the soak's own on a free port, all on the same 2-core box as the load generator.",
+        rssNote
       ], { force: true, label: "`npm run soak -- --nodes 3`" })
     } else if (options.report) {
       // BENCH-AND-RELIABILITY §6.3: 30 minutes at 50 % of T1 (the 1→100 saturation in BENCHMARKS.md,
@@ -484,7 +370,8 @@ export const run = (options: SoakOptions) =>
         checks
       }], [
         "Heap after GC: the server runs with `--expose-gc` and a preload that, on SIGUSR2, runs `gc()` twice and writes `process.memoryUsage()`; sampled at the end of the warm-up, every 5 min and at the end, under load. Growth compares `heapUsed` of the first and the last sample.",
-        "Load is fixed (`--rate`, `--subscribers`), not derived from a measured T1 saturation: the load generator shares the 2-core box with the server."
+        "Load is fixed (`--rate`, `--subscribers`), not derived from a measured T1 saturation: the load generator shares the 2-core box with the server.",
+        rssNote
       ], { force: true, label: "`npm run soak`" })
     }
     return { ...summary, ok }

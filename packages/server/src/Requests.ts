@@ -16,13 +16,14 @@ import * as AdminOps from "./AdminOps.js"
 import * as Admins from "./Admins.js"
 import { Enrollments } from "./Enrollments.js"
 import { Hub, type SessionEntry } from "./Hub.js"
-import { nextTurn } from "./internal/storeRows.js"
+import { keepWithin, makeHistoryGate, makeSharedReads } from "./internal/historyPages.js"
 import { makeTracedPlain, traced } from "./internal/traced.js"
 import type { TokenBucket } from "./RateLimit.js"
 import { ServerConfig } from "./ServerConfig.js"
 import {
   type ChannelRow,
   isUnavailable,
+  type Since,
   Store,
   type StoreConflict,
   type StoreError,
@@ -63,29 +64,6 @@ const bodyBytes = (payload: Frames.Payload): number =>
     ? Buffer.byteLength(payload.text, "utf8")
     : Buffer.byteLength(payload.ciphertext, "base64url")
 
-/**
- * The longest run of `messages` whose encoding stays within `maxBytes` (at least one message, so
- * paging always moves on): a prefix when paging forward, a suffix — the newest rows, next to
- * `before_seq` — when paging back. A body's size is bounded from above (JSON escapes a UTF-16 unit
- * into at most 6 bytes) and only measured exactly when it is large.
- */
-const keepWithin = (
-  messages: ReadonlyArray<Frames.HistoryMessage>,
-  maxBytes: number,
-  from: "oldest" | "newest"
-): ReadonlyArray<Frames.HistoryMessage> => {
-  let total = 0
-  const n = messages.length
-  for (let k = 0; k < n; k++) {
-    const i = from === "oldest" ? k : n - 1 - k
-    const payload = messages[i]!.payload
-    const text = payload.kind === "plain" ? payload.text : payload.ciphertext
-    total += 256 + (text.length <= 1024 ? text.length * 6 : Buffer.byteLength(JSON.stringify(text), "utf8"))
-    if (total > maxBytes && k > 0) return from === "oldest" ? messages.slice(0, i) : messages.slice(i + 1)
-  }
-  return messages
-}
-
 /** A storage failure on the wire: `unavailable` (retry later, D-42) when the store is out of reach, else `internal`. */
 const storageRefusal = (operation: string, e: StoreError): Frames.ProtocolError =>
   isUnavailable(e)
@@ -96,7 +74,7 @@ const iso = (ms: number): string => DateTime.formatIso(DateTime.unsafeMake(ms))
 
 /** @since 0.1.0 @category services */
 export class Requests extends Effect.Service<Requests>()("@conclave/server/Requests", {
-  effect: Effect.gen(function*() {
+  scoped: Effect.gen(function*() {
     const hub = yield* Hub
     const store = yield* Store
     const config = yield* ServerConfig
@@ -343,38 +321,47 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       })
     }
 
-    const historyTurns = yield* Effect.makeSemaphore(1)
+    // History pages (issue 22, issue 17): every page read passes the gate (one begins per turn of
+    // the event loop, a bounded number under way); reads by seq of one channel are shared by the
+    // requests that come while one is under way.
+    const historyGate = yield* makeHistoryGate()
+    const readPage = (channel: string, since: Since) =>
+      Effect.flatMap(nowMs, (now) =>
+        historyGate(db(
+          "read history",
+          store.readSince({
+            channel,
+            since,
+            cutoffMs: now - Duration.toMillis(config.retention),
+            limit: config.historyPageCap,
+            maxBytes: config.historyPageMaxBytes
+          })
+        )))
+    const readBeforePage = (channel: string, beforeSeq: number) =>
+      Effect.flatMap(nowMs, (now) =>
+        historyGate(db(
+          "read history",
+          store.readBefore({
+            channel,
+            beforeSeq,
+            cutoffMs: now - Duration.toMillis(config.retention),
+            limit: config.historyPageCap,
+            maxBytes: config.historyPageMaxBytes
+          })
+        )))
+    const shared = yield* makeSharedReads((channel, seq) => readPage(channel, { _tag: "Seq", seq }))
     const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
       Effect.gen(function*() {
         const channel = frame.channel
         if (!hub.isSubscribed(caller.entry, channel)) {
           return yield* refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
         }
-        const now = yield* nowMs
-        const bounds = {
-          channel,
-          cutoffMs: now - Duration.toMillis(config.retention),
-          limit: config.historyPageCap,
-          maxBytes: config.historyPageMaxBytes
-        }
-        // A page costs up to a page's bytes to read and decode: pages are read one at a time, each
-        // in its own turn of the event loop, so that a burst of requests (from one session or many)
-        // cannot hold it: `/health` and the other sessions are served between pages (issue 22).
-        // `before_seq` pages backward (scroll-back): the newest page below it, still oldest first.
-        const page = yield* historyTurns.withPermits(1)(Effect.zipRight(
-          nextTurn,
-          db(
-            "read history",
-            frame.before_seq !== null
-              ? store.readBefore({ ...bounds, beforeSeq: frame.before_seq })
-              : store.readSince({
-                ...bounds,
-                since: frame.since_seq !== null
-                  ? { _tag: "Seq", seq: frame.since_seq }
-                  : { _tag: "Ms", ms: frame.since_ms ?? 0 }
-              })
-          )
-        ))
+        const page = yield* (frame.before_seq !== null
+          ? readBeforePage(channel, frame.before_seq)
+          : frame.since_seq !== null
+          ? shared.read(channel, frame.since_seq)
+          : readPage(channel, { _tag: "Ms", ms: frame.since_ms ?? 0 }))
+        // `before_seq` pages backward (scroll-back): the newest page below it, still oldest first
         const kept = keepWithin(
           page.messages,
           config.historyPageMaxBytes,

@@ -238,6 +238,49 @@ describe("Messaging", () => {
       assert.isTrue(byMs.more)
     }))
 
+  it.scopedLive("many sessions reading one channel at once, each from its own seq, page to the end without gaps (shared reads)", () =>
+    Effect.gen(function*() {
+      const { url, a, b, c } = yield* setup({ ratePerSecond: 0, historyPageCap: 40 })
+      for (const s of [b, c]) expectType(yield* s.request({ type: "leave", channel: "lobby" }), "ack")
+      const total = 150
+      const acks: Array<number> = []
+      for (let i = 0; i < total; i++) acks.push(expectType(yield* post(a, "lobby", `m${i}`), "ack").seq!)
+      const readers = yield* Effect.forEach(Array.from({ length: 24 }, (_, i) => i), (i) =>
+        Effect.gen(function*() {
+          const r = yield* register(url, `reader${i}`, "box", "r")
+          expectType(yield* r.request({ type: "join", channel: "lobby", token: null }), "joined")
+          return r
+        }))
+      // every reader asks at once (one frame each, then the next page as soon as a page comes)
+      const got = yield* Effect.forEach(readers, (r, i) =>
+        Effect.gen(function*() {
+          const from = acks[(i * 7) % total]! - 1
+          const seqs: Array<number> = []
+          let since = from
+          let pages = 0
+          for (;;) {
+            const page = expectType(
+              yield* r.request({ type: "read_since", channel: "lobby", since_seq: since }),
+              "history"
+            )
+            pages++
+            assert.isAtMost(page.messages.length, 40)
+            for (const m of page.messages) seqs.push(m.seq)
+            if (!page.more) break
+            assert.isAbove(page.messages.length, 0, "a page marked more holds rows")
+            since = page.messages[page.messages.length - 1]!.seq
+          }
+          return { from, seqs, pages }
+        }), { concurrency: "unbounded" })
+      for (const { from, seqs } of got) {
+        assert.deepStrictEqual(
+          seqs,
+          acks.filter((s) => s > from),
+          `reader from ${from}`
+        )
+      }
+    }))
+
   it.scopedLive("body cap: too_large, nothing stored or delivered (D-9)", () =>
     Effect.gen(function*() {
       const { a, b } = yield* setup({ maxBodyBytes: 10 })
