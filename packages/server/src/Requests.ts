@@ -9,21 +9,19 @@ import { Codec, Errors, type Frames, Names } from "@conclave/protocol"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as AdminOps from "./AdminOps.js"
 import * as Admins from "./Admins.js"
 import { Enrollments } from "./Enrollments.js"
 import { Hub, type SessionEntry } from "./Hub.js"
-import { keepWithin, makeHistoryGate, makeSharedReads } from "./internal/historyPages.js"
+import { makeReadSince } from "./internal/historyRequests.js"
 import { makeTracedPlain, traced } from "./internal/traced.js"
 import type { TokenBucket } from "./RateLimit.js"
 import { ServerConfig } from "./ServerConfig.js"
 import {
   type ChannelRow,
   isUnavailable,
-  type Since,
   Store,
   type StoreConflict,
   type StoreError,
@@ -321,61 +319,9 @@ export class Requests extends Effect.Service<Requests>()("@conclave/server/Reque
       })
     }
 
-    // History pages (issue 22, issue 17): every page read passes the gate (one begins per turn of
-    // the event loop, a bounded number under way); reads by seq of one channel are shared by the
-    // requests that come while one is under way.
-    const historyGate = yield* makeHistoryGate()
-    const readPage = (channel: string, since: Since) =>
-      Effect.flatMap(nowMs, (now) =>
-        historyGate(db(
-          "read history",
-          store.readSince({
-            channel,
-            since,
-            cutoffMs: now - Duration.toMillis(config.retention),
-            limit: config.historyPageCap,
-            maxBytes: config.historyPageMaxBytes
-          })
-        )))
-    const readBeforePage = (channel: string, beforeSeq: number) =>
-      Effect.flatMap(nowMs, (now) =>
-        historyGate(db(
-          "read history",
-          store.readBefore({
-            channel,
-            beforeSeq,
-            cutoffMs: now - Duration.toMillis(config.retention),
-            limit: config.historyPageCap,
-            maxBytes: config.historyPageMaxBytes
-          })
-        )))
-    const shared = yield* makeSharedReads((channel, seq) => readPage(channel, { _tag: "Seq", seq }))
-    const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) =>
-      Effect.gen(function*() {
-        const channel = frame.channel
-        if (!hub.isSubscribed(caller.entry, channel)) {
-          return yield* refuse(Errors.unauthorized(Errors.Messages.notAMember(channel)))
-        }
-        const page = yield* (frame.before_seq !== null
-          ? readBeforePage(channel, frame.before_seq)
-          : frame.since_seq !== null
-          ? shared.read(channel, frame.since_seq)
-          : readPage(channel, { _tag: "Ms", ms: frame.since_ms ?? 0 }))
-        // `before_seq` pages backward (scroll-back): the newest page below it, still oldest first
-        const kept = keepWithin(
-          page.messages,
-          config.historyPageMaxBytes,
-          frame.before_seq !== null ? "newest" : "oldest"
-        )
-        return {
-          type: "history",
-          channel,
-          messages: kept,
-          more: page.more || kept.length < page.messages.length
-        } satisfies Frames.Reply
-      }).pipe(
-        traced("read_since", () => ({ path: caller.entry.key, channel: frame.channel }))
-      )
+    // `read_since` (scroll-back included): internal/historyRequests.ts
+    const history = yield* makeReadSince({ isSubscribed: hub.isSubscribed, store, config, db })
+    const readSince = (caller: Caller, frame: Frames.ClientFrameOf<"read_since">) => history(caller.entry, frame)
 
     const adminOp = AdminOps.make({ hub, store, db, authorizeChannelAdmin, requireServerAdmin, ack, nowMs, nowIso })
 
