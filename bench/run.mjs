@@ -8,7 +8,9 @@
 // A/B mode (`--ab REV`): the conclave of an earlier commit (target `base`, built in a worktree under
 // bench/.ab/) runs interleaved with the working tree's, and the table gains "conclave / base".
 // Targets `embedded` and `traced` run the working tree's server embedded in a default Effect app
-// (bench/servers/embedded.mjs), without and with an in-memory tracer. Target `cluster` runs two
+// (bench/servers/embedded.mjs), without and with an in-memory tracer. Target `cluster-local` is the
+// same two-node deployment with the publisher on node B too (no NATS hop: the baseline of the hop
+// on the same backends). Target `cluster` runs two
 // nodes on PostgreSQL + NATS with the publisher on one and the subscribers on the other (fanout1:
 // cross-node fan-out; needs psql, PostgreSQL at BENCH_POSTGRES and nats-server).
 //
@@ -33,9 +35,9 @@ const RESULTS = path.join(BENCH, "results")
 const CONCLAVE_BIN = path.join(ROOT, "packages/cli/bin/conclave.js")
 const SCENARIOS = ["clistart", "coldstart", "fanout1", "fanout100", "whisper", "handshake", "history"]
 const EXTRA_SCENARIOS = ["profile"] // only when asked for: --profile or --only profile
-const TARGETS = ["bare", "bare-json", "nats", "base", "embedded", "traced", "conclave", "cluster"]
+const TARGETS = ["bare", "bare-json", "nats", "base", "embedded", "traced", "conclave", "cluster-local", "cluster"]
 // targets that run a conclave server (the load generator speaks conclave's protocol to them)
-const CONCLAVE_LIKE = new Set(["conclave", "base", "embedded", "traced", "cluster"])
+const CONCLAVE_LIKE = new Set(["conclave", "base", "embedded", "traced", "cluster-local", "cluster"])
 const DEFAULT_TARGETS = ["bare", "nats", "conclave"] // bare-json on request (--targets)
 
 // ---------------------------------------------------------------------------------------------
@@ -362,7 +364,7 @@ const startTarget = async (target, { dataDir, nodeFlags = [], preload = true } =
     )
     return spawnServer(pin(0, ["nats-server", "-c", conf]), {}, (l) => (l.includes("Server is ready") ? p2 : null))
   }
-  if (target === "cluster") return startCluster(nodeFlags, ELD)
+  if (target === "cluster" || target === "cluster-local") return startCluster(nodeFlags, ELD, target === "cluster-local")
   const dir = dataDir === undefined
     ? (opts.store === "memory" ? null : path.join(tmpRoot, `data-${++dataDirs}`))
     : dataDir
@@ -401,7 +403,7 @@ const startTarget = async (target, { dataDir, nodeFlags = [], preload = true } =
 // A (`pubPort`), so every delivery crosses NATS: cross-node fan-out, side by side with `conclave`.
 const BENCH_POSTGRES = process.env.BENCH_POSTGRES ?? "postgres://postgres@127.0.0.1:5432/test"
 let clusters = 0
-const startCluster = async (nodeFlags, ELD) => {
+const startCluster = async (nodeFlags, ELD, local = false) => {
   const db = `conclave_bench_${process.pid}_${++clusters}`
   execFileSync("psql", [BENCH_POSTGRES, "-qc", `CREATE DATABASE ${db}`])
   process.on("exit", () => {
@@ -439,7 +441,7 @@ const startCluster = async (nodeFlags, ELD) => {
     )
   const a = await node("bench-a", [])
   const b = await node("bench-b", ELD)
-  return { ...b, pubPort: a.port, extra: [a, nats], dataDir: null }
+  return { ...b, pubPort: local ? b.port : a.port, extra: [a, nats], dataDir: null }
 }
 
 // A/B: the conclave of an earlier commit, checked out in a worktree under bench/.ab/<sha> and built
@@ -799,6 +801,7 @@ const LABELS = {
   embedded: "embedded",
   traced: "embedded + tracer",
   conclave: "conclave",
+  "cluster-local": "cluster, one node (PostgreSQL + NATS)",
   cluster: "cluster (cross-node)"
 }
 
@@ -808,7 +811,7 @@ const summaryTable = (targets) => {
     ok.find((r) => r.scenario === scenario && r.target === target && r.rep === rep)?.result?.[metric]
   const reps = [...new Set(ok.map((r) => r.rep))]
   // always show bare / NATS / conclave (empty when absent); bare-json only when it ran
-  const OPTIONAL = ["bare-json", "base", "embedded", "traced", "cluster"]
+  const OPTIONAL = ["bare-json", "base", "embedded", "traced", "cluster-local", "cluster"]
   const cols = TARGETS.filter((t) => !OPTIONAL.includes(t) || targets.includes(t))
   const others = cols.filter((t) => t !== "conclave")
   const lines = []

@@ -173,15 +173,16 @@ describe("Transport", () => {
 
   it.scopedLive("--trust-proxy: the limits count under the address a trusted proxy forwards, never a header from others", () =>
     Effect.gen(function*() {
-      // the test client dials from 127.0.0.1: trusted, so X-Forwarded-For names the client
-      const { url } = yield* startServer({ maxPendingPerIp: 1, trustProxy: ["127.0.0.0/8"] })
+      // the test client dials from 127.0.0.1: trusted, so X-Forwarded-For names the client. The
+      // pending cap is each node's own (D-10): one node, whatever the deployment (a named store)
+      const { url } = yield* startServer({ store: "file", maxPendingPerIp: 1, trustProxy: ["127.0.0.0/8"] })
       const a = yield* dial(url, { headers: { "x-forwarded-for": "198.51.100.1" } })
       const b = yield* dial(url, { headers: { "x-forwarded-for": "198.51.100.2" } })
       yield* dial(url, { headers: { "x-forwarded-for": "198.51.100.1" } })
       yield* a.closed
       assert.isFalse(b.isClosed(), "another forwarded client keeps its own slot")
       // untrusted: the header is ignored, every socket counts under the peer's own address
-      const direct = yield* startServer({ maxPendingPerIp: 1 })
+      const direct = yield* startServer({ store: "file", maxPendingPerIp: 1 })
       const c = yield* dial(direct.url, { headers: { "x-forwarded-for": "198.51.100.1" } })
       yield* dial(direct.url, { headers: { "x-forwarded-for": "198.51.100.2" } })
       yield* c.closed
