@@ -364,7 +364,9 @@ const startTarget = async (target, { dataDir, nodeFlags = [], preload = true } =
     )
     return spawnServer(pin(0, ["nats-server", "-c", conf]), {}, (l) => (l.includes("Server is ready") ? p2 : null))
   }
-  if (target === "cluster" || target === "cluster-local") return startCluster(nodeFlags, ELD, target === "cluster-local")
+  if (target === "cluster" || target === "cluster-local") {
+    return startCluster(nodeFlags, ELD, target === "cluster-local")
+  }
   const dir = dataDir === undefined
     ? (opts.store === "memory" ? null : path.join(tmpRoot, `data-${++dataDirs}`))
     : dataDir
