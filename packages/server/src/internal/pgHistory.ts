@@ -29,25 +29,25 @@ export const makeHistory = ({ guard, query, sql }: PgAccess) => {
   const messageExists = (channel: string, seq: number) =>
     query(MESSAGE_EXISTS, [channel, seq]).pipe(Effect.map((rows) => rows.length > 0), guard("messageExists"))
 
+  /** One page statement and its sizes' twin, bound to a channel: (seq, min ts, rows wanted). */
+  const statements = (rows: string, sizes: string, channel: string) => ({
+    rows: (seq: number, minTs: number, want: number) =>
+      query(rows, [channel, seq, minTs, want]) as unknown as Effect.Effect<ReadonlyArray<RawMessageRow>, SqlError>,
+    sizes: (seq: number, minTs: number, want: number) =>
+      Effect.map(query(sizes, [channel, seq, minTs, want]), (found) => found.map((r) => Number(r.n)))
+  })
+  const decodeRow = (row: RawMessageRow) => decodeMessage(messageColumns(row))
+
   const readSince = (input: {
     readonly channel: string
     readonly since: Since
     readonly cutoffMs: number
     readonly limit: number
     readonly maxBytes?: number
-  }) =>
-    readSincePages(
-      input,
-      (after, minTs, want) =>
-        query(READ_SINCE, [input.channel, after, minTs, want]) as unknown as Effect.Effect<
-          ReadonlyArray<RawMessageRow>,
-          SqlError
-        >,
-      (row) => decodeMessage(messageColumns(row)),
-      seqOf,
-      (after, minTs, want) =>
-        Effect.map(query(READ_SINCE_SIZES, [input.channel, after, minTs, want]), (rows) => rows.map((r) => Number(r.n)))
-    ).pipe(guard("readSince"))
+  }) => {
+    const { rows, sizes } = statements(READ_SINCE, READ_SINCE_SIZES, input.channel)
+    return readSincePages(input, rows, decodeRow, seqOf, sizes).pipe(guard("readSince"))
+  }
 
   const readBefore = (input: {
     readonly channel: string
@@ -55,22 +55,10 @@ export const makeHistory = ({ guard, query, sql }: PgAccess) => {
     readonly cutoffMs: number
     readonly limit: number
     readonly maxBytes?: number
-  }) =>
-    readBeforePages(
-      input,
-      (before, minTs, want) =>
-        query(READ_BEFORE, [input.channel, before, minTs, want]) as unknown as Effect.Effect<
-          ReadonlyArray<RawMessageRow>,
-          SqlError
-        >,
-      (row) => decodeMessage(messageColumns(row)),
-      seqOf,
-      (before, minTs, want) =>
-        Effect.map(
-          query(READ_BEFORE_SIZES, [input.channel, before, minTs, want]),
-          (rows) => rows.map((r) => Number(r.n))
-        )
-    ).pipe(guard("readBefore"))
+  }) => {
+    const { rows, sizes } = statements(READ_BEFORE, READ_BEFORE_SIZES, input.channel)
+    return readBeforePages(input, rows, decodeRow, seqOf, sizes).pipe(guard("readBefore"))
+  }
 
   const purgeOlderThan = (cutoffMs: number) =>
     sql`DELETE FROM messages WHERE ts_ms < ${cutoffMs}`.raw.pipe(

@@ -26,28 +26,29 @@ export const makeHistory = ({ query, sql, tx }: SqliteAccess) => {
       Effect.mapError(toStoreError("messageExists"))
     )
 
+  /** One page statement and its sizes' twin, bound to a channel: (seq, min ts, rows wanted). */
+  const statements = (rows: string, sizes: string, channel: string) => ({
+    rows: (seq: number, minTs: number, want: number) =>
+      query(rows, [channel, seq, minTs, want]) as unknown as Effect.Effect<ReadonlyArray<RawMessageRow>, SqlError>,
+    sizes: (seq: number, minTs: number, want: number) =>
+      Effect.map(
+        query(sizes, [channel, seq, minTs, want]),
+        (found) => found.map((r) => Number((r as { readonly n: unknown }).n))
+      )
+  })
+  const decodeRow = (row: RawMessageRow) => decodeMessage(messageColumns(row))
+  const seqOf = (row: RawMessageRow) => row.id
+
   const readSince = (input: {
     readonly channel: string
     readonly since: Since
     readonly cutoffMs: number
     readonly limit: number
     readonly maxBytes?: number
-  }) =>
-    readSincePages(
-      input,
-      (after, minTs, want) =>
-        query(READ_SINCE, [input.channel, after, minTs, want]) as unknown as Effect.Effect<
-          ReadonlyArray<RawMessageRow>,
-          SqlError
-        >,
-      (row) => decodeMessage(messageColumns(row)),
-      (row) => row.id,
-      (after, minTs, want) =>
-        Effect.map(
-          query(READ_SINCE_SIZES, [input.channel, after, minTs, want]),
-          (rows) => rows.map((r) => Number((r as { readonly n: unknown }).n))
-        )
-    ).pipe(Effect.mapError(toStoreError("readSince")))
+  }) => {
+    const { rows, sizes } = statements(READ_SINCE, READ_SINCE_SIZES, input.channel)
+    return readSincePages(input, rows, decodeRow, seqOf, sizes).pipe(Effect.mapError(toStoreError("readSince")))
+  }
 
   const readBefore = (input: {
     readonly channel: string
@@ -55,22 +56,10 @@ export const makeHistory = ({ query, sql, tx }: SqliteAccess) => {
     readonly cutoffMs: number
     readonly limit: number
     readonly maxBytes?: number
-  }) =>
-    readBeforePages(
-      input,
-      (before, minTs, want) =>
-        query(READ_BEFORE, [input.channel, before, minTs, want]) as unknown as Effect.Effect<
-          ReadonlyArray<RawMessageRow>,
-          SqlError
-        >,
-      (row) => decodeMessage(messageColumns(row)),
-      (row) => row.id,
-      (before, minTs, want) =>
-        Effect.map(
-          query(READ_BEFORE_SIZES, [input.channel, before, minTs, want]),
-          (rows) => rows.map((r) => Number((r as { readonly n: unknown }).n))
-        )
-    ).pipe(Effect.mapError(toStoreError("readBefore")))
+  }) => {
+    const { rows, sizes } = statements(READ_BEFORE, READ_BEFORE_SIZES, input.channel)
+    return readBeforePages(input, rows, decodeRow, seqOf, sizes).pipe(Effect.mapError(toStoreError("readBefore")))
+  }
 
   const purgeOlderThan = Effect.fnUntraced(function*(cutoffMs: number) {
     const result = yield* tx(sql`DELETE FROM messages WHERE ts_ms < ${cutoffMs}`.raw)
